@@ -1,0 +1,138 @@
+"""What the bundled services read from their node's rendered `gitlab.yml`.
+
+GitLab reads its registry and Geo settings from `config/gitlab.yml`; the bundled primary
+service and secondary worker do the same, so the rendered file is the single source of
+truth at run time. Relative paths in it are relative to the node root (the directory that
+holds `config/`), which keeps rendered files identical wherever the project lives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from gdk_geo.errors import GdkGeoError
+
+
+@dataclass(frozen=True)
+class PrimaryServiceSettings:
+    """Settings of the primary's Geo service (receives registry events, serves the event log)."""
+
+    node_root: Path
+    listen_address: str
+    port: int
+    notification_secret: str
+    node_token: str
+    event_log_path: Path
+    registry_api_url: str
+    ca_file: Path
+
+
+@dataclass(frozen=True)
+class SecondaryWorkerSettings:
+    """Settings of the secondary's Geo worker (follows the event log, syncs the registry)."""
+
+    node_root: Path
+    listen_address: str
+    port: int
+    primary_geo_url: str
+    node_token: str
+    registry_api_url: str
+    ca_file: Path
+    tracking_db_path: Path
+    replication_enabled: bool
+    primary_api_url: str
+    backfill_interval: float
+    verification_interval: float
+    max_concurrent_repositories: int
+    max_concurrent_blobs: int
+
+
+def _load(gitlab_yml: Path) -> dict[str, Any]:
+    try:
+        data = YAML(typ="safe").load(gitlab_yml.read_text())
+    except FileNotFoundError:
+        raise GdkGeoError(
+            f"{gitlab_yml} does not exist",
+            fix="run `invoke geo.reconfigure` to render the node's configuration",
+        ) from None
+    if not isinstance(data, dict):
+        raise GdkGeoError(f"{gitlab_yml} is not a mapping", fix="run `invoke geo.reconfigure`")
+    return data
+
+
+def _get(data: dict[str, Any], dotted: str, source: Path) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise GdkGeoError(
+                f"{source} has no `{dotted}`",
+                fix="run `invoke geo.reconfigure` to render a complete gitlab.yml",
+            )
+        node = node[part]
+    return node
+
+
+def _path(root: Path, value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else root / path
+
+
+def node_root_of(gitlab_yml: Path) -> Path:
+    """The node root: `gitlab.yml` lives in `<root>/config/`."""
+    return gitlab_yml.resolve().parent.parent
+
+
+def load_primary(gitlab_yml: Path) -> PrimaryServiceSettings:
+    """Read the primary service's settings; an empty notification secret is an error."""
+    data, root = _load(gitlab_yml), node_root_of(gitlab_yml)
+
+    def get(key: str) -> Any:
+        return _get(data, key, gitlab_yml)
+
+    secret = str(get("registry.notification_secret") or "")
+    if not secret:
+        raise GdkGeoError(
+            "registry.notification_secret is empty: every registry notification would be refused",
+            where=str(gitlab_yml),
+            fix="run `invoke geo.reconfigure` (it generates a secret when gdk.yml leaves it empty)",
+        )
+    return PrimaryServiceSettings(
+        node_root=root,
+        listen_address=str(get("gitlab.listen_address")),
+        port=int(get("gitlab.port")),
+        notification_secret=secret,
+        node_token=str(get("geo.node_token")),
+        event_log_path=_path(root, str(get("geo.event_log.database"))),
+        registry_api_url=str(get("registry.api_url")),
+        ca_file=_path(root, str(get("registry.ca_file"))),
+    )
+
+
+def load_secondary(gitlab_yml: Path) -> SecondaryWorkerSettings:
+    """Read the secondary worker's settings."""
+    data, root = _load(gitlab_yml), node_root_of(gitlab_yml)
+
+    def get(key: str) -> Any:
+        return _get(data, key, gitlab_yml)
+
+    replication = "geo.registry_replication."
+    return SecondaryWorkerSettings(
+        node_root=root,
+        listen_address=str(get("gitlab.listen_address")),
+        port=int(get("gitlab.port")),
+        primary_geo_url=str(get("geo.primary_node_url")),
+        node_token=str(get("geo.node_token")),
+        registry_api_url=str(get("registry.api_url")),
+        ca_file=_path(root, str(get("registry.ca_file"))),
+        tracking_db_path=_path(root, str(get("geo.tracking_database"))),
+        replication_enabled=bool(get(replication + "enabled")),
+        primary_api_url=str(get(replication + "primary_api_url")),
+        backfill_interval=float(get(replication + "backfill_interval")),
+        verification_interval=float(get(replication + "verification_interval")),
+        max_concurrent_repositories=int(get(replication + "max_concurrent_repositories")),
+        max_concurrent_blobs=int(get(replication + "max_concurrent_blobs")),
+    )
