@@ -1,0 +1,179 @@
+"""The registry image both nodes run.
+
+The configured image (default `registry:2`) is used when the engine has it or can pull it.
+This machine kind cannot pull from any registry, so when the pull fails we build
+`gdk-geo/registry:local` offline from a local `registry` binary (Debian's
+`/usr/bin/docker-registry`): the binary, the shared libraries `ldd` names and the loader,
+in a scratch image. Both images accept the same command (the config path), so the rest of
+the project never cares which one it got.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import subprocess
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from gdk_geo.errors import GdkGeoError
+
+OFFLINE_IMAGE = "gdk-geo/registry:local"
+CONFIG_PATH_IN_CONTAINER = "/etc/docker/registry/config.yml"
+BINARY_LABEL = "org.gdk-geo.registry-binary-sha256"
+
+# A minimal name-service setup so the Go binary resolves host.docker.internal from the
+# /etc/hosts Docker writes into the container.
+_NSSWITCH = b"hosts: files dns\n"
+_DOCKERFILE = """\
+FROM scratch
+COPY rootfs/ /
+LABEL {label}="{digest}"
+ENTRYPOINT ["/bin/registry", "serve"]
+CMD ["{config}"]
+"""
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """Which image the nodes will run, and how we got it (for the summary and `geo.status`)."""
+
+    name: str
+    how: str  # "present", "pulled" or "built offline"
+
+
+def shared_libraries(binary: Path) -> list[Path]:
+    """The absolute paths `ldd` lists for `binary` (libraries and the loader)."""
+    try:
+        out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise GdkGeoError("`ldd` is not installed", fix="apt-get install libc-bin") from None
+    if "not a dynamic executable" in out.stdout + out.stderr:
+        return []
+    return [Path(p) for p in re.findall(r"(/\S+)\s+\(0x[0-9a-f]+\)", out.stdout)]
+
+
+def _add_file(tar: tarfile.TarFile, source: Path, arcname: str, mode: int = 0o755) -> None:
+    data = source.read_bytes()  # follows symlinks: the image gets the real library bytes
+    info = tarfile.TarInfo(arcname)
+    info.size, info.mode = len(data), mode
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _add_bytes(tar: tarfile.TarFile, arcname: str, data: bytes, mode: int = 0o644) -> None:
+    info = tarfile.TarInfo(arcname)
+    info.size, info.mode = len(data), mode
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _add_dir(tar: tarfile.TarFile, arcname: str, mode: int = 0o755) -> None:
+    info = tarfile.TarInfo(arcname)
+    info.type, info.mode = tarfile.DIRTYPE, mode
+    tar.addfile(info)
+
+
+def build_context(binary: Path) -> tuple[bytes, str]:
+    """A gzip-free tar build context for the offline image, and the binary's sha256."""
+    digest = hashlib.sha256(binary.read_bytes()).hexdigest()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        dockerfile = _DOCKERFILE.format(
+            label=BINARY_LABEL, digest=digest, config=CONFIG_PATH_IN_CONTAINER
+        )
+        _add_bytes(tar, "Dockerfile", dockerfile.encode())
+        for directory in (
+            "rootfs",
+            "rootfs/bin",
+            "rootfs/etc",
+            "rootfs/etc/docker",
+            "rootfs/etc/docker/registry",
+            "rootfs/var/lib/registry",
+        ):
+            _add_dir(tar, directory)
+        _add_dir(tar, "rootfs/tmp", 0o1777)
+        _add_bytes(tar, "rootfs/etc/nsswitch.conf", _NSSWITCH)
+        _add_file(tar, binary, "rootfs/bin/registry")
+        for library in shared_libraries(binary):
+            _add_file(tar, library, f"rootfs{library}")
+    return buffer.getvalue(), digest
+
+
+def build_offline_image(
+    client: docker.DockerClient, binary: Path, progress: Progress = print
+) -> str:
+    """Build `gdk-geo/registry:local` from `binary`; reuse it while the binary is unchanged."""
+    context, digest = build_context(binary)
+    try:
+        existing = client.images.get(OFFLINE_IMAGE)
+        if (existing.labels or {}).get(BINARY_LABEL) == digest:
+            return OFFLINE_IMAGE
+    except docker.errors.ImageNotFound:
+        pass
+    progress(f"building {OFFLINE_IMAGE} offline from {binary}")
+    try:
+        client.images.build(
+            fileobj=io.BytesIO(context), custom_context=True, tag=OFFLINE_IMAGE, rm=True
+        )
+    except (docker.errors.BuildError, docker.errors.APIError) as exc:
+        raise GdkGeoError(
+            f"building {OFFLINE_IMAGE} from {binary} failed: {exc}",
+            fix=f"check `docker info` and that the binary runs: `{binary} --version`",
+        ) from None
+    return OFFLINE_IMAGE
+
+
+def _has_image(client: docker.DockerClient, name: str) -> bool:
+    try:
+        client.images.get(name)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def _pull(client: docker.DockerClient, name: str, progress: Progress) -> str | None:
+    """Pull `name`, reporting layer progress; None (and the reason) when the pull fails."""
+    repository, _, tag = name.rpartition(":") if ":" in name.split("/")[-1] else (name, "", "")
+    repository = repository or name
+    try:
+        for line in client.api.pull(repository, tag or "latest", stream=True, decode=True):
+            if "error" in line:
+                return str(line["error"])
+            status = line.get("status", "")
+            if line.get("progress"):
+                progress(f"{line.get('id', '')} {status} {line['progress']}")
+    except docker.errors.APIError as exc:
+        return str(exc.explanation or exc)
+    return None
+
+
+def ensure_registry_image(
+    client: docker.DockerClient,
+    image: str,
+    binary: Path,
+    progress: Progress = print,
+) -> ImageResult:
+    """The image to run: `image` if present or pullable, else one built offline from `binary`."""
+    if _has_image(client, image):
+        return ImageResult(image, "present")
+    progress(f"pulling {image}")
+    pull_error = _pull(client, image, progress)
+    if pull_error is None and _has_image(client, image):
+        return ImageResult(image, "pulled")
+    if binary.is_file():
+        progress(f"could not pull {image} ({pull_error}); using the local registry binary")
+        return ImageResult(build_offline_image(client, binary, progress), "built offline")
+    raise GdkGeoError(
+        f"registry image {image} is not present and could not be pulled ({pull_error}), "
+        f"and there is no registry binary at {binary}",
+        fix=f"either make the image available (`docker pull {image}` or `docker load`) "
+        "or install a registry binary (`apt-get install docker-registry`) and point "
+        "`registry.binary` in gdk.yml at it",
+    )
