@@ -1,0 +1,470 @@
+"""Local TLS for both nodes: a CA of our own and the `localhost.crt`/`localhost.key` they serve.
+
+The seed tells the developer to copy `localhost.crt` and `localhost.key` from the primary
+node to the secondary by hand. Here the pair is generated, signed by a local CA
+(`<data_dir>/ca/`), written into the primary's node root and copied to the secondary's,
+and every run checks it again: it is reused while it is valid and regenerated when it is
+about to expire, names another hostname, no longer matches its key or was signed by a CA
+we no longer have. Nothing here touches the system trust store; clients trust
+`ca/ca.crt` (or `localhost.crt`, see below) explicitly.
+
+Keys are EC P-256. Generation is instant (RSA 2048 takes tens to hundreds of milliseconds,
+which adds up in tests), the security level matches RSA 3072, and every client we care
+about accepts it: Go's crypto/tls (the registry, Docker), OpenSSL (Python, curl) and browsers.
+
+`localhost.crt` holds the leaf certificate followed by the CA certificate. A server that
+loads it sends the full chain, and a client that is pointed at this one file as its CA
+bundle (the secondary worker's `ca_file`, `curl --cacert`, Docker's `certs.d`) finds the CA
+in it as a trust anchor. A leaf alone would not do: OpenSSL only accepts a self-signed
+certificate as an anchor, so a bundle holding just the leaf fails verification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import stat
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from gdk_geo.errors import GdkGeoError
+from gdk_geo.fsutil import atomic_write
+
+CA_DIR = "ca"
+CA_CERT_NAME = "ca.crt"
+CA_KEY_NAME = "ca.key"
+CERT_NAME = "localhost.crt"
+KEY_NAME = "localhost.key"
+
+CERT_MODE = 0o644
+KEY_MODE = 0o600
+
+CA_LIFETIME = timedelta(days=3650)
+# Apple and the browsers reject server certificates valid for more than 398 days.
+LEAF_LIFETIME = timedelta(days=365)
+RENEW_WITHIN = timedelta(days=30)
+# Backdate notBefore so a container whose clock lags the host's still accepts a fresh cert.
+CLOCK_SKEW = timedelta(minutes=5)
+
+CA_COMMON_NAME = "gdk-geo local CA"
+REGENERATE_FIX = "delete it and rerun `invoke geo.reconfigure`; a new one is generated"
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+@dataclass(frozen=True)
+class CertInfo:
+    """What `geo.status` and `geo.check` show about a certificate file (its first certificate)."""
+
+    path: Path
+    subject: str
+    issuer: str
+    sans: tuple[str, ...]
+    not_before: datetime
+    not_after: datetime
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class CertificateReport:
+    """What `ensure_certificates` did, so `geo.setup` can tell the user in one line each."""
+
+    action: str  # "created", "reused" or "renewed: <reason>" for the server certificate
+    ca_action: str  # the same vocabulary for the CA
+    copied: bool  # whether the secondary's copy had to be (re)written
+    fingerprint: str
+    not_after: datetime
+    certificate: Path
+    key: Path
+    ca_certificate: Path
+
+
+def ensure_certificates(
+    data_dir: Path,
+    primary_root: Path,
+    secondary_root: Path,
+    hostname: str,
+    now: datetime | None = None,
+) -> CertificateReport:
+    """Make sure both nodes hold a valid `localhost.crt`/`localhost.key` for `hostname`.
+
+    Safe to run on every setup and restart: files that are still good are left untouched
+    (same bytes, same mtime), so nothing downstream restarts for no reason. `now` exists
+    so tests can look a year ahead without waiting for one.
+    """
+    now = _as_utc(now or datetime.now(UTC))
+    _check_hostname(hostname)
+    ca_cert, ca_key, ca_action = _ensure_ca(data_dir / CA_DIR, now)
+    action = _ensure_leaf(primary_root, hostname, ca_cert, ca_key, now)
+    copied = _copy_to_secondary(primary_root, secondary_root)
+    info = certificate_info(primary_root / CERT_NAME)
+    return CertificateReport(
+        action=action,
+        ca_action=ca_action,
+        copied=copied,
+        fingerprint=info.fingerprint,
+        not_after=info.not_after,
+        certificate=primary_root / CERT_NAME,
+        key=primary_root / KEY_NAME,
+        ca_certificate=data_dir / CA_DIR / CA_CERT_NAME,
+    )
+
+
+def certificate_info(path: Path) -> CertInfo:
+    """Subject, SANs, validity and fingerprint of the first certificate in `path`."""
+    cert = _load_certificates(path)[0]
+    return CertInfo(
+        path=path,
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        sans=tuple(_san_strings(cert)),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        fingerprint=_fingerprint(cert),
+    )
+
+
+def fingerprint(path: Path) -> str:
+    """SHA-256 fingerprint of the first certificate in `path`, as `openssl x509 -fingerprint`."""
+    return _fingerprint(_load_certificates(path)[0])
+
+
+# --- the CA -------------------------------------------------------------------------------
+
+
+def _ensure_ca(ca_dir: Path, now: datetime) -> tuple[x509.Certificate, PrivateKey, str]:
+    """Reuse the CA while it is sound; anything else gets a fresh one (and fresh leaves)."""
+    cert_path, key_path = ca_dir / CA_CERT_NAME, ca_dir / CA_KEY_NAME
+    missing = [path.name for path in (cert_path, key_path) if not path.exists()]
+    if len(missing) == 2:
+        return (*_write_ca(ca_dir, now), "created")
+    if missing:
+        return (*_write_ca(ca_dir, now), f"renewed: {missing[0]} is missing")
+    cert = _load_certificates(cert_path)[0]
+    key = _load_private_key(key_path)
+    problem = _ca_problem(cert, key, now)
+    if problem:
+        return (*_write_ca(ca_dir, now), f"renewed: {problem}")
+    return cert, key, "reused"
+
+
+def _ca_problem(cert: x509.Certificate, key: PrivateKey, now: datetime) -> str | None:
+    """Why this CA cannot sign the next server certificate, or None when it can."""
+    if not _same_public_key(cert, key):
+        return f"{CA_KEY_NAME} does not match {CA_CERT_NAME}"
+    if not _is_ca(cert):
+        return f"{CA_CERT_NAME} is not a CA certificate"
+    # A CA that expires before the leaf it signs would break the chain mid-way.
+    if cert.not_valid_after_utc < now + LEAF_LIFETIME:
+        return f"the CA expires {_day(cert.not_valid_after_utc)}, before a new certificate would"
+    return None
+
+
+def _write_ca(ca_dir: Path, now: datetime) -> tuple[x509.Certificate, PrivateKey]:
+    """A new self-signed CA; the key is written first so a crash never leaves a keyless cert."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_COMMON_NAME)])
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - CLOCK_SKEW)
+        .not_valid_after(now + CA_LIFETIME)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_ca_key_usage(), critical=True)
+        .add_extension(ski, critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    ca_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    atomic_write(ca_dir / CA_KEY_NAME, _key_pem(key), mode=KEY_MODE)
+    atomic_write(ca_dir / CA_CERT_NAME, _cert_pem(cert), mode=CERT_MODE)
+    return cert, key
+
+
+def _ca_key_usage() -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=False,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+# --- the server certificate ---------------------------------------------------------------
+
+
+def _ensure_leaf(
+    root: Path, hostname: str, ca_cert: x509.Certificate, ca_key: PrivateKey, now: datetime
+) -> str:
+    """Keep the primary's pair when it is still right, otherwise write a new one and say why."""
+    cert_path, key_path = root / CERT_NAME, root / KEY_NAME
+    missing = [path.name for path in (cert_path, key_path) if not path.exists()]
+    if len(missing) == 2:
+        _write_leaf(root, hostname, ca_cert, ca_key, now)
+        return "created"
+    if missing:
+        problem: str | None = f"{missing[0]} is missing"
+    else:
+        chain = _load_certificates(cert_path)
+        key = _load_private_key(key_path)
+        problem = _leaf_problem(chain, key, ca_cert, hostname, now)
+    if problem is None:
+        return "reused"
+    _write_leaf(root, hostname, ca_cert, ca_key, now)
+    return f"renewed: {problem}"
+
+
+def _leaf_problem(
+    chain: list[x509.Certificate],
+    key: PrivateKey,
+    ca_cert: x509.Certificate,
+    hostname: str,
+    now: datetime,
+) -> str | None:
+    """Why the existing server certificate must be replaced, or None when it can stay."""
+    leaf = chain[0]
+    if not _same_public_key(leaf, key):
+        return f"{KEY_NAME} does not match {CERT_NAME}"
+    if chain[1:] != [ca_cert] or not _issued_by(leaf, ca_cert):
+        return "the CA changed"
+    wanted = [_san_string(name) for name in _expected_sans(hostname)]
+    have = _san_strings(leaf)
+    if sorted(have) != sorted(wanted):
+        return f"the hostname changed (SANs {', '.join(have)} -> {', '.join(wanted)})"
+    if leaf.not_valid_after_utc - now <= RENEW_WITHIN:
+        days = RENEW_WITHIN.days
+        return f"expires {_day(leaf.not_valid_after_utc)}, within {days} days"
+    return None
+
+
+def _write_leaf(
+    root: Path, hostname: str, ca_cert: x509.Certificate, ca_key: PrivateKey, now: datetime
+) -> None:
+    """A new key and certificate for `hostname`, with the CA appended (see the module doc)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _common_name(hostname))]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - CLOCK_SKEW)
+        .not_valid_after(now + LEAF_LIFETIME)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_leaf_key_usage(), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(_expected_sans(hostname)), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    # Key first: if we crash in between, the next run sees a mismatch and starts over.
+    atomic_write(root / KEY_NAME, _key_pem(key), mode=KEY_MODE)
+    atomic_write(root / CERT_NAME, _cert_pem(cert) + _cert_pem(ca_cert), mode=CERT_MODE)
+
+
+def _leaf_key_usage() -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _expected_sans(hostname: str) -> list[x509.GeneralName]:
+    """hostname, localhost, 127.0.0.1 and ::1, each once, so every way of dialling verifies."""
+    names: list[x509.GeneralName] = [
+        _general_name(hostname),
+        x509.DNSName("localhost"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("::1")),
+    ]
+    unique: list[x509.GeneralName] = []
+    for name in names:
+        if name not in unique:
+            unique.append(name)
+    return unique
+
+
+def _general_name(hostname: str) -> x509.GeneralName:
+    """An IP literal must be an IP SAN: clients never match an address against a DNS SAN."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(hostname))
+    except ValueError:
+        return x509.DNSName(hostname)
+
+
+def _common_name(hostname: str) -> str:
+    """X.509 caps the CN at 64 characters; clients match SANs, so the CN is only a label."""
+    return hostname if len(hostname) <= 64 else "gdk-geo server"
+
+
+# --- the secondary's copy -----------------------------------------------------------------
+
+
+def _copy_to_secondary(primary_root: Path, secondary_root: Path) -> bool:
+    """Copy the pair when the secondary's differs by content (SHA-256) or mode."""
+    copied = False
+    for name, mode in ((CERT_NAME, CERT_MODE), (KEY_NAME, KEY_MODE)):
+        source, target = primary_root / name, secondary_root / name
+        if _copy_is_current(source, target, mode):
+            continue
+        atomic_write(target, source.read_bytes(), mode=mode)
+        copied = True
+    return copied
+
+
+def _copy_is_current(source: Path, target: Path, mode: int) -> bool:
+    if not target.exists():
+        return False
+    if stat.S_IMODE(target.stat().st_mode) != mode:
+        return False
+    return _sha256(target) == _sha256(source)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(_read(path)).hexdigest()
+
+
+# --- reading and small helpers -----------------------------------------------------------
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise GdkGeoError(
+            f"{path.name} does not exist",
+            where=str(path),
+            fix="run `invoke geo.reconfigure` to generate the certificates",
+        ) from None
+    except OSError as exc:
+        raise GdkGeoError(
+            f"cannot read {path.name}: {exc.strerror}", where=str(path), fix=REGENERATE_FIX
+        ) from None
+
+
+def _load_certificates(path: Path) -> list[x509.Certificate]:
+    try:
+        return x509.load_pem_x509_certificates(_read(path))
+    except ValueError:
+        raise GdkGeoError(
+            f"{path.name} is not a valid PEM certificate", where=str(path), fix=REGENERATE_FIX
+        ) from None
+
+
+def _load_private_key(path: Path) -> PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(_read(path), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise GdkGeoError(
+            f"{path.name} is not a valid unencrypted PEM private key",
+            where=str(path),
+            fix=REGENERATE_FIX,
+        ) from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise GdkGeoError(
+            f"{path.name} holds a {type(key).__name__}, not an EC or RSA key",
+            where=str(path),
+            fix=REGENERATE_FIX,
+        )
+    return key
+
+
+def _same_public_key(cert: x509.Certificate, key: PrivateKey) -> bool:
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    return cert.public_key().public_bytes(der, spki) == key.public_key().public_bytes(der, spki)
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _san_strings(cert: x509.Certificate) -> list[str]:
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [_san_string(name) for name in sans]
+
+
+def _san_string(name: x509.GeneralName) -> str:
+    """OpenSSL's spelling (`DNS:localhost`, `IP:::1`), the one users see in `openssl x509`."""
+    if isinstance(name, x509.IPAddress):
+        return f"IP:{name.value}"
+    if isinstance(name, x509.DNSName):
+        return f"DNS:{name.value}"
+    return str(name.value)
+
+
+def _fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def _key_pem(key: PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _check_hostname(hostname: str) -> None:
+    if not hostname or not hostname.isascii() or any(char.isspace() for char in hostname):
+        raise GdkGeoError(
+            f"hostname {hostname!r} cannot go into a certificate",
+            where="gdk.yml: hostname",
+            fix="use a plain ASCII host name such as `localhost`, then rerun "
+            "`invoke geo.reconfigure`",
+        )
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """Naive datetimes are taken as UTC, the way certificates store time."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _day(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d")

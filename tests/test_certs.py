@@ -1,0 +1,367 @@
+"""certs: the local CA and the server pair, checked with real TLS handshakes over loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import ssl
+import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from gdk_geo.certs import certificate_info, ensure_certificates, fingerprint
+from gdk_geo.errors import GdkGeoError
+
+
+@dataclass(frozen=True)
+class Layout:
+    data_dir: Path
+    primary: Path
+    secondary: Path
+
+    @property
+    def ca_crt(self) -> Path:
+        return self.data_dir / "ca" / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.data_dir / "ca" / "ca.key"
+
+    def files(self) -> list[Path]:
+        names = ("localhost.crt", "localhost.key")
+        return [self.ca_crt, self.ca_key] + [
+            root / name for root in (self.primary, self.secondary) for name in names
+        ]
+
+    def ensure(self, hostname: str = "localhost", now: datetime | None = None):
+        return ensure_certificates(self.data_dir, self.primary, self.secondary, hostname, now)
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> Layout:
+    return Layout(tmp_path / "data", tmp_path / "primary", tmp_path / "secondary")
+
+
+@contextmanager
+def tls_server(cert: Path, key: Path, host: str) -> Iterator[int]:
+    """A TLS server on `host` (an OS-chosen free port) that greets every client, then closes."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.bind((host, 0))
+    listener.listen()
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # the listener was closed
+            with conn:
+                conn.settimeout(5)
+                try:
+                    with context.wrap_socket(conn, server_side=True) as tls:
+                        tls.sendall(b"hello")
+                except (ssl.SSLError, OSError):
+                    pass  # the client refused our certificate: that is the client's verdict
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+        thread.join(timeout=5)
+
+
+def handshake(host: str, port: int, cafile: Path, server_hostname: str = "localhost") -> bytes:
+    """Connect trusting only `cafile` and checking `server_hostname`, as a strict client does."""
+    context = ssl.create_default_context(cafile=str(cafile))
+    assert context.check_hostname and context.verify_mode == ssl.CERT_REQUIRED
+    with (
+        socket.create_connection((host, port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=server_hostname) as tls,
+    ):
+        return tls.recv(5)
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def mtimes(paths: list[Path]) -> list[int]:
+    return [path.stat().st_mtime_ns for path in paths]
+
+
+def load_chain(path: Path) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(path.read_bytes())
+
+
+# --- real TLS ------------------------------------------------------------------------------
+
+
+def test_handshake_trusting_only_the_ca(layout: Layout) -> None:
+    layout.ensure()
+    with tls_server(
+        layout.primary / "localhost.crt", layout.primary / "localhost.key", "127.0.0.1"
+    ) as port:
+        assert handshake("127.0.0.1", port, layout.ca_crt) == b"hello"
+        # The IP SAN verifies too, for clients that dial the address rather than the name.
+        assert handshake("127.0.0.1", port, layout.ca_crt, server_hostname="127.0.0.1") == b"hello"
+
+
+def test_handshake_trusting_the_secondary_copy_as_bundle(layout: Layout) -> None:
+    layout.ensure()
+    secondary = layout.secondary
+    with tls_server(secondary / "localhost.crt", secondary / "localhost.key", "127.0.0.1") as port:
+        assert handshake("127.0.0.1", port, secondary / "localhost.crt") == b"hello"
+
+
+def test_handshake_fails_for_a_client_trusting_another_ca(layout: Layout, tmp_path: Path) -> None:
+    layout.ensure()
+    other = Layout(tmp_path / "other-data", tmp_path / "other-p", tmp_path / "other-s")
+    other.ensure()
+    with (
+        tls_server(
+            layout.primary / "localhost.crt", layout.primary / "localhost.key", "127.0.0.1"
+        ) as port,
+        pytest.raises(ssl.SSLCertVerificationError),
+    ):
+        handshake("127.0.0.1", port, other.ca_crt)
+
+
+def test_handshake_over_ipv6_loopback(layout: Layout) -> None:
+    if not ipv6_loopback():
+        pytest.skip("IPv6 loopback (::1) is not available on this machine")
+    layout.ensure()
+    with tls_server(
+        layout.primary / "localhost.crt", layout.primary / "localhost.key", "::1"
+    ) as port:
+        assert handshake("::1", port, layout.ca_crt) == b"hello"
+        assert handshake("::1", port, layout.ca_crt, server_hostname="::1") == b"hello"
+
+
+def test_handshake_with_a_custom_hostname(layout: Layout) -> None:
+    layout.ensure("geo.test")
+    with tls_server(
+        layout.primary / "localhost.crt", layout.primary / "localhost.key", "127.0.0.1"
+    ) as port:
+        assert handshake("127.0.0.1", port, layout.ca_crt, server_hostname="geo.test") == b"hello"
+        assert handshake("127.0.0.1", port, layout.ca_crt, server_hostname="localhost") == b"hello"
+
+
+# --- what gets written ---------------------------------------------------------------------
+
+
+def test_first_run_creates_everything_with_private_keys_0600(layout: Layout) -> None:
+    report = layout.ensure()
+
+    assert (report.action, report.ca_action, report.copied) == ("created", "created", True)
+    for key in (
+        layout.ca_key,
+        layout.primary / "localhost.key",
+        layout.secondary / "localhost.key",
+    ):
+        assert mode(key) == 0o600, key
+    for cert in (
+        layout.ca_crt,
+        layout.primary / "localhost.crt",
+        layout.secondary / "localhost.crt",
+    ):
+        assert mode(cert) == 0o644, cert
+    for name in ("localhost.crt", "localhost.key"):
+        assert (layout.secondary / name).read_bytes() == (layout.primary / name).read_bytes()
+    assert report.fingerprint == fingerprint(layout.secondary / "localhost.crt")
+
+
+def test_ca_is_a_ten_year_signing_ca(layout: Layout) -> None:
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    layout.ensure(now=now)
+    ca = load_chain(layout.ca_crt)[0]
+
+    constraints = ca.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert constraints.critical and constraints.value.ca
+    usage = ca.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert usage.key_cert_sign and usage.crl_sign
+    ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    assert timedelta(days=3640) < ca.not_valid_after_utc - now < timedelta(days=3660)
+    assert isinstance(ca.public_key(), ec.EllipticCurvePublicKey)
+
+
+def test_leaf_is_a_full_chain_for_server_auth(layout: Layout) -> None:
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    report = layout.ensure("geo.test", now=now)
+    leaf, ca = load_chain(layout.primary / "localhost.crt")
+
+    assert ca == load_chain(layout.ca_crt)[0]
+    leaf.verify_directly_issued_by(ca)
+    eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    assert not leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert timedelta(days=360) < leaf.not_valid_after_utc - now < timedelta(days=398)
+    assert report.not_after == leaf.not_valid_after_utc
+
+    info = certificate_info(layout.primary / "localhost.crt")
+    assert info.sans == ("DNS:geo.test", "DNS:localhost", "IP:127.0.0.1", "IP:::1")
+    assert info.subject == "CN=geo.test"
+    assert info.fingerprint == report.fingerprint
+
+
+def test_localhost_sans_are_not_duplicated(layout: Layout) -> None:
+    layout.ensure("localhost")
+    info = certificate_info(layout.primary / "localhost.crt")
+    assert info.sans == ("DNS:localhost", "IP:127.0.0.1", "IP:::1")
+
+
+def test_fingerprint_is_sha256_of_the_leaf_der(layout: Layout) -> None:
+    layout.ensure()
+    leaf = load_chain(layout.primary / "localhost.crt")[0]
+    digest = hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest()
+    assert fingerprint(layout.primary / "localhost.crt").replace(":", "").lower() == digest
+
+
+# --- reuse and renewal ---------------------------------------------------------------------
+
+
+def test_second_run_reuses_everything_untouched(layout: Layout) -> None:
+    first = layout.ensure()
+    before = mtimes(layout.files())
+
+    second = layout.ensure()
+
+    assert (second.action, second.ca_action, second.copied) == ("reused", "reused", False)
+    assert second.fingerprint == first.fingerprint
+    assert mtimes(layout.files()) == before
+
+
+def test_reused_until_thirty_days_before_expiry(layout: Layout) -> None:
+    first = layout.ensure()
+    assert layout.ensure(now=first.not_after - timedelta(days=31)).action == "reused"
+
+
+def test_renewed_within_thirty_days_of_expiry(layout: Layout) -> None:
+    first = layout.ensure()
+
+    later = layout.ensure(now=first.not_after - timedelta(days=29))
+
+    assert later.action.startswith("renewed: expires")
+    assert "within 30 days" in later.action
+    assert later.ca_action == "reused"
+    assert later.fingerprint != first.fingerprint
+    assert later.not_after > first.not_after
+    assert later.copied
+    assert fingerprint(layout.secondary / "localhost.crt") == later.fingerprint
+
+
+def test_hostname_change_issues_a_new_certificate(layout: Layout) -> None:
+    first = layout.ensure("localhost")
+
+    changed = layout.ensure("geo.test")
+
+    assert changed.action.startswith("renewed: the hostname changed")
+    assert changed.fingerprint != first.fingerprint
+    assert "DNS:geo.test" in certificate_info(layout.secondary / "localhost.crt").sans
+
+
+def test_key_that_does_not_match_is_renewed(layout: Layout) -> None:
+    layout.ensure()
+    stranger = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (layout.primary / "localhost.key").write_bytes(stranger)
+
+    report = layout.ensure()
+
+    assert report.action == "renewed: localhost.key does not match localhost.crt"
+    assert report.copied
+
+
+def test_missing_ca_regenerates_ca_and_leaf(layout: Layout) -> None:
+    first = layout.ensure()
+    layout.ca_crt.unlink()
+    layout.ca_key.unlink()
+
+    report = layout.ensure()
+
+    assert report.ca_action == "created"
+    assert report.action == "renewed: the CA changed"
+    assert report.fingerprint != first.fingerprint
+    assert load_chain(layout.primary / "localhost.crt")[1] == load_chain(layout.ca_crt)[0]
+
+
+def test_tampered_secondary_copy_is_copied_again(layout: Layout) -> None:
+    layout.ensure()
+    copy = layout.secondary / "localhost.crt"
+    copy.write_bytes(copy.read_bytes() + b"# edited by hand\n")
+    (layout.secondary / "localhost.key").chmod(0o644)
+
+    report = layout.ensure()
+
+    assert (report.action, report.copied) == ("reused", True)
+    assert copy.read_bytes() == (layout.primary / "localhost.crt").read_bytes()
+    assert mode(layout.secondary / "localhost.key") == 0o600
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def test_corrupt_key_is_a_clear_error(layout: Layout) -> None:
+    layout.ensure()
+    key = layout.primary / "localhost.key"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+
+    with pytest.raises(GdkGeoError) as caught:
+        layout.ensure()
+
+    message = str(caught.value)
+    assert "localhost.key" in message
+    assert str(key) in caught.value.where
+    assert "invoke geo.reconfigure" in caught.value.fix
+    assert "delete" in caught.value.fix
+
+
+def test_corrupt_certificate_is_a_clear_error(layout: Layout) -> None:
+    layout.ensure()
+    cert = layout.primary / "localhost.crt"
+    cert.write_text("garbage")
+
+    with pytest.raises(GdkGeoError) as caught:
+        certificate_info(cert)
+
+    assert "localhost.crt" in caught.value.what
+    assert caught.value.where == str(cert)
+    assert "invoke geo.reconfigure" in caught.value.fix
+
+
+def test_missing_certificate_says_how_to_create_it(tmp_path: Path) -> None:
+    with pytest.raises(GdkGeoError, match="does not exist") as caught:
+        fingerprint(tmp_path / "localhost.crt")
+    assert "invoke geo.reconfigure" in caught.value.fix
+
+
+def test_hostname_with_spaces_is_rejected(layout: Layout) -> None:
+    with pytest.raises(GdkGeoError, match="cannot go into a certificate"):
+        layout.ensure("geo test")
