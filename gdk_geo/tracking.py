@@ -1,0 +1,436 @@
+"""The secondary's tracking database: what to sync, what failed, and how far the event log was read.
+
+One row per repository, the way GitLab's `container_repository_registry` table does it, so a
+burst of events for one repository queues one sync, not one per event. The states are
+
+    pending ──claim_due──▶ started ──finish_success──▶ synced
+                              │
+                              └────finish_failure──▶ failed ──(retry_at passes)──▶ started
+
+and an event that arrives while a sync runs sets `resync_requested`, which sends the row back
+to pending when that sync ends: the sync may have listed tags before the new push landed, so
+its result cannot stand for the event (GitLab lesson 9).
+
+The event cursor lives in the same file and is written in the same transaction as the rows
+the events marked, so a crash replays events and never skips one.
+
+SQLite in WAL mode: the status page reads while the scheduler writes, and every write is a
+short `BEGIN IMMEDIATE` transaction, so a failure (read-only file, full disk) rolls back and
+leaves the file as it was. Such a failure is raised as `TrackingDatabaseError`, a
+`GdkGeoError`, because it is something the user fixes, not a bug.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from gdk_geo.errors import GdkGeoError
+
+STATES = ("pending", "started", "synced", "failed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS repositories (
+    repository        TEXT PRIMARY KEY,
+    state             TEXT NOT NULL CHECK (state IN ('pending', 'started', 'synced', 'failed')),
+    retry_count       INTEGER NOT NULL DEFAULT 0,
+    retry_at          REAL,
+    last_sync_failure TEXT,
+    last_synced_at    REAL,
+    last_checked_at   REAL,
+    checksum          TEXT,
+    resync_requested  INTEGER NOT NULL DEFAULT 0,
+    created_at        REAL NOT NULL,
+    updated_at        REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS repositories_due ON repositories (state, retry_at);
+CREATE TABLE IF NOT EXISTS event_cursor (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    last_event_id INTEGER NOT NULL,
+    last_event_at REAL,
+    updated_at    REAL NOT NULL
+);
+"""
+
+
+class TrackingDatabaseError(GdkGeoError):
+    """The tracking database cannot be opened or written (read-only file, full disk...)."""
+
+
+@dataclass(frozen=True)
+class TrackedRepository:
+    """One row of the tracking table, as the status page and `geo.status` show it."""
+
+    repository: str
+    state: str
+    retry_count: int
+    retry_at: float | None
+    last_sync_failure: str | None
+    last_synced_at: float | None
+    last_checked_at: float | None
+    checksum: str | None
+    resync_requested: bool
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How long a failed repository waits before its next attempt.
+
+    `delay = min(cap, base * 2 ** retry_count) * jitter`, where `retry_count` is the number of
+    failures *before* this one (0 on the first failure) and `jitter` is uniform in [0.5, 1.0).
+    Doubling keeps a broken primary from being hammered; the cap keeps a repository that was
+    down for an hour from waiting another hour once it is back; the jitter spreads the retries
+    of many repositories that failed together (a primary restart) so they don't return as a
+    thundering herd. `base` and `cap` are parameters so tests can use fractions of a second.
+    """
+
+    base: float = 1.0
+    cap: float = 300.0
+    random: Callable[[], float] = random.random
+
+    def delay(self, retry_count: int) -> float:
+        """Seconds to wait after a failure when `retry_count` failures came before it."""
+        exponent = min(retry_count, 64)  # 2**64 s is already far past any cap
+        return min(self.cap, self.base * 2**exponent) * (0.5 + 0.5 * self.random())
+
+
+class TrackingDB:
+    """The tracking table and the event cursor in one SQLite file."""
+
+    def __init__(self, path: Path, *, backoff: Backoff | None = None) -> None:
+        self.path = path
+        self.backoff = backoff or Backoff()
+        self._conn = self._open(path)
+
+    # -- connection -------------------------------------------------------------------------
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        """Open (creating if needed) and migrate; fails now rather than at the first event."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise _error(path, exc) from None
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("PRAGMA busy_timeout = 5000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.executescript(_SCHEMA)
+            # executescript only writes when a table is missing: prove now that we can write.
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _error(path, exc) from None
+        return conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction; any SQLite failure rolls back and becomes a clear error."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise _error(self.path, exc) from None
+
+    def _read(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
+        try:
+            return self._conn.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            raise _error(self.path, exc) from None
+
+    # -- state machine ----------------------------------------------------------------------
+
+    def mark_pending(self, repository: str, now: float | None = None) -> None:
+        """Queue one sync of `repository`, however many times it is asked for.
+
+        A pending row stays as it is, a started row remembers to sync again when it ends, any
+        other row becomes pending (a failed row keeps its retry_count, so the backoff goes on
+        growing if the new attempt fails too).
+        """
+        self.mark_many_pending([repository], now)
+
+    def mark_many_pending(self, repositories: Iterable[str], now: float | None = None) -> None:
+        """`mark_pending` for several repositories in one transaction."""
+        with self._write() as conn:
+            _mark_pending(conn, repositories, _now(now))
+
+    def apply_events(
+        self,
+        repositories: Iterable[str],
+        last_event_id: int,
+        last_event_at: float | None,
+        now: float | None = None,
+    ) -> None:
+        """Mark the repositories of a page of events pending and advance the cursor, atomically.
+
+        Marking and cursor share one transaction: a crash before the commit replays the page,
+        a crash after it has already queued every repository the page named.
+        """
+        with self._write() as conn:
+            moment = _now(now)
+            _mark_pending(conn, repositories, moment)
+            conn.execute(
+                "INSERT INTO event_cursor (id, last_event_id, last_event_at, updated_at)"
+                " VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                " last_event_id = excluded.last_event_id,"
+                " last_event_at = COALESCE(excluded.last_event_at, last_event_at),"
+                " updated_at = excluded.updated_at",
+                (last_event_id, last_event_at, moment),
+            )
+
+    def claim_due(self, limit: int, now: float | None = None) -> list[str]:
+        """Up to `limit` repositories due now (pending, or failed past retry_at), marked started.
+
+        Pending rows come first (oldest first), so fresh events are not starved by retries.
+        """
+        if limit <= 0:
+            return []
+        with self._write() as conn:
+            moment = _now(now)
+            rows = conn.execute(
+                "SELECT repository FROM repositories"
+                " WHERE state = 'pending' OR (state = 'failed' AND retry_at <= ?)"
+                " ORDER BY state = 'failed', updated_at LIMIT ?",
+                (moment, limit),
+            ).fetchall()
+            names = [row["repository"] for row in rows]
+            conn.executemany(
+                "UPDATE repositories SET state = 'started', resync_requested = 0, updated_at = ?"
+                " WHERE repository = ?",
+                [(moment, name) for name in names],
+            )
+        return names
+
+    def start(self, repositories: Iterable[str], now: float | None = None) -> None:
+        """Mark named repositories started whatever their state (an explicit `geo.sync`)."""
+        with self._write() as conn:
+            moment = _now(now)
+            for name in repositories:
+                _insert_missing(conn, name, "started", moment)
+                conn.execute(
+                    "UPDATE repositories SET state = 'started', resync_requested = 0,"
+                    " updated_at = ? WHERE repository = ?",
+                    (moment, name),
+                )
+
+    def finish_success(
+        self, repository: str, checksum: str | None, now: float | None = None
+    ) -> str:
+        """Record a complete sync; returns the new state (pending when an event came meanwhile)."""
+        with self._write() as conn:
+            moment = _now(now)
+            requested = _resync_requested(conn, repository)
+            state = "pending" if requested else "synced"
+            conn.execute(
+                "UPDATE repositories SET state = ?, retry_count = 0, retry_at = NULL,"
+                " last_sync_failure = NULL, last_synced_at = ?, last_checked_at = ?,"
+                " checksum = ?, resync_requested = 0, updated_at = ? WHERE repository = ?",
+                (state, moment, moment, checksum, moment, repository),
+            )
+        return state
+
+    def finish_failure(self, repository: str, reason: str, now: float | None = None) -> float:
+        """Record a failed sync with its backoff; returns retry_at.
+
+        An event that arrived during the sync still sends the row to pending (retried now),
+        but retry_count grows either way so repeated failures keep backing off.
+        """
+        with self._write() as conn:
+            moment = _now(now)
+            row = conn.execute(
+                "SELECT retry_count, resync_requested FROM repositories WHERE repository = ?",
+                (repository,),
+            ).fetchone()
+            retry_count = row["retry_count"] if row else 0
+            retry_at = moment + self.backoff.delay(retry_count)
+            state = "pending" if row and row["resync_requested"] else "failed"
+            _insert_missing(conn, repository, state, moment)
+            conn.execute(
+                "UPDATE repositories SET state = ?, retry_count = ?, retry_at = ?,"
+                " last_sync_failure = ?, resync_requested = 0, updated_at = ?"
+                " WHERE repository = ?",
+                (state, retry_count + 1, retry_at, reason, moment, repository),
+            )
+        return retry_at
+
+    def mark_checked(self, repository: str, checksum: str, now: float | None = None) -> None:
+        """Verification found both sides equal: remember when, so backfill leaves it alone."""
+        with self._write() as conn:
+            moment = _now(now)
+            conn.execute(
+                "UPDATE repositories SET last_checked_at = ?, checksum = ?, updated_at = ?"
+                " WHERE repository = ?",
+                (moment, checksum, moment, repository),
+            )
+
+    def recover_stale_started(self, now: float | None = None) -> list[str]:
+        """Rows left `started` by a worker that died mid-sync go back to pending.
+
+        Called once at worker start (and at clean shutdown for syncs that were cancelled),
+        when no sync of this worker can be running.
+        """
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT repository FROM repositories WHERE state = 'started'"
+            ).fetchall()
+            conn.execute(
+                "UPDATE repositories SET state = 'pending', resync_requested = 0, updated_at = ?"
+                " WHERE state = 'started'",
+                (_now(now),),
+            )
+        return [row["repository"] for row in rows]
+
+    def remove(self, repository: str) -> None:
+        """Forget a repository (it no longer exists on the primary)."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM repositories WHERE repository = ?", (repository,))
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def needs_backfill(
+        self, repositories: Iterable[str], older_than: float, now: float | None = None
+    ) -> list[str]:
+        """Which of `repositories` (the primary's catalog) backfill should queue.
+
+        Those never seen, those failed whose retry_at has passed, and those synced but not
+        checked for `older_than` seconds. Pending and started rows are already on their way.
+        """
+        moment = _now(now)
+        known = {row.repository: row for row in self.rows()}
+        return [
+            name
+            for name in repositories
+            if name not in known or _backfill_due(known[name], older_than, moment)
+        ]
+
+    def next_retry_at(self) -> float | None:
+        """The earliest retry_at of a failed row: when the scheduler must look again."""
+        rows = self._read("SELECT MIN(retry_at) AS at FROM repositories WHERE state = 'failed'")
+        return rows[0]["at"]
+
+    def repositories_in(self, state: str) -> list[str]:
+        rows = self._read(
+            "SELECT repository FROM repositories WHERE state = ? ORDER BY repository", (state,)
+        )
+        return [row["repository"] for row in rows]
+
+    def get(self, repository: str) -> TrackedRepository | None:
+        rows = self._read("SELECT * FROM repositories WHERE repository = ?", (repository,))
+        return _tracked(rows[0]) if rows else None
+
+    def rows(self) -> list[TrackedRepository]:
+        rows = self._read("SELECT * FROM repositories ORDER BY repository")
+        return [_tracked(row) for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Repositories per state, every state present (zero when empty)."""
+        counts = dict.fromkeys(STATES, 0)
+        for row in self._read("SELECT state, COUNT(*) AS n FROM repositories GROUP BY state"):
+            counts[row["state"]] = row["n"]
+        return counts
+
+    def cursor(self) -> int:
+        """The id of the last event whose repository is queued (0 before the first event)."""
+        rows = self._read("SELECT last_event_id FROM event_cursor WHERE id = 1")
+        return rows[0]["last_event_id"] if rows else 0
+
+    def last_event_at(self) -> float | None:
+        """When the primary recorded the last event we processed (for the "event age" gauge)."""
+        rows = self._read("SELECT last_event_at FROM event_cursor WHERE id = 1")
+        return rows[0]["last_event_at"] if rows else None
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
+def _insert_missing(conn: sqlite3.Connection, name: str, state: str, now: float) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO repositories (repository, state, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?)",
+        (name, state, now, now),
+    )
+
+
+def _mark_pending(conn: sqlite3.Connection, repositories: Iterable[str], now: float) -> None:
+    for name in dict.fromkeys(repositories):
+        _insert_missing(conn, name, "pending", now)
+        conn.execute(
+            "UPDATE repositories SET resync_requested = 1, updated_at = ?"
+            " WHERE repository = ? AND state = 'started'",
+            (now, name),
+        )
+        conn.execute(
+            "UPDATE repositories SET state = 'pending', updated_at = ?"
+            " WHERE repository = ? AND state IN ('synced', 'failed')",
+            (now, name),
+        )
+
+
+def _backfill_due(row: TrackedRepository, older_than: float, now: float) -> bool:
+    if row.state == "failed":
+        return (row.retry_at or 0) <= now
+    if row.state == "synced":
+        return (row.last_checked_at or 0) <= now - older_than
+    return False
+
+
+def _resync_requested(conn: sqlite3.Connection, repository: str) -> bool:
+    row = conn.execute(
+        "SELECT resync_requested FROM repositories WHERE repository = ?", (repository,)
+    ).fetchone()
+    return bool(row and row["resync_requested"])
+
+
+def _tracked(row: sqlite3.Row) -> TrackedRepository:
+    return TrackedRepository(
+        repository=row["repository"],
+        state=row["state"],
+        retry_count=row["retry_count"],
+        retry_at=row["retry_at"],
+        last_sync_failure=row["last_sync_failure"],
+        last_synced_at=row["last_synced_at"],
+        last_checked_at=row["last_checked_at"],
+        checksum=row["checksum"],
+        resync_requested=bool(row["resync_requested"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _error(path: Path, exc: BaseException) -> TrackingDatabaseError:
+    """Translate an SQLite/OS failure into what the user should check."""
+    message = str(exc)
+    if "readonly" in message or "read-only" in message:
+        fix = f"make {path} and its directory writable by this user"
+    elif "disk is full" in message or "No space" in message:
+        fix = f"free disk space on the filesystem holding {path}"
+    elif "unable to open" in message or isinstance(exc, OSError):
+        fix = f"check that {path.parent} exists and is writable"
+    elif "malformed" in message or "not a database" in message:
+        fix = f"move {path} aside; the worker rebuilds it and backfill re-checks every repository"
+    else:
+        fix = f"check {path} (permissions, free space)"
+    return TrackingDatabaseError(
+        f"the Geo tracking database cannot be used: {message}", where=str(path), fix=fix
+    )
