@@ -1,0 +1,532 @@
+"""Repository sync: make one repository on the secondary registry match the primary.
+
+This is GitLab's `Geo::ContainerRepositorySync`, minus its defects:
+
+- a failed listing of the primary is an error, never "no tags" (GitLab then deleted every
+  secondary tag); listings follow pagination;
+- tags whose digests already match are skipped after a concurrent HEAD on both sides, so a
+  no-op resync costs two listings and one HEAD per tag and side;
+- a tag announced by a push event but not yet listed is retried shortly, not concluded;
+- multi-arch tags work: children are pushed (by digest) before their index, blobs before
+  any manifest, so the secondary never shows a manifest with missing content;
+- blobs the secondary already holds in another repository are mounted, not copied;
+  identical copies in flight collapse into one;
+- a tag removed on the primary never takes another tag down with it: see `_remove_tags`;
+- a repository is `ok` only when every tag is.
+
+Everything talks to registries through `RegistryClient`; this module owns the decisions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+from collections.abc import Awaitable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+
+from gdk_geo.registry_client import (
+    INDEX_MEDIA_TYPES,
+    MANIFEST_MEDIA_TYPES,
+    Manifest,
+    ManifestRef,
+    RegistryClient,
+    RegistryError,
+    RepositoryNotFound,
+    TagDeletionUnsupported,
+    check_digest,
+    copy_blob,
+    gather_all,
+)
+
+DEFAULT_HINT_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
+
+# Layers the registry is not meant to store (Windows base layers): fetched from `urls`.
+_FOREIGN_LAYER_TYPES = frozenset(
+    {
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+    }
+)
+
+# Errors that fail one tag rather than the whole run: the registry said no, or the
+# manifest is not something we can copy.
+_TAG_ERRORS = (RegistryError, ValueError, httpx.HTTPError)
+
+
+@dataclass
+class RepositorySyncResult:
+    """What one sync did to one repository; `ok` only when every tag made it.
+
+    `stale_tags` are tags gone from the primary that are still on the secondary because
+    removing them would have removed a kept tag too (see `_remove_tags`); they keep the
+    repository from being `ok`, since the two sides differ.
+    """
+
+    repository: str
+    ok: bool = False
+    synced_tags: list[str] = field(default_factory=list)
+    skipped_tags: list[str] = field(default_factory=list)
+    failed_tags: dict[str, str] = field(default_factory=dict)
+    deleted_tags: list[str] = field(default_factory=list)
+    stale_tags: dict[str, str] = field(default_factory=dict)
+    blobs_copied: int = 0
+    blobs_mounted: int = 0
+    blobs_present: int = 0
+    bytes_copied: int = 0
+    repository_deleted: bool = False
+    error: str | None = None
+
+    def finish(self) -> RepositorySyncResult:
+        """Settle `ok` from the rest (called once, at the end of a run)."""
+        self.ok = self.error is None and not self.failed_tags and not self.stale_tags
+        return self
+
+
+class BlobLocations:
+    """Where blobs live on ONE target registry, and which are being copied there right now.
+
+    Keep one per target registry for the whole process and pass it to every sync: each
+    blob a sync finds, mounts or copies is recorded, so the next repository that needs it
+    mounts it from there instead of copying it again (GitLab copied shared base layers
+    once per repository).
+
+    Copies in flight are keyed by digest alone, not by (repository, digest): two
+    repositories needing the same new layer at once must not both copy it. The second one
+    waits for the first copy, then mounts from the repository it landed in.
+    """
+
+    def __init__(self) -> None:
+        self._repositories: dict[str, set[str]] = {}
+        self._copies: dict[str, asyncio.Task[str]] = {}
+
+    def add(self, digest: str, repository: str) -> None:
+        """Remember that `repository` on the target holds `digest`."""
+        self._repositories.setdefault(digest, set()).add(repository)
+
+    def discard(self, digest: str, repository: str) -> None:
+        """Forget one location (a mount from it failed, so the knowledge was stale)."""
+        self._repositories.get(digest, set()).discard(repository)
+
+    def forget_repository(self, repository: str) -> None:
+        """Forget every blob of a repository (it was deleted on the target)."""
+        for repositories in self._repositories.values():
+            repositories.discard(repository)
+
+    def repositories(self, digest: str) -> list[str]:
+        """The target repositories known to hold `digest`, in a stable order."""
+        return sorted(self._repositories.get(digest, ()))
+
+    def copy_in_flight(self, digest: str) -> asyncio.Task[str] | None:
+        """The copy of `digest` running now (its result is the repository it lands in)."""
+        task = self._copies.get(digest)
+        return task if task is not None and not task.done() else None
+
+    def start_copy(self, digest: str, copy: Awaitable[str]) -> asyncio.Task[str]:
+        """Run `copy` as THE copy of `digest`; it is forgotten here once it finishes."""
+        task = asyncio.ensure_future(copy)
+        self._copies[digest] = task
+        task.add_done_callback(lambda _: self._forget_copy(digest, task))
+        return task
+
+    def _forget_copy(self, digest: str, task: asyncio.Task[str]) -> None:
+        if self._copies.get(digest) is task:
+            del self._copies[digest]
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """The part of an OCI/Docker content descriptor a sync needs."""
+
+    digest: str
+    size: int | None
+    media_type: str
+    urls: tuple[str, ...] = ()
+
+    @property
+    def foreign(self) -> bool:
+        """A layer the registry does not store (it is fetched from `urls` instead)."""
+        return bool(self.urls) and self.media_type in _FOREIGN_LAYER_TYPES
+
+
+class UnsupportedManifest(ValueError):
+    """A manifest type we cannot copy faithfully (e.g. Docker schema 1)."""
+
+
+def references(manifest: Manifest) -> tuple[list[Descriptor], list[Descriptor]]:
+    """(child manifests, blobs) a manifest points at: children for an index, else config+layers."""
+    if manifest.media_type not in MANIFEST_MEDIA_TYPES:
+        raise UnsupportedManifest(f"unsupported manifest media type {manifest.media_type!r}")
+    try:
+        body = json.loads(manifest.raw)
+    except ValueError as exc:
+        raise UnsupportedManifest(f"manifest {manifest.digest} is not JSON") from exc
+    if manifest.media_type in INDEX_MEDIA_TYPES:
+        return [_descriptor(item) for item in body.get("manifests") or []], []
+    blobs = [_descriptor(body["config"])] if body.get("config") else []
+    blobs += [_descriptor(item) for item in body.get("layers") or []]
+    return [], [blob for blob in blobs if not blob.foreign]
+
+
+def _descriptor(item: dict[str, object]) -> Descriptor:
+    size = item.get("size")
+    return Descriptor(
+        digest=check_digest(str(item.get("digest", ""))),
+        size=size if isinstance(size, int) else None,
+        media_type=str(item.get("mediaType", "")),
+        urls=tuple(str(url) for url in item.get("urls") or ()),  # type: ignore[attr-defined]
+    )
+
+
+class _BlobOutcome(enum.Enum):
+    PRESENT = "present"
+    MOUNTED = "mounted"
+    COPIED = "copied"
+
+
+class RepositorySync:
+    """One run of one repository: holds the clients, the bounds and the result being built."""
+
+    def __init__(
+        self,
+        source: RegistryClient,
+        target: RegistryClient,
+        repository: str,
+        *,
+        blob_locations: BlobLocations | None = None,
+        max_concurrent_blobs: int = 4,
+        max_concurrent_tags: int = 4,
+        max_concurrent_heads: int = 16,
+        hint_retry_delays: Sequence[float] = DEFAULT_HINT_RETRY_DELAYS,
+    ) -> None:
+        self.source = source
+        self.target = target
+        self.repository = repository
+        self.locations = blob_locations if blob_locations is not None else BlobLocations()
+        self.result = RepositorySyncResult(repository)
+        self._blob_limit = asyncio.Semaphore(max_concurrent_blobs)
+        self._tag_limit = asyncio.Semaphore(max_concurrent_tags)
+        self._max_heads = max_concurrent_heads
+        self._hint_retry_delays = tuple(hint_retry_delays)
+        self._children: dict[str, asyncio.Task[None]] = {}  # child manifests pushed this run
+        self._pushed: dict[str, str] = {}  # tag -> digest pushed this run
+
+    async def run(self, tags_hint: Collection[str] = ()) -> RepositorySyncResult:
+        """Sync every tag, then remove the tags the primary no longer has."""
+        result = self.result
+        try:
+            primary, unsettled = await self._primary_tags(set(tags_hint))
+        except RegistryError as exc:
+            result.error = f"listing the primary failed, nothing deleted: {exc}"
+            return result.finish()
+        try:
+            secondary = await self._tags_on(self.target)
+        except RegistryError as exc:
+            result.error = f"listing the secondary failed: {exc}"
+            return result.finish()
+        result.failed_tags.update(unsettled)
+        result.repository_deleted = not primary and not unsettled
+
+        stale = [tag for tag, ref in primary.items() if _differs(ref, secondary.get(tag))]
+        result.skipped_tags = sorted(set(primary) - set(stale))
+        await gather_all(self._sync_tag(tag) for tag in sorted(stale))
+
+        gone = [tag for tag in secondary if tag not in primary and tag not in unsettled]
+        kept = self._kept_digests([*primary, *unsettled], secondary)
+        await _remove_tags(self.target, self.repository, gone, secondary, kept, result)
+        if result.repository_deleted and not result.stale_tags:
+            self.locations.forget_repository(self.repository)
+        return result.finish()
+
+    def _kept_digests(
+        self, tags: Iterable[str], secondary: dict[str, ManifestRef]
+    ) -> dict[str, str]:
+        """tag -> digest on the target after this run, for the tags that stay there."""
+        kept = {}
+        for tag in tags:
+            digest = self._pushed.get(tag) or (secondary[tag].digest if tag in secondary else None)
+            if digest:
+                kept[tag] = digest
+        return kept
+
+    # -- listing ---------------------------------------------------------------------------
+
+    async def _tags_on(self, client: RegistryClient) -> dict[str, ManifestRef]:
+        """tag -> manifest for every listed tag; an unknown repository has no tags."""
+        try:
+            tags = await client.list_tags(self.repository)
+        except RepositoryNotFound:
+            return {}
+        return await client.head_manifests(self.repository, tags, concurrency=self._max_heads)
+
+    async def _primary_tags(self, hints: set[str]) -> tuple[dict[str, ManifestRef], dict[str, str]]:
+        """The primary's tags, and the tags we could not settle (tag -> why).
+
+        A push event can arrive before its tag is listed. A hinted tag that is missing is
+        looked up directly (HEAD by tag), a few times with short pauses; if it still isn't
+        there we don't conclude it is gone: it is reported unsettled (the sync is not ok and
+        will be retried) and it is not deleted on the secondary. The same goes for a listed
+        tag whose manifest vanished between listing and HEAD.
+        """
+        try:
+            listed = await self.source.list_tags(self.repository)
+        except RepositoryNotFound:
+            listed = []
+        found = await self.source.head_manifests(
+            self.repository, set(listed) | hints, concurrency=self._max_heads
+        )
+        missing = hints - found.keys()
+        for delay in self._hint_retry_delays:
+            if not missing:
+                break
+            await asyncio.sleep(delay)
+            found.update(await self.source.head_manifests(self.repository, missing))
+            missing -= found.keys()
+        unsettled = {tag: "announced by a push event but not on the primary yet" for tag in missing}
+        for tag in set(listed) - found.keys():
+            unsettled[tag] = "listed on the primary but its manifest is gone (deleted meanwhile?)"
+        return found, unsettled
+
+    # -- tags and manifests ----------------------------------------------------------------
+
+    async def _sync_tag(self, tag: str) -> None:
+        """Copy one tag: its content first, then its manifest, byte for byte, by tag."""
+        async with self._tag_limit:
+            try:
+                manifest = await self.source.get_manifest(self.repository, tag)
+                await self._ensure_content(manifest)
+                await self.target.put_manifest(
+                    self.repository, tag, manifest.raw, manifest.media_type
+                )
+            except _TAG_ERRORS as exc:
+                self.result.failed_tags[tag] = str(exc) or exc.__class__.__name__
+                return
+            self._pushed[tag] = manifest.digest
+            self.result.synced_tags.append(tag)
+
+    async def _ensure_content(self, manifest: Manifest) -> None:
+        """Make everything `manifest` points at present on the target (children, blobs)."""
+        children, blobs = references(manifest)
+        await gather_all(self._ensure_child(child) for child in children)
+        await gather_all(self._ensure_blob(blob) for blob in blobs)
+
+    async def _ensure_child(self, child: Descriptor) -> None:
+        """Push one child of an index by digest, once per run however many tags share it."""
+        task = self._children.get(child.digest)
+        if task is None:
+            task = asyncio.ensure_future(self._push_child(child.digest))
+            self._children[child.digest] = task
+        await asyncio.shield(task)
+
+    async def _push_child(self, digest: str) -> None:
+        if await self.target.head_manifest(self.repository, digest) is not None:
+            return
+        manifest = await self.source.get_manifest(self.repository, digest)
+        await self._ensure_content(manifest)
+        await self.target.put_manifest(self.repository, digest, manifest.raw, manifest.media_type)
+
+    # -- blobs -----------------------------------------------------------------------------
+
+    async def _ensure_blob(self, blob: Descriptor) -> None:
+        """Make one blob present in the target repository, counting how."""
+        async with self._blob_limit:
+            outcome = await self._place_blob(blob)
+        if outcome is _BlobOutcome.PRESENT:
+            self.result.blobs_present += 1
+        elif outcome is _BlobOutcome.MOUNTED:
+            self.result.blobs_mounted += 1
+        # copies are counted by the copy itself (it may serve several waiters)
+
+    async def _place_blob(self, blob: Descriptor) -> _BlobOutcome:
+        """Present → nothing; known elsewhere on the target → mount; else copy (once)."""
+        repository, digest = self.repository, blob.digest
+        while True:
+            in_flight = self.locations.copy_in_flight(digest)
+            if in_flight is not None:
+                try:
+                    holder = await asyncio.shield(in_flight)
+                except asyncio.CancelledError:
+                    if in_flight.cancelled():
+                        continue  # its owner gave up; not our cancellation: try ourselves
+                    raise
+                if holder == repository:
+                    return _BlobOutcome.PRESENT
+            if await self.target.blob_exists(repository, digest):
+                self.locations.add(digest, repository)
+                return _BlobOutcome.PRESENT
+            if await self._mount(digest):
+                return _BlobOutcome.MOUNTED
+            if self.locations.copy_in_flight(digest) is None:  # no await since the check
+                await self.locations.start_copy(digest, self._copy(blob))
+                return _BlobOutcome.COPIED
+
+    async def _mount(self, digest: str) -> bool:
+        """Try each target repository known to hold `digest`; forget the ones that fail."""
+        for other in self.locations.repositories(digest):
+            if other == self.repository:
+                continue
+            try:
+                mounted = await self.target.mount_blob(self.repository, digest, other)
+            except RegistryError:
+                mounted = False
+            if mounted:
+                self.locations.add(digest, self.repository)
+                return True
+            self.locations.discard(digest, other)
+        return False
+
+    async def _copy(self, blob: Descriptor) -> str:
+        """Stream the blob primary → secondary; the result is where it landed."""
+        copied = await copy_blob(
+            self.source, self.repository, self.target, self.repository, blob.digest, blob.size
+        )
+        self.result.blobs_copied += 1
+        self.result.bytes_copied += copied
+        self.locations.add(blob.digest, self.repository)
+        return self.repository
+
+
+def _differs(primary: ManifestRef, secondary: ManifestRef | None) -> bool:
+    return secondary is None or secondary.digest != primary.digest
+
+
+async def _remove_tags(
+    target: RegistryClient,
+    repository: str,
+    gone: Iterable[str],
+    current: dict[str, ManifestRef],
+    kept: dict[str, str],
+    result: RepositorySyncResult,
+) -> None:
+    """Remove `gone` tags from the target without removing any `kept` tag with them.
+
+    GitLab deleted a removed tag by digest, which on Distribution deletes every tag on that
+    digest. We delete by tag where the registry allows it. Where it doesn't (Distribution
+    2.x), we delete by digest only when no kept tag points at that digest, directly or as a
+    child of a kept index (deleting it would break that index). Otherwise the tag stays and
+    is reported in `stale_tags`: a stale extra tag on the secondary is recoverable later
+    (when the kept tag moves on), a deleted kept tag is data loss on failover.
+    """
+    by_digest: dict[str, list[str]] = {}
+    for tag in sorted(gone):
+        try:
+            if await target.delete_tag(repository, tag):
+                result.deleted_tags.append(tag)
+            continue
+        except TagDeletionUnsupported:
+            by_digest.setdefault(current[tag].digest, []).append(tag)
+        except RegistryError as exc:
+            result.stale_tags[tag] = f"deleting the tag failed: {exc}"
+    if not by_digest:
+        return
+    try:
+        in_use = await _digests_in_use(target, repository, kept)
+    except _TAG_ERRORS as exc:
+        for tags in by_digest.values():
+            for tag in tags:
+                result.stale_tags[tag] = f"could not tell which digests kept tags use: {exc}"
+        return
+    for digest, tags in by_digest.items():
+        if digest in in_use:
+            sharing = sorted(tag for tag, kept_digest in kept.items() if kept_digest == digest)
+            why = f"the registry cannot delete a tag by name and {digest} is still used by " + (
+                f"tag(s) {', '.join(sharing)}" if sharing else "a kept index"
+            )
+            result.stale_tags.update(dict.fromkeys(tags, why))
+            continue
+        try:
+            await target.delete_manifest(repository, digest)
+        except RegistryError as exc:
+            result.stale_tags.update(dict.fromkeys(tags, f"deleting {digest} failed: {exc}"))
+            continue
+        result.deleted_tags.extend(tags)
+
+
+async def _digests_in_use(
+    target: RegistryClient, repository: str, kept: dict[str, str]
+) -> set[str]:
+    """Digests kept tags point at, plus (recursively) the children of kept indexes."""
+    in_use: set[str] = set()
+    pending = list(dict.fromkeys(kept.values()))
+    while pending:
+        digest = pending.pop()
+        if digest in in_use:
+            continue
+        in_use.add(digest)
+        ref = await target.head_manifest(repository, digest)
+        if ref is None or ref.media_type not in INDEX_MEDIA_TYPES:
+            continue
+        children, _ = references(await target.get_manifest(repository, digest))
+        pending.extend(child.digest for child in children)
+    return in_use
+
+
+async def sync_repository(
+    source: RegistryClient,
+    target: RegistryClient,
+    repository: str,
+    *,
+    blob_locations: BlobLocations | None = None,
+    tags_hint: Collection[str] = (),
+    max_concurrent_blobs: int = 4,
+    max_concurrent_tags: int = 4,
+    max_concurrent_heads: int = 16,
+    hint_retry_delays: Sequence[float] = DEFAULT_HINT_RETRY_DELAYS,
+) -> RepositorySyncResult:
+    """Make `repository` on `target` (the secondary) match `source` (the primary).
+
+    `blob_locations`: one per target registry, shared by every sync in the process (enables
+    cross-repository mounts and collapses identical copies). `tags_hint`: tags a push event
+    named; they are waited for briefly if the primary does not list them yet. A repository
+    the primary doesn't know, or that has no tags there, loses all its tags on the target.
+
+    Registry failures never raise: they end up in the result (`error` for the repository,
+    `failed_tags`/`stale_tags` per tag). Only bugs raise.
+    """
+    run = RepositorySync(
+        source,
+        target,
+        repository,
+        blob_locations=blob_locations,
+        max_concurrent_blobs=max_concurrent_blobs,
+        max_concurrent_tags=max_concurrent_tags,
+        max_concurrent_heads=max_concurrent_heads,
+        hint_retry_delays=hint_retry_delays,
+    )
+    return await run.run(tags_hint)
+
+
+async def delete_repository(
+    target: RegistryClient,
+    repository: str,
+    *,
+    blob_locations: BlobLocations | None = None,
+    max_concurrent_heads: int = 16,
+) -> RepositorySyncResult:
+    """Remove every tag of `repository` from `target`, without asking the primary.
+
+    For an explicit removal; `sync_repository` does the same by itself when the primary no
+    longer has the repository, and is the safer call when in doubt. Distribution keeps the
+    repository's name in the catalog; with no tags it is deleted in every sense we check.
+    """
+    result = RepositorySyncResult(repository, repository_deleted=True)
+    try:
+        tags = await target.list_tags(repository)
+    except RepositoryNotFound:
+        tags = []
+    except RegistryError as exc:
+        result.error = f"listing the secondary failed: {exc}"
+        return result.finish()
+    try:
+        current = await target.head_manifests(repository, tags, concurrency=max_concurrent_heads)
+    except RegistryError as exc:
+        result.error = f"reading the secondary's tags failed: {exc}"
+        return result.finish()
+    await _remove_tags(target, repository, list(current), current, {}, result)
+    if blob_locations is not None and not result.stale_tags:
+        blob_locations.forget_repository(repository)
+    return result.finish()
