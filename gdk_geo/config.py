@@ -1,0 +1,255 @@
+"""gdk.yml: load and validate it against the declared schema, read and edit single keys.
+
+Loading collects every problem before failing, and each problem names the key path, the
+line in gdk.yml, what was given and what was expected, so one run tells the user all they
+have to fix. Edits go through ruamel.yaml's round-trip mode so the user's comments and key
+order survive `invoke geo.config.set`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+from dataclasses import dataclass, fields, is_dataclass
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from gdk_geo import settings as schema
+from gdk_geo.errors import ConfigError
+from gdk_geo.fsutil import atomic_write
+
+FIX = "edit gdk.yml (gdk.example.yml lists every key with its default), then run the command again"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with gdk.yml, with where it is."""
+
+    key: str
+    line: int | None  # 1-based; None when the key is not in the file
+    message: str
+
+    def render(self, filename: str) -> str:
+        place = f"{filename}:{self.line}" if self.line else filename
+        return f"{place}: {self.key}: {self.message}" if self.key else f"{place}: {self.message}"
+
+
+def _invalid(path: Path, problems: list[Problem]) -> ConfigError:
+    noun = "problem" if len(problems) == 1 else "problems"
+    lines = "\n".join("  " + p.render(path.name) for p in problems)
+    return ConfigError(f"{path} is not valid ({len(problems)} {noun}):\n{lines}", fix=FIX)
+
+
+def _round_trip() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def parse_document(path: Path, text: str) -> CommentedMap:
+    """Parse gdk.yml text; a syntax error names the line and column."""
+    try:
+        document = _round_trip().load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown place"
+        reason = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(
+            f"{path} is not valid YAML: {reason} at {where}",
+            where=f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path),
+            fix="fix the YAML syntax there (indent with spaces, `key: value` pairs)",
+        ) from None
+    except YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}", fix=FIX) from None
+    if document is None:
+        return CommentedMap()
+    if not isinstance(document, CommentedMap):
+        raise ConfigError(
+            f"{path} must be a mapping of settings, got a {type(document).__name__}",
+            fix="start from gdk.example.yml: `cp gdk.example.yml gdk.yml`",
+        )
+    return document
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    kind = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}.get(
+        type(value), f"a {type(value).__name__}"
+    )
+    if isinstance(value, dict | list):
+        return kind
+    return f"{value!r} ({kind})"
+
+
+def _expected_type(typ: type) -> str:
+    return {bool: "true or false", int: "a whole number", str: "a string"}[typ]
+
+
+def _line_of(node: CommentedMap, key: str) -> int | None:
+    try:
+        return node.lc.key(key)[0] + 1
+    except (AttributeError, KeyError, TypeError):
+        return None
+
+
+def _suggest(key: str, candidates: list[str], prefix: str = "") -> str:
+    """A "did you mean" hint naming the closest known key, as a full dotted path."""
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
+    return f"; did you mean `{prefix}{close[0]}`?" if close else ""
+
+
+def _check_leaf(declared: schema.Declared, value: Any) -> str | None:
+    """What is wrong with `value` for this setting, or None."""
+    if value is None and declared.type is str and declared.default == "":
+        return None  # `notification_secret:` with no value means "generate one"
+    type_ok = isinstance(value, declared.type) and not (
+        declared.type is int and isinstance(value, bool)
+    )
+    if not type_ok:
+        return f"got {_describe(value)}, expected {_expected(declared)}"
+    wrong = declared.check(value) if declared.check else None
+    return f"got {_describe(value)}, expected {wrong}" if wrong else None
+
+
+def _expected(declared: schema.Declared) -> str:
+    """What a setting expects, in words: its check's text, found with a value it rejects."""
+    if declared.check is None:
+        return _expected_type(declared.type)
+    probe: Any = -1 if declared.type is int else "\x00"
+    return declared.check(probe) or _expected_type(declared.type)
+
+
+def _validate(node: CommentedMap, cls: type, prefix: str, problems: list[Problem]) -> dict:
+    """Check `node` against dataclass `cls`; return the values to build it with."""
+    hints = get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    values: dict[str, Any] = {}
+    for key in node:
+        path = f"{prefix}{key}"
+        line = _line_of(node, key)
+        if key not in names:
+            hint = _suggest(str(key), names, prefix) or _suggest(path, list(schema.DECLARED))
+            problems.append(Problem(path, line, f"unknown key{hint}"))
+            continue
+        typ, value = hints[key], node[key]
+        if is_dataclass(typ):
+            if value is None:
+                continue
+            if not isinstance(value, CommentedMap):
+                problems.append(
+                    Problem(path, line, f"got {_describe(value)}, expected a section of settings")
+                )
+                continue
+            values[key] = typ(**_validate(value, typ, path + ".", problems))
+        else:
+            wrong = _check_leaf(schema.DECLARED[path], value)
+            if wrong:
+                problems.append(Problem(path, line, wrong))
+            else:
+                values[key] = "" if value is None else (str(value) if typ is str else value)
+    return values
+
+
+def validate(path: Path, document: CommentedMap) -> schema.Settings:
+    """Typed settings from a parsed gdk.yml, or one ConfigError listing every problem."""
+    problems: list[Problem] = []
+    values = _validate(document, schema.Settings, "", problems)
+    if problems:
+        raise _invalid(path, problems)
+    return schema.Settings(**values)
+
+
+def load(path: Path) -> schema.Settings:
+    """Read, parse and validate gdk.yml."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path} does not exist", fix="run `invoke geo.reconfigure` (it copies gdk.example.yml)"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})", fix=FIX
+        ) from None
+    return validate(path, parse_document(path, text))
+
+
+# Derived values: settings whose default depends on other settings.
+
+
+def primary_api_url(cfg: schema.Settings) -> str:
+    """The primary registry's API URL the secondary syncs from."""
+    configured = cfg.geo.secondary.registry_replication.primary_api_url
+    return configured.rstrip("/") or f"https://{cfg.hostname}:{cfg.geo.primary.registry.port}"
+
+
+def value_of(cfg: schema.Settings, key: str) -> Any:
+    """The effective value of a dotted key (derived values filled in)."""
+    if key == "geo.secondary.registry_replication.primary_api_url":
+        return primary_api_url(cfg)
+    node: Any = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+# Single-key reads and edits for `invoke geo.config.get/set`.
+
+
+def _declared_or_error(key: str) -> schema.Declared:
+    if key in schema.DECLARED:
+        return schema.DECLARED[key]
+    hint = _suggest(key, list(schema.DECLARED))
+    raise ConfigError(
+        f"unknown setting `{key}`{hint}",
+        fix="`invoke geo.config.list` shows every setting",
+    )
+
+
+def parse_cli_value(key: str, raw: str) -> Any:
+    """Turn a command-line string into the setting's type, or explain what is expected."""
+    declared = _declared_or_error(key)
+    if declared.type is bool:
+        lowered = raw.strip().lower()
+        if lowered in {"true", "yes", "on", "1"}:
+            return True
+        if lowered in {"false", "no", "off", "0"}:
+            return False
+        raise ConfigError(f"{key}: got {raw!r}, expected true or false")
+    if declared.type is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{key}: got {raw!r}, expected {_expected(declared)}") from None
+    return raw
+
+
+def get(path: Path, key: str) -> Any:
+    """The effective value of `key` for the gdk.yml at `path`."""
+    _declared_or_error(key)
+    return value_of(load(path), key)
+
+
+def set_value(path: Path, key: str, raw: str) -> None:
+    """Set `key` in gdk.yml, keeping comments and key order; nothing is written if invalid."""
+    value = parse_cli_value(key, raw)
+    document = parse_document(path, path.read_text()) if path.exists() else CommentedMap()
+    node = document
+    *parents, leaf = key.split(".")
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, CommentedMap):
+            child = CommentedMap()
+            node[part] = child
+        node = child
+    node[leaf] = value
+    validate(path, document)  # raises before anything is written
+    buffer = io.StringIO()
+    _round_trip().dump(document, buffer)
+    atomic_write(path, buffer.getvalue(), mode=0o600)

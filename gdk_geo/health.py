@@ -1,0 +1,51 @@
+"""Health probes: a registry answers `GET /v2/` over verified TLS; a service its `/-/health`."""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The outcome of one health probe, with a reason when it failed."""
+
+    ok: bool
+    detail: str
+
+
+def tls_context(ca_file: Path) -> ssl.SSLContext:
+    """Verify against the node's certificate bundle (leaf + CA); verification is never off."""
+    return ssl.create_default_context(cafile=str(ca_file))
+
+
+def probe_registry(url: str, ca_file: Path, timeout: float = 2.0) -> Probe:
+    try:
+        response = httpx.get(f"{url}/v2/", verify=tls_context(ca_file), timeout=timeout)
+    except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
+        return Probe(False, f"{type(exc).__name__}: {exc}")
+    # 200, or 401 from a registry with auth, both mean the API is up.
+    return Probe(response.status_code in (200, 401), f"HTTP {response.status_code}")
+
+
+def probe_service(url: str, timeout: float = 2.0) -> Probe:
+    try:
+        response = httpx.get(f"{url}/-/health", timeout=timeout)
+    except (httpx.HTTPError, OSError) as exc:
+        return Probe(False, f"{type(exc).__name__}: {exc}")
+    return Probe(response.status_code == 200, f"HTTP {response.status_code}")
+
+
+def wait_until(check: Callable[[], Probe], timeout: float, interval: float = 0.1) -> Probe:
+    """Poll `check` until it passes or `timeout` seconds have gone; return the last probe."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result.ok or time.monotonic() >= deadline:
+            return result
+        time.sleep(interval)

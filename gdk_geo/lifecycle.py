@@ -1,0 +1,256 @@
+"""What `geo.reconfigure`, `geo.setup`, `geo.restart`, `geo.stop` and `geo.destroy` do.
+
+The invoke tasks are thin: they parse flags and print. The steps live here so tests can run
+them against a real engine in a scratch project without going through a subprocess.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+from ruamel.yaml import YAML
+
+from gdk_geo import certs, health, nodes, ports, render, services
+from gdk_geo.errors import GdkGeoError
+from gdk_geo.fsutil import atomic_write
+from gdk_geo.image import ensure_registry_image
+from gdk_geo.project import EXAMPLE, NODES, NodePaths, Project
+from gdk_geo.secret_store import ProjectSecrets, ensure_secrets
+from gdk_geo.settings import Settings
+
+Say = Callable[[str], None]
+HEALTH_TIMEOUT = 30.0
+
+
+@dataclass
+class Reconfigured:
+    """The outcome of rendering: settings, secrets, certificates and file changes."""
+
+    cfg: Settings
+    secrets: ProjectSecrets
+    certificates: certs.CertificateReport
+    changes: list[render.Change]
+    created_gdk_yml: bool
+
+    def changed_nodes(self) -> set[str]:
+        return {c.node for c in self.changes if c.status != "unchanged"}
+
+
+def ensure_gdk_yml(project: Project) -> bool:
+    """Copy gdk.example.yml to gdk.yml when the user has none yet; True when copied."""
+    if project.gdk_yml.exists():
+        return False
+    atomic_write(project.gdk_yml, EXAMPLE.read_text(), mode=0o600)
+    return True
+
+
+def listeners(cfg: Settings) -> dict[str, int]:
+    """Every port both nodes listen on, by gdk.yml key."""
+    return {
+        "geo.primary.port": cfg.geo.primary.port,
+        "geo.primary.registry.port": cfg.geo.primary.registry.port,
+        "geo.secondary.port": cfg.geo.secondary.port,
+        "geo.secondary.registry.port": cfg.geo.secondary.registry.port,
+    }
+
+
+def _rendered_ports(paths: NodePaths) -> tuple[int | None, int | None]:
+    """(service port, registry port) from the node's last rendered gitlab.yml."""
+    try:
+        data = YAML(typ="safe").load(paths.gitlab_yml.read_text()) or {}
+        return int(data["gitlab"]["port"]), int(data["registry"]["port"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return None, None
+
+
+def _docker_or_none() -> docker.DockerClient | None:
+    try:
+        return nodes.engine()
+    except GdkGeoError:
+        return None
+
+
+def our_ports(project: Project, cfg: Settings, client: docker.DockerClient | None) -> set[int]:
+    """Ports our own running services and containers hold now (they are not conflicts)."""
+    held: set[int] = set()
+    for paths in project.nodes(cfg):
+        service_port, registry_port = _rendered_ports(paths)
+        if service_port and services.state(paths).running:
+            held.add(service_port)
+        container = nodes.find(client, nodes.container_name(cfg, paths.name)) if client else None
+        if registry_port and container is not None and container.status == "running":
+            held.add(registry_port)
+    return held
+
+
+def reconfigure(
+    project: Project, *, force: bool = False, check_in_use: bool = True
+) -> Reconfigured:
+    """Everything before Docker: settings, ports, secrets, certificates, rendered files."""
+    created = ensure_gdk_yml(project)
+    cfg = project.load()
+    held = our_ports(project, cfg, _docker_or_none()) if check_in_use else set()
+    ports.check_ports(
+        listeners(cfg), ours=held if check_in_use else (lambda _port: True), host=cfg.listen_address
+    )
+    secrets = ensure_secrets(project.secrets_dir(cfg), cfg.registry.notification_secret)
+    primary, secondary = project.nodes(cfg)
+    for paths in (primary, secondary):
+        for directory in (
+            paths.registry_storage,
+            paths.log_dir,
+            paths.gitlab_yml.parent,
+            paths.root / "geo",
+        ):
+            directory.mkdir(parents=True, exist_ok=True)
+    report = certs.ensure_certificates(
+        project.data_dir(cfg), primary.root, secondary.root, cfg.hostname
+    )
+    files = render.render_files(project, cfg, secrets)
+    changes = render.write_files(
+        files, project.data_dir(cfg) / render.STATE_FILE, secrets, force=force
+    )
+    return Reconfigured(cfg, secrets, report, changes, created)
+
+
+# Bringing nodes up.
+
+
+def registry_url(cfg: Settings, node: str) -> str:
+    port = cfg.geo.primary.registry.port if node == "primary" else cfg.geo.secondary.registry.port
+    return f"https://{cfg.hostname}:{port}"
+
+
+def service_url(cfg: Settings, node: str) -> str:
+    port = cfg.geo.primary.port if node == "primary" else cfg.geo.secondary.port
+    return f"http://{cfg.hostname}:{port}"
+
+
+def _unhealthy(
+    client: docker.DockerClient, cfg: Settings, paths: NodePaths, what: str, probe: health.Probe
+) -> GdkGeoError:
+    if what == "registry":
+        log = nodes.logs(client, cfg, paths.name, tail=20)
+        source = f"container {nodes.container_name(cfg, paths.name)}"
+    else:
+        log = services.tail(paths.service_log, 20)
+        source = str(paths.service_log)
+    return GdkGeoError(
+        f"the {paths.name} {what} did not become healthy within {HEALTH_TIMEOUT:.0f}s "
+        f"({probe.detail}); last log lines of {source}:\n{log}",
+        where=paths.name,
+        fix="fix what the log says, then `invoke geo.restart --node " + paths.name + "`",
+    )
+
+
+def wait_healthy(
+    client: docker.DockerClient, project: Project, cfg: Settings, node_names: list[str]
+) -> None:
+    """Wait for each node's registry (verified TLS) and Geo service; raise on the first failure."""
+    for name in node_names:
+        paths = project.node(cfg, name)
+        url = registry_url(cfg, name)
+        probe = health.wait_until(
+            lambda url=url, paths=paths: health.probe_registry(url, paths.certificate),
+            HEALTH_TIMEOUT,
+        )
+        if not probe.ok:
+            raise _unhealthy(client, cfg, paths, "registry", probe)
+        surl = service_url(cfg, name)
+        probe = health.wait_until(lambda surl=surl: health.probe_service(surl), HEALTH_TIMEOUT)
+        if not probe.ok:
+            raise _unhealthy(client, cfg, paths, "Geo service", probe)
+
+
+@dataclass
+class SetupResult:
+    reconfigured: Reconfigured
+    image: str
+    image_how: str
+    containers: dict[str, str] = field(default_factory=dict)  # node -> action
+    services: dict[str, str] = field(default_factory=dict)  # node -> action
+
+
+def _restart_service(paths: NodePaths) -> str:
+    services.stop(paths)
+    services.start(paths)
+    return "restarted"
+
+
+def setup(project: Project, say: Say = print, *, force: bool = False) -> SetupResult:
+    """Render, get the image, converge both containers and services, wait until healthy."""
+    client = nodes.engine()
+    done = reconfigure(project, force=force)
+    cfg = done.cfg
+    image = ensure_registry_image(client, cfg.registry.image, Path(cfg.registry.binary), say)
+    result = SetupResult(done, image.name, image.how)
+    changed = done.changed_nodes()
+    for paths in project.nodes(cfg):
+        config_hash = render.node_config_hash(paths)
+        ensured = nodes.ensure(client, cfg, paths, image.name, config_hash, str(project.root))
+        result.containers[paths.name] = ensured.action
+        if paths.name in changed and services.state(paths).running:
+            result.services[paths.name] = _restart_service(paths)
+        else:
+            _, started = services.start(paths)
+            result.services[paths.name] = "started" if started else "unchanged"
+    wait_healthy(client, project, cfg, list(NODES))
+    return result
+
+
+def restart(project: Project, node: str | None = None, *, force: bool = False) -> Reconfigured:
+    """Re-render, restart the chosen nodes' containers and services, wait until healthy."""
+    client = nodes.engine()
+    done = reconfigure(project, force=force)
+    cfg = done.cfg
+    names = [node] if node else list(NODES)
+    image = None
+    for name in names:
+        paths = project.node(cfg, name)
+        services.stop(paths)
+        container = nodes.find(client, nodes.container_name(cfg, name))
+        config_hash = render.node_config_hash(paths)
+        if container is not None and container.labels.get(nodes.LABEL_HASH) == config_hash:
+            container.restart(timeout=10)
+        else:
+            image = image or ensure_registry_image(
+                client, cfg.registry.image, Path(cfg.registry.binary), lambda _m: None
+            )
+            nodes.ensure(client, cfg, paths, image.name, config_hash, str(project.root))
+        services.start(paths)
+    wait_healthy(client, project, cfg, names)
+    return done
+
+
+def stop(project: Project) -> list[str]:
+    """Stop both services and containers; data stays. Returns what was stopped."""
+    cfg = project.load()
+    client = nodes.engine()
+    stopped = []
+    for paths in reversed(project.nodes(cfg)):
+        if services.stop(paths):
+            stopped.append(f"{paths.name} Geo service")
+        if nodes.stop(client, cfg, paths.name):
+            stopped.append(nodes.container_name(cfg, paths.name))
+    return stopped
+
+
+def destroy(project: Project, *, data: bool = False) -> list[str]:
+    """Stop everything and remove the containers; with `data`, also registry storage and DBs."""
+    cfg = project.load()
+    client = nodes.engine()
+    removed = []
+    for paths in project.nodes(cfg):
+        services.stop(paths)
+        if nodes.remove(client, cfg, paths.name):
+            removed.append(nodes.container_name(cfg, paths.name))
+        if data:
+            for directory in (paths.registry_storage, paths.root / "geo"):
+                if directory.exists():
+                    shutil.rmtree(directory)
+                    removed.append(str(directory))
+    return removed

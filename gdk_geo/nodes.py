@@ -1,0 +1,171 @@
+"""The two registry containers: create, start, restart, stop, and describe them.
+
+Everything goes through the docker SDK. Containers use host networking and the rendered
+config makes the registry listen on 127.0.0.1, because these machines have no bridge
+network; `host.docker.internal` is mapped to the listen address so the seed's notification
+URL works unchanged. Each container carries a label with the hash of what it reads (config
+and certificate); a different hash means the container is recreated, anything else is left
+running, which is what makes `geo.setup` idempotent.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from gdk_geo.errors import GdkGeoError
+from gdk_geo.image import CONFIG_PATH_IN_CONTAINER
+from gdk_geo.project import NodePaths
+from gdk_geo.settings import Settings
+
+LABEL_NODE = "org.gdk-geo.node"
+LABEL_HASH = "org.gdk-geo.config-hash"
+LABEL_PROJECT = "org.gdk-geo.project"
+
+
+def engine() -> docker.DockerClient:
+    """A docker client, or a clear error when no engine answers."""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise GdkGeoError(
+            f"no Docker engine answers ({exc})",
+            fix="start Docker (on these machines: `../shared/ci/prepare-docker`), "
+            "then run the command again",
+        ) from None
+    return client
+
+
+def container_name(cfg: Settings, node: str) -> str:
+    return f"{cfg.docker.container_prefix}-{node}-registry"
+
+
+def find(client: docker.DockerClient, name: str) -> Container | None:
+    try:
+        return client.containers.get(name)
+    except docker.errors.NotFound:
+        return None
+
+
+def _volumes(paths: NodePaths) -> dict[str, dict[str, str]]:
+    etc = "/etc/docker/registry"
+    return {
+        str(paths.registry_config): {"bind": CONFIG_PATH_IN_CONTAINER, "mode": "ro"},
+        str(paths.certificate): {"bind": f"{etc}/localhost.crt", "mode": "ro"},
+        str(paths.key): {"bind": f"{etc}/localhost.key", "mode": "ro"},
+        str(paths.registry_storage): {"bind": "/var/lib/registry", "mode": "rw"},
+    }
+
+
+def create(
+    client: docker.DockerClient,
+    cfg: Settings,
+    paths: NodePaths,
+    image: str,
+    config_hash: str,
+    project_root: str,
+) -> Container:
+    """Create and start the node's registry container."""
+    paths.registry_storage.mkdir(parents=True, exist_ok=True)
+    try:
+        return client.containers.run(
+            image,
+            command=[CONFIG_PATH_IN_CONTAINER],
+            name=container_name(cfg, paths.name),
+            detach=True,
+            network_mode="host",
+            extra_hosts={"host.docker.internal": cfg.listen_address},
+            volumes=_volumes(paths),
+            # Run as the user so storage stays readable and 0600 configs stay private.
+            user=f"{os.getuid()}:{os.getgid()}",
+            restart_policy={"Name": "unless-stopped"},
+            labels={LABEL_NODE: paths.name, LABEL_HASH: config_hash, LABEL_PROJECT: project_root},
+        )
+    except docker.errors.APIError as exc:
+        raise GdkGeoError(
+            f"could not start the {paths.name} registry container: {exc.explanation or exc}",
+            fix="`invoke geo.status` shows what runs; `invoke geo.destroy --yes` removes "
+            "our containers so setup can start clean",
+        ) from None
+
+
+@dataclass(frozen=True)
+class EnsureResult:
+    container: Container
+    action: str  # "unchanged", "started", "created" or "recreated"
+
+
+def ensure(
+    client: docker.DockerClient,
+    cfg: Settings,
+    paths: NodePaths,
+    image: str,
+    config_hash: str,
+    project_root: str,
+) -> EnsureResult:
+    """Make the node's container run the current config; touch nothing when it already does."""
+    current = find(client, container_name(cfg, paths.name))
+    if current is not None:
+        same_config = current.labels.get(LABEL_HASH) == config_hash
+        same_image = (
+            image in (current.image.tags or []) or current.attrs["Config"]["Image"] == image
+        )
+        if same_config and same_image:
+            if current.status == "running":
+                return EnsureResult(current, "unchanged")
+            current.start()
+            current.reload()
+            return EnsureResult(current, "started")
+        current.remove(force=True)
+        return EnsureResult(
+            create(client, cfg, paths, image, config_hash, project_root), "recreated"
+        )
+    return EnsureResult(create(client, cfg, paths, image, config_hash, project_root), "created")
+
+
+def restart(client: docker.DockerClient, cfg: Settings, node: str, timeout: int = 10) -> None:
+    container = find(client, container_name(cfg, node))
+    if container is None:
+        raise GdkGeoError(
+            f"the {node} registry container does not exist", fix="run `invoke geo.setup`"
+        )
+    container.restart(timeout=timeout)
+
+
+def stop(client: docker.DockerClient, cfg: Settings, node: str, timeout: int = 10) -> bool:
+    container = find(client, container_name(cfg, node))
+    if container is None or container.status != "running":
+        return False
+    container.stop(timeout=timeout)
+    return True
+
+
+def remove(client: docker.DockerClient, cfg: Settings, node: str) -> bool:
+    container = find(client, container_name(cfg, node))
+    if container is None:
+        return False
+    container.remove(force=True)
+    return True
+
+
+def started_at(container: Container) -> datetime | None:
+    """When the container last started (None when it never did)."""
+    raw = container.attrs.get("State", {}).get("StartedAt", "")
+    if not raw or raw.startswith("0001-"):
+        return None
+    # Docker prints nanoseconds; Python parses microseconds.
+    main, _, frac = raw.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{main}.{(frac or '0')[:6]}").replace(tzinfo=UTC)
+
+
+def logs(client: docker.DockerClient, cfg: Settings, node: str, tail: int = 20) -> str:
+    container = find(client, container_name(cfg, node))
+    if container is None:
+        return "(no container)"
+    return container.logs(tail=tail, timestamps=True).decode(errors="replace")

@@ -1,0 +1,215 @@
+"""Render each node's registry `config.yml` and `gitlab.yml` from the Jinja templates.
+
+Rendering is careful with the user's files: writes are atomic; an unchanged render touches
+nothing (the mtime stays, so nothing restarts); a changed render prints a unified diff, with
+secrets masked, and keeps a backup. A rendered file edited by hand is never overwritten
+silently: we remember the hash of what we wrote (`.gdk-geo/rendered.json`) and refuse to
+replace a file whose content no longer matches it unless `--force` is given, in which case
+the hand-edited file is backed up first. Refusing (rather than warning) is the choice
+because a hand edit to a registry config is usually a debugging experiment the user wants to
+keep; the error says how to keep it (copy it aside) or drop it (`--force`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from gdk_geo import config
+from gdk_geo.errors import GdkGeoError
+from gdk_geo.fsutil import atomic_write
+from gdk_geo.project import TEMPLATES, NodePaths, Project
+from gdk_geo.secret_store import ProjectSecrets, masked
+from gdk_geo.settings import Settings, duration_seconds
+
+STATE_FILE = "rendered.json"
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    """What a template needs to know about the node it renders for."""
+
+    name: str
+    is_primary: bool
+    port: int
+    registry_port: int
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    path: Path
+    content: str
+    node: str
+
+
+@dataclass(frozen=True)
+class Change:
+    """What rendering did to one file: created, updated or unchanged (and the masked diff)."""
+
+    path: Path
+    node: str
+    status: str
+    diff: str = ""
+    backup: Path | None = None
+
+
+def _ipv6_brackets(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def environment() -> Environment:
+    """Jinja with StrictUndefined: a typo in a template is an error, not an empty string."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["ipv6_brackets"] = _ipv6_brackets
+    return env
+
+
+def node_contexts(cfg: Settings) -> dict[str, NodeContext]:
+    geo = cfg.geo
+    return {
+        "primary": NodeContext("primary", True, geo.primary.port, geo.primary.registry.port),
+        "secondary": NodeContext(
+            "secondary", False, geo.secondary.port, geo.secondary.registry.port
+        ),
+    }
+
+
+def template_context(cfg: Settings, secrets: ProjectSecrets, node: NodeContext) -> dict:
+    replication = cfg.geo.secondary.registry_replication
+    return {
+        "node": node,
+        "hostname": cfg.hostname,
+        "listen_address": cfg.listen_address,
+        "primary_port": cfg.geo.primary.port,
+        "notification_secret": secrets.notification_secret.value,
+        "node_token": secrets.node_token.value,
+        "registry_http_secret": secrets.registry_http_secret.value,
+        "notifications": cfg.registry.notifications,
+        "replication": {
+            "enabled": replication.enabled,
+            "primary_api_url": config.primary_api_url(cfg),
+            "backfill_interval": duration_seconds(replication.backfill_interval),
+            "verification_interval": duration_seconds(replication.verification_interval),
+            "max_concurrent_repositories": replication.max_concurrent_repositories,
+            "max_concurrent_blobs": replication.max_concurrent_blobs,
+        },
+    }
+
+
+def render_files(project: Project, cfg: Settings, secrets: ProjectSecrets) -> list[RenderedFile]:
+    """Every rendered file of both nodes, in memory; each is checked to be valid YAML."""
+    env = environment()
+    files: list[RenderedFile] = []
+    for name, node in node_contexts(cfg).items():
+        paths = project.node(cfg, name)
+        context = template_context(cfg, secrets, node)
+        for template, target in (
+            ("registry/config.yml.j2", paths.registry_config),
+            ("gitlab.yml.j2", paths.gitlab_yml),
+        ):
+            content = env.get_template(template).render(context)
+            try:
+                YAML(typ="safe").load(content)
+            except YAMLError as exc:  # a template bug, not a user mistake: keep the detail
+                raise GdkGeoError(f"{template} rendered invalid YAML for {name}: {exc}") from exc
+            files.append(RenderedFile(target, content, name))
+    return files
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _mask(text: str, secrets: Iterable[str]) -> str:
+    for value in secrets:
+        if value:
+            text = text.replace(value, masked(value))
+    return text
+
+
+def _load_state(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _backup(path: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    backup = path.with_name(f"{path.name}.{stamp}.bak")
+    atomic_write(backup, path.read_bytes(), mode=0o600)
+    return backup
+
+
+def hand_edited(files: list[RenderedFile], state: dict[str, str]) -> list[Path]:
+    """Rendered files whose content is no longer what we last wrote."""
+    edited = []
+    for f in files:
+        recorded = state.get(str(f.path))
+        if f.path.exists() and recorded and _sha256(f.path.read_text()) != recorded:
+            edited.append(f.path)
+    return edited
+
+
+def write_files(
+    files: list[RenderedFile], state_path: Path, secrets: ProjectSecrets, *, force: bool = False
+) -> list[Change]:
+    """Write what changed, atomically; refuse to clobber hand edits unless `force`."""
+    state = _load_state(state_path)
+    edited = hand_edited(files, state)
+    if edited and not force:
+        listing = "\n".join(f"  {p}" for p in edited)
+        raise GdkGeoError(
+            f"these rendered files were edited by hand since gdk-geo wrote them:\n{listing}",
+            fix="put the change in gdk.yml or the templates; to discard the edits run "
+            "`invoke geo.reconfigure --force` (it backs each file up first)",
+        )
+    hidden = [
+        s.value
+        for s in (secrets.notification_secret, secrets.node_token, secrets.registry_http_secret)
+    ]
+    changes = []
+    for f in files:
+        old = f.path.read_text() if f.path.exists() else None
+        if old == f.content:
+            changes.append(Change(f.path, f.node, "unchanged"))
+        else:
+            backup = _backup(f.path) if old is not None else None
+            diff = "".join(
+                difflib.unified_diff(
+                    _mask(old or "", hidden).splitlines(keepends=True),
+                    _mask(f.content, hidden).splitlines(keepends=True),
+                    fromfile=f"{f.path} (before)",
+                    tofile=f"{f.path} (after)",
+                )
+            )
+            atomic_write(f.path, f.content, mode=0o600)  # they hold secrets
+            changes.append(
+                Change(f.path, f.node, "created" if old is None else "updated", diff, backup)
+            )
+        state[str(f.path)] = _sha256(f.content)
+    atomic_write(state_path, json.dumps(state, indent=2, sort_keys=True) + "\n", mode=0o600)
+    return changes
+
+
+def node_config_hash(paths: NodePaths) -> str:
+    """A hash of everything a registry container reads; a change means recreate it."""
+    digest = hashlib.sha256()
+    for path in (paths.registry_config, paths.certificate, paths.key):
+        digest.update(path.read_bytes() if path.exists() else b"")
+    return digest.hexdigest()[:16]

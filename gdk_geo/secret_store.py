@@ -1,0 +1,74 @@
+"""Generated secrets: created once with `secrets`, stored 0600, reused by every later run.
+
+The notification secret authenticates the primary registry to the primary Geo service; the
+node token authenticates the secondary worker to the primary's event API. `Secret` hides
+its value from `repr`/`str` so it cannot leak into a log line or a traceback by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gdk_geo.errors import GdkGeoError
+from gdk_geo.fsutil import atomic_write
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret value that never prints itself."""
+
+    value: str = field(repr=False)
+
+    def __str__(self) -> str:
+        return masked(self.value)
+
+
+def masked(value: str) -> str:
+    """How a secret may appear in output: its first four characters and a mark."""
+    return f"{value[:4]}…(hidden)" if value else "(empty)"
+
+
+def load_or_create(path: Path, *, nbytes: int = 32) -> Secret:
+    """The secret stored at `path`, generated (URL-safe, `nbytes` of entropy) when absent."""
+    if path.exists():
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            os.chmod(path, 0o600)  # tighten a file someone loosened
+        value = path.read_text().strip()
+        if value:
+            return Secret(value)
+        raise GdkGeoError(
+            f"{path} is empty",
+            fix=f"delete {path} and rerun `invoke geo.reconfigure` to generate a new one",
+        )
+    value = secrets.token_urlsafe(nbytes)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    atomic_write(path, value + "\n", mode=0o600)
+    return Secret(value)
+
+
+@dataclass(frozen=True)
+class ProjectSecrets:
+    """Every secret a project needs."""
+
+    notification_secret: Secret
+    node_token: Secret
+    registry_http_secret: Secret
+
+
+def ensure_secrets(secrets_dir: Path, configured_notification_secret: str) -> ProjectSecrets:
+    """Load or create the project's secrets; a secret set in gdk.yml wins over a generated one."""
+    notification = (
+        Secret(configured_notification_secret)
+        if configured_notification_secret
+        else load_or_create(secrets_dir / "notification_secret")
+    )
+    return ProjectSecrets(
+        notification_secret=notification,
+        node_token=load_or_create(secrets_dir / "node_token"),
+        registry_http_secret=load_or_create(secrets_dir / "registry_http_secret"),
+    )

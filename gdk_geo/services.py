@@ -1,0 +1,130 @@
+"""The bundled Geo services as background processes: start, stop, and tell whether they run.
+
+Each node runs one Python process (`gdk_geo.primary_service` on the primary,
+`gdk_geo.worker` on the secondary) with a pidfile and a log file in its node root, the way
+GDK's runit services keep a pid and a log per service. A pidfile whose process is gone, or
+belongs to some other program, is stale and is removed rather than trusted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gdk_geo.errors import GdkGeoError
+from gdk_geo.fsutil import atomic_write
+from gdk_geo.project import NodePaths
+
+MODULES = {"primary": "gdk_geo.primary_service", "secondary": "gdk_geo.worker"}
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """What a node's pidfile says and whether it is true."""
+
+    node: str
+    pid: int | None
+    running: bool
+    stale: bool
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _read_pid(pidfile: Path) -> int | None:
+    try:
+        return int(pidfile.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _is_ours(pid: int, paths: NodePaths) -> bool:
+    """True when `pid` is this node's service (not a recycled pid of another program)."""
+    cmdline = _cmdline(pid)
+    return MODULES[paths.name] in cmdline and str(paths.gitlab_yml) in cmdline
+
+
+def state(paths: NodePaths) -> ServiceState:
+    pid = _read_pid(paths.pidfile)
+    if pid is None:
+        return ServiceState(paths.name, None, False, False)
+    alive = _is_ours(pid, paths)
+    return ServiceState(paths.name, pid, alive, not alive)
+
+
+def start(paths: NodePaths) -> tuple[int, bool]:
+    """Start the node's service unless it runs; returns (pid, started_now)."""
+    current = state(paths)
+    if current.running and current.pid is not None:
+        return current.pid, False
+    if current.stale:
+        paths.pidfile.unlink(missing_ok=True)
+    paths.log_dir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", MODULES[paths.name], "--config", str(paths.gitlab_yml)]
+    with open(paths.service_log, "ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C on `invoke` must not take the service down
+            close_fds=True,
+        )
+    atomic_write(paths.pidfile, f"{process.pid}\n")
+    return process.pid, True
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reap it when it is our child
+        if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return " Z " in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1][:4]
+    except OSError:
+        return True
+
+
+def stop(paths: NodePaths, timeout: float = 10.0) -> bool:
+    """SIGTERM the service, SIGKILL it after `timeout`; returns whether one was running."""
+    current = state(paths)
+    if not current.running or current.pid is None:
+        paths.pidfile.unlink(missing_ok=True)
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(current.pid, signal.SIGTERM)
+    if not _wait_gone(current.pid, timeout):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(current.pid, signal.SIGKILL)
+        if not _wait_gone(current.pid, 5.0):
+            raise GdkGeoError(
+                f"the {paths.name} Geo service (pid {current.pid}) did not stop",
+                fix=f"look at {paths.service_log}, then `kill -9 {current.pid}`",
+            )
+    paths.pidfile.unlink(missing_ok=True)
+    return True
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """The last `lines` lines of a log file (for error messages)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return f"({path} does not exist)"

@@ -1,0 +1,238 @@
+"""Every gdk.yml setting, declared once: its type, default and one line of documentation.
+
+The nested dataclasses below are the whole schema. Validation (`config.py`), the committed
+`gdk.example.yml` and the settings table in the README are all derived from them, the way
+GDK derives `gdk.example.yml` from `lib/gdk/config.rb`. To add a setting, add a field here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from typing import Any, get_type_hints
+
+Check = Callable[[Any], str | None]  # returns what was expected when the value is invalid
+
+
+def setting(default: Any, doc: str, *, check: Check | None = None) -> Any:
+    """Declare one setting: its default, a one-line description and an optional check."""
+    return field(default=default, metadata={"doc": doc, "check": check})
+
+
+def section(cls: type, doc: str) -> Any:
+    """Declare a nested section (a dataclass of settings)."""
+    return field(default_factory=cls, metadata={"doc": doc, "check": None})
+
+
+# Checks: each returns a description of what is expected, or None when the value is fine.
+
+_DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+_IMAGE = re.compile(r"^[a-z0-9]+([._/:@-][A-Za-z0-9_.-]+)*$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,40}$")
+_SECRET = re.compile(r"^[\x21-\x7e]{16,256}$")
+
+
+def port(value: int) -> str | None:
+    return None if 1 <= value <= 65535 else "a TCP port number from 1 to 65535"
+
+
+def positive(value: int) -> str | None:
+    return None if value >= 1 else "a whole number of at least 1"
+
+
+def duration(value: str) -> str | None:
+    ok = _DURATION.match(value) and duration_seconds(value) > 0
+    return None if ok else 'a positive duration such as "500ms", "1s", "2m" or "1h30m"'
+
+
+def hostname(value: str) -> str | None:
+    return None if _HOSTNAME.match(value) else "a host name such as localhost or gdk.test"
+
+
+def ip_address(value: str) -> str | None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return "an IP address such as 127.0.0.1"
+    return None
+
+
+def image_name(value: str) -> str | None:
+    return None if _IMAGE.match(value) else "an image reference such as registry:2"
+
+
+def container_prefix(value: str) -> str | None:
+    ok = _NAME.match(value)
+    return None if ok else "lowercase letters, digits, '.', '_' or '-', such as gdk-geo"
+
+
+def secret(value: str) -> str | None:
+    if value == "" or _SECRET.match(value):
+        return None
+    return "empty (generate one) or 16 to 256 printable characters without spaces"
+
+
+def url_or_empty(value: str) -> str | None:
+    ok = value == "" or re.match(r"^https?://[^\s/]+(:\d+)?/?$", value)
+    return None if ok else "empty (derive it) or a URL such as https://localhost:5000"
+
+
+def duration_seconds(value: str) -> float:
+    """Convert a Go duration ("500ms", "1m30s") into seconds for our own services."""
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+    return sum(
+        float(n) * units[u] for n, _, u in re.findall(r"(\d+(\.\d+)?)(ns|us|µs|ms|s|m|h)", value)
+    )
+
+
+# The schema.
+
+
+@dataclass(frozen=True)
+class Notifications:
+    timeout: str = setting(
+        "500ms", "How long the registry waits for the primary's Geo service.", check=duration
+    )
+    threshold: int = setting(5, "Failures in a row before the registry backs off.", check=positive)
+    backoff: str = setting(
+        "1s", "How long the registry backs off after `threshold` failures.", check=duration
+    )
+
+
+@dataclass(frozen=True)
+class Registry:
+    image: str = setting("registry:2", "Registry image both nodes run.", check=image_name)
+    binary: str = setting(
+        "/usr/bin/docker-registry",
+        "Local registry binary to build an offline image from when `image` cannot be pulled.",
+    )
+    notification_secret: str = setting(
+        "", "Authorization header of registry notifications; empty: generate one.", check=secret
+    )
+    notifications: Notifications = section(
+        Notifications, "The primary registry's notification endpoint."
+    )
+
+
+@dataclass(frozen=True)
+class PrimaryRegistry:
+    port: int = setting(5000, "Port the node's registry serves HTTPS on.", check=port)
+
+
+@dataclass(frozen=True)
+class Primary:
+    port: int = setting(
+        3001, "Port of the primary's Geo service (receives registry events).", check=port
+    )
+    registry: PrimaryRegistry = section(PrimaryRegistry, "The primary's registry.")
+
+
+@dataclass(frozen=True)
+class SecondaryRegistry:
+    port: int = setting(5001, "Port the node's registry serves HTTPS on.", check=port)
+
+
+@dataclass(frozen=True)
+class RegistryReplication:
+    enabled: bool = setting(True, "Replicate the primary registry to the secondary.")
+    primary_api_url: str = setting(
+        "",
+        "Primary registry API URL; empty: https://<hostname>:<primary registry port>.",
+        check=url_or_empty,
+    )
+    backfill_interval: str = setting(
+        "60s",
+        "How often the worker compares the primary's catalog with what it has.",
+        check=duration,
+    )
+    verification_interval: str = setting(
+        "300s", "How often synced repositories are re-verified by checksum.", check=duration
+    )
+    max_concurrent_repositories: int = setting(4, "Repositories synced at once.", check=positive)
+    max_concurrent_blobs: int = setting(4, "Blobs copied at once within one image.", check=positive)
+
+
+@dataclass(frozen=True)
+class Secondary:
+    port: int = setting(
+        3002, "Port of the secondary's Geo worker (health, status page).", check=port
+    )
+    registry: SecondaryRegistry = section(SecondaryRegistry, "The secondary's registry.")
+    registry_replication: RegistryReplication = section(
+        RegistryReplication, "How the secondary replicates the primary's registry."
+    )
+
+
+@dataclass(frozen=True)
+class Geo:
+    primary: Primary = section(Primary, "The primary node.")
+    secondary: Secondary = section(Secondary, "The secondary node.")
+
+
+@dataclass(frozen=True)
+class Docker:
+    container_prefix: str = setting(
+        "gdk-geo",
+        "Containers are named <prefix>-primary-registry and <prefix>-secondary-registry.",
+        check=container_prefix,
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    hostname: str = setting(
+        "localhost",
+        "Host name both nodes are reached at; the TLS certificate names it.",
+        check=hostname,
+    )
+    listen_address: str = setting("127.0.0.1", "Address every listener binds.", check=ip_address)
+    data_dir: str = setting(
+        ".gdk-geo", "Node roots, secrets and certificates (relative to gdk.yml)."
+    )
+    docker: Docker = section(Docker, "Docker containers.")
+    registry: Registry = section(Registry, "The registry both nodes run.")
+    geo: Geo = section(Geo, "The two Geo nodes.")
+
+
+# Walking the schema.
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One leaf setting as declared: its dotted key, Python type, default, doc and check."""
+
+    key: str
+    type: type
+    default: Any
+    doc: str
+    check: Check | None
+
+
+def _sections(cls: type) -> Iterator[tuple[str, type, Any]]:
+    hints = get_type_hints(cls)
+    for f in fields(cls):
+        yield f.name, hints[f.name], f
+
+
+def declared(cls: type = Settings, prefix: str = "") -> Iterator[Declared]:
+    """Every leaf setting of `cls`, depth first, in declaration order."""
+    for name, typ, f in _sections(cls):
+        key = f"{prefix}{name}"
+        if is_dataclass(typ):
+            yield from declared(typ, key + ".")
+        else:
+            default = f.default if f.default is not MISSING else None
+            yield Declared(key, typ, default, f.metadata["doc"], f.metadata["check"])
+
+
+def section_doc(cls: type, name: str) -> str:
+    """The one-line doc of section `name` of dataclass `cls`."""
+    return next(f.metadata["doc"] for f in fields(cls) if f.name == name)
+
+
+DECLARED: dict[str, Declared] = {d.key: d for d in declared()}

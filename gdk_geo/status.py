@@ -1,0 +1,157 @@
+"""`geo.status`: one report of both nodes, as a rich table for people or JSON for scripts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from gdk_geo import certs, health, lifecycle, nodes, services
+from gdk_geo.errors import GdkGeoError
+from gdk_geo.project import Project
+from gdk_geo.settings import Settings
+
+
+def _container(client: Any, cfg: Settings, node: str) -> dict[str, Any]:
+    name = nodes.container_name(cfg, node)
+    container = nodes.find(client, name) if client else None
+    if container is None:
+        return {"name": name, "state": "absent" if client else "unknown (no engine)"}
+    started = nodes.started_at(container)
+    running = container.status == "running"
+    uptime = (datetime.now(UTC) - started).total_seconds() if started and running else None
+    return {
+        "name": name,
+        "state": container.status,
+        "image": container.attrs["Config"]["Image"],
+        "started_at": started.isoformat() if started else None,
+        "uptime_seconds": round(uptime, 1) if uptime is not None else None,
+    }
+
+
+def _certificate(project: Project, cfg: Settings, node: str) -> dict[str, Any]:
+    path = project.node(cfg, node).certificate
+    try:
+        info = certs.certificate_info(path)
+    except (GdkGeoError, FileNotFoundError, OSError):
+        return {"path": str(path), "present": False}
+    days = (info.not_after - datetime.now(UTC)).days
+    return {
+        "path": str(path),
+        "present": True,
+        "not_after": info.not_after.isoformat(),
+        "days_left": days,
+        "fingerprint": info.fingerprint,
+    }
+
+
+def _replication(cfg: Settings) -> dict[str, Any] | None:
+    """The secondary worker's own view of replication (counts, cursor, lag)."""
+    url = f"{lifecycle.service_url(cfg, 'secondary')}/api/v4/geo/replication/status"
+    try:
+        response = httpx.get(url, timeout=2.0)
+        response.raise_for_status()
+        data = response.json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    data.pop("repositories", None)  # per-repository rows belong on the status page
+    return data
+
+
+def collect(project: Project) -> dict[str, Any]:
+    """Everything `geo.status` shows, as plain data."""
+    cfg = project.load()
+    try:
+        client = nodes.engine()
+    except GdkGeoError:
+        client = None
+    report: dict[str, Any] = {"nodes": {}}
+    for paths in project.nodes(cfg):
+        node = paths.name
+        registry_url = lifecycle.registry_url(cfg, node)
+        service_url = lifecycle.service_url(cfg, node)
+        service = services.state(paths)
+        registry_probe = health.probe_registry(registry_url, paths.certificate, timeout=1.0)
+        service_probe = health.probe_service(service_url, timeout=1.0)
+        report["nodes"][node] = {
+            "container": _container(client, cfg, node),
+            "registry": {
+                "url": registry_url,
+                "healthy": registry_probe.ok,
+                "detail": registry_probe.detail,
+            },
+            "service": {
+                "url": service_url,
+                "pid": service.pid if service.running else None,
+                "running": service.running,
+                "stale_pidfile": service.stale,
+                "healthy": service_probe.ok,
+            },
+            "certificate": _certificate(project, cfg, node),
+        }
+    report["replication"] = _replication(cfg)
+    return report
+
+
+def _mark(ok: bool) -> str:
+    return "[green]✓[/]" if ok else "[red]✗[/]"
+
+
+def _uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def print_table(report: dict[str, Any], console: Console) -> None:
+    table = Table(title="gdk-geo nodes")
+    for column in (
+        "node",
+        "container",
+        "image",
+        "registry",
+        "uptime",
+        "Geo service",
+        "certificate",
+    ):
+        table.add_column(column)
+    for node, info in report["nodes"].items():
+        container, registry, service, cert = (
+            info["container"],
+            info["registry"],
+            info["service"],
+            info["certificate"],
+        )
+        table.add_row(
+            node,
+            f"{container['name']}\n{container['state']}",
+            container.get("image", "-"),
+            f"{_mark(registry['healthy'])} {registry['url']}",
+            _uptime(container.get("uptime_seconds")),
+            f"{_mark(service['healthy'])} {service['url']}\npid {service['pid'] or '-'}",
+            f"{cert['days_left']} days left" if cert.get("present") else "missing",
+        )
+    console.print(table)
+    replication = report.get("replication")
+    if replication is None:
+        console.print("replication: the secondary worker does not answer")
+    else:
+        counts = replication.get("counts", {})
+        console.print(
+            "replication: "
+            + ", ".join(
+                f"{state} {counts.get(state, 0)}"
+                for state in ("synced", "pending", "started", "failed")
+            )
+            + f"; cursor {replication.get('cursor')}, lag {replication.get('lag')} events"
+            + (
+                f", last event {replication['last_event_age_seconds']:.0f}s ago"
+                if replication.get("last_event_age_seconds") is not None
+                else ""
+            )
+        )

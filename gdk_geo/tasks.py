@@ -1,0 +1,191 @@
+"""The `geo` invoke collection. Each task parses flags, calls one module, and prints.
+
+The work itself lives in `lifecycle.py`, `status.py`, `config.py` and friends so it can be
+tested without a subprocess; a task never holds logic worth testing on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from invoke import Collection, task
+from invoke.exceptions import Exit
+
+from gdk_geo import config as gdk_config
+from gdk_geo import lifecycle, nodes, settings_docs
+from gdk_geo.console import diff, err, out, user_errors
+from gdk_geo.fsutil import atomic_write
+from gdk_geo.image import ensure_registry_image
+from gdk_geo.project import EXAMPLE, REPO_ROOT, Project
+
+
+def _project(c) -> Project:
+    root = c.config.get("gdk_geo", {}).get("root") if hasattr(c, "config") else None
+    return Project.locate(Path(root) if root else None)
+
+
+def _print_reconfigured(done: lifecycle.Reconfigured) -> None:
+    if done.created_gdk_yml:
+        out.print("created gdk.yml from gdk.example.yml (it is yours to edit)")
+    cert = done.certificates
+    out.print(
+        f"certificates: {cert.action}, valid until {cert.not_after:%Y-%m-%d}"
+        + (", copied to the secondary" if cert.copied else "")
+    )
+    for change in done.changes:
+        if change.status == "unchanged":
+            continue
+        note = f" (backup: {change.backup.name})" if change.backup else ""
+        out.print(f"{change.status}: {change.path}{note}")
+        if change.status == "updated" and change.diff:
+            diff(change.diff)
+    if not done.changed_nodes():
+        out.print("rendered files: unchanged")
+
+
+@task(help={"force": "Overwrite rendered files edited by hand (each is backed up first)."})
+@user_errors
+def reconfigure(c, force=False):
+    """Render both nodes' config.yml and gitlab.yml, secrets and certificates (no Docker)."""
+    _print_reconfigured(lifecycle.reconfigure(_project(c), force=force))
+
+
+@task
+@user_errors
+def image(c):
+    """Make sure the registry image exists: present, pulled, or built offline."""
+    project = _project(c)
+    cfg = project.load()
+    result = ensure_registry_image(
+        nodes.engine(), cfg.registry.image, Path(cfg.registry.binary), out.print
+    )
+    out.print(f"registry image: {result.name} ({result.how})")
+
+
+def _summary(project: Project, result: lifecycle.SetupResult) -> None:
+    cfg = result.reconfigured.cfg
+    if result.image_how == "built offline":
+        out.print(
+            f"[yellow]note[/]: {cfg.registry.image} is not available here, so both nodes "
+            f"run {result.image}, built offline from {cfg.registry.binary}"
+        )
+    for node in ("primary", "secondary"):
+        out.print(
+            f"{node:9}  registry {lifecycle.registry_url(cfg, node):28} "
+            f"({result.containers[node]})  Geo service {lifecycle.service_url(cfg, node)} "
+            f"({result.services[node]})"
+        )
+    p, s = cfg.geo.primary.registry.port, cfg.geo.secondary.registry.port
+    out.print("\nTry it:")
+    out.print(f"  docker push {cfg.hostname}:{p}/group/app:v1")
+    out.print(f"  docker pull {cfg.hostname}:{s}/group/app:v1")
+    out.print(f"  status page: {lifecycle.service_url(cfg, 'secondary')}/admin/geo")
+
+
+@task(help={"force": "Overwrite rendered files edited by hand (each is backed up first)."})
+@user_errors
+def setup(c, force=False):
+    """Render, get the image, start both registries and Geo services, wait until healthy."""
+    project = _project(c)
+    result = lifecycle.setup(project, out.print, force=force)
+    _print_reconfigured(result.reconfigured)
+    _summary(project, result)
+
+
+@task(
+    help={
+        "node": "primary or secondary (default: both)",
+        "force": "Overwrite rendered files edited by hand (each is backed up first).",
+    }
+)
+@user_errors
+def restart(c, node=None, force=False):
+    """Re-render what changed, restart containers and services, wait until healthy."""
+    if node not in (None, "primary", "secondary"):
+        err.print(f"--node must be primary or secondary, not {node!r}")
+        raise Exit(code=2)
+    done = lifecycle.restart(_project(c), node, force=force)
+    _print_reconfigured(done)
+    out.print(f"restarted {node or 'both nodes'}: healthy")
+
+
+@task
+@user_errors
+def stop(c):
+    """Stop both Geo services and registry containers; all data stays."""
+    stopped = lifecycle.stop(_project(c))
+    out.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@task(
+    help={
+        "yes": "Do not ask for confirmation.",
+        "data": "Also delete registry storage and the Geo databases.",
+    }
+)
+@user_errors
+def destroy(c, yes=False, data=False):
+    """Stop everything and remove the containers (and with --data, the registry data)."""
+    if not yes:
+        what = "containers and ALL registry data" if data else "containers (data stays)"
+        answer = input(f"Remove the gdk-geo {what}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            out.print("nothing removed")
+            return
+    removed = lifecycle.destroy(_project(c), data=data)
+    out.print("removed: " + (", ".join(removed) if removed else "nothing"))
+
+
+@task(help={"json": "Print JSON for scripts instead of a table."})
+@user_errors
+def status(c, json_=False):
+    """Per node: container, image, ports, health, uptime, certificate; services; replication."""
+    from gdk_geo import status as status_mod
+
+    report = status_mod.collect(_project(c))
+    if json_:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        status_mod.print_table(report, out)
+
+
+# geo.config.*
+
+
+@task(name="get")
+@user_errors
+def config_get(c, key):
+    """Print the effective value of a setting (defaults and derived values included)."""
+    value = gdk_config.get(_project(c).gdk_yml, key)
+    print(json.dumps(value) if isinstance(value, bool) else value)
+
+
+@task(name="set")
+@user_errors
+def config_set(c, key, value):
+    """Set a setting in gdk.yml, keeping your comments and key order."""
+    project = _project(c)
+    lifecycle.ensure_gdk_yml(project)
+    gdk_config.set_value(project.gdk_yml, key, value)
+    out.print(f"{key} = {gdk_config.get(project.gdk_yml, key)}  (run `invoke geo.restart`)")
+
+
+@task(name="list")
+def config_list(c):
+    """Every setting with its default and what it does."""
+    print(settings_docs.settings_table())
+
+
+@task(name="example")
+def config_example(c):
+    """Regenerate gdk.example.yml and the README's settings table from settings.py."""
+    atomic_write(EXAMPLE, settings_docs.example_yaml())
+    readme = REPO_ROOT / "README.md"
+    atomic_write(readme, settings_docs.readme_with_table(readme.read_text()))
+    out.print(f"wrote {EXAMPLE.name} and the settings table in README.md")
+
+
+config_ns = Collection("config", config_get, config_set, config_list, config_example)
+ns = Collection(reconfigure, setup, restart, stop, destroy, status, image)
+ns.add_collection(config_ns)
