@@ -77,14 +77,22 @@ def parse_document(path: Path, text: str) -> CommentedMap:
 
 
 def _describe(value: Any) -> str:
+    """A value as the user wrote it, with its YAML kind: "'abc' (a string)"."""
     if value is None:
         return "nothing"
-    kind = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}.get(
-        type(value), f"a {type(value).__name__}"
-    )
-    if isinstance(value, dict | list):
-        return kind
-    return f"{value!r} ({kind})"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    for typ, kind in (
+        (bool, "a boolean"),
+        (int, "a number"),
+        (float, "a number"),
+        (str, "a string"),
+    ):
+        if isinstance(value, typ):
+            return f"{typ(value)!r} ({kind})"  # typ() drops ruamel's ScalarInt & co.
+    return f"a {type(value).__name__}"
 
 
 def _expected_type(typ: type) -> str:
@@ -152,7 +160,7 @@ def _validate(node: CommentedMap, cls: type, prefix: str, problems: list[Problem
             if wrong:
                 problems.append(Problem(path, line, wrong))
             else:
-                values[key] = "" if value is None else (str(value) if typ is str else value)
+                values[key] = "" if value is None else typ(value)  # drop ruamel's wrappers
     return values
 
 

@@ -110,11 +110,20 @@ def reconfigure(
     report = certs.ensure_certificates(
         project.data_dir(cfg), primary.root, secondary.root, cfg.hostname
     )
+    _write_trust_dir(project.trust_dir(cfg), report.ca_certificate)
     files = render.render_files(project, cfg, secrets)
     changes = render.write_files(
         files, project.data_dir(cfg) / render.STATE_FILE, secrets, force=force
     )
     return Reconfigured(cfg, secrets, report, changes, created)
+
+
+def _write_trust_dir(trust_dir: Path, ca_certificate: Path) -> None:
+    """Keep `<data_dir>/trust/ca.crt` equal to the CA (a directory with no keys in it)."""
+    target = trust_dir / "ca.crt"
+    data = ca_certificate.read_bytes()
+    if not target.exists() or target.read_bytes() != data:
+        atomic_write(target, data, mode=0o644)
 
 
 # Bringing nodes up.

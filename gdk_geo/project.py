@@ -93,3 +93,7 @@ class Project:
 
     def ca_dir(self, cfg: Settings) -> Path:
         return self.data_dir(cfg) / "ca"
+
+    def trust_dir(self, cfg: Settings) -> Path:
+        """Just the CA certificate, for `skopeo --cert-dir` and Docker's certs.d."""
+        return self.data_dir(cfg) / "trust"

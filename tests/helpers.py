@@ -1,0 +1,68 @@
+"""Test helpers shared by several test modules (not fixtures: plain functions)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+FIXED_SECRETS = {
+    "notification_secret": "test-notification-secret-0123456789",
+    "node_token": "test-node-token-0123456789",
+    "registry_http_secret": "test-registry-http-secret-0123456789",
+}
+
+
+def invoke(root: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run `invoke <args>` as a user would, against the project at `root`."""
+    env = {**os.environ, "GDK_GEO_ROOT": str(root), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", "-r", str(REPO_ROOT), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def write_gdk_yml(root: Path, text: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "gdk.yml"
+    path.write_text(text)
+    return path
+
+
+def seed_secrets(root: Path) -> None:
+    """Pre-create the generated secrets so renders are byte-for-byte reproducible."""
+    secrets = root / ".gdk-geo" / "secrets"
+    secrets.mkdir(parents=True, exist_ok=True)
+    for name, value in FIXED_SECRETS.items():
+        (secrets / name).write_text(value + "\n")
+        (secrets / name).chmod(0o600)
+
+
+def ports_yml(
+    primary: int,
+    primary_registry: int,
+    secondary: int,
+    secondary_registry: int,
+    prefix: str = "gdkgeo-test",
+) -> str:
+    return f"""\
+# test project
+docker:
+  container_prefix: {prefix}
+geo:
+  primary:
+    port: {primary}
+    registry:
+      port: {primary_registry}
+  secondary:
+    port: {secondary}
+    registry:
+      port: {secondary_registry}
+"""

@@ -1,0 +1,150 @@
+"""gdk.yml validation messages, and geo.config.get/set, through the real invoke CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import invoke, write_gdk_yml
+
+from gdk_geo import config
+from gdk_geo.errors import ConfigError
+
+
+def _error(tmp_path: Path, text: str) -> str:
+    path = write_gdk_yml(tmp_path, text)
+    with pytest.raises(ConfigError) as raised:
+        config.load(path)
+    return str(raised.value)
+
+
+def test_type_error_names_key_line_given_and_expected(tmp_path: Path) -> None:
+    message = _error(tmp_path, "hostname: localhost\ngeo:\n  primary:\n    port: abc\n")
+    assert "gdk.yml:4: geo.primary.port: got 'abc' (a string)" in message
+    assert "expected a TCP port number from 1 to 65535" in message
+
+
+def test_port_out_of_range(tmp_path: Path) -> None:
+    message = _error(tmp_path, "geo:\n  secondary:\n    registry:\n      port: 70000\n")
+    assert "gdk.yml:4: geo.secondary.registry.port: got 70000" in message
+
+
+def test_boolean_is_not_a_port(tmp_path: Path) -> None:
+    message = _error(tmp_path, "geo:\n  primary:\n    port: true\n")
+    assert "geo.primary.port: got True (a boolean)" in message
+
+
+def test_unknown_key_suggests_the_nearest(tmp_path: Path) -> None:
+    message = _error(tmp_path, "geo:\n  secondry:\n    port: 3002\n")
+    assert "gdk.yml:2: geo.secondry: unknown key; did you mean `geo.secondary`?" in message
+
+
+def test_unknown_top_level_key_suggests(tmp_path: Path) -> None:
+    message = _error(tmp_path, "hostnme: gdk.test\n")
+    assert "hostnme: unknown key; did you mean `hostname`?" in message
+
+
+def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
+    message = _error(
+        tmp_path,
+        "registry:\n  notifications:\n    timeout: soon\n    threshold: 0\n  imagee: x\n",
+    )
+    assert "(3 problems)" in message
+    assert "registry.notifications.timeout: got 'soon'" in message
+    assert "registry.notifications.threshold: got 0 (a number), expected a whole number" in message
+    assert "registry.imagee: unknown key; did you mean `registry.image`?" in message
+
+
+def test_section_given_a_scalar(tmp_path: Path) -> None:
+    message = _error(tmp_path, "geo: 5\n")
+    assert "geo: got 5 (a number), expected a section of settings" in message
+
+
+def test_yaml_syntax_error_shows_line_and_column(tmp_path: Path) -> None:
+    message = _error(tmp_path, "geo:\n  primary:\n    port: [3001\n")
+    assert "is not valid YAML" in message
+    assert "line 4, column 1" in message
+
+
+def test_duplicate_keys_are_an_error(tmp_path: Path) -> None:
+    message = _error(tmp_path, "hostname: a\nhostname: b\n")
+    assert "not valid YAML" in message and "line 2" in message
+
+
+def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
+    assert "must be a mapping" in _error(tmp_path, "- a\n- b\n")
+
+
+def test_empty_file_means_defaults(tmp_path: Path) -> None:
+    assert config.load(write_gdk_yml(tmp_path, "")).geo.primary.port == 3001
+
+
+def test_primary_api_url_is_derived_unless_set(tmp_path: Path) -> None:
+    text = "hostname: gdk.test\ngeo:\n  primary:\n    registry:\n      port: 5100\n"
+    path = write_gdk_yml(tmp_path, text)
+    assert config.get(path, "geo.secondary.registry_replication.primary_api_url") == (
+        "https://gdk.test:5100"
+    )
+    config.set_value(path, "geo.secondary.registry_replication.primary_api_url", "https://r:1")
+    assert config.get(path, "geo.secondary.registry_replication.primary_api_url") == "https://r:1"
+
+
+def test_set_keeps_comments_and_key_order(tmp_path: Path) -> None:
+    original = (
+        "# my gdk.yml\n"
+        "hostname: localhost  # where I browse\n"
+        "geo:\n"
+        "  # the primary first\n"
+        "  primary:\n"
+        "    port: 3001\n"
+        "  secondary:\n"
+        "    port: 3002 # keep\n"
+    )
+    path = write_gdk_yml(tmp_path, original)
+    config.set_value(path, "geo.primary.port", "3101")
+    assert path.read_text() == original.replace("port: 3001", "port: 3101")
+    config.set_value(path, "geo.secondary.registry_replication.enabled", "false")
+    text = path.read_text()
+    assert text.startswith(original.replace("port: 3001", "port: 3101"))
+    assert "registry_replication:\n      enabled: false\n" in text
+
+
+def test_invalid_set_writes_nothing(tmp_path: Path) -> None:
+    path = write_gdk_yml(tmp_path, "geo:\n  primary:\n    port: 3001\n")
+    before = path.read_text()
+    with pytest.raises(ConfigError, match="expected a TCP port number"):
+        config.set_value(path, "geo.primary.port", "99999")
+    with pytest.raises(ConfigError, match="expected a TCP port number"):
+        config.set_value(path, "geo.primary.port", "many")
+    with pytest.raises(ConfigError, match=r"did you mean `geo\.primary\.port`"):
+        config.set_value(path, "geo.primary.prot", "3001")
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["gdk.yml"]  # no temp files left
+
+
+def test_cli_error_has_no_traceback_and_writes_nothing(tmp_path: Path) -> None:
+    write_gdk_yml(tmp_path, "geo:\n  primary:\n    port: abc\n")
+    result = invoke(tmp_path, "geo.reconfigure")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "gdk.yml:3: geo.primary.port: got 'abc'" in result.stderr
+    assert not (tmp_path / ".gdk-geo").exists()
+
+
+def test_cli_syntax_error(tmp_path: Path) -> None:
+    write_gdk_yml(tmp_path, "geo:\n\tprimary: 1\n")
+    result = invoke(tmp_path, "geo.reconfigure")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "line 2, column 1" in result.stderr
+
+
+def test_cli_get_and_set(tmp_path: Path) -> None:
+    write_gdk_yml(tmp_path, "# mine\nhostname: localhost\n")
+    assert invoke(tmp_path, "geo.config.get", "geo.primary.registry.port").stdout.strip() == "5000"
+    result = invoke(tmp_path, "geo.config.set", "geo.primary.registry.port", "5005")
+    assert result.returncode == 0, result.stderr
+    assert invoke(tmp_path, "geo.config.get", "geo.primary.registry.port").stdout.strip() == "5005"
+    assert (tmp_path / "gdk.yml").read_text().startswith("# mine\nhostname: localhost\n")
+    bad = invoke(tmp_path, "geo.config.get", "geo.primary.regsitry.port")
+    assert bad.returncode == 1 and "did you mean `geo.primary.registry.port`" in bad.stderr
