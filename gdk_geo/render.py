@@ -171,6 +171,7 @@ def write_files(
 ) -> list[Change]:
     """Write what changed, atomically; refuse to clobber hand edits unless `force`."""
     state = _load_state(state_path)
+    recorded = dict(state)
     edited = hand_edited(files, state)
     if edited and not force:
         listing = "\n".join(f"  {p}" for p in edited)
@@ -203,7 +204,8 @@ def write_files(
                 Change(f.path, f.node, "created" if old is None else "updated", diff, backup)
             )
         state[str(f.path)] = _sha256(f.content)
-    atomic_write(state_path, json.dumps(state, indent=2, sort_keys=True) + "\n", mode=0o600)
+    if state != recorded:
+        atomic_write(state_path, json.dumps(state, indent=2, sort_keys=True) + "\n", mode=0o600)
     return changes
 
 
