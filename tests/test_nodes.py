@@ -1,0 +1,257 @@
+"""Both nodes in real Docker: setup, idempotence, restart, port change, errors, real clients.
+
+One scratch project (its own container prefix and free ports, never the defaults) is set
+up once for the module; the tests run in order against it and the last ones change it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import socket
+import subprocess
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import free_port
+from helpers import invoke, ports_yml, write_gdk_yml
+
+from gdk_geo import health, lifecycle, nodes
+from gdk_geo.project import Project
+
+pytestmark = pytest.mark.docker
+
+DOCKER_CLI = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else shutil.which("docker")
+
+
+def _container_start_times(project: Project) -> dict[str, str]:
+    cfg = project.load()
+    client = nodes.engine()
+    return {
+        node: client.containers.get(nodes.container_name(cfg, node)).attrs["State"]["StartedAt"]
+        for node in ("primary", "secondary")
+    }
+
+
+def _pids(project: Project) -> dict[str, int]:
+    cfg = project.load()
+    return {p.name: int(p.pidfile.read_text()) for p in project.nodes(cfg)}
+
+
+@pytest.fixture(scope="module")
+def project(docker_client, tmp_path_factory) -> Iterator[Project]:
+    root = tmp_path_factory.mktemp("nodes")
+    prefix = f"gdkgeo-t{root.name[-6:].lower().replace('_', '')}"
+    write_gdk_yml(root, ports_yml(free_port(), free_port(), free_port(), free_port(), prefix))
+    project = Project(root)
+    yield project
+    invoke(root, "geo.destroy", "--yes", "--data")
+
+
+def test_setup_from_nothing(project: Project) -> None:
+    result = invoke(project.root, "geo.setup")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "docker push localhost:" in result.stdout
+    cfg = project.load()
+    client = nodes.engine()
+    for node in ("primary", "secondary"):
+        container = client.containers.get(nodes.container_name(cfg, node))
+        assert container.status == "running"
+        assert container.labels[nodes.LABEL_NODE] == node
+        assert container.attrs["HostConfig"]["NetworkMode"] == "host"
+        assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+        assert "host.docker.internal:127.0.0.1" in container.attrs["HostConfig"]["ExtraHosts"]
+        paths = project.node(cfg, node)
+        probe = health.probe_registry(lifecycle.registry_url(cfg, node), paths.certificate)
+        assert probe.ok, probe.detail
+        assert health.probe_service(lifecycle.service_url(cfg, node)).ok
+
+
+def test_registry_refuses_a_client_that_does_not_trust_our_ca(project: Project) -> None:
+    cfg = project.load()
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        httpx.get(f"{lifecycle.registry_url(cfg, 'primary')}/v2/")  # system CAs only
+
+
+def test_second_setup_is_a_no_op(project: Project) -> None:
+    started, pids = _container_start_times(project), _pids(project)
+    result = invoke(project.root, "geo.setup")
+    assert result.returncode == 0, result.stderr
+    assert _container_start_times(project) == started
+    assert _pids(project) == pids
+    assert "rendered files: unchanged" in result.stdout
+
+
+def test_status_json(project: Project) -> None:
+    result = invoke(project.root, "geo.status", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    for node in ("primary", "secondary"):
+        info = report["nodes"][node]
+        assert info["container"]["state"] == "running"
+        assert info["registry"]["healthy"] and info["service"]["healthy"]
+        assert info["service"]["pid"] and info["certificate"]["days_left"] > 300
+    table = invoke(project.root, "geo.status")
+    assert table.returncode == 0 and "primary" in table.stdout and "✓" in table.stdout
+
+
+def _push_with_skopeo(project: Project, tmp_path: Path, reference: str) -> None:
+    from oci_layout import write_image
+
+    layout = write_image(tmp_path / "layout", "v1")
+    trust = project.trust_dir(project.load())
+    subprocess.run(
+        ["skopeo", "copy", "--dest-cert-dir", str(trust), f"oci:{layout}:v1", reference],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def _events(project: Project) -> list[dict]:
+    cfg = project.load()
+    token = (project.secrets_dir(cfg) / "node_token").read_text().strip()
+    response = httpx.get(
+        f"{lifecycle.service_url(cfg, 'primary')}/api/v4/geo/events",
+        params={"after": 0, "limit": 1000},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    response.raise_for_status()
+    return response.json()["events"]
+
+
+def _wait_for_event(project: Project, repository: str, timeout: float = 10) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in _events(project):
+            if event["repository"] == repository:
+                return event
+        time.sleep(0.1)
+    raise AssertionError(f"no Geo event for {repository}")
+
+
+def test_skopeo_push_over_verified_tls_reaches_the_primary_service(
+    project: Project, tmp_path: Path
+) -> None:
+    port = project.load().geo.primary.registry.port
+    _push_with_skopeo(project, tmp_path, f"docker://localhost:{port}/group/skopeo:v1")
+    event = _wait_for_event(project, "group/skopeo")
+    assert event["action"] == "updated" and event["tag"] == "v1"
+    # The service records only notifications whose Authorization header equals the secret,
+    # and counts the others: a recorded event and zero refusals prove the header is right.
+    metrics = httpx.get(f"{lifecycle.service_url(project.load(), 'primary')}/-/metrics").text
+    assert "gdk_geo_notifications_unauthorized_total 0" in metrics
+
+
+def _tiny_image_tar() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        data = f"made by gdk-geo tests at {time.time()}\n".encode()
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_docker_cli_push(project: Project) -> None:
+    port = project.load().geo.primary.registry.port
+    reference = f"localhost:{port}/group/cli:v1"
+    subprocess.run(
+        [DOCKER_CLI, "import", "-", reference],
+        input=_tiny_image_tar(),
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    try:
+        pushed = subprocess.run(
+            [DOCKER_CLI, "push", reference], capture_output=True, text=True, timeout=60
+        )
+        assert pushed.returncode == 0, pushed.stderr
+    finally:
+        subprocess.run([DOCKER_CLI, "rmi", reference], capture_output=True, timeout=60)
+    assert _wait_for_event(project, "group/cli")["tag"] == "v1"
+
+
+def test_restart_restarts_both_and_waits_until_healthy(project: Project) -> None:
+    started, pids = _container_start_times(project), _pids(project)
+    result = invoke(project.root, "geo.restart")
+    assert result.returncode == 0, result.stderr
+    after = _container_start_times(project)
+    assert all(after[node] != started[node] for node in after)
+    assert all(_pids(project)[node] != pids[node] for node in pids)
+
+
+def test_restart_one_node(project: Project) -> None:
+    started = _container_start_times(project)
+    result = invoke(project.root, "geo.restart", "--node", "secondary")
+    assert result.returncode == 0, result.stderr
+    after = _container_start_times(project)
+    assert after["primary"] == started["primary"] and after["secondary"] != started["secondary"]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_port_change_serves_on_the_new_port_and_frees_the_old(project: Project) -> None:
+    cfg = project.load()
+    old, new = cfg.geo.secondary.registry.port, free_port()
+    assert (
+        invoke(project.root, "geo.config.set", "geo.secondary.registry.port", str(new)).returncode
+        == 0
+    )
+    result = invoke(project.root, "geo.restart")
+    assert result.returncode == 0, result.stderr
+    cfg = project.load()
+    assert health.probe_registry(
+        f"https://localhost:{new}", project.node(cfg, "secondary").certificate
+    ).ok
+    assert not _listening(old)
+
+
+def test_port_taken_is_the_documented_error(project: Project) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        invoke(project.root, "geo.config.set", "geo.primary.registry.port", str(taken))
+        result = invoke(project.root, "geo.restart")
+    assert result.returncode == 1
+    assert "geo.primary.registry.port" in result.stderr and str(taken) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_image_and_binary_name_both_ways_out(tmp_path: Path, docker_client) -> None:
+    write_gdk_yml(
+        tmp_path,
+        ports_yml(free_port(), free_port(), free_port(), free_port(), "gdkgeo-noimage")
+        + "registry:\n  image: gdk-geo/absent:never\n  binary: /nonexistent/registry\n",
+    )
+    result = invoke(tmp_path, "geo.setup")
+    assert result.returncode == 1
+    assert "gdk-geo/absent:never" in result.stderr and "/nonexistent/registry" in result.stderr
+    assert "docker load" in result.stderr and "apt-get install docker-registry" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert nodes.find(docker_client, "gdkgeo-noimage-primary-registry") is None
+
+
+def test_stop_keeps_data_and_destroy_removes_containers(project: Project) -> None:
+    invoke(project.root, "geo.config.set", "geo.primary.registry.port", str(free_port()))
+    assert invoke(project.root, "geo.restart").returncode == 0
+    result = invoke(project.root, "geo.stop")
+    assert result.returncode == 0, result.stderr
+    cfg = project.load()
+    storage = project.node(cfg, "primary").registry_storage
+    assert any(storage.rglob("link"))  # pushed data is still there, readable by the user
+    client = nodes.engine()
+    assert client.containers.get(nodes.container_name(cfg, "primary")).status == "exited"
+    assert invoke(project.root, "geo.destroy", "--yes").returncode == 0
+    assert nodes.find(client, nodes.container_name(cfg, "primary")) is None
+    assert any(storage.rglob("link"))
