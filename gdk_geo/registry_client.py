@@ -21,7 +21,7 @@ import json
 import random
 import re
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Generator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Generator, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +61,14 @@ class RegistryError(Exception):
 
 class RegistryUnavailable(RegistryError):
     """No answer at all: connection refused, reset or timed out, on every attempt."""
+
+
+class TLSVerificationFailed(RegistryError):
+    """The registry's certificate does not verify against the CA file (or the system store).
+
+    Not retried: it will not verify on the next attempt either. Verification is never
+    turned off; pass the CA that signed the registry's certificate instead.
+    """
 
 
 class RepositoryNotFound(RegistryError):
@@ -216,25 +224,29 @@ class RegistryAuth(httpx.Auth):
         self._tokens: dict[str, str] = {}
         self._use_basic = False
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        raise RuntimeError("RegistryAuth is for httpx.AsyncClient only")
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        # Written as the async flow so only the token response is read into memory;
+        # `requires_response_body` would read every response, streamed blobs included.
         key = _repository_of(request.url.path)
         self._authorize(request, key)
         response = yield request
         if response.status_code != 401:
             return
-        challenge = response.headers.get("WWW-Authenticate", "")
-        scheme, params = _parse_challenge(challenge)
+        scheme, params = _parse_challenge(response.headers.get("WWW-Authenticate", ""))
         if scheme == "basic" and self._basic is not None:
             self._use_basic = True
         elif scheme == "bearer" and "realm" in params:
-            token_request = self._token_request(params)
-            token_response = yield token_request
-            token_response.read()
-            if token_response.status_code != 200:
-                return
-            body = token_response.json()
-            token = body.get("token") or body.get("access_token")
-            if not token:
+            token_response = yield self._token_request(params)
+            await token_response.aread()
+            token = _token_from(token_response)
+            if token is None:
                 return
             self._tokens[key] = token
         else:
@@ -254,6 +266,18 @@ class RegistryAuth(httpx.Auth):
         if self._basic is not None:
             request.headers["Authorization"] = self._basic
         return request
+
+
+def _token_from(response: httpx.Response) -> str | None:
+    """The token of a token endpoint's answer (`token`, or OAuth2's `access_token`)."""
+    if response.status_code != 200:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
+    return token if isinstance(token, str) and token else None
 
 
 def _basic_header(username: str, password: str) -> str:
@@ -346,6 +370,11 @@ class RegistryClient:
                     request, stream=stream, follow_redirects=method in ("GET", "HEAD")
                 )
             except httpx.TransportError as exc:
+                if _tls_verification_error(exc):
+                    raise TLSVerificationFailed(
+                        f"{what}: the TLS certificate of {self.base_url} could not be verified "
+                        f"({_tls_verification_error(exc)}); pass the CA that signed it as ca_file"
+                    ) from exc
                 if attempt + 1 >= attempts:
                     raise RegistryUnavailable(
                         f"{what}: {self.base_url} did not answer ({exc.__class__.__name__}: {exc})"
@@ -701,6 +730,16 @@ def _media_type(response: httpx.Response, raw: bytes) -> str:
     except (ValueError, AttributeError):
         field = None
     return field or content_type
+
+
+def _tls_verification_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification error behind a transport error, if that is what it is."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _retry_after(response: httpx.Response) -> float | None:

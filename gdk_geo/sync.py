@@ -22,8 +22,9 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
-from collections.abc import Awaitable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import httpx
 
@@ -40,6 +41,8 @@ from gdk_geo.registry_client import (
     copy_blob,
     gather_all,
 )
+
+T = TypeVar("T")
 
 DEFAULT_HINT_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
 
@@ -212,7 +215,10 @@ class RepositorySync:
         self._tag_limit = asyncio.Semaphore(max_concurrent_tags)
         self._max_heads = max_concurrent_heads
         self._hint_retry_delays = tuple(hint_retry_delays)
-        self._children: dict[str, asyncio.Task[None]] = {}  # child manifests pushed this run
+        # Work done once per run however many tags share it (tasks, so sharers can wait).
+        self._manifests: dict[str, asyncio.Task[Manifest]] = {}
+        self._children: dict[str, asyncio.Task[None]] = {}
+        self._blobs: dict[str, asyncio.Task[None]] = {}
         self._pushed: dict[str, str] = {}  # tag -> digest pushed this run
 
     async def run(self, tags_hint: Collection[str] = ()) -> RepositorySyncResult:
@@ -233,7 +239,7 @@ class RepositorySync:
 
         stale = [tag for tag, ref in primary.items() if _differs(ref, secondary.get(tag))]
         result.skipped_tags = sorted(set(primary) - set(stale))
-        await gather_all(self._sync_tag(tag) for tag in sorted(stale))
+        await gather_all(self._sync_tag(tag, primary[tag]) for tag in sorted(stale))
 
         gone = [tag for tag in secondary if tag not in primary and tag not in unsettled]
         kept = self._kept_digests([*primary, *unsettled], secondary)
@@ -293,11 +299,15 @@ class RepositorySync:
 
     # -- tags and manifests ----------------------------------------------------------------
 
-    async def _sync_tag(self, tag: str) -> None:
-        """Copy one tag: its content first, then its manifest, byte for byte, by tag."""
+    async def _sync_tag(self, tag: str, ref: ManifestRef) -> None:
+        """Copy one tag: its content first, then its manifest, byte for byte, by tag.
+
+        The manifest is fetched by the digest the HEAD reported, so what we push is what we
+        compared; many tags on one digest (common for release aliases) cost one GET.
+        """
         async with self._tag_limit:
             try:
-                manifest = await self.source.get_manifest(self.repository, tag)
+                manifest = await self._fetch(ref.digest)
                 await self._ensure_content(manifest)
                 await self.target.put_manifest(
                     self.repository, tag, manifest.raw, manifest.media_type
@@ -308,38 +318,43 @@ class RepositorySync:
             self._pushed[tag] = manifest.digest
             self.result.synced_tags.append(tag)
 
+    def _fetch(self, digest: str) -> Awaitable[Manifest]:
+        """The primary's manifest `digest`, fetched once per run."""
+        return _once(
+            self._manifests, digest, lambda: self.source.get_manifest(self.repository, digest)
+        )
+
     async def _ensure_content(self, manifest: Manifest) -> None:
         """Make everything `manifest` points at present on the target (children, blobs)."""
         children, blobs = references(manifest)
-        await gather_all(self._ensure_child(child) for child in children)
+        await gather_all(self._ensure_child(child.digest) for child in children)
         await gather_all(self._ensure_blob(blob) for blob in blobs)
 
-    async def _ensure_child(self, child: Descriptor) -> None:
+    def _ensure_child(self, digest: str) -> Awaitable[None]:
         """Push one child of an index by digest, once per run however many tags share it."""
-        task = self._children.get(child.digest)
-        if task is None:
-            task = asyncio.ensure_future(self._push_child(child.digest))
-            self._children[child.digest] = task
-        await asyncio.shield(task)
+        return _once(self._children, digest, lambda: self._push_child(digest))
 
     async def _push_child(self, digest: str) -> None:
         if await self.target.head_manifest(self.repository, digest) is not None:
             return
-        manifest = await self.source.get_manifest(self.repository, digest)
+        manifest = await self._fetch(digest)
         await self._ensure_content(manifest)
         await self.target.put_manifest(self.repository, digest, manifest.raw, manifest.media_type)
 
     # -- blobs -----------------------------------------------------------------------------
 
-    async def _ensure_blob(self, blob: Descriptor) -> None:
-        """Make one blob present in the target repository, counting how."""
+    def _ensure_blob(self, blob: Descriptor) -> Awaitable[None]:
+        """Make one blob present in the target repository, once per run."""
+        return _once(self._blobs, blob.digest, lambda: self._place_and_count(blob))
+
+    async def _place_and_count(self, blob: Descriptor) -> None:
         async with self._blob_limit:
             outcome = await self._place_blob(blob)
         if outcome is _BlobOutcome.PRESENT:
             self.result.blobs_present += 1
         elif outcome is _BlobOutcome.MOUNTED:
             self.result.blobs_mounted += 1
-        # copies are counted by the copy itself (it may serve several waiters)
+        # copies are counted by the copy itself
 
     async def _place_blob(self, blob: Descriptor) -> _BlobOutcome:
         """Present → nothing; known elsewhere on the target → mount; else copy (once)."""
@@ -388,6 +403,16 @@ class RepositorySync:
         self.result.bytes_copied += copied
         self.locations.add(blob.digest, self.repository)
         return self.repository
+
+
+def _once(
+    tasks: dict[str, asyncio.Task[T]], key: str, start: Callable[[], Awaitable[T]]
+) -> Awaitable[T]:
+    """Await the task for `key`, starting it on first use; a waiter's cancellation spares it."""
+    task = tasks.get(key)
+    if task is None:
+        task = tasks[key] = asyncio.ensure_future(start())
+    return asyncio.shield(task)
 
 
 def _differs(primary: ManifestRef, secondary: ManifestRef | None) -> bool:
