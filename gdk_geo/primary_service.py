@@ -1,0 +1,619 @@
+"""The primary node's Geo service: registry notifications in, Geo event log out.
+
+Three jobs, each one endpoint:
+
+* `POST /api/v4/container_registry_event/events` receives the registry's notifications (the
+  path GitLab serves them on), keeps the manifest push/delete events and appends them to
+  the Geo event log before answering.
+* `GET /api/v4/geo/events` serves the log to the secondary, long-polling so that a push is
+  heard of within milliseconds rather than at the next poll.
+* `GET /-/health` and `GET /-/metrics` tell the tasks and a human how it is going.
+
+SQLite runs in the event loop, not in a thread pool. Each call is one short statement or
+one small transaction; the registry delivers notifications serially, so there is no queue
+for a pool to drain. Staying on the loop also means there is never an `await` between
+"the log has nothing after N" and "wait for news", so a long-poll cannot miss a wake-up,
+and the single connection needs no lock.
+
+Run it as `python -m gdk_geo.primary_service --config <node_root>/config/gitlab.yml`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import re
+import sqlite3
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, Literal
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from gdk_geo.errors import GdkGeoError
+from gdk_geo.eventlog import EventLog, GeoEvent, RegistryEvent
+from gdk_geo.node_settings import PrimaryServiceSettings, load_primary
+
+# Named, not __name__: run with -m, this module is `__main__`.
+logger = logging.getLogger("gdk_geo.primary_service")
+
+MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+DEFAULT_WAIT, MAX_WAIT = 0, 60
+
+NOTIFICATION_CONTENT_TYPES = frozenset(
+    {
+        "application/vnd.docker.distribution.events.v1+json",
+        "application/vnd.docker.distribution.events.v2+json",
+        "application/json",
+    }
+)
+
+MANIFEST_MEDIA_TYPES = frozenset(
+    {
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    }
+)
+
+# Distribution's reference grammar. `-+` replaces the spec's `[-]*`: the same names, but the
+# pattern has no ambiguous repetition, so a hostile name cannot make it backtrack for ages.
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
+_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
+_DIGEST = re.compile(r"([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-f0-9]{32,})")
+_DIGEST_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
+_EVENT_ID = re.compile(r"[\x21-\x7e]{1,255}")
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+MAX_REPOSITORY_LENGTH = 255
+MAX_LOGGED_REJECTIONS = 5
+MAX_SQLITE_INTEGER = 2**63 - 1
+
+
+# --- Registry notifications -> log entries -----------------------------------------------
+
+
+class BadNotification(Exception):
+    """The body is not a notification envelope; the reason is safe to show the sender."""
+
+
+@dataclass(frozen=True)
+class Triage:
+    """What to do with one event of a notification, and why when it is not recorded."""
+
+    outcome: Literal["record", "ignore", "reject"]
+    event: RegistryEvent | None = None
+    reason: str = ""
+
+
+def parse_envelope(body: bytes) -> list[Any]:
+    """The `events` list of a notification body, or `BadNotification` saying what is wrong.
+
+    `json` raises `RecursionError` on deeply nested input; that is the sender's fault, not
+    ours, so it is a 400 like any other malformed body.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadNotification("body is not UTF-8") from None
+    try:
+        envelope = json.loads(text)
+    except RecursionError:
+        raise BadNotification("body is nested too deeply") from None
+    except ValueError:
+        raise BadNotification("body is not valid JSON") from None
+    if not isinstance(envelope, dict):
+        raise BadNotification("body is not a JSON object")
+    events = envelope.get("events")
+    if not isinstance(events, list):
+        raise BadNotification("body has no `events` list")
+    return events
+
+
+def triage(raw: Any) -> Triage:
+    """Decide whether one Distribution event goes into the Geo event log.
+
+    Only manifest pushes and deletes change what a secondary must hold: a push or delete
+    whose target has a tag or a manifest media type. Distribution's delete events carry no
+    media type at all, for manifests, tags and repositories alike (and for blobs, which we
+    cannot tell apart), so a delete without one is recorded: the secondary answers any event
+    by comparing the repository with the primary, so a stray one costs a check, while a
+    missed one leaves a deleted image behind until the next backfill.
+    Pulls, mounts and blob events are ignored. Anything we would record but cannot trust
+    (no id, a name outside the registry's grammar) is rejected. No URL in the event is
+    ever followed: the secondary talks to the configured primary registry only.
+    """
+    if not isinstance(raw, dict):
+        return Triage("reject", reason="event is not an object")
+    action = raw.get("action")
+    if action not in ("push", "delete"):
+        return Triage("ignore") if isinstance(action, str) else _reject("no action")
+    target = raw.get("target")
+    if not isinstance(target, dict):
+        return _reject("no target")
+    try:
+        repository = _optional_text(target, "repository")
+        tag = _optional_text(target, "tag")
+        digest = _optional_text(target, "digest")
+        media_type = _optional_text(target, "mediaType")
+    except TypeError as exc:
+        return _reject(str(exc))
+    if not _concerns_manifest(action, tag, media_type):
+        return Triage("ignore")
+    return _checked_event(raw.get("id"), action, repository, tag, digest)
+
+
+def _optional_text(target: dict[str, Any], key: str) -> str | None:
+    """A target field as text; absent, null and "" all mean "not given" (Go's omitempty)."""
+    value = target.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"target.{key} is not a string")
+    return value
+
+
+def _concerns_manifest(action: str, tag: str | None, media_type: str | None) -> bool:
+    if tag is not None:
+        return True
+    if media_type is None:
+        return action == "delete"
+    return media_type.split(";")[0].strip().lower() in MANIFEST_MEDIA_TYPES
+
+
+def _checked_event(
+    event_id: Any, action: str, repository: str | None, tag: str | None, digest: str | None
+) -> Triage:
+    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
+        return _reject("no usable event id")
+    if repository is None or not is_repository_name(repository):
+        return _reject(f"repository name not valid: {_shown(repository)}")
+    if tag is not None and not _TAG.fullmatch(tag):
+        return _reject(f"tag not valid: {_shown(tag)}")
+    if digest is not None and not is_digest(digest):
+        return _reject(f"digest not valid: {_shown(digest)}")
+    logged_action = "updated" if action == "push" else "deleted"
+    event = RegistryEvent(event_id, logged_action, repository, tag, digest)
+    return Triage("record", event=event)
+
+
+def _reject(reason: str) -> Triage:
+    return Triage("reject", reason=reason)
+
+
+def _shown(value: str | None) -> str:
+    """A hostile value made safe for a log line: quoted, escaped, cut short."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def is_repository_name(name: str) -> bool:
+    """Distribution's repository name grammar: lowercase path components, at most 255 long."""
+    return len(name) <= MAX_REPOSITORY_LENGTH and _REPOSITORY.fullmatch(name) is not None
+
+
+def is_digest(digest: str) -> bool:
+    """`algorithm:hex`, with the exact hex length for the algorithms registries use."""
+    match = _DIGEST.fullmatch(digest)
+    if match is None:
+        return False
+    algorithm, hex_part = match.groups()
+    expected = _DIGEST_HEX_LENGTHS.get(algorithm)
+    return len(hex_part) == expected if expected else len(hex_part) <= 128
+
+
+# --- Request helpers ----------------------------------------------------------------------
+
+
+class BodyTooLarge(Exception):
+    """The body is over the limit; reading stopped there."""
+
+
+async def read_limited_body(request: Request, limit: int) -> bytes:
+    """The request body, read chunk by chunk and abandoned as soon as it passes `limit`.
+
+    Content-Length is trusted only to refuse early: a chunked body, or one that says less
+    than it sends, is measured as it arrives, and never more than `limit` bytes are kept.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        if len(body) + len(chunk) > limit:
+            raise BodyTooLarge
+        body += chunk
+    return bytes(body)
+
+
+def media_type_of(request: Request) -> str:
+    """The request's media type without parameters (`; charset=utf-8`), lowercased."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def header_equals(request: Request, name: str, expected: str) -> bool:
+    """Whether the request has exactly one `name` header equal to `expected`, in constant time.
+
+    Starlette decodes header bytes as latin-1, so encoding back gives the bytes that were
+    sent; the expected value is compared as the UTF-8 the sender was configured with.
+    """
+    values = request.headers.getlist(name)
+    if len(values) != 1:
+        return False
+    return hmac.compare_digest(values[0].encode("latin-1"), expected.encode("utf-8"))
+
+
+def integer_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    """A query parameter as an int clamped to [low, high]; `ValueError` when not an integer."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not _INTEGER.fullmatch(raw):
+        raise ValueError(f"`{name}` must be an integer")
+    return max(low, min(high, int(raw)))
+
+
+def error(status_code: int, reason: str) -> JSONResponse:
+    return JSONResponse({"error": reason}, status_code=status_code)
+
+
+# --- The service --------------------------------------------------------------------------
+
+
+@dataclass
+class Counters:
+    """Totals since the service started, served on /-/metrics."""
+
+    received: int = 0
+    recorded: int = 0
+    ignored: int = 0
+    rejected: int = 0
+    unauthorized: int = 0
+
+
+class LogWatch:
+    """Wakes the long-polls when the log grows, or when the service stops.
+
+    Each change sets the current `asyncio.Event` and puts a fresh one in its place, so a
+    waiter is woken by the first change after it started waiting, and never by an old one.
+    """
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Event()
+        self.stopped = False
+
+    def notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self._changed.set()
+
+    async def wait(self, timeout: float) -> None:
+        """Return at the next change, or after `timeout` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
+
+
+class PrimaryService:
+    """The endpoints, and the state they share: the log, the watch, the counters."""
+
+    def __init__(self, settings: PrimaryServiceSettings) -> None:
+        # load_primary refuses an empty secret; settings built by hand must not slip one in,
+        # since an empty expected value would let an empty header through.
+        for key, value in [
+            ("registry.notification_secret", settings.notification_secret),
+            ("geo.node_token", settings.node_token),
+        ]:
+            if not value:
+                raise GdkGeoError(
+                    f"{key} is empty: the primary service would have no password",
+                    fix="run `invoke geo.reconfigure` (it generates the secret and the token)",
+                )
+        self._secret = settings.notification_secret
+        self._bearer = f"Bearer {settings.node_token}"
+        self.log = EventLog(settings.event_log_path)
+        self.watch = LogWatch()
+        self.counters = Counters()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self._loop = asyncio.get_running_loop()
+        logger.info(
+            "primary Geo service ready: event log %s, last event id %d",
+            self.log.path,
+            self.log.last_id(),
+        )
+        try:
+            yield
+        finally:
+            self.watch.stop()
+            self.log.close()
+            logger.info("event log closed")
+
+    def request_stop(self) -> None:
+        """End the long-polls in flight; safe to call from a signal handler."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.watch.stop)
+
+    async def receive_notification(self, request: Request) -> Response:
+        """Distribution's notification endpoint.
+
+        Refusals come in the order that tells an outsider least: an unauthenticated sender
+        learns nothing about what we would accept. Once the envelope itself is acceptable the
+        answer is 200 even when some events are rejected: Distribution retries anything
+        else forever, and a bad event would never get better by being sent again.
+        """
+        if not header_equals(request, "authorization", self._secret):
+            return self._unauthorized(request)
+        if media_type_of(request) not in NOTIFICATION_CONTENT_TYPES:
+            return error(415, "expected a registry notification (application/json)")
+        try:
+            raw_events = parse_envelope(await read_limited_body(request, MAX_BODY_BYTES))
+        except BodyTooLarge:
+            return error(413, f"body is larger than {MAX_BODY_BYTES} bytes")
+        except ClientDisconnect:
+            return error(400, "client disconnected")
+        except BadNotification as exc:
+            return error(400, str(exc))
+        return self._record(raw_events)
+
+    def _unauthorized(self, request: Request) -> Response:
+        self.counters.unauthorized += 1
+        client = request.client.host if request.client else "unknown"
+        logger.warning(
+            "refused a registry notification from %s: Authorization header %s",
+            client,
+            "missing" if "authorization" not in request.headers else "does not match",
+        )
+        return error(401, "unauthorized")
+
+    def _record(self, raw_events: list[Any]) -> Response:
+        triaged = [triage(raw) for raw in raw_events]
+        wanted = [t.event for t in triaged if t.event is not None]
+        try:
+            recorded = self.log.record(wanted)
+        except sqlite3.Error as exc:
+            logger.error("cannot write the Geo event log: %s", exc)
+            return error(503, "the event log cannot be written; retry later")
+        if recorded:
+            self.watch.notify()
+        self._log_rejections([t.reason for t in triaged if t.outcome == "reject"])
+        summary = _summary(triaged, recorded)
+        self._count(summary)
+        logger.info("registry notification: %s", summary)
+        return JSONResponse(summary)
+
+    def _log_rejections(self, reasons: list[str]) -> None:
+        """A few reasons per notification: enough to debug, too few to flood the log."""
+        for reason in reasons[:MAX_LOGGED_REJECTIONS]:
+            logger.warning("rejected a registry event: %s", reason)
+        if len(reasons) > MAX_LOGGED_REJECTIONS:
+            logger.warning("rejected %d more events", len(reasons) - MAX_LOGGED_REJECTIONS)
+
+    def _count(self, summary: dict[str, int]) -> None:
+        self.counters.received += summary["received"]
+        self.counters.recorded += summary["recorded"]
+        self.counters.ignored += summary["ignored"]
+        self.counters.rejected += summary["rejected"]
+
+    async def events(self, request: Request) -> Response:
+        """The event API: the log after `after`, waiting up to `wait` seconds for news."""
+        if not header_equals(request, "authorization", self._bearer):
+            return error(401, "unauthorized")
+        try:
+            after = integer_param(request, "after", 0, 0, MAX_SQLITE_INTEGER)
+            limit = integer_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+            wait = integer_param(request, "wait", DEFAULT_WAIT, 0, MAX_WAIT)
+        except ValueError as exc:
+            return error(400, str(exc))
+        found = await self._events_after(after, limit, wait)
+        return JSONResponse(
+            {"events": [event_json(e) for e in found], "last_event_id": self.log.last_id()}
+        )
+
+    async def _events_after(self, after: int, limit: int, wait: int) -> list[GeoEvent]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        found = self.log.after(after, limit)
+        while not found and not self.watch.stopped and (remaining := deadline - loop.time()) > 0:
+            await self.watch.wait(remaining)
+            found = self.log.after(after, limit)
+        return found
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse(
+            {"status": "ok", "node": "primary", "last_event_id": self.log.last_id()}
+        )
+
+    async def metrics(self, request: Request) -> Response:
+        return PlainTextResponse(
+            render_metrics(self.counters, self.log.last_id()),
+            media_type="text/plain; version=0.0.4",
+        )
+
+
+def _summary(triaged: Sequence[Triage], recorded: int) -> dict[str, int]:
+    """The answer to the registry. Repeats of an already recorded event count as ignored,
+    so that received = recorded + ignored + rejected."""
+    rejected = sum(1 for t in triaged if t.outcome == "reject")
+    return {
+        "received": len(triaged),
+        "recorded": recorded,
+        "ignored": len(triaged) - rejected - recorded,
+        "rejected": rejected,
+    }
+
+
+def event_json(event: GeoEvent) -> dict[str, Any]:
+    """One event as the secondary's worker reads it; these keys are a contract."""
+    return {
+        "id": event.id,
+        "action": event.action,
+        "repository": event.repository,
+        "tag": event.tag,
+        "digest": event.digest,
+        "created_at": event.created_at,
+    }
+
+
+def render_metrics(counters: Counters, last_id: int) -> str:
+    """Prometheus' text exposition format, written by hand: six numbers need no library."""
+    return "".join(
+        [
+            _metric(
+                "gdk_geo_registry_events_received_total",
+                "counter",
+                "Registry events received.",
+                counters.received,
+            ),
+            _metric(
+                "gdk_geo_registry_events_recorded_total",
+                "counter",
+                "Events appended to the Geo event log.",
+                counters.recorded,
+            ),
+            _metric(
+                "gdk_geo_registry_events_ignored_total",
+                "counter",
+                "Events not needed (pulls, blobs, repeats).",
+                counters.ignored,
+            ),
+            _metric(
+                "gdk_geo_registry_events_rejected_total",
+                "counter",
+                "Events refused as invalid.",
+                counters.rejected,
+            ),
+            _metric(
+                "gdk_geo_notifications_unauthorized_total",
+                "counter",
+                "Notifications refused with 401.",
+                counters.unauthorized,
+            ),
+            _metric(
+                "gdk_geo_event_log_last_id",
+                "gauge",
+                "Id of the newest event in the Geo event log.",
+                last_id,
+            ),
+        ]
+    )
+
+
+def _metric(name: str, kind: str, help_text: str, value: int) -> str:
+    return f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n{name} {value}\n"
+
+
+def create_app(settings: PrimaryServiceSettings) -> Starlette:
+    """The service as an ASGI app; opens the event log now so a bad one fails before serving."""
+    service = PrimaryService(settings)
+    app = Starlette(
+        routes=[
+            Route(
+                "/api/v4/container_registry_event/events",
+                service.receive_notification,
+                methods=["POST"],
+            ),
+            Route("/api/v4/geo/events", service.events, methods=["GET"]),
+            Route("/-/health", service.health, methods=["GET"]),
+            Route("/-/metrics", service.metrics, methods=["GET"]),
+        ],
+        lifespan=service.lifespan,
+    )
+    app.state.service = service
+    return app
+
+
+# --- Running it ---------------------------------------------------------------------------
+
+LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "timestamped": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "timestamped",
+            "stream": "ext://sys.stderr",
+        },
+    },
+    "loggers": {
+        "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "gdk_geo": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+    },
+}
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, where a stop signal also ends the long-polls in flight.
+
+    uvicorn lets open requests finish before it exits; a secondary's long-poll would hold a
+    SIGTERM for up to a minute. Woken, it answers at once with what it has.
+    """
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._on_exit()
+
+
+def _one_line(exc: GdkGeoError) -> str:
+    """The error's what, where and fix on one line, for a log file that shows one line."""
+    parts = [exc.what]
+    if exc.where:
+        parts.append(f"where: {exc.where}")
+    if exc.fix:
+        parts.append(f"fix: {exc.fix}")
+    return "; ".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve until SIGTERM or SIGINT; a setup problem is one line on stderr and exit 1."""
+    parser = argparse.ArgumentParser(prog="python -m gdk_geo.primary_service")
+    parser.add_argument("--config", type=Path, required=True, help="the node's gitlab.yml")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_primary(args.config)
+        app = create_app(settings)
+    except GdkGeoError as exc:
+        print(f"gdk-geo primary service: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    config = uvicorn.Config(
+        app,
+        host=settings.listen_address,
+        port=settings.port,
+        log_config=LOG_CONFIG,
+        lifespan="on",
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=5,
+    )
+    _Server(config, on_exit=app.state.service.request_stop).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
