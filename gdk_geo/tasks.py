@@ -6,18 +6,24 @@ tested without a subprocess; a task never holds logic worth testing on its own.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from invoke import Collection, task
 from invoke.exceptions import Exit
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
 from gdk_geo import config as gdk_config
-from gdk_geo import lifecycle, nodes, settings_docs
+from gdk_geo import lifecycle, node_settings, nodes, settings_docs
+from gdk_geo import status as node_status
 from gdk_geo.console import diff, err, out, user_errors
 from gdk_geo.fsutil import atomic_write
 from gdk_geo.image import ensure_registry_image
 from gdk_geo.project import EXAMPLE, REPO_ROOT, Project
+from gdk_geo.replicator import failure_reason, sync_once
+from gdk_geo.verify import verify_registries
 
 
 def _project(c) -> Project:
@@ -141,13 +147,95 @@ def destroy(c, yes=False, data=False):
 @user_errors
 def status(c, json_=False):
     """Per node: container, image, ports, health, uptime, certificate; services; replication."""
-    from gdk_geo import status as status_mod
-
-    report = status_mod.collect(_project(c))
+    report = node_status.collect(_project(c))
     if json_:
         print(json.dumps(report, indent=2, default=str))
     else:
-        status_mod.print_table(report, out)
+        node_status.print_table(report, out)
+
+
+# Replication: one sync pass, and verification of both registries.
+
+
+def _secondary_settings(c):
+    project = _project(c)
+    cfg = project.load()
+    return node_settings.load_secondary(project.node(cfg, "secondary").gitlab_yml)
+
+
+@task(
+    iterable=["repo"],
+    help={
+        "repo": "A repository to sync (repeatable), e.g. group/app.",
+        "all": "Every repository in the primary's catalog.",
+    },
+)
+@user_errors
+def sync(c, repo=None, all_=False):
+    """One blocking sync pass now; exits 1 if any repository failed."""
+    settings = _secondary_settings(c)
+    failed: list[str] = []
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed} repositories"),
+    )
+    with Progress(*columns, console=out, transient=True) as progress:
+        bar = progress.add_task("syncing", total=len(repo) if repo else None)
+
+        def on_result(result) -> None:
+            progress.update(bar, advance=1, description=f"synced {result.repository}")
+            if not result.ok:
+                failed.append(result.repository)
+
+        results = asyncio.run(sync_once(settings, repo or None, all_, on_result))
+    for result in results:
+        mark = "[green]✓[/]" if result.ok else "[red]✗[/]"
+        detail = (
+            f"{len(result.synced_tags)} pushed, {len(result.skipped_tags)} unchanged, "
+            f"{len(result.deleted_tags)} deleted; blobs {result.blobs_copied} copied, "
+            f"{result.blobs_mounted} mounted"
+        )
+        if not result.ok:
+            detail = failure_reason(result)
+        out.print(f"{mark} {result.repository}: {detail}")
+    out.print(f"{len(results) - len(failed)} synced, {len(failed)} failed")
+    if failed:
+        raise Exit(code=1)
+
+
+@task(help={"json": "Print JSON for scripts instead of text."})
+@user_errors
+def verify(c, json_=False):
+    """Compare every repository's tag→digest map on both registries; exit 1 on any difference."""
+    diffs = asyncio.run(verify_registries(_secondary_settings(c)))
+    different = [d for d in diffs if not d.clean]
+    if json_:
+        print(
+            json.dumps(
+                {
+                    "repositories": len(diffs),
+                    "clean": not different,
+                    "differences": [asdict(d) for d in different],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for d in different:
+            out.print(f"[red]✗[/] {d.repository}")
+            for tag, digest in d.missing.items():
+                out.print(f"    missing on the secondary: {tag} ({digest})")
+            for tag, digest in d.extra.items():
+                out.print(f"    only on the secondary:    {tag} ({digest})")
+            for tag, (primary, secondary) in d.mismatched.items():
+                out.print(
+                    f"    different digest:         {tag} primary {primary} secondary {secondary}"
+                )
+        out.print(f"{len(diffs)} repositories compared, {len(different)} differ")
+    if different:
+        raise Exit(code=1)
 
 
 # geo.config.*
@@ -187,5 +275,5 @@ def config_example(c):
 
 
 config_ns = Collection("config", config_get, config_set, config_list, config_example)
-ns = Collection(reconfigure, setup, restart, stop, destroy, status, image)
+ns = Collection(reconfigure, setup, restart, stop, destroy, status, image, sync, verify)
 ns.add_collection(config_ns)
