@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gdk_geo.node_settings import SecondaryWorkerSettings
 from gdk_geo.registry_client import RegistryClient, RepositoryNotFound, gather_all
 
 
@@ -84,3 +85,16 @@ async def compare_repository(
         ]
     )
     return diff(repository, source_digests, target_digests)
+
+
+async def verify_registries(settings: SecondaryWorkerSettings) -> list[RepositoryDiff]:
+    """Compare every repository either registry knows, for `invoke geo.verify`.
+
+    Both catalogs count: a repository only on the secondary is a difference too (it should
+    have been deleted). Listing either catalog failing raises; never "nothing to compare".
+    """
+    from gdk_geo.replicator import registry_clients  # the worker's clients, same TLS rules
+
+    async with registry_clients(settings) as (source, target):
+        names = sorted(set(await source.catalog()) | set(await target.catalog()))
+        return await gather_all([compare_repository(source, target, name) for name in names])
