@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS repositories (
     last_checked_at   REAL,
     checksum          TEXT,
     resync_requested  INTEGER NOT NULL DEFAULT 0,
+    urgent            INTEGER NOT NULL DEFAULT 0,
     created_at        REAL NOT NULL,
     updated_at        REAL NOT NULL
 );
@@ -75,6 +76,7 @@ class TrackedRepository:
     last_checked_at: float | None
     checksum: str | None
     resync_requested: bool
+    urgent: bool
     created_at: float
     updated_at: float
 
@@ -125,6 +127,7 @@ class TrackingDB:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.executescript(_SCHEMA)
+            _add_missing_columns(conn)
             # executescript only writes when a table is missing: prove now that we can write.
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("COMMIT")
@@ -160,19 +163,24 @@ class TrackingDB:
 
     # -- state machine ----------------------------------------------------------------------
 
-    def mark_pending(self, repository: str, now: float | None = None) -> None:
+    def mark_pending(
+        self, repository: str, now: float | None = None, *, urgent: bool = False
+    ) -> None:
         """Queue one sync of `repository`, however many times it is asked for.
 
         A pending row stays as it is, a started row remembers to sync again when it ends, any
         other row becomes pending (a failed row keeps its retry_count, so the backoff goes on
-        growing if the new attempt fails too).
+        growing if the new attempt fails too). `urgent` rows (an event asked for them) are
+        claimed before the others, so a push is not queued behind a large backfill.
         """
-        self.mark_many_pending([repository], now)
+        self.mark_many_pending([repository], now, urgent=urgent)
 
-    def mark_many_pending(self, repositories: Iterable[str], now: float | None = None) -> None:
+    def mark_many_pending(
+        self, repositories: Iterable[str], now: float | None = None, *, urgent: bool = False
+    ) -> None:
         """`mark_pending` for several repositories in one transaction."""
         with self._write() as conn:
-            _mark_pending(conn, repositories, _now(now))
+            _mark_pending(conn, repositories, _now(now), urgent)
 
     def apply_events(
         self,
@@ -184,11 +192,12 @@ class TrackingDB:
         """Mark the repositories of a page of events pending and advance the cursor, atomically.
 
         Marking and cursor share one transaction: a crash before the commit replays the page,
-        a crash after it has already queued every repository the page named.
+        a crash after it has already queued every repository the page named. Event rows are
+        urgent: claimed before backfill and verification work.
         """
         with self._write() as conn:
             moment = _now(now)
-            _mark_pending(conn, repositories, moment)
+            _mark_pending(conn, repositories, moment, True)
             conn.execute(
                 "INSERT INTO event_cursor (id, last_event_id, last_event_at, updated_at)"
                 " VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
@@ -201,7 +210,8 @@ class TrackingDB:
     def claim_due(self, limit: int, now: float | None = None) -> list[str]:
         """Up to `limit` repositories due now (pending, or failed past retry_at), marked started.
 
-        Pending rows come first (oldest first), so fresh events are not starved by retries.
+        Pending rows come first, urgent ones (from events) before the rest, oldest first in
+        each group: fresh pushes are not starved by retries or by a large backfill.
         """
         if limit <= 0:
             return []
@@ -210,13 +220,13 @@ class TrackingDB:
             rows = conn.execute(
                 "SELECT repository FROM repositories"
                 " WHERE state = 'pending' OR (state = 'failed' AND retry_at <= ?)"
-                " ORDER BY state = 'failed', updated_at LIMIT ?",
+                " ORDER BY state = 'failed', urgent DESC, updated_at LIMIT ?",
                 (moment, limit),
             ).fetchall()
             names = [row["repository"] for row in rows]
             conn.executemany(
-                "UPDATE repositories SET state = 'started', resync_requested = 0, updated_at = ?"
-                " WHERE repository = ?",
+                "UPDATE repositories SET state = 'started', resync_requested = 0, urgent = 0,"
+                " updated_at = ? WHERE repository = ?",
                 [(moment, name) for name in names],
             )
         return names
@@ -372,7 +382,16 @@ def _insert_missing(conn: sqlite3.Connection, name: str, state: str, now: float)
     )
 
 
-def _mark_pending(conn: sqlite3.Connection, repositories: Iterable[str], now: float) -> None:
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a database written by an older gdk-geo up to the current table."""
+    columns = {row["name"] for row in conn.execute("PRAGMA table_info(repositories)")}
+    if "urgent" not in columns:
+        conn.execute("ALTER TABLE repositories ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0")
+
+
+def _mark_pending(
+    conn: sqlite3.Connection, repositories: Iterable[str], now: float, urgent: bool
+) -> None:
     for name in dict.fromkeys(repositories):
         _insert_missing(conn, name, "pending", now)
         conn.execute(
@@ -385,6 +404,11 @@ def _mark_pending(conn: sqlite3.Connection, repositories: Iterable[str], now: fl
             " WHERE repository = ? AND state IN ('synced', 'failed')",
             (now, name),
         )
+        if urgent:
+            conn.execute(
+                "UPDATE repositories SET urgent = 1 WHERE repository = ? AND state = 'pending'",
+                (name,),
+            )
 
 
 def _backfill_due(row: TrackedRepository, older_than: float, now: float) -> bool:
@@ -413,6 +437,7 @@ def _tracked(row: sqlite3.Row) -> TrackedRepository:
         last_checked_at=row["last_checked_at"],
         checksum=row["checksum"],
         resync_requested=bool(row["resync_requested"]),
+        urgent=bool(row["urgent"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )

@@ -56,6 +56,37 @@ def test_claim_respects_limit_and_prefers_pending(db: TrackingDB) -> None:
     assert db.claim_due(2, now=later) == ["a"]
 
 
+def test_event_rows_are_claimed_before_backfill_rows(db: TrackingDB) -> None:
+    db.mark_many_pending([f"backfill/{n}" for n in range(5)], now=NOW)
+    db.apply_events(["pushed/app"], 1, NOW, now=NOW + 1)
+    assert db.claim_due(1, now=NOW + 1) == ["pushed/app"]
+    assert not db.get("pushed/app").urgent, "claiming clears urgency"
+    db.mark_pending("backfill/0", now=NOW + 2, urgent=True)  # already queued: now urgent
+    assert db.claim_due(1, now=NOW + 2) == ["backfill/0"]
+
+
+def test_older_database_gains_new_columns(tmp_path: Path) -> None:
+    path = tmp_path / "t.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE repositories (repository TEXT PRIMARY KEY, state TEXT NOT NULL,"
+        " retry_count INTEGER NOT NULL DEFAULT 0, retry_at REAL, last_sync_failure TEXT,"
+        " last_synced_at REAL, last_checked_at REAL, checksum TEXT,"
+        " resync_requested INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL,"
+        " updated_at REAL NOT NULL)"
+    )
+    old.execute(
+        "INSERT INTO repositories (repository, state, created_at, updated_at)"
+        " VALUES ('kept', 'synced', 1, 1)"
+    )
+    old.commit()
+    old.close()
+    db = TrackingDB(path)
+    assert db.get("kept").state == "synced"
+    assert not db.get("kept").urgent
+    db.close()
+
+
 def test_event_during_sync_is_not_lost(db: TrackingDB) -> None:
     db.mark_pending("group/app", now=NOW)
     db.claim_due(1, now=NOW)

@@ -1,0 +1,152 @@
+"""The secondary's side of the primary's Geo event API: long-poll, validate, hand over a page.
+
+The contract (served by `gdk_geo.primary_service`):
+
+    GET {primary_geo_url}/api/v4/geo/events?after=<id>&limit=<n>&wait=<seconds>
+    Authorization: Bearer <node token>
+    → {"events": [{"id", "action", "repository", "tag", "digest", "created_at"}],
+       "last_event_id": N}
+
+An event only ever names a repository (and a tag as a hint); nothing in it is fetched. A
+malformed event is skipped but still counted in `last_seen_id`, so one bad entry cannot wedge
+the cursor; the backfill would repair whatever it stood for.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gdk_geo.registry_client import check_repository
+
+logger = logging.getLogger("gdk_geo.worker")
+
+POLL_WAIT_SECONDS = 25
+PAGE_LIMIT = 100
+
+
+class EventFeedError(Exception):
+    """The event API could not be read; the message says what to check."""
+
+
+@dataclass(frozen=True)
+class FeedEvent:
+    """One usable event: the repository to sync and, for a push, the tag it touched."""
+
+    id: int
+    action: str
+    repository: str
+    tag: str | None
+    created_at: float | None
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """One answer of the event API."""
+
+    events: list[FeedEvent]
+    last_seen_id: int  # the highest id in the page, skipped events included; 0 when empty
+    primary_last_event_id: int
+
+    @property
+    def last_created_at(self) -> float | None:
+        times = [event.created_at for event in self.events if event.created_at is not None]
+        return max(times) if times else None
+
+
+class EventFeed:
+    """A keep-alive connection to the primary's event API."""
+
+    def __init__(
+        self,
+        primary_geo_url: str,
+        node_token: str,
+        *,
+        ca_file: Path | None = None,
+        wait: int = POLL_WAIT_SECONDS,
+        limit: int = PAGE_LIMIT,
+    ) -> None:
+        self.url = primary_geo_url.rstrip("/") + "/api/v4/geo/events"
+        self.wait = wait
+        self.limit = limit
+        self._http = httpx.AsyncClient(
+            verify=ssl.create_default_context(cafile=str(ca_file)) if ca_file else True,
+            # The read timeout must outlast the long-poll, or every idle poll is an error.
+            timeout=httpx.Timeout(wait + 15.0, connect=5.0),
+            headers={"Authorization": f"Bearer {node_token}", "User-Agent": "gdk-geo-worker"},
+            trust_env=False,
+        )
+
+    async def __aenter__(self) -> EventFeed:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._http.aclose()
+
+    async def next_page(self, after: int, *, wait: int | None = None) -> EventPage:
+        """Events after `after`, waiting up to `wait` seconds (default: the feed's) for one."""
+        params = {"after": after, "limit": self.limit, "wait": self.wait if wait is None else wait}
+        try:
+            response = await self._http.get(self.url, params=params)
+        except httpx.HTTPError as exc:
+            raise EventFeedError(
+                f"{self.url} did not answer ({exc.__class__.__name__}: {exc})"
+            ) from exc
+        if response.status_code == 401:
+            raise EventFeedError(
+                f"{self.url} refused the node token (HTTP 401): the nodes' geo.node_token "
+                "differ; run `invoke geo.reconfigure`"
+            )
+        if response.status_code != 200:
+            raise EventFeedError(f"{self.url} answered HTTP {response.status_code}")
+        try:
+            return parse_page(response.json())
+        except (ValueError, TypeError, KeyError) as exc:
+            raise EventFeedError(
+                f"{self.url} answered something that is not an event page: {exc}"
+            ) from exc
+
+
+def parse_page(body: Any) -> EventPage:
+    """An `EventPage` from the JSON body; raises ValueError/TypeError/KeyError when malformed."""
+    if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+        raise ValueError("no `events` list")
+    events: list[FeedEvent] = []
+    last_seen = 0
+    for raw in body["events"]:
+        event_id = _integer(raw.get("id") if isinstance(raw, dict) else None)
+        if event_id is None:
+            raise ValueError(f"an event without an integer id: {raw!r:.80}")
+        last_seen = max(last_seen, event_id)
+        event = parse_event(raw, event_id)
+        if event is None:
+            logger.warning("skipping unusable Geo event %d: %.120r", event_id, raw)
+        else:
+            events.append(event)
+    primary_last = _integer(body.get("last_event_id"))
+    return EventPage(events, last_seen, max(primary_last or 0, last_seen))
+
+
+def parse_event(raw: dict[str, Any], event_id: int) -> FeedEvent | None:
+    """A `FeedEvent`, or None when the repository name is not one a registry would accept."""
+    repository = raw.get("repository")
+    action = raw.get("action")
+    if not isinstance(repository, str) or action not in ("updated", "deleted"):
+        return None
+    try:
+        check_repository(repository)
+    except ValueError:
+        return None
+    tag = raw.get("tag") if isinstance(raw.get("tag"), str) else None
+    created = raw.get("created_at")
+    created_at = float(created) if isinstance(created, int | float) else None
+    return FeedEvent(event_id, action, repository, tag, created_at)
+
+
+def _integer(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

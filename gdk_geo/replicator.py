@@ -1,0 +1,249 @@
+"""One repository sync, recorded: what the worker's scheduler and `invoke geo.sync` share.
+
+`Replicator.run` takes a repository the tracking database already marked started, runs
+`gdk_geo.sync.sync_repository` on it and records the outcome (synced, or failed with its
+reason and backoff). `sync_once` is the blocking pass behind `invoke geo.sync`, recorded
+the same way, so the status page tells the truth whichever of the two did the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from gdk_geo.errors import GdkGeoError
+from gdk_geo.node_settings import SecondaryWorkerSettings
+from gdk_geo.registry_client import RegistryClient, RegistryError, check_repository
+from gdk_geo.sync import BlobLocations, RepositorySyncResult, sync_repository
+from gdk_geo.tracking import TrackingDB
+
+logger = logging.getLogger("gdk_geo.worker")
+
+MAX_FAILURE_TEXT = 1000
+
+Progress = Callable[[RepositorySyncResult], None]
+
+
+@dataclass
+class Totals:
+    """What the syncs of this process did, for /-/metrics and the status page."""
+
+    syncs: int = 0
+    sync_failures: int = 0
+    blobs_copied: int = 0
+    blobs_mounted: int = 0
+    blobs_present: int = 0
+    bytes_copied: int = 0
+    tags_deleted: int = 0
+    verification_mismatches: int = 0
+
+    def add(self, result: RepositorySyncResult) -> None:
+        self.syncs += 1
+        self.sync_failures += 0 if result.ok else 1
+        self.blobs_copied += result.blobs_copied
+        self.blobs_mounted += result.blobs_mounted
+        self.blobs_present += result.blobs_present
+        self.bytes_copied += result.bytes_copied
+        self.tags_deleted += len(result.deleted_tags)
+
+
+def failure_reason(result: RepositorySyncResult) -> str:
+    """One line for `last_sync_failure`: the repository error, or the tags that failed."""
+    if result.error:
+        text = result.error
+    else:
+        problems = {**result.failed_tags, **result.stale_tags}
+        text = "; ".join(f"{tag}: {why}" for tag, why in sorted(problems.items()))
+    text = " ".join((text or "not every tag synced").split())
+    return text if len(text) <= MAX_FAILURE_TEXT else text[: MAX_FAILURE_TEXT - 3] + "..."
+
+
+def ca_file_for(url: str, ca_file: Path) -> Path | None:
+    """The CA file to verify `url` with: only https needs one, and then it must exist.
+
+    Verification is never turned off; plain http (tests, a registry without TLS) has
+    nothing to verify.
+    """
+    if not url.lower().startswith("https://"):
+        return None
+    if not ca_file.is_file():
+        raise GdkGeoError(
+            f"{ca_file} does not exist, so {url} cannot be verified",
+            fix="run `invoke geo.setup` (it creates the CA and copies it to the secondary)",
+        )
+    return ca_file
+
+
+@asynccontextmanager
+async def registry_clients(
+    settings: SecondaryWorkerSettings,
+) -> AsyncIterator[tuple[RegistryClient, RegistryClient]]:
+    """(primary, secondary) registry clients with pools sized for the configured concurrency."""
+    pool = max(16, settings.max_concurrent_repositories * settings.max_concurrent_blobs * 2)
+    source = RegistryClient(
+        settings.primary_api_url,
+        ca_file=ca_file_for(settings.primary_api_url, settings.ca_file),
+        max_connections=pool,
+    )
+    target = RegistryClient(
+        settings.registry_api_url,
+        ca_file=ca_file_for(settings.registry_api_url, settings.ca_file),
+        max_connections=pool,
+    )
+    async with source, target:
+        yield source, target
+
+
+class Replicator:
+    """Syncs claimed repositories and records each outcome in the tracking database.
+
+    Shared by the worker's scheduler and `sync_once`, so both update tracking the same way.
+    Tag hints from push events wait here until their repository's next sync; a failed sync
+    keeps them for the retry (the tag may just not be listed yet).
+    """
+
+    def __init__(
+        self,
+        settings: SecondaryWorkerSettings,
+        db: TrackingDB,
+        source: RegistryClient,
+        target: RegistryClient,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.source = source
+        self.target = target
+        self.blob_locations = BlobLocations()
+        self.totals = Totals()
+        self.hints: dict[str, set[str]] = {}
+
+    async def run(self, repository: str) -> RepositorySyncResult:
+        """Sync one repository already marked started, and record how it went."""
+        hints = self.hints.pop(repository, set())
+        result = await self._sync(repository, hints)
+        self.totals.add(result)
+        if result.ok:
+            # The checksum is the verification's to record: computing it here would cost
+            # another listing and a HEAD per tag on every sync.
+            state = self.db.finish_success(repository, None)
+            logger.info("synced %s: %s%s", repository, _summary(result), _requeued(state))
+        else:
+            reason = failure_reason(result)
+            retry_at = self.db.finish_failure(repository, reason)
+            self.hints.setdefault(repository, set()).update(hints)
+            logger.warning(
+                "sync of %s failed (retry in %.1fs): %s",
+                repository,
+                max(0.0, retry_at - time.time()),
+                reason,
+            )
+        return result
+
+    async def _sync(self, repository: str, hints: set[str]) -> RepositorySyncResult:
+        try:
+            return await sync_repository(
+                self.source,
+                self.target,
+                repository,
+                blob_locations=self.blob_locations,
+                tags_hint=sorted(hints),
+                max_concurrent_blobs=self.settings.max_concurrent_blobs,
+            )
+        except Exception as exc:  # a bug in one sync must not stop the others
+            logger.exception("sync of %s crashed", repository)
+            return RepositorySyncResult(repository, error=f"internal error: {exc!r}")
+
+
+def _summary(result: RepositorySyncResult) -> str:
+    return (
+        f"{len(result.synced_tags)} tag(s) pushed, {len(result.skipped_tags)} unchanged, "
+        f"{len(result.deleted_tags)} deleted; blobs {result.blobs_copied} copied, "
+        f"{result.blobs_mounted} mounted, {result.blobs_present} present"
+    )
+
+
+def _requeued(state: str) -> str:
+    return " (an event arrived meanwhile: queued again)" if state == "pending" else ""
+
+
+async def sync_once(
+    settings: SecondaryWorkerSettings,
+    repos: list[str] | None = None,
+    all_: bool = False,
+    progress: Progress | None = None,
+) -> list[RepositorySyncResult]:
+    """One blocking sync pass, recorded in the tracking database like the worker's.
+
+    `repos`: exactly these repositories. `all_`: every repository in the primary's catalog.
+    Neither: what the worker would do next, i.e. what is due plus what a backfill would
+    queue. `progress` is called with each result as it finishes. Safe while the worker runs:
+    a sync is idempotent, and both record into the same database.
+    """
+    if not settings.replication_enabled:
+        raise GdkGeoError(
+            "registry replication is disabled on the secondary",
+            fix="set geo.registry_replication.enabled: true in gdk.yml, then "
+            "`invoke geo.reconfigure`",
+        )
+    names = [_checked_name(name) for name in repos or []]
+    db = TrackingDB(settings.tracking_db_path)
+    try:
+        async with registry_clients(settings) as (source, target):
+            replicator = Replicator(settings, db, source, target)
+            if all_ or names:
+                names = names or await _catalog(source)
+                db.start(names)
+            else:
+                db.mark_many_pending(
+                    db.needs_backfill(await _catalog(source), settings.backfill_interval)
+                )
+                names = db.claim_due(sys.maxsize)
+            return await _run_bounded(replicator, names, settings, progress)
+    finally:
+        db.close()
+
+
+async def _run_bounded(
+    replicator: Replicator,
+    names: Sequence[str],
+    settings: SecondaryWorkerSettings,
+    progress: Progress | None,
+) -> list[RepositorySyncResult]:
+    limit = asyncio.Semaphore(max(1, settings.max_concurrent_repositories))
+
+    async def one(name: str) -> RepositorySyncResult:
+        async with limit:
+            result = await replicator.run(name)
+        if progress is not None:
+            progress(result)
+        return result
+
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(one(name)) for name in names]
+    return [task.result() for task in tasks]
+
+
+def _checked_name(name: str) -> str:
+    try:
+        return check_repository(name)
+    except ValueError:
+        raise GdkGeoError(
+            f"{name!r} is not a repository name",
+            fix="use the path part of the image, e.g. `group/app` for localhost:5000/group/app",
+        ) from None
+
+
+async def _catalog(source: RegistryClient) -> list[str]:
+    try:
+        return await source.catalog()
+    except RegistryError as exc:
+        raise GdkGeoError(
+            f"cannot list the primary registry's catalog: {exc}",
+            fix="check that the primary registry runs (`invoke geo.status`)",
+        ) from None

@@ -1,0 +1,420 @@
+"""The secondary's Geo worker: GitLab's `Geo::ContainerRepositoryServiceWorker`, done better.
+
+Four loops share one tracking database (`gdk_geo.tracking`) and one asyncio event loop:
+
+* the event follower long-polls the primary's event API, marks each event's repository
+  pending and advances the cursor in the same transaction, then wakes the scheduler, so a
+  push is replicated within milliseconds of the primary hearing of it;
+* the scheduler syncs due repositories (`gdk_geo.sync`), at most
+  `max_concurrent_repositories` at once, and records success or failure with backoff;
+* the backfill lists the primary's catalog every `backfill_interval` (and at start) and
+  queues what was never synced, is due for a retry, or was not checked for an interval:
+  a notification the registry dropped while restarting is repaired here;
+* the verification compares tag→digest checksums of synced repositories on both sides
+  every `verification_interval`; a mismatch goes back to sync.
+
+Events make replication fast; backfill and verification make it complete. The HTTP side
+(`gdk_geo.status_page`) runs in the same loop; one sync and its bookkeeping live in
+`gdk_geo.replicator`, the event API client in `gdk_geo.event_feed`. Run it as
+
+    python -m gdk_geo.worker --config <secondary root>/config/gitlab.yml
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from gdk_geo.errors import GdkGeoError
+from gdk_geo.event_feed import EventFeed, EventFeedError, EventPage
+from gdk_geo.node_settings import SecondaryWorkerSettings, load_secondary
+from gdk_geo.registry_client import RegistryError
+from gdk_geo.replicator import Replicator, Totals, ca_file_for, registry_clients, sync_once
+from gdk_geo.status_page import create_app
+from gdk_geo.tracking import Backoff, TrackedRepository, TrackingDB
+from gdk_geo.verify import compare_repository
+
+__all__ = ["Worker", "main", "serve", "status_snapshot", "sync_once"]
+
+# Named, not __name__: run with -m, this module is `__main__`.
+logger = logging.getLogger("gdk_geo.worker")
+
+IDLE_RECHECK_SECONDS = 30.0  # the scheduler looks at the database at least this often
+BACKFILL_RETRY_SECONDS = 15.0  # a failed catalog listing is retried sooner than an interval
+FEED_RECONNECT = Backoff(base=0.5, cap=30.0)
+
+
+@dataclass
+class Activity:
+    """What the loops learnt that the database does not hold (shown on the status page)."""
+
+    primary_last_event_id: int | None = None
+    feed_connected: bool = False
+    feed_error: str | None = None
+    last_backfill_at: float | None = None
+    backfill_error: str | None = None
+    last_verification_at: float | None = None
+
+
+class Worker:
+    """The follower, scheduler, backfill and verification loops around one `Replicator`."""
+
+    def __init__(self, settings: SecondaryWorkerSettings, replicator: Replicator, feed: EventFeed):
+        self.settings = settings
+        self.replicator = replicator
+        self.db = replicator.db
+        self.feed = feed
+        self.activity = Activity()
+        self._wake = asyncio.Event()
+        self._backfill_now = asyncio.Event()
+        self._running = 0
+
+    async def run(self) -> None:
+        """Run every loop until cancelled; a tracking database failure ends them all."""
+        if not self.settings.replication_enabled:
+            logger.warning("geo.registry_replication.enabled is false: serving status only")
+            await asyncio.Event().wait()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.follow_events())
+            group.create_task(self.schedule())
+            group.create_task(self.backfill_forever())
+            group.create_task(self.verify_forever())
+
+    # -- events ----------------------------------------------------------------------------
+
+    async def follow_events(self) -> None:
+        """Long-poll the event API forever, reconnecting with backoff while it is down."""
+        failures = 0
+        while True:
+            # The first poll after (re)connecting returns at once, so the status page knows
+            # the feed is up and the cursor catches up before the long-polls begin.
+            wait = None if self.activity.feed_connected else 0
+            try:
+                page = await self.feed.next_page(self.db.cursor(), wait=wait)
+            except EventFeedError as exc:
+                self._feed_down(str(exc))
+                await asyncio.sleep(FEED_RECONNECT.delay(failures))
+                failures += 1
+                continue
+            failures = 0
+            self._feed_up()
+            self.apply(page)
+
+    def apply(self, page: EventPage) -> None:
+        """Queue the page's repositories and move the cursor past it (one transaction)."""
+        self.activity.primary_last_event_id = page.primary_last_event_id
+        cursor = self.db.cursor()
+        if page.primary_last_event_id < cursor:
+            logger.warning(
+                "the primary's event log restarted (its last event is %d, our cursor %d): "
+                "reading it from the start and running a backfill",
+                page.primary_last_event_id,
+                cursor,
+            )
+            self.db.apply_events([], 0, None)
+            self._backfill_now.set()
+            return
+        if page.last_seen_id <= cursor:
+            return
+        for event in page.events:
+            if event.action == "updated" and event.tag:
+                self.replicator.hints.setdefault(event.repository, set()).add(event.tag)
+        repositories = [event.repository for event in page.events]
+        self.db.apply_events(repositories, page.last_seen_id, page.last_created_at)
+        self._wake.set()
+
+    def _feed_down(self, reason: str) -> None:
+        if reason != self.activity.feed_error:
+            logger.warning("cannot read the primary's Geo events: %s", reason)
+        self.activity.feed_connected, self.activity.feed_error = False, reason
+
+    def _feed_up(self) -> None:
+        if not self.activity.feed_connected:
+            logger.info("following the primary's Geo events from %d", self.db.cursor())
+        self.activity.feed_connected, self.activity.feed_error = True, None
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    async def schedule(self) -> None:
+        """Start due syncs whenever a slot is free and there is news (an event, a finish)."""
+        limit = max(1, self.settings.max_concurrent_repositories)
+        async with asyncio.TaskGroup() as group:
+            while True:
+                self._wake.clear()  # before claiming: a wake during the claim is not lost
+                for repository in self.db.claim_due(limit - self._running):
+                    self._running += 1
+                    group.create_task(self._sync_claimed(repository))
+                await self._sleep_until_news(limit)
+
+    async def _sync_claimed(self, repository: str) -> None:
+        try:
+            await self.replicator.run(repository)
+        finally:
+            self._running -= 1
+            self._wake.set()
+
+    async def _sleep_until_news(self, limit: int) -> None:
+        timeout = IDLE_RECHECK_SECONDS
+        next_retry = self.db.next_retry_at()
+        if next_retry is not None and self._running < limit:
+            timeout = min(timeout, max(0.01, next_retry - time.time()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    # -- backfill and verification ---------------------------------------------------------
+
+    async def backfill_forever(self) -> None:
+        """Backfill now and every interval (sooner after a failure or a log restart)."""
+        while True:
+            done = await self.backfill_once()
+            pause = self.settings.backfill_interval
+            if not done:
+                pause = min(pause, BACKFILL_RETRY_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._backfill_now.wait(), pause)
+            self._backfill_now.clear()
+
+    async def backfill_once(self) -> bool:
+        """Queue what the primary's catalog has and we lack or have not checked lately."""
+        try:
+            catalog = await self.replicator.source.catalog()
+        except RegistryError as exc:
+            logger.warning("backfill: cannot list the primary's catalog: %s", exc)
+            self.activity.backfill_error = str(exc)
+            return False
+        due = self.db.needs_backfill(catalog, older_than=self.settings.backfill_interval)
+        if due:
+            self.db.mark_many_pending(due)
+            self._wake.set()
+            logger.info("backfill: queued %d of %d repositories", len(due), len(catalog))
+        self.activity.last_backfill_at, self.activity.backfill_error = time.time(), None
+        return True
+
+    async def verify_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.verification_interval)
+            await self.verify_once()
+
+    async def verify_once(self) -> int:
+        """Compare every synced repository on both sides; mismatches go back to sync."""
+        limit = asyncio.Semaphore(max(1, self.settings.max_concurrent_repositories))
+        mismatches = 0
+
+        async def one(repository: str) -> None:
+            nonlocal mismatches
+            async with limit:
+                try:
+                    diff = await compare_repository(
+                        self.replicator.source, self.replicator.target, repository
+                    )
+                except RegistryError as exc:
+                    logger.warning("verification of %s could not run: %s", repository, exc)
+                    return
+            if diff.clean:
+                self.db.mark_checked(repository, diff.target_checksum)
+                return
+            mismatches += 1
+            logger.warning(
+                "verification of %s: secondary differs (missing %s, extra %s, changed %s)",
+                repository,
+                sorted(diff.missing),
+                sorted(diff.extra),
+                sorted(diff.mismatched),
+            )
+            self.db.mark_pending(repository)
+            self._wake.set()
+
+        async with asyncio.TaskGroup() as group:
+            for repository in self.db.repositories_in("synced"):
+                group.create_task(one(repository))
+        self.replicator.totals.verification_mismatches += mismatches
+        self.activity.last_verification_at = time.time()
+        return mismatches
+
+    # -- status ----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The snapshot every HTTP endpoint renders (see `gdk_geo.status_page`)."""
+        return status_snapshot(self.settings, self.db, self.replicator.totals, self.activity)
+
+
+def status_snapshot(
+    settings: SecondaryWorkerSettings, db: TrackingDB, totals: Totals, activity: Activity
+) -> dict[str, Any]:
+    """The replication status as JSON-ready data; the shape is what `geo.status` reads."""
+    now = time.time()
+    cursor = db.cursor()
+    last_event_at = db.last_event_at()
+    primary_last = activity.primary_last_event_id
+    return {
+        "node": "secondary",
+        "replication_enabled": settings.replication_enabled,
+        "primary_api_url": settings.primary_api_url,
+        "registry_api_url": settings.registry_api_url,
+        "cursor": cursor,
+        "primary_last_event_id": primary_last,
+        "lag": None if primary_last is None else max(0, primary_last - cursor),
+        "last_event_at": last_event_at,
+        "last_event_age_seconds": None if last_event_at is None else now - last_event_at,
+        "event_feed": {"connected": activity.feed_connected, "error": activity.feed_error},
+        "last_backfill_at": activity.last_backfill_at,
+        "backfill_error": activity.backfill_error,
+        "last_verification_at": activity.last_verification_at,
+        "counts": db.counts(),
+        "totals": asdict(totals),
+        "repositories": [_row_json(row) for row in db.rows()],
+    }
+
+
+def _row_json(row: TrackedRepository) -> dict[str, Any]:
+    data = asdict(row)
+    data.pop("created_at", None)
+    return data
+
+
+# -- the process -----------------------------------------------------------------------------
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its signal handling: the worker owns SIGTERM and stops everything."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind(settings: SecondaryWorkerSettings) -> socket.socket:
+    """Bind the HTTP port now, so "port in use" is a clear error before anything starts."""
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.listen_address else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.listen_address, settings.port))
+    except OSError as exc:
+        sock.close()
+        raise GdkGeoError(
+            f"the worker cannot listen on {settings.listen_address}:{settings.port}: "
+            f"{exc.strerror}",
+            fix="stop whatever holds the port or change the secondary's port in gdk.yml",
+        ) from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(settings: SecondaryWorkerSettings, backoff: Backoff | None = None) -> None:
+    """Run the worker and its HTTP app until SIGTERM/SIGINT; a setup problem raises."""
+    db = TrackingDB(settings.tracking_db_path, backoff=backoff)
+    try:
+        recovered = db.recover_stale_started()
+        if recovered:
+            logger.warning("re-queued %d sync(s) a previous run left unfinished", len(recovered))
+        sock = _bind(settings)
+        feed_ca = ca_file_for(settings.primary_geo_url, settings.ca_file)
+        async with (
+            registry_clients(settings) as (source, target),
+            EventFeed(settings.primary_geo_url, settings.node_token, ca_file=feed_ca) as feed,
+        ):
+            worker = Worker(settings, Replicator(settings, db, source, target), feed)
+            await _run_until_stopped(settings, worker, sock)
+    finally:
+        with contextlib.suppress(GdkGeoError):
+            db.recover_stale_started()  # syncs cancelled by the shutdown start over next time
+        db.close()
+
+
+async def _run_until_stopped(
+    settings: SecondaryWorkerSettings, worker: Worker, sock: socket.socket
+) -> None:
+    config = uvicorn.Config(
+        create_app(worker.status), log_level="warning", lifespan="off", access_log=False
+    )
+    server = _Server(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    logger.info(
+        "Geo worker on http://%s:%d: primary registry %s, secondary registry %s, events %s",
+        settings.listen_address,
+        settings.port,
+        settings.primary_api_url,
+        settings.registry_api_url,
+        settings.primary_geo_url,
+    )
+    http = asyncio.create_task(server.serve(sockets=[sock]))
+    work = asyncio.create_task(worker.run())
+    stopped = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({http, work, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    work.cancel()
+    server.should_exit = True
+    await asyncio.gather(http, work, return_exceptions=True)
+    stopped.cancel()
+    for task in done - {stopped}:
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+    logger.info("Geo worker stopped")
+
+
+def _first_user_error(error: BaseException) -> GdkGeoError | None:
+    """The first `GdkGeoError` in `error`, looking inside exception groups (TaskGroup)."""
+    if isinstance(error, GdkGeoError):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = _first_user_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def one_line(error: GdkGeoError) -> str:
+    """what; where; fix, on one line: the service log shows the last line first."""
+    parts = [error.what]
+    if error.where:
+        parts.append(f"where: {error.where}")
+    if error.fix:
+        parts.append(f"fix: {error.fix}")
+    return "; ".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve until SIGTERM; a problem the user can fix is one line on stderr and exit 1."""
+    parser = argparse.ArgumentParser(prog="python -m gdk_geo.worker")
+    parser.add_argument("--config", type=Path, required=True, help="the secondary's gitlab.yml")
+    parser.add_argument(
+        "--retry-base", type=float, default=1.0, help="first retry delay after a failed sync (s)"
+    )
+    parser.add_argument("--retry-cap", type=float, default=300.0, help="longest retry delay (s)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        settings = load_secondary(args.config)
+        asyncio.run(serve(settings, Backoff(base=args.retry_base, cap=args.retry_cap)))
+    except BaseException as exc:
+        user_error = _first_user_error(exc)
+        if user_error is None:
+            raise
+        print(f"gdk-geo worker: {one_line(user_error)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
