@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from gdk_geo.node_settings import SecondaryWorkerSettings
 from gdk_geo.registry_client import RegistryClient, RepositoryNotFound, gather_all
+from gdk_geo.replicator import registry_clients
 
 
 async def tag_digests(
@@ -93,8 +94,6 @@ async def verify_registries(settings: SecondaryWorkerSettings) -> list[Repositor
     Both catalogs count: a repository only on the secondary is a difference too (it should
     have been deleted). Listing either catalog failing raises; never "nothing to compare".
     """
-    from gdk_geo.replicator import registry_clients  # the worker's clients, same TLS rules
-
     async with registry_clients(settings) as (source, target):
         names = sorted(set(await source.catalog()) | set(await target.catalog()))
         return await gather_all([compare_repository(source, target, name) for name in names])
