@@ -108,18 +108,15 @@ def _uptime(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
+def _port(url: str) -> str:
+    return ":" + url.rsplit(":", 1)[-1]
+
+
 def print_table(report: dict[str, Any], console: Console) -> None:
-    table = Table(title="gdk-geo nodes")
-    for column in (
-        "node",
-        "container",
-        "image",
-        "registry",
-        "uptime",
-        "Geo service",
-        "certificate",
-    ):
-        table.add_column(column)
+    table = Table(title="gdk-geo nodes", title_justify="left")
+    for column in ("node", "container", "registry", "Geo service", "cert"):
+        table.add_column(column, no_wrap=True)
+    images = set()
     for node, info in report["nodes"].items():
         container, registry, service, cert = (
             info["container"],
@@ -127,16 +124,16 @@ def print_table(report: dict[str, Any], console: Console) -> None:
             info["service"],
             info["certificate"],
         )
+        images.add(container.get("image", "-"))
         table.add_row(
             node,
-            f"{container['name']}\n{container['state']}",
-            container.get("image", "-"),
-            f"{_mark(registry['healthy'])} {registry['url']}",
-            _uptime(container.get("uptime_seconds")),
-            f"{_mark(service['healthy'])} {service['url']}\npid {service['pid'] or '-'}",
-            f"{cert['days_left']} days left" if cert.get("present") else "missing",
+            f"{container['state']} {_uptime(container.get('uptime_seconds'))}",
+            f"{_mark(registry['healthy'])} {_port(registry['url'])}",
+            f"{_mark(service['healthy'])} {_port(service['url'])} pid {service['pid'] or '-'}",
+            f"{cert['days_left']} days" if cert.get("present") else "missing",
         )
     console.print(table)
+    console.print("image: " + ", ".join(sorted(images)))
     replication = report.get("replication")
     if replication is None:
         console.print("replication: the secondary worker does not answer")
