@@ -25,7 +25,12 @@ StatusSource = Callable[[], Status]
 
 _METRICS: tuple[tuple[str, str, str, str], ...] = (
     # (metric, type, help, dotted key in the snapshot)
-    ("gdk_geo_replication_enabled", "gauge", "1 when registry replication is on.", "enabled"),
+    (
+        "gdk_geo_replication_enabled",
+        "gauge",
+        "1 when registry replication is on.",
+        "replication_enabled",
+    ),
     ("gdk_geo_event_cursor", "gauge", "Id of the last Geo event processed.", "cursor"),
     (
         "gdk_geo_primary_last_event_id",

@@ -823,6 +823,7 @@ def test_metrics_are_prometheus_text() -> None:
     text = render_metrics(_snapshot([]))
     assert 'gdk_geo_repositories{state="pending"} 0' in text
     assert "gdk_geo_primary_last_event_id NaN" in text, "unknown is NaN, not 0"
+    assert "gdk_geo_replication_enabled 1" in text
     assert "# TYPE gdk_geo_syncs_total counter" in text
     assert text.endswith("\n")
 
