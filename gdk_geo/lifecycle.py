@@ -156,23 +156,34 @@ def _unhealthy(
     )
 
 
+def wait_healthy_registry(
+    client: docker.DockerClient, project: Project, cfg: Settings, node: str
+) -> None:
+    """Wait until the node's registry answers `GET /v2/` over TLS verified with its cert."""
+    paths = project.node(cfg, node)
+    url = registry_url(cfg, node)
+    probe = health.wait_until(lambda: health.probe_registry(url, paths.certificate), HEALTH_TIMEOUT)
+    if not probe.ok:
+        raise _unhealthy(client, cfg, paths, "registry", probe)
+
+
+def wait_healthy_service(
+    client: docker.DockerClient, project: Project, cfg: Settings, node: str
+) -> None:
+    """Wait until the node's Geo service answers its health endpoint."""
+    url = service_url(cfg, node)
+    probe = health.wait_until(lambda: health.probe_service(url), HEALTH_TIMEOUT)
+    if not probe.ok:
+        raise _unhealthy(client, cfg, project.node(cfg, node), "Geo service", probe)
+
+
 def wait_healthy(
     client: docker.DockerClient, project: Project, cfg: Settings, node_names: list[str]
 ) -> None:
-    """Wait for each node's registry (verified TLS) and Geo service; raise on the first failure."""
+    """Wait for each node's registry and Geo service; raise on the first failure."""
     for name in node_names:
-        paths = project.node(cfg, name)
-        url = registry_url(cfg, name)
-        probe = health.wait_until(
-            lambda url=url, paths=paths: health.probe_registry(url, paths.certificate),
-            HEALTH_TIMEOUT,
-        )
-        if not probe.ok:
-            raise _unhealthy(client, cfg, paths, "registry", probe)
-        surl = service_url(cfg, name)
-        probe = health.wait_until(lambda surl=surl: health.probe_service(surl), HEALTH_TIMEOUT)
-        if not probe.ok:
-            raise _unhealthy(client, cfg, paths, "Geo service", probe)
+        wait_healthy_registry(client, project, cfg, name)
+        wait_healthy_service(client, project, cfg, name)
 
 
 @dataclass

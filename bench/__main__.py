@@ -1,0 +1,95 @@
+"""`make bench`: run the scenarios, print a markdown table, write bench/RESULTS.md.
+
+    python -m bench                      # every scenario
+    python -m bench latency small        # some of them
+    python -m bench --memory-size 256M   # a smaller layer for the memory scenario
+
+Figures and ratios in one table are measured side by side in the same run, on the same
+machine, against the same primary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.harness import BenchProject
+from bench.scenarios import SCENARIOS, Row, memory
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def _size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(text[:-1]) * units[text[-1].upper()] if text[-1].upper() in units else int(text)
+
+
+def machine() -> str:
+    memory_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    return (
+        f"{os.cpu_count()} cores, {memory_kib / (1 << 20):.0f} GiB, "
+        f"{platform.system()} {platform.machine()}, Python {platform.python_version()}"
+    )
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| scenario | measure | gdk-geo | baseline | ratio | target | met |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {r.scenario} | {r.measure} | {r.ours} | {r.baseline} | {r.ratio} | "
+        f"{r.target} | {r.verdict} |"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("scenarios", nargs="*", help=f"any of: {', '.join(SCENARIOS)}")
+    parser.add_argument("--memory-size", type=_size, default=2 << 30)
+    parser.add_argument("--no-write", action="store_true", help="don't update RESULTS.md")
+    args = parser.parse_args()
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(
+            f"unknown scenario(s) {', '.join(sorted(unknown))}; pick from {', '.join(SCENARIOS)}"
+        )
+    chosen = args.scenarios or list(SCENARIOS)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="gdk-geo-bench-") as workdir:
+        bench = BenchProject(Path(workdir))
+        try:
+            bench.setup()
+            for name in chosen:
+                print(f"running {name} …", file=sys.stderr, flush=True)
+                scenario = SCENARIOS[name]
+                if scenario is memory:
+                    rows += memory(bench, args.memory_size)
+                else:
+                    rows += scenario(bench)
+        finally:
+            bench.destroy()
+    report = (
+        f"# gdk-geo benchmarks\n\nRun on {time.strftime('%Y-%m-%d %H:%M %Z')}, "
+        f"{machine()}, with `make bench` (scenarios: {', '.join(chosen)}).\n\n"
+        f"{table(rows)}\n"
+    )
+    print(report)
+    if not args.no_write:
+        RESULTS.write_text(report)
+    return 0 if all(r.met is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""A scratch gdk-geo project for the benchmarks, and the commands they time.
+
+The benchmarks run on the project's own nodes (real containers, real TLS, the real worker)
+in a scratch project with its own container prefix and free ports, so a developer's
+environment can stay up while `make bench` runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from gdk_geo import health, lifecycle, nodes, services
+from gdk_geo.project import REPO_ROOT, Project
+from gdk_geo.registry_client import RegistryClient
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Timed:
+    """A command's wall time and the peak RSS of its process (KiB, from wait4)."""
+
+    seconds: float
+    max_rss_kib: int
+    returncode: int
+    output: str
+
+
+def run_timed(command: list[str], env: dict[str, str] | None = None) -> Timed:
+    """Run `command`, measuring wall time and the peak RSS of exactly that process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    output = process.stdout.read() if process.stdout else ""
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return Timed(seconds, usage.ru_maxrss, process.returncode, output)
+
+
+class BenchProject:
+    """A scratch project: both nodes, helpers to pause the worker and empty a registry."""
+
+    def __init__(self, workdir: Path) -> None:
+        root = workdir / "project"
+        root.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        (root / "gdk.yml").write_text(
+            "docker:\n  container_prefix: gdkgeo-bench\n"
+            "geo:\n"
+            f"  primary:\n    port: {free_port()}\n    registry:\n      port: {free_port()}\n"
+            f"  secondary:\n    port: {free_port()}\n    registry:\n      port: {free_port()}\n"
+            "    registry_replication:\n      max_concurrent_repositories: 8\n"
+        )
+        self.project = Project(root)
+        self.cfg = self.project.load()
+        self.env = {**os.environ, "GDK_GEO_ROOT": str(root)}
+
+    # The nodes.
+
+    def invoke(self, *args: str) -> Timed:
+        return run_timed([sys.executable, "-m", "invoke", "-r", str(REPO_ROOT), *args], self.env)
+
+    def setup(self) -> None:
+        lifecycle.setup(self.project, say=lambda _message: None)
+
+    def destroy(self) -> None:
+        lifecycle.destroy(self.project, data=True)
+
+    def paths(self, node: str):
+        return self.project.node(self.cfg, node)
+
+    def registry_url(self, node: str) -> str:
+        return lifecycle.registry_url(self.cfg, node)
+
+    def registry_port(self, node: str) -> int:
+        return int(self.registry_url(node).rsplit(":", 1)[1])
+
+    def client(self, node: str, **kwargs) -> RegistryClient:
+        return RegistryClient(
+            self.registry_url(node), ca_file=self.paths(node).certificate, **kwargs
+        )
+
+    @property
+    def trust_dir(self) -> Path:
+        return self.project.trust_dir(self.cfg)
+
+    def stop_service(self, node: str) -> None:
+        services.stop(self.paths(node))
+
+    def start_service(self, node: str) -> None:
+        services.start(self.paths(node))
+        probe = health.wait_until(
+            lambda: health.probe_service(lifecycle.service_url(self.cfg, node)), 30
+        )
+        if not probe.ok:
+            raise RuntimeError(f"the {node} Geo service did not come up: {probe.detail}")
+
+    def stop_worker(self) -> None:
+        self.stop_service("secondary")
+
+    def start_worker(self) -> None:
+        self.start_service("secondary")
+
+    def restart_registry(self, node: str) -> None:
+        client = nodes.engine()
+        nodes.restart(client, self.cfg, node, timeout=5)
+        lifecycle.wait_healthy_registry(client, self.project, self.cfg, node)
+
+    def worker_status(self) -> dict | None:
+        url = f"{lifecycle.service_url(self.cfg, 'secondary')}/api/v4/geo/replication/status"
+        try:
+            return httpx.get(url, timeout=5).json()
+        except httpx.HTTPError:
+            return None
+
+    def empty_node(self, node: str) -> None:
+        """Remove every repository (and the Geo database) of a node, then bring it back."""
+        client = nodes.engine()
+        paths = self.paths(node)
+        services.stop(paths)
+        nodes.stop(client, self.cfg, node, timeout=5)
+        shutil.rmtree(paths.registry_storage, ignore_errors=True)
+        shutil.rmtree(paths.root / "geo", ignore_errors=True)
+        paths.registry_storage.mkdir(parents=True)
+        (paths.root / "geo").mkdir()
+        client.containers.get(nodes.container_name(self.cfg, node)).start()
+        lifecycle.wait_healthy_registry(client, self.project, self.cfg, node)
+        self.start_service(node)
+
+    # Baselines.
+
+    def skopeo_sync(self, repositories: list[str], destination: str) -> Timed:
+        """`skopeo sync` of every tag of `repositories` into `destination` (one process)."""
+        source = f"localhost:{self.registry_port('primary')}"
+        lines = [f"{source}:", f"  cert-dir: {self.trust_dir}", "  images:"]
+        lines += [f"    {repo}: []" for repo in repositories]
+        spec = self.workdir / "skopeo-sync.yml"
+        spec.write_text("\n".join(lines) + "\n")
+        target = f"localhost:{self.registry_port('secondary')}/{destination}"
+        return run_timed(
+            [
+                "skopeo",
+                "sync",
+                "--all",
+                "--src",
+                "yaml",
+                "--dest",
+                "docker",
+                "--dest-cert-dir",
+                str(self.trust_dir),
+                str(spec),
+                target,
+            ]
+        )

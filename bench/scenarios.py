@@ -1,0 +1,366 @@
+"""The benchmark scenarios. Each returns rows measured side by side in the same run."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
+
+import httpx
+
+from bench.harness import BenchProject
+from bench.images import Blob, push_image, random_blob, random_file_blob
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the results table."""
+
+    scenario: str
+    measure: str
+    ours: str
+    baseline: str
+    ratio: str
+    target: str
+    met: bool | None
+
+    @property
+    def verdict(self) -> str:
+        return {True: "yes", False: "**no**", None: "-"}[self.met]
+
+
+def _ratio(ours: float, baseline: float) -> str:
+    return f"{ours / baseline:.2f}×" if baseline else "-"
+
+
+async def _bounded(jobs: Iterable[Awaitable], limit: int = 8) -> None:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(job: Awaitable) -> None:
+        async with gate:
+            await job
+
+    await asyncio.gather(*(one(job) for job in jobs))
+
+
+def _sync_ours(bench: BenchProject, repositories: list[str]):
+    args = ["geo.sync"] + [arg for repo in repositories for arg in ("--repo", repo)]
+    result = bench.invoke(*args)
+    if result.returncode != 0:
+        raise RuntimeError(f"geo.sync failed:\n{result.output[-2000:]}")
+    return result
+
+
+# 1. Replication latency.
+
+
+async def _latency_samples(bench: BenchProject, count: int) -> list[float]:
+    samples = []
+    async with bench.client("primary") as primary, bench.client("secondary") as secondary:
+        for i in range(count):
+            repo = "bench/latency"
+            tag = f"t{i}-{time.time_ns()}"
+            digest = await push_image(primary, repo, tag, [random_blob(1024)])
+            pushed = time.perf_counter()
+            while True:
+                ref = await secondary.head_manifest(repo, tag)
+                if ref is not None and ref.digest == digest:
+                    break
+                if time.perf_counter() - pushed > 30:
+                    raise RuntimeError(f"{repo}:{tag} never reached the secondary")
+                await asyncio.sleep(0.002)
+            samples.append(time.perf_counter() - pushed)
+    return samples
+
+
+def latency(bench: BenchProject, count: int = 50) -> list[Row]:
+    samples = asyncio.run(_latency_samples(bench, count))
+    ordered = sorted(samples)
+    p50 = statistics.median(ordered) * 1000
+    p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)] * 1000
+    name = f"1. latency, {count} pushes"
+    return [
+        Row(
+            name,
+            "p50 manifest PUT → tag on secondary",
+            f"{p50:.0f} ms",
+            "-",
+            "-",
+            "≤ 300 ms",
+            p50 <= 300,
+        ),
+        Row(name, "p95", f"{p95:.0f} ms", "-", "-", "≤ 1000 ms", p95 <= 1000),
+    ]
+
+
+# 2. Large layers.
+
+
+async def _push_large(bench: BenchProject) -> tuple[list[str], list[Blob]]:
+    base = random_blob(32 * MiB)
+    repos, unique = [], [base]
+    async with bench.client("primary") as primary:
+        for r in range(6):
+            repo = f"bench/large-{r}"
+            repos.append(repo)
+            for t in range(2):
+                layers = [random_blob(4 * MiB), random_blob(4 * MiB)]
+                unique += layers
+                await push_image(primary, repo, f"v{t}", [base, *layers])
+    return repos, unique
+
+
+def _floor_copy(bench: BenchProject, repo_of: dict[str, str], blobs: list[Blob]) -> float:
+    """One connection each way, each unique blob streamed GET → PUT once, in sequence."""
+    limits = httpx.Limits(max_connections=1)
+    source = httpx.Client(
+        base_url=bench.registry_url("primary"),
+        limits=limits,
+        verify=str(bench.paths("primary").certificate),
+    )
+    target = httpx.Client(
+        base_url=bench.registry_url("secondary"),
+        limits=limits,
+        verify=str(bench.paths("secondary").certificate),
+    )
+    start = time.perf_counter()
+    with source, target:
+        for item in blobs:
+            repo = repo_of[item.digest]
+            upload = target.post(f"/v2/floor/{repo}/blobs/uploads/")
+            location = upload.headers["Location"]
+            with source.stream("GET", f"/v2/{repo}/blobs/{item.digest}") as response:
+                put = target.put(
+                    location,
+                    params={"digest": item.digest},
+                    content=response.iter_bytes(1 << 20),
+                    headers={"Content-Length": str(item.size)},
+                )
+                put.raise_for_status()
+    return time.perf_counter() - start
+
+
+def large_layers(bench: BenchProject) -> list[Row]:
+    bench.stop_worker()
+    repos, unique = asyncio.run(_push_large(bench))
+    unique_mb = sum(b.size for b in unique) / MiB
+    repo_of = {b.digest: repos[0] for b in unique}
+    for index, repo in enumerate(repos):  # each unique layer lives in the repo that has it
+        for b in unique[1 + index * 4 : 1 + (index + 1) * 4]:
+            repo_of[b.digest] = repo
+    bench.empty_node("secondary")
+    bench.stop_worker()
+    ours = _sync_ours(bench, repos).seconds
+    bench.empty_node("secondary")
+    bench.stop_worker()
+    skopeo = bench.skopeo_sync(repos, "skopeo")
+    bench.empty_node("secondary")
+    bench.stop_worker()
+    floor = _floor_copy(bench, repo_of, unique)
+    name = f"2. large layers, 6 repos × 2 tags, {unique_mb:.0f} MiB unique"
+    return [
+        Row(
+            name,
+            "`geo.sync` vs `skopeo sync --all`",
+            f"{ours:.2f} s",
+            f"{skopeo.seconds:.2f} s",
+            _ratio(ours, skopeo.seconds),
+            "≤ 0.5×",
+            ours <= 0.5 * skopeo.seconds,
+        ),
+        Row(
+            name,
+            "throughput of unique bytes vs the floor",
+            f"{unique_mb / ours:.0f} MB/s",
+            f"{unique_mb / floor:.0f} MB/s (floor, {floor:.2f} s)",
+            _ratio(ours, floor),
+            "-",
+            None,
+        ),
+    ]
+
+
+# 3. Many small tags.
+
+
+async def _push_small(bench: BenchProject, repos: int, tags: int, prefix: str) -> list[str]:
+    names = [f"{prefix}-{r}" for r in range(repos)]
+    async with bench.client("primary", max_connections=8) as primary:
+        jobs = [
+            push_image(primary, name, f"v{t}", [random_blob(512)])
+            for name in names
+            for t in range(tags)
+        ]
+        await _bounded(jobs)
+    return names
+
+
+def small_tags(bench: BenchProject) -> list[Row]:
+    bench.stop_worker()
+    repos = asyncio.run(_push_small(bench, 50, 4, "bench/small"))
+    bench.empty_node("secondary")
+    bench.stop_worker()
+    full = _sync_ours(bench, repos).seconds
+    noop = _sync_ours(bench, repos).seconds
+    skopeo_full = bench.skopeo_sync(repos, "skopeo").seconds
+    skopeo_noop = bench.skopeo_sync(repos, "skopeo").seconds
+    name = "3. small tags, 50 repos × 4 tags"
+    return [
+        Row(
+            name,
+            "full sync vs skopeo",
+            f"{full:.2f} s",
+            f"{skopeo_full:.2f} s",
+            _ratio(full, skopeo_full),
+            "≤ 0.2×",
+            full <= 0.2 * skopeo_full,
+        ),
+        Row(
+            name,
+            "no-op resync vs skopeo (process start included)",
+            f"{noop:.2f} s",
+            f"{skopeo_noop:.2f} s",
+            _ratio(noop, skopeo_noop),
+            "≤ 0.1×",
+            noop <= 0.1 * skopeo_noop,
+        ),
+    ]
+
+
+# 4. Memory.
+
+
+async def _push_big(bench: BenchProject, size: int) -> None:
+    layer = random_file_blob(size, bench.workdir)
+    try:
+        async with bench.client("primary") as primary:
+            await push_image(primary, "bench/big", "v1", [layer])
+    finally:
+        assert layer.path is not None
+        layer.path.unlink()
+
+
+def memory(bench: BenchProject, size: int = 2 << 30) -> list[Row]:
+    bench.stop_worker()
+    asyncio.run(_push_big(bench, size))
+    bench.empty_node("secondary")
+    bench.stop_worker()
+    result = _sync_ours(bench, ["bench/big"])
+    rss = result.max_rss_kib / 1024
+    return [
+        Row(
+            f"4. memory, one {size / (1 << 30):.0f} GiB layer",
+            f"peak RSS of `geo.sync` ({result.seconds:.1f} s)",
+            f"{rss:.0f} MiB",
+            "-",
+            "-",
+            "≤ 150 MiB",
+            rss <= 150,
+        )
+    ]
+
+
+# 5. Set-up.
+
+
+def setup_times(bench: BenchProject) -> list[Row]:
+    bench.start_worker()
+    assert bench.invoke("geo.stop").returncode == 0
+    cold = bench.invoke("geo.setup")
+    noop = bench.invoke("geo.setup")
+    restart = bench.invoke("geo.restart")
+    for result in (cold, noop, restart):
+        if result.returncode != 0:
+            raise RuntimeError(result.output[-2000:])
+    name = "5. set-up"
+    return [
+        Row(
+            name,
+            "`geo.setup` from stopped, image present",
+            f"{cold.seconds:.2f} s",
+            "-",
+            "-",
+            "≤ 10 s",
+            cold.seconds <= 10,
+        ),
+        Row(
+            name, "no-op `geo.setup`", f"{noop.seconds:.2f} s", "-", "-", "≤ 3 s", noop.seconds <= 3
+        ),
+        Row(
+            name,
+            "`geo.restart`",
+            f"{restart.seconds:.2f} s",
+            "-",
+            "-",
+            "≤ 5 s",
+            restart.seconds <= 5,
+        ),
+    ]
+
+
+# 6. Scale.
+
+
+def _backfill_seconds(bench: BenchProject, count: int) -> float:
+    """Push `count` repos × 4 tags that no Geo event announces, then time a fresh backfill.
+
+    The primary's service is down while we push and its registry is restarted afterwards,
+    which drops the queued notifications: the case backfill exists for.
+    """
+    bench.empty_node("primary")
+    bench.stop_service("primary")
+    asyncio.run(_push_small(bench, count, 4, f"bench/scale{count}"))
+    bench.restart_registry("primary")
+    bench.start_service("primary")
+    bench.empty_node("secondary")
+    bench.stop_worker()
+    start = time.perf_counter()
+    bench.start_worker()
+    while True:
+        status = bench.worker_status()
+        if status and status["counts"].get("synced", 0) >= count:
+            return time.perf_counter() - start
+        if time.perf_counter() - start > 600:
+            raise RuntimeError(f"backfill of {count} repositories did not finish: {status}")
+        time.sleep(0.1)
+
+
+def scale(bench: BenchProject) -> list[Row]:
+    small = _backfill_seconds(bench, 100)
+    large = _backfill_seconds(bench, 500)
+    per_small, per_large = small / 100 * 1000, large / 500 * 1000
+    name = "6. backfill, repos × 4 tags"
+    return [
+        Row(
+            name,
+            "100 repositories",
+            f"{small:.2f} s ({per_small:.1f} ms/repo)",
+            "-",
+            "-",
+            "-",
+            None,
+        ),
+        Row(
+            name,
+            "500 repositories (linear: per-repo time ≤ 1.5× the 100 run)",
+            f"{large:.2f} s ({per_large:.1f} ms/repo)",
+            "-",
+            _ratio(per_large, per_small),
+            "≤ 1.5×",
+            per_large <= 1.5 * per_small,
+        ),
+    ]
+
+
+SCENARIOS = {
+    "latency": latency,
+    "large": large_layers,
+    "small": small_tags,
+    "memory": memory,
+    "setup": setup_times,
+    "scale": scale,
+}
