@@ -104,8 +104,10 @@ class Replicator:
     """Syncs claimed repositories and records each outcome in the tracking database.
 
     Shared by the worker's scheduler and `sync_once`, so both update tracking the same way.
-    Tag hints from push events wait here until their repository's next sync; a failed sync
-    keeps them for the retry (the tag may just not be listed yet).
+    Tag hints from push events wait here until their repository's next sync, which uses
+    them once: a hinted tag the primary never lists fails that sync, and keeping the hint
+    would fail every retry too (a push quickly followed by a delete). The retry does a
+    full listing instead, and verification catches anything a race still hides.
     """
 
     def __init__(
@@ -136,7 +138,6 @@ class Replicator:
         else:
             reason = failure_reason(result)
             retry_at = self.db.finish_failure(repository, reason)
-            self.hints.setdefault(repository, set()).update(hints)
             logger.warning(
                 "sync of %s failed (retry in %.1fs): %s",
                 repository,

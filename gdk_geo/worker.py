@@ -38,7 +38,7 @@ from typing import Any
 import uvicorn
 
 from gdk_geo.errors import GdkGeoError
-from gdk_geo.event_feed import EventFeed, EventFeedError, EventPage
+from gdk_geo.event_feed import EventFeed, EventFeedError, EventPage, FeedEvent
 from gdk_geo.node_settings import SecondaryWorkerSettings, load_secondary
 from gdk_geo.registry_client import RegistryError
 from gdk_geo.replicator import Replicator, Totals, ca_file_for, registry_clients, sync_once
@@ -71,7 +71,9 @@ class Activity:
 class Worker:
     """The follower, scheduler, backfill and verification loops around one `Replicator`."""
 
-    def __init__(self, settings: SecondaryWorkerSettings, replicator: Replicator, feed: EventFeed):
+    def __init__(
+        self, settings: SecondaryWorkerSettings, replicator: Replicator, feed: EventFeed
+    ) -> None:
         self.settings = settings
         self.replicator = replicator
         self.db = replicator.db
@@ -129,11 +131,22 @@ class Worker:
         if page.last_seen_id <= cursor:
             return
         for event in page.events:
-            if event.action == "updated" and event.tag:
-                self.replicator.hints.setdefault(event.repository, set()).add(event.tag)
+            self._note_hint(event)
         repositories = [event.repository for event in page.events]
         self.db.apply_events(repositories, page.last_seen_id, page.last_created_at)
         self._wake.set()
+
+    def _note_hint(self, event: FeedEvent) -> None:
+        """Remember a pushed tag for the next sync; forget it again when it is deleted."""
+        hints = self.replicator.hints.setdefault(event.repository, set())
+        if event.action == "updated" and event.tag:
+            hints.add(event.tag)
+        elif event.tag:
+            hints.discard(event.tag)
+        else:  # a delete by digest: any hinted tag may have gone with it
+            hints.clear()
+        if not hints:
+            del self.replicator.hints[event.repository]
 
     def _feed_down(self, reason: str) -> None:
         if reason != self.activity.feed_error:

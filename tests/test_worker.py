@@ -859,11 +859,13 @@ def test_event_page_queues_repositories_and_moves_the_cursor(tmp_path: Path) -> 
     worker = Worker(settings, Replicator(settings, db, source, target), feed)
     events = [
         FeedEvent(7, "updated", "group/app", "v2", 100.0),
-        FeedEvent(8, "deleted", "group/app", "v1", 101.0),
-        FeedEvent(9, "updated", "group/base", None, 102.0),
+        FeedEvent(8, "updated", "group/app", "v3", 100.5),
+        FeedEvent(9, "deleted", "group/app", "v3", 101.0),  # pushed and deleted: no hint
+        FeedEvent(10, "updated", "group/base", "v1", 101.5),
+        FeedEvent(11, "deleted", "group/base", None, 102.0),  # by digest: hints gone
     ]
-    worker.apply(EventPage(events, last_seen_id=9, primary_last_event_id=12))
-    assert db.cursor() == 9
+    worker.apply(EventPage(events, last_seen_id=11, primary_last_event_id=14))
+    assert db.cursor() == 11
     assert db.last_event_at() == 102.0
     assert db.counts()["pending"] == 2
     assert worker.replicator.hints == {"group/app": {"v2"}}
