@@ -153,6 +153,11 @@ def check_reference(reference: str) -> str:
     return reference
 
 
+def is_tag(reference: str) -> bool:
+    """True for a valid tag name."""
+    return _TAG.fullmatch(reference) is not None and not is_digest(reference)
+
+
 def is_digest(reference: str) -> bool:
     """True for a digest reference, False for a tag."""
     return _DIGEST.fullmatch(reference) is not None
@@ -429,7 +434,13 @@ class RegistryClient:
         An empty list means the registry answered "no tags", never that listing failed.
         """
         path = f"/v2/{check_repository(repo)}/tags/list"
-        return await self._paginate(path, "tags", what=f"list tags of {repo}")
+        tags = await self._paginate(path, "tags", what=f"list tags of {repo}")
+        invalid = [tag for tag in tags if not isinstance(tag, str) or not is_tag(tag)]
+        if invalid:
+            raise RegistryError(
+                f"list tags of {repo}: the registry listed invalid tags {invalid[:3]}"
+            )
+        return tags
 
     # -- manifests -------------------------------------------------------------------------
 
@@ -451,7 +462,7 @@ class RegistryClient:
         return ManifestRef(check_digest(digest), media_type, size)
 
     async def head_manifests(
-        self, repo: str, references: Iterable[str], *, concurrency: int = 16
+        self, repo: str, references: Iterable[str], *, concurrency: int = 8
     ) -> dict[str, ManifestRef]:
         """HEAD many references at once (bounded); references the registry lacks are left out.
 
@@ -529,7 +540,7 @@ class RegistryClient:
         if self.supports_tag_deletion is False:
             raise TagDeletionUnsupported(f"{self.base_url} cannot delete tags by name")
         what = f"DELETE tag {repo}:{tag}"
-        if is_digest(tag) or not _TAG.fullmatch(tag):
+        if not is_tag(tag):
             raise ValueError(f"invalid tag: {tag!r}")
         response = await self._send(
             "DELETE", f"/v2/{check_repository(repo)}/manifests/{tag}", what=what

@@ -40,6 +40,7 @@ from gdk_geo.registry_client import (
     check_digest,
     copy_blob,
     gather_all,
+    is_tag,
 )
 
 T = TypeVar("T")
@@ -203,7 +204,7 @@ class RepositorySync:
         blob_locations: BlobLocations | None = None,
         max_concurrent_blobs: int = 4,
         max_concurrent_tags: int = 4,
-        max_concurrent_heads: int = 16,
+        max_concurrent_heads: int = 8,
         hint_retry_delays: Sequence[float] = DEFAULT_HINT_RETRY_DELAYS,
     ) -> None:
         self.source = source
@@ -224,16 +225,17 @@ class RepositorySync:
     async def run(self, tags_hint: Collection[str] = ()) -> RepositorySyncResult:
         """Sync every tag, then remove the tags the primary no longer has."""
         result = self.result
-        try:
-            primary, unsettled = await self._primary_tags(set(tags_hint))
-        except RegistryError as exc:
-            result.error = f"listing the primary failed, nothing deleted: {exc}"
-            return result.finish()
-        try:
-            secondary = await self._tags_on(self.target)
-        except RegistryError as exc:
-            result.error = f"listing the secondary failed: {exc}"
-            return result.finish()
+        hints = {tag for tag in tags_hint if is_tag(tag)}  # an event can't name an invalid tag
+        both = await asyncio.gather(
+            self._primary_tags(hints), self._tags_on(self.target), return_exceptions=True
+        )
+        for side, outcome in zip(("primary", "secondary"), both, strict=True):
+            if isinstance(outcome, RegistryError):
+                result.error = f"listing the {side} failed, nothing deleted: {outcome}"
+                return result.finish()
+            if isinstance(outcome, BaseException):
+                raise outcome
+        (primary, unsettled), secondary = both
         result.failed_tags.update(unsettled)
         result.repository_deleted = not primary and not unsettled
 
@@ -499,7 +501,7 @@ async def sync_repository(
     tags_hint: Collection[str] = (),
     max_concurrent_blobs: int = 4,
     max_concurrent_tags: int = 4,
-    max_concurrent_heads: int = 16,
+    max_concurrent_heads: int = 8,
     hint_retry_delays: Sequence[float] = DEFAULT_HINT_RETRY_DELAYS,
 ) -> RepositorySyncResult:
     """Make `repository` on `target` (the secondary) match `source` (the primary).
@@ -530,7 +532,7 @@ async def delete_repository(
     repository: str,
     *,
     blob_locations: BlobLocations | None = None,
-    max_concurrent_heads: int = 16,
+    max_concurrent_heads: int = 8,
 ) -> RepositorySyncResult:
     """Remove every tag of `repository` from `target`, without asking the primary.
 

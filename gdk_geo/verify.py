@@ -18,7 +18,7 @@ from gdk_geo.replicator import registry_clients
 
 
 async def tag_digests(
-    client: RegistryClient, repository: str, *, concurrency: int = 16
+    client: RegistryClient, repository: str, *, concurrency: int = 8
 ) -> dict[str, str]:
     """tag → manifest digest for every tag of `repository` (HEADs run concurrently, bounded).
 
@@ -76,7 +76,7 @@ def diff(repository: str, source: Mapping[str, str], target: Mapping[str, str]) 
 
 
 async def compare_repository(
-    source: RegistryClient, target: RegistryClient, repository: str, *, concurrency: int = 16
+    source: RegistryClient, target: RegistryClient, repository: str, *, concurrency: int = 8
 ) -> RepositoryDiff:
     """Read both sides of `repository` at once and compare them."""
     source_digests, target_digests = await gather_all(

@@ -1,0 +1,1 @@
+"""Replication data-plane tests against real registries."""
