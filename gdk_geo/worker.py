@@ -351,7 +351,11 @@ async def _run_until_stopped(
     settings: SecondaryWorkerSettings, worker: Worker, sock: socket.socket
 ) -> None:
     config = uvicorn.Config(
-        create_app(worker.status), log_level="warning", lifespan="off", access_log=False
+        create_app(worker.status),
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        timeout_graceful_shutdown=5,  # a hung status client must not hold a SIGTERM
     )
     server = _Server(config)
     stop = asyncio.Event()
