@@ -60,7 +60,10 @@ class RegistryError(Exception):
 
 
 class RegistryUnavailable(RegistryError):
-    """No answer at all: connection refused, reset or timed out, on every attempt."""
+    """No (complete) answer: connection refused, reset or timed out, on every attempt.
+
+    Also raised by a streamed upload whose source stream broke mid-body.
+    """
 
 
 class TLSVerificationFailed(RegistryError):
@@ -382,7 +385,8 @@ class RegistryClient:
                     ) from exc
                 if attempt + 1 >= attempts:
                     raise RegistryUnavailable(
-                        f"{what}: {self.base_url} did not answer ({exc.__class__.__name__}: {exc})"
+                        f"{what}: the exchange with {self.base_url} failed "
+                        f"({exc.__class__.__name__}: {exc})"
                     ) from exc
                 await asyncio.sleep(self.retry.delay(attempt))
                 continue

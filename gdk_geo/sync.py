@@ -513,6 +513,10 @@ async def sync_repository(
 
     Registry failures never raise: they end up in the result (`error` for the repository,
     `failed_tags`/`stale_tags` per tag). Only bugs raise.
+
+    Run at most one sync per repository at a time (the worker's tracking DB claims a
+    repository before syncing it): the decision to delete by digest relies on nobody else
+    writing the repository on the target meanwhile.
     """
     run = RepositorySync(
         source,

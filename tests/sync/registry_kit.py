@@ -378,7 +378,8 @@ class ScriptedServer:
     """A local HTTP server whose every answer comes from `answer(method, path, headers)`.
 
     For the failure modes a healthy registry won't produce on demand: 503 storms,
-    authentication challenges. Requests are recorded in `seen`.
+    authentication challenges, bodies cut short (a `Content-Length` header larger than the
+    body). Requests are recorded in `seen`.
     """
 
     def __init__(self, answer) -> None:  # answer: (str, str, dict[str, str]) -> Reply
@@ -399,7 +400,10 @@ class ScriptedServer:
                 headers = dict(self.headers.items())
                 server.seen.append((self.command, self.path, headers))
                 status, reply_headers, body = server.answer(self.command, self.path, headers)
-                RegistryProxy._reply(self, status, body, reply_headers)
+                length = int(reply_headers.pop("Content-Length", len(body)))
+                if length > len(body):  # a body cut short: hang up after it, like a crash
+                    self.close_connection = True
+                RegistryProxy._reply(self, status, body, reply_headers, length=length)
 
             do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _any
 
