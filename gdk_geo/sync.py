@@ -226,6 +226,8 @@ class RepositorySync:
         """Sync every tag, then remove the tags the primary no longer has."""
         result = self.result
         hints = {tag for tag in tags_hint if is_tag(tag)}  # an event can't name an invalid tag
+        if hints:
+            await self._sync_hinted_first(hints)
         both = await asyncio.gather(
             self._primary_tags(hints), self._tags_on(self.target), return_exceptions=True
         )
@@ -240,7 +242,7 @@ class RepositorySync:
         result.repository_deleted = not primary and not unsettled
 
         stale = [tag for tag, ref in primary.items() if _differs(ref, secondary.get(tag))]
-        result.skipped_tags = sorted(set(primary) - set(stale))
+        result.skipped_tags = sorted(set(primary) - set(stale) - set(self._pushed))
         await gather_all(self._sync_tag(tag, primary[tag]) for tag in sorted(stale))
 
         gone = [tag for tag in secondary if tag not in primary and tag not in unsettled]
@@ -249,6 +251,25 @@ class RepositorySync:
         if result.repository_deleted and not result.stale_tags:
             self.locations.forget_repository(self.repository)
         return result.finish()
+
+    async def _sync_hinted_first(self, hints: set[str]) -> None:
+        """Push the tags a push event named before reconciling the whole repository.
+
+        The event says what changed, so the new tag reaches the secondary after a handful of
+        requests instead of after a HEAD of every tag on both sides; the full pass that
+        follows still reconciles everything (and retries anything that failed here).
+        """
+        try:
+            primary, secondary = await gather_all(
+                [
+                    self.source.head_manifests(self.repository, hints, concurrency=self._max_heads),
+                    self.target.head_manifests(self.repository, hints, concurrency=self._max_heads),
+                ]
+            )
+        except RegistryError:
+            return  # the full pass reports it
+        changed = [tag for tag, ref in primary.items() if _differs(ref, secondary.get(tag))]
+        await gather_all(self._sync_tag(tag, primary[tag]) for tag in sorted(changed))
 
     def _kept_digests(
         self, tags: Iterable[str], secondary: dict[str, ManifestRef]
@@ -317,8 +338,10 @@ class RepositorySync:
             except _TAG_ERRORS as exc:
                 self.result.failed_tags[tag] = str(exc) or exc.__class__.__name__
                 return
+            self.result.failed_tags.pop(tag, None)  # an earlier attempt in this run failed
+            if tag not in self._pushed:
+                self.result.synced_tags.append(tag)
             self._pushed[tag] = manifest.digest
-            self.result.synced_tags.append(tag)
 
     def _fetch(self, digest: str) -> Awaitable[Manifest]:
         """The primary's manifest `digest`, fetched once per run."""
@@ -429,14 +452,12 @@ async def _remove_tags(
     kept: dict[str, str],
     result: RepositorySyncResult,
 ) -> None:
-    """Remove `gone` tags from the target without removing any `kept` tag with them.
+    """Remove `gone` tags from the target without losing any `kept` tag.
 
     GitLab deleted a removed tag by digest, which on Distribution deletes every tag on that
-    digest. We delete by tag where the registry allows it. Where it doesn't (Distribution
-    2.x), we delete by digest only when no kept tag points at that digest, directly or as a
-    child of a kept index (deleting it would break that index). Otherwise the tag stays and
-    is reported in `stale_tags`: a stale extra tag on the secondary is recoverable later
-    (when the kept tag moves on), a deleted kept tag is data loss on failover.
+    digest. We delete by tag where the registry allows it. Distribution 2.x does not, so
+    there we delete by digest, and when kept tags (or a kept index) still use that digest,
+    we put the same manifest bytes straight back under them (see `_delete_and_restore`).
     """
     by_digest: dict[str, list[str]] = {}
     for tag in sorted(gone):
@@ -458,19 +479,41 @@ async def _remove_tags(
                 result.stale_tags[tag] = f"could not tell which digests kept tags use: {exc}"
         return
     for digest, tags in by_digest.items():
-        if digest in in_use:
-            sharing = sorted(tag for tag, kept_digest in kept.items() if kept_digest == digest)
-            why = f"the registry cannot delete a tag by name and {digest} is still used by " + (
-                f"tag(s) {', '.join(sharing)}" if sharing else "a kept index"
-            )
-            result.stale_tags.update(dict.fromkeys(tags, why))
-            continue
+        sharing = sorted(tag for tag, kept_digest in kept.items() if kept_digest == digest)
         try:
-            await target.delete_manifest(repository, digest)
-        except RegistryError as exc:
+            if digest in in_use:
+                await _delete_and_restore(target, repository, digest, sharing, result)
+            else:
+                await target.delete_manifest(repository, digest)
+        except _TAG_ERRORS as exc:
             result.stale_tags.update(dict.fromkeys(tags, f"deleting {digest} failed: {exc}"))
             continue
         result.deleted_tags.extend(tags)
+
+
+async def _delete_and_restore(
+    target: RegistryClient,
+    repository: str,
+    digest: str,
+    sharing: list[str],
+    result: RepositorySyncResult,
+) -> None:
+    """Delete `digest`, then put its exact bytes back under the kept tags that shared it.
+
+    On a registry without tag deletion this is the only way to remove one tag of several
+    on a digest; it is also what a user of such a primary did to remove it there. The kept
+    tags are absent for the moment between the DELETE and the PUTs. A digest used only as
+    the child of a kept index is put back by digest, so the index stays whole. A failed
+    restore is recorded against the kept tag, so the repository is not `ok` and the next
+    sync (which sees the tag missing on the secondary) pushes it again.
+    """
+    manifest = await target.get_manifest(repository, digest)  # read before deleting
+    await target.delete_manifest(repository, digest)
+    for reference in sharing or [digest]:
+        try:
+            await target.put_manifest(repository, reference, manifest.raw, manifest.media_type)
+        except _TAG_ERRORS as exc:
+            result.failed_tags[reference] = f"restoring after removing a sharing tag: {exc}"
 
 
 async def _digests_in_use(
