@@ -98,6 +98,7 @@ def template_context(cfg: Settings, secrets: ProjectSecrets, node: NodeContext) 
         "notification_secret": secrets.notification_secret.value,
         "node_token": secrets.node_token.value,
         "registry_http_secret": secrets.registry_http_secret.value,
+        "registry_log_level": cfg.registry.log_level,
         "notifications": cfg.registry.notifications,
         "replication": {
             "enabled": replication.enabled,

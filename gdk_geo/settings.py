@@ -77,6 +77,11 @@ def secret(value: str) -> str | None:
     return "empty (generate one) or 16 to 256 printable characters without spaces"
 
 
+def log_level(value: str) -> str | None:
+    ok = value in ("error", "warn", "info", "debug")
+    return None if ok else "one of error, warn, info, debug"
+
+
 def url_or_empty(value: str) -> str | None:
     ok = value == "" or re.match(r"^https?://[^\s/]+(:\d+)?/?$", value)
     return None if ok else "empty (derive it) or a URL such as https://localhost:5000"
@@ -113,6 +118,11 @@ class Registry:
     )
     notification_secret: str = setting(
         "", "Authorization header of registry notifications; empty: generate one.", check=secret
+    )
+    log_level: str = setting(
+        "warn",
+        "Registry log level; at info the primary's log shows the notification secret.",
+        check=log_level,
     )
     notifications: Notifications = section(
         Notifications, "The primary registry's notification endpoint."

@@ -121,7 +121,7 @@ def test_hand_edit_is_refused_then_forced(tmp_path: Path) -> None:
     project = _project(tmp_path)
     _reconfigure(project)
     config_yml = tmp_path / ".gdk-geo/primary/registry/config.yml"
-    config_yml.write_text(config_yml.read_text().replace("level: info", "level: debug"))
+    config_yml.write_text(config_yml.read_text().replace("level: warn", "level: debug"))
     write_gdk_yml(tmp_path, "geo:\n  primary:\n    port: 3101\n")
     with pytest.raises(GdkGeoError, match="edited by hand") as raised:
         _reconfigure(project)
@@ -132,7 +132,7 @@ def test_hand_edit_is_refused_then_forced(tmp_path: Path) -> None:
     done = _reconfigure(project, force=True)
     backup = next(c.backup for c in done.changes if c.path == config_yml)
     assert backup is not None and "level: debug" in backup.read_text()
-    assert "level: info" in config_yml.read_text() and ":3101/" in config_yml.read_text()
+    assert "level: warn" in config_yml.read_text() and ":3101/" in config_yml.read_text()
 
 
 def test_cli_reconfigure_creates_gdk_yml_and_never_prints_secrets(tmp_path: Path) -> None:
