@@ -108,6 +108,11 @@ class Replicator:
     them once: a hinted tag the primary never lists fails that sync, and keeping the hint
     would fail every retry too (a push quickly followed by a delete). The retry does a
     full listing instead, and verification catches anything a race still hides.
+
+    A repository that was in sync and has only had pushes since (hinted tags, no delete
+    event) gets an incremental sync: just the hinted tags, no listing of both sides. That
+    keeps a push's latency independent of how many tags the repository has; backfill and
+    verification still compare everything on their own schedule.
     """
 
     def __init__(
@@ -124,11 +129,16 @@ class Replicator:
         self.blob_locations = BlobLocations()
         self.totals = Totals()
         self.hints: dict[str, set[str]] = {}
+        self.needs_full_pass: set[str] = set()  # a delete event arrived since the last pass
 
     async def run(self, repository: str) -> RepositorySyncResult:
         """Sync one repository already marked started, and record how it went."""
         hints = self.hints.pop(repository, set())
-        result = await self._sync(repository, hints)
+        incremental = (
+            bool(hints) and repository not in self.needs_full_pass and self._was_in_sync(repository)
+        )
+        self.needs_full_pass.discard(repository)
+        result = await self._sync(repository, hints, incremental)
         self.totals.add(result)
         if result.ok:
             # The checksum is the verification's to record: computing it here would cost
@@ -146,7 +156,14 @@ class Replicator:
             )
         return result
 
-    async def _sync(self, repository: str, hints: set[str]) -> RepositorySyncResult:
+    def _was_in_sync(self, repository: str) -> bool:
+        """True when the last sync of `repository` succeeded (so only new pushes differ)."""
+        row = self.db.get(repository)
+        return row is not None and row.last_synced_at is not None and not row.last_sync_failure
+
+    async def _sync(
+        self, repository: str, hints: set[str], incremental: bool = False
+    ) -> RepositorySyncResult:
         try:
             return await sync_repository(
                 self.source,
@@ -154,6 +171,7 @@ class Replicator:
                 repository,
                 blob_locations=self.blob_locations,
                 tags_hint=sorted(hints),
+                hinted_only=incremental,
                 max_concurrent_blobs=self.settings.max_concurrent_blobs,
             )
         except Exception as exc:  # a bug in one sync must not stop the others

@@ -221,13 +221,24 @@ class RepositorySync:
         self._children: dict[str, asyncio.Task[None]] = {}
         self._blobs: dict[str, asyncio.Task[None]] = {}
         self._pushed: dict[str, str] = {}  # tag -> digest pushed this run
+        self._already_equal: set[str] = set()  # hinted tags found identical on both sides
 
-    async def run(self, tags_hint: Collection[str] = ()) -> RepositorySyncResult:
-        """Sync every tag, then remove the tags the primary no longer has."""
+    async def run(
+        self, tags_hint: Collection[str] = (), *, hinted_only: bool = False
+    ) -> RepositorySyncResult:
+        """Sync every tag, then remove the tags the primary no longer has.
+
+        With `hinted_only`, stop after the hinted tags when every one of them is settled:
+        the caller knows nothing else changed (a push event on a repository that was in
+        sync). Anything unexpected (a hinted tag missing, a failure) falls back to the full
+        pass.
+        """
         result = self.result
         hints = {tag for tag in tags_hint if is_tag(tag)}  # an event can't name an invalid tag
         if hints:
             await self._sync_hinted_first(hints)
+            if hinted_only and self._pushed.keys() | self._already_equal >= hints:
+                return result.finish()
         both = await asyncio.gather(
             self._primary_tags(hints), self._tags_on(self.target), return_exceptions=True
         )
@@ -269,7 +280,10 @@ class RepositorySync:
         except RegistryError:
             return  # the full pass reports it
         changed = [tag for tag, ref in primary.items() if _differs(ref, secondary.get(tag))]
+        self._already_equal = set(primary) - set(changed)
         await gather_all(self._sync_tag(tag, primary[tag]) for tag in sorted(changed))
+        if self.result.failed_tags:
+            self._already_equal = set()  # something went wrong: let the full pass settle it
 
     def _kept_digests(
         self, tags: Iterable[str], secondary: dict[str, ManifestRef]
@@ -546,12 +560,15 @@ async def sync_repository(
     max_concurrent_tags: int = 4,
     max_concurrent_heads: int = 8,
     hint_retry_delays: Sequence[float] = DEFAULT_HINT_RETRY_DELAYS,
+    hinted_only: bool = False,
 ) -> RepositorySyncResult:
     """Make `repository` on `target` (the secondary) match `source` (the primary).
 
     `blob_locations`: one per target registry, shared by every sync in the process (enables
     cross-repository mounts and collapses identical copies). `tags_hint`: tags a push event
-    named; they are waited for briefly if the primary does not list them yet. A repository
+    named; they are pushed first, and waited for briefly if the primary does not list them
+    yet. `hinted_only`: the repository was in sync and only the hinted tags were pushed
+    since, so when they all settle the full listing of both sides is skipped. A repository
     the primary doesn't know, or that has no tags there, loses all its tags on the target.
 
     Registry failures never raise: they end up in the result (`error` for the repository,
@@ -571,7 +588,7 @@ async def sync_repository(
         max_concurrent_heads=max_concurrent_heads,
         hint_retry_delays=hint_retry_delays,
     )
-    return await run.run(tags_hint)
+    return await run.run(tags_hint, hinted_only=hinted_only)
 
 
 async def delete_repository(

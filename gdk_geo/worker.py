@@ -139,6 +139,8 @@ class Worker:
     def _note_hint(self, event: FeedEvent) -> None:
         """Remember a pushed tag for the next sync; forget it again when it is deleted."""
         hints = self.replicator.hints.setdefault(event.repository, set())
+        if event.action != "updated" or not event.tag:
+            self.replicator.needs_full_pass.add(event.repository)
         if event.action == "updated" and event.tag:
             hints.add(event.tag)
         elif event.tag:

@@ -384,3 +384,37 @@ async def test_sync_between_tls_registries(registries) -> None:
         result = await sync_repository(source, target, repo)
         assert result.ok, result
         assert (await compare_repository(source, target, repo)).clean
+
+
+async def test_hinted_only_pushes_the_hinted_tag_without_a_full_pass(s: Sides) -> None:
+    repo, first, second = unique("group/incremental"), make_image(), make_image()
+    await s.primary.image(repo, "v1", first)
+    assert (await sync_repository(s.source, s.target, repo)).ok
+    await s.secondary.image(repo, "extra", make_image())  # only a full pass would see it
+    await s.primary.image(repo, "v2", second)
+
+    result = await sync_repository(s.source, s.target, repo, tags_hint=["v2"], hinted_only=True)
+
+    assert (result.ok, result.synced_tags, result.deleted_tags) == (True, ["v2"], [])
+    assert await s.secondary.digest_of(repo, "v2") == second.digest
+    assert "extra" in await s.secondary.tags(repo)
+    full = await sync_repository(s.source, s.target, repo)
+    assert (full.ok, full.deleted_tags) == (True, ["extra"])
+
+
+async def test_hinted_only_falls_back_to_the_full_pass_when_a_hint_is_missing(s: Sides) -> None:
+    repo, image = unique("group/fallback"), make_image()
+    await s.primary.image(repo, "v1", image)
+    await s.secondary.image(repo, "extra", make_image())
+
+    result = await sync_repository(
+        s.source,
+        s.target,
+        repo,
+        tags_hint=["never"],
+        hinted_only=True,
+        hint_retry_delays=QUICK_HINTS,
+    )
+
+    assert result.synced_tags == ["v1"] and result.deleted_tags == ["extra"]
+    assert set(result.failed_tags) == {"never"} and not result.ok
