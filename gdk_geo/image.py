@@ -39,7 +39,34 @@ ENTRYPOINT ["/bin/registry", "serve"]
 CMD ["{config}"]
 """
 
-Progress = Callable[[str], None]
+
+@dataclass(frozen=True)
+class Step:
+    """One progress report of a long step: what happens now and, for a pull, how far it got.
+
+    `done` and `total` are bytes summed over the layers seen so far (None for a build, which
+    has no measure), so a caller can draw a real bar where it has a terminal and print just
+    the message where it has a log.
+    """
+
+    message: str
+    done: int | None = None
+    total: int | None = None
+
+
+Progress = Callable[[Step], None]
+
+
+def messages(say: Callable[[str], None]) -> Progress:
+    """A `Progress` that passes each new message to `say` once (for pipes and logs)."""
+    last: list[str] = []
+
+    def report(step: Step) -> None:
+        if last != [step.message]:
+            last[:] = [step.message]
+            say(step.message)
+
+    return report
 
 
 @dataclass(frozen=True)
@@ -107,9 +134,10 @@ def build_context(binary: Path) -> tuple[bytes, str]:
 
 
 def build_offline_image(
-    client: docker.DockerClient, binary: Path, progress: Progress = print
+    client: docker.DockerClient, binary: Path, progress: Progress | None = None
 ) -> str:
     """Build `gdk-geo/registry:local` from `binary`; reuse it while the binary is unchanged."""
+    progress = progress or messages(print)
     context, digest = build_context(binary)
     try:
         existing = client.images.get(OFFLINE_IMAGE)
@@ -117,7 +145,7 @@ def build_offline_image(
             return OFFLINE_IMAGE
     except docker.errors.ImageNotFound:
         pass
-    progress(f"building {OFFLINE_IMAGE} offline from {binary}")
+    progress(Step(f"building {OFFLINE_IMAGE} offline from {binary}"))
     try:
         client.images.build(
             fileobj=io.BytesIO(context), custom_context=True, tag=OFFLINE_IMAGE, rm=True
@@ -130,7 +158,8 @@ def build_offline_image(
     return OFFLINE_IMAGE
 
 
-def _has_image(client: docker.DockerClient, name: str) -> bool:
+def has_image(client: docker.DockerClient, name: str) -> bool:
+    """Whether the engine holds the image `name` (by tag or id)."""
     try:
         client.images.get(name)
     except docker.errors.ImageNotFound:
@@ -139,36 +168,62 @@ def _has_image(client: docker.DockerClient, name: str) -> bool:
 
 
 def _pull(client: docker.DockerClient, name: str, progress: Progress) -> str | None:
-    """Pull `name`, reporting layer progress; None (and the reason) when the pull fails."""
+    """Pull `name`, reporting bytes downloaded over all layers; None, or why it failed."""
     repository, _, tag = name.rpartition(":") if ":" in name.split("/")[-1] else (name, "", "")
     repository = repository or name
+    layers: dict[str, tuple[int, int]] = {}  # layer id -> (bytes done, bytes total)
     try:
         for line in client.api.pull(repository, tag or "latest", stream=True, decode=True):
             if "error" in line:
                 return str(line["error"])
-            status = line.get("status", "")
-            if line.get("progress"):
-                progress(f"{line.get('id', '')} {status} {line['progress']}")
+            if _track_layer(layers, line):
+                done = sum(d for d, _ in layers.values())
+                total = sum(t for _, t in layers.values())
+                progress(Step(f"pulling {name}", done, total))
     except docker.errors.APIError as exc:
         return str(exc.explanation or exc)
     return None
+
+
+def _track_layer(layers: dict[str, tuple[int, int]], line: dict) -> bool:
+    """Update `layers` from one line of the pull stream; True when the byte counts moved.
+
+    Docker reports `Downloading` with `progressDetail` {current, total} per layer, then
+    `Download complete`; extraction has its own counts, which we leave out of the bar.
+    """
+    layer, status = line.get("id"), line.get("status", "")
+    if not layer:
+        return False
+    detail = line.get("progressDetail") or {}
+    if status == "Downloading" and detail.get("total"):
+        layers[layer] = (int(detail.get("current", 0)), int(detail["total"]))
+        return True
+    if status in ("Download complete", "Pull complete", "Already exists") and layer in layers:
+        total = layers[layer][1]
+        layers[layer] = (total, total)
+        return True
+    return False
 
 
 def ensure_registry_image(
     client: docker.DockerClient,
     image: str,
     binary: Path,
-    progress: Progress = print,
+    progress: Progress | None = None,
 ) -> ImageResult:
-    """The image to run: `image` if present or pullable, else one built offline from `binary`."""
-    if _has_image(client, image):
+    """The image to run: `image` if present or pullable, else one built offline from `binary`.
+
+    `progress` hears of each step (default: its messages, printed).
+    """
+    progress = progress or messages(print)
+    if has_image(client, image):
         return ImageResult(image, "present")
-    progress(f"pulling {image}")
+    progress(Step(f"pulling {image}"))
     pull_error = _pull(client, image, progress)
-    if pull_error is None and _has_image(client, image):
+    if pull_error is None and has_image(client, image):
         return ImageResult(image, "pulled")
     if binary.is_file():
-        progress(f"could not pull {image} ({pull_error}); using the local registry binary")
+        progress(Step(f"could not pull {image} ({pull_error}); using the local registry binary"))
         return ImageResult(build_offline_image(client, binary, progress), "built offline")
     raise GdkGeoError(
         f"registry image {image} is not present and could not be pulled ({pull_error}), "

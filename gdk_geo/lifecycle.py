@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 from gdk_geo import certs, health, nodes, ports, render, services
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.fsutil import atomic_write
-from gdk_geo.image import ensure_registry_image
+from gdk_geo.image import Progress, Step, ensure_registry_image, messages
 from gdk_geo.project import EXAMPLE, NODES, NodePaths, Project
 from gdk_geo.secret_store import ProjectSecrets, ensure_secrets
 from gdk_geo.settings import Settings
@@ -201,13 +201,25 @@ def _restart_service(paths: NodePaths) -> str:
     return "restarted"
 
 
-def setup(project: Project, say: Say = print, *, force: bool = False) -> SetupResult:
-    """Render, get the image, converge both containers and services, wait until healthy."""
+def setup(
+    project: Project,
+    say: Say = print,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> SetupResult:
+    """Render, get the image, converge both containers and services, wait until healthy.
+
+    `progress` hears of each long step (the image pull or build, starting, the health
+    waits) so a terminal can show a bar; without it the steps are passed to `say`.
+    """
+    progress = progress or messages(say)
     client = nodes.engine()
     done = reconfigure(project, force=force)
     cfg = done.cfg
-    image = ensure_registry_image(client, cfg.registry.image, Path(cfg.registry.binary), say)
+    image = ensure_registry_image(client, cfg.registry.image, Path(cfg.registry.binary), progress)
     result = SetupResult(done, image.name, image.how)
+    progress(Step("starting the registry containers and Geo services"))
     changed = done.changed_nodes()
     for paths in project.nodes(cfg):
         config_hash = render.node_config_hash(paths)
@@ -218,6 +230,7 @@ def setup(project: Project, say: Say = print, *, force: bool = False) -> SetupRe
         else:
             _, started = services.start(paths)
             result.services[paths.name] = "started" if started else "unchanged"
+    progress(Step("waiting until both nodes are healthy"))
     wait_healthy(client, project, cfg, list(NODES))
     return result
 

@@ -8,27 +8,76 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
 from invoke import Collection, task
 from invoke.exceptions import Exit
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+from rich.text import Text
 
+from gdk_geo import checks, checks_docs, lifecycle, node_settings, nodes, settings_docs
 from gdk_geo import config as gdk_config
-from gdk_geo import lifecycle, node_settings, nodes, settings_docs
+from gdk_geo import logs as geo_logs
 from gdk_geo import status as node_status
 from gdk_geo.console import diff, err, out, user_errors
+from gdk_geo.errors import GdkGeoError
 from gdk_geo.fsutil import atomic_write
-from gdk_geo.image import ensure_registry_image
+from gdk_geo.image import Progress as ImageProgress
+from gdk_geo.image import Step, ensure_registry_image, messages
 from gdk_geo.project import EXAMPLE, REPO_ROOT, Project
-from gdk_geo.replicator import failure_reason, sync_once
+from gdk_geo.registry_client import RegistryError
+from gdk_geo.replicator import failure_reason, registry_clients, sync_once
 from gdk_geo.verify import verify_registries
 
 
 def _project(c) -> Project:
     root = c.config.get("gdk_geo", {}).get("root") if hasattr(c, "config") else None
     return Project.locate(Path(root) if root else None)
+
+
+def _check_node(node: str | None) -> None:
+    if node not in (None, "primary", "secondary"):
+        err.print(f"--node must be primary or secondary, not {node!r}")
+        raise Exit(code=2)
+
+
+def _say(message: str) -> None:
+    out.print(message, markup=False, highlight=False)
+
+
+@contextmanager
+def _long_steps() -> Iterator[ImageProgress]:
+    """Report long steps: a live bar (bytes for a pull) on a terminal, plain lines elsewhere.
+
+    Each new step is also printed once, so what happened stays on screen after the bar.
+    """
+    if not out.is_terminal:
+        yield messages(_say)
+        return
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[size]}"),
+    )
+    with Progress(*columns, console=out, transient=True) as progress:
+        bar = progress.add_task("", total=None, size="")
+        say_once = messages(lambda message: progress.console.print(message, markup=False))
+
+        def report(step: Step) -> None:
+            say_once(step)
+            size = f"{step.done / 1e6:.1f}/{step.total / 1e6:.1f} MB" if step.total else ""
+            progress.update(
+                bar, description=step.message, completed=step.done or 0, total=step.total, size=size
+            )
+
+        yield report
 
 
 def _print_reconfigured(done: lifecycle.Reconfigured) -> None:
@@ -63,9 +112,10 @@ def image(c):
     """Make sure the registry image exists: present, pulled, or built offline."""
     project = _project(c)
     cfg = project.load()
-    result = ensure_registry_image(
-        nodes.engine(), cfg.registry.image, Path(cfg.registry.binary), out.print
-    )
+    with _long_steps() as progress:
+        result = ensure_registry_image(
+            nodes.engine(), cfg.registry.image, Path(cfg.registry.binary), progress
+        )
     out.print(f"registry image: {result.name} ({result.how})")
 
 
@@ -94,7 +144,8 @@ def _summary(project: Project, result: lifecycle.SetupResult) -> None:
 def setup(c, force=False):
     """Render, get the image, start both registries and Geo services, wait until healthy."""
     project = _project(c)
-    result = lifecycle.setup(project, out.print, force=force)
+    with _long_steps() as progress:
+        result = lifecycle.setup(project, _say, force=force, progress=progress)
     _print_reconfigured(result.reconfigured)
     _summary(project, result)
 
@@ -108,10 +159,9 @@ def setup(c, force=False):
 @user_errors
 def restart(c, node=None, force=False):
     """Re-render what changed, restart containers and services, wait until healthy."""
-    if node not in (None, "primary", "secondary"):
-        err.print(f"--node must be primary or secondary, not {node!r}")
-        raise Exit(code=2)
-    done = lifecycle.restart(_project(c), node, force=force)
+    _check_node(node)
+    with out.status(f"restarting {node or 'both nodes'} and waiting until healthy"):
+        done = lifecycle.restart(_project(c), node, force=force)
     _print_reconfigured(done)
     out.print(f"restarted {node or 'both nodes'}: healthy")
 
@@ -181,8 +231,11 @@ def sync(c, repo=None, all_=False):
         BarColumn(),
         TextColumn("{task.completed} repositories"),
     )
+    total = len(repo) if repo else None
+    if all_ and out.is_terminal:
+        total = _catalog_size(settings)
     with Progress(*columns, console=out, transient=True) as progress:
-        bar = progress.add_task("syncing", total=len(repo) if repo else None)
+        bar = progress.add_task("syncing", total=total)
 
         def on_result(result) -> None:
             progress.update(bar, advance=1, description=f"synced {result.repository}")
@@ -203,6 +256,19 @@ def sync(c, repo=None, all_=False):
     out.print(f"{len(results) - len(failed)} synced, {len(failed)} failed")
     if failed:
         raise Exit(code=1)
+
+
+def _catalog_size(settings: node_settings.SecondaryWorkerSettings) -> int | None:
+    """How many repositories `--all` will sync, so its bar has an end (None when unknown)."""
+
+    async def count() -> int:
+        async with registry_clients(settings) as (source, _target):
+            return len(await source.catalog())
+
+    try:
+        return asyncio.run(count())
+    except (RegistryError, GdkGeoError):
+        return None  # the sync itself reports the problem
 
 
 @task(help={"json": "Print JSON for scripts instead of text."})
@@ -238,6 +304,72 @@ def verify(c, json_=False):
         raise Exit(code=1)
 
 
+# Operator experience: geo.check and geo.logs.
+
+_CHECK_STYLES = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
+
+
+def _print_check(result: checks.Result) -> None:
+    line = Text(checks.headline(result))
+    line.stylize(_CHECK_STYLES[result.outcome.status], 0, 1)
+    out.print(line, soft_wrap=True)
+    for extra in checks.explanation(result):
+        out.print(extra, markup=False, highlight=False, soft_wrap=True)
+
+
+@task(name="check")
+@user_errors
+def check(c):
+    """Diagnose both nodes like `gdk doctor`: one line per check, the exact fix for each ✗."""
+    with out.status("checking"):
+        results = checks.run_checks(_project(c), _print_check)
+    counts = {status: 0 for status in checks.MARKS}
+    for result in results:
+        counts[result.outcome.status] += 1
+    out.print(
+        f"geo.check: {counts['passed']} ✓, {counts['failed']} ✗, {counts['skipped']} skipped",
+        highlight=False,
+    )
+    if counts["failed"]:
+        raise Exit(code=1)
+
+
+def _write_line(line: geo_logs.LogLine) -> None:
+    sys.stdout.write(line.render() + "\n")
+    sys.stdout.flush()
+
+
+@task(
+    help={
+        "node": "primary or secondary (default: both)",
+        "follow": "Keep printing new lines until Ctrl-C.",
+        "tail": "Only the last N lines of each log (default 0: all).",
+    }
+)
+@user_errors
+def logs(c, node=None, follow=False, tail=0):
+    """The registry and Geo service logs of both nodes, interleaved by time, with prefixes."""
+    _check_node(node)
+    project = _project(c)
+    try:
+        client = nodes.engine()
+    except GdkGeoError as exc:
+        err.print(f"note: {exc.what}; showing the Geo service logs only", markup=False)
+        client = None
+    chosen = geo_logs.sources(project, node, client)
+    try:
+        for line in geo_logs.history(chosen, int(tail)):
+            sys.stdout.write(line.render() + "\n")
+        sys.stdout.flush()
+        if follow:
+            geo_logs.follow(chosen, _write_line, threading.Event())
+    except KeyboardInterrupt:
+        return  # Ctrl-C is how --follow ends: not an error
+    except BrokenPipeError:
+        # `invoke geo.logs | head`: the reader left; stop quietly, as `cat` would.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (closed by the interpreter)
+
+
 # geo.config.*
 
 
@@ -267,13 +399,16 @@ def config_list(c):
 
 @task(name="example")
 def config_example(c):
-    """Regenerate gdk.example.yml and the README's settings table from settings.py."""
+    """Regenerate gdk.example.yml and the README's settings and troubleshooting tables."""
     atomic_write(EXAMPLE, settings_docs.example_yaml())
     readme = REPO_ROOT / "README.md"
-    atomic_write(readme, settings_docs.readme_with_table(readme.read_text()))
-    out.print(f"wrote {EXAMPLE.name} and the settings table in README.md")
+    text = settings_docs.readme_with_table(readme.read_text())
+    atomic_write(readme, checks_docs.readme_with_troubleshooting(text))
+    out.print(f"wrote {EXAMPLE.name}, and the settings and troubleshooting tables in README.md")
 
 
 config_ns = Collection("config", config_get, config_set, config_list, config_example)
-ns = Collection(reconfigure, setup, restart, stop, destroy, status, image, sync, verify)
+ns = Collection(
+    reconfigure, setup, restart, stop, destroy, status, image, sync, verify, check, logs
+)
 ns.add_collection(config_ns)

@@ -1,0 +1,630 @@
+"""`geo.check`: GDK's `gdk doctor` and GitLab's `gitlab:geo:check` for the two local nodes.
+
+Every check is declared once, below, in `CHECKS`: a title that is true when the check
+passes (and is the ✗ line when it does not), what it verifies, the exact fix, and the checks
+it needs first. A check is a small function from a `Context` to an `Outcome`, like GDK's
+`Diagnostic` classes with their `success?` and `detail`; a `GdkGeoError` raised inside one is
+its failure. A check whose prerequisite did not pass is skipped with the reason, so one
+cause shows up as one ✗, not as a cascade.
+
+The README's troubleshooting table is generated from the same declarations
+(`gdk_geo.checks_docs`), so the fixes it shows are the ones `geo.check` prints.
+
+Checks look, they don't repair: nothing here writes a file or starts a process. The one
+exception is the notification probe, which pushes and then deletes a tiny image in a
+scratch repository, because only a real push shows that a notification arrives.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import sqlite3
+import stat
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import docker
+import httpx
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from gdk_geo import certs, health, lifecycle, nodes, ports, services
+from gdk_geo.errors import GdkGeoError
+from gdk_geo.image import OFFLINE_IMAGE, has_image
+from gdk_geo.node_settings import (
+    PrimaryServiceSettings,
+    SecondaryWorkerSettings,
+    load_primary,
+    load_secondary,
+)
+from gdk_geo.notification_probe import (
+    EVENT_TIMEOUT,
+    PROBE_REPOSITORY,
+    Endpoint,
+    ProbeFailed,
+    probe_delivery,
+)
+from gdk_geo.project import NODES, NodePaths, Project
+from gdk_geo.settings import Settings
+
+MAX_LAG = 10  # events: a few are normal while a push is being read; more means stuck
+NOTIFICATION_PATH = "/api/v4/container_registry_event/events"
+
+Status = Literal["passed", "failed", "skipped"]
+MARKS: dict[Status, str] = {"passed": "✓", "failed": "✗", "skipped": "-"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one check found: passed, failed or skipped, and the detail a user needs."""
+
+    status: Status
+    detail: str = ""
+
+
+def passed(detail: str = "") -> Outcome:
+    return Outcome("passed", detail)
+
+
+def failed(detail: str) -> Outcome:
+    return Outcome("failed", detail)
+
+
+def skipped(why: str) -> Outcome:
+    return Outcome("skipped", why)
+
+
+class Context:
+    """What the checks share: the project, and settings and clients made once, on demand.
+
+    Each property raises the `GdkGeoError` a task would (bad gdk.yml, no engine, a missing
+    gitlab.yml); the check that asked fails with it, and the checks after it ask again.
+    """
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+
+    @cached_property
+    def cfg(self) -> Settings:
+        return self.project.load()
+
+    @cached_property
+    def client(self) -> docker.DockerClient:
+        return nodes.engine()
+
+    def node(self, name: str) -> NodePaths:
+        return self.project.node(self.cfg, name)
+
+    @cached_property
+    def primary(self) -> PrimaryServiceSettings:
+        return load_primary(self.node("primary").gitlab_yml)
+
+    @cached_property
+    def secondary(self) -> SecondaryWorkerSettings:
+        return load_secondary(self.node("secondary").gitlab_yml)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One diagnostic, declared once: the README's troubleshooting table is built from these."""
+
+    name: str
+    title: str  # true when the check passes; printed after ✓ or ✗
+    verifies: str  # what is actually looked at, for the README
+    fix: str  # the exact fix printed under the ✗
+    run: Callable[[Context], Outcome]
+    needs: tuple[str, ...] = ()  # names of checks that must pass first
+
+
+@dataclass(frozen=True)
+class Result:
+    check: Check
+    outcome: Outcome
+
+
+# --- the checks ---------------------------------------------------------------------------
+
+
+def _gdk_yml(ctx: Context) -> Outcome:
+    cfg = ctx.cfg
+    return passed(f"{ctx.project.gdk_yml}, containers {cfg.docker.container_prefix}-*")
+
+
+def _engine(ctx: Context) -> Outcome:
+    version = ctx.client.version().get("Version", "unknown version")
+    return passed(f"Docker {version}")
+
+
+def _image(ctx: Context) -> Outcome:
+    wanted = ctx.cfg.registry.image
+    if has_image(ctx.client, wanted):
+        return passed(wanted)
+    if has_image(ctx.client, OFFLINE_IMAGE):
+        return passed(f"{OFFLINE_IMAGE}, built offline: {wanted} is not here")
+    return failed(f"neither {wanted} nor {OFFLINE_IMAGE} is in the Docker engine")
+
+
+def _ports(ctx: Context) -> Outcome:
+    listeners = lifecycle.listeners(ctx.cfg)
+    ours = lifecycle.our_ports(ctx.project, ctx.cfg, ctx.client)
+    ports.check_ports(listeners, ours=ours, host=ctx.cfg.listen_address)
+    return passed(", ".join(str(port) for port in listeners.values()))
+
+
+def _rendered(ctx: Context) -> Outcome:
+    problems = []
+    for paths in ctx.project.nodes(ctx.cfg):
+        for path in (paths.registry_config, paths.gitlab_yml):
+            try:
+                _yaml_mapping(path)
+            except GdkGeoError as exc:
+                problems.append(exc.what)
+    if problems:
+        return failed("\n".join(problems))
+    return passed()
+
+
+def _containers(ctx: Context) -> Outcome:
+    problems = []
+    for node in NODES:
+        name = nodes.container_name(ctx.cfg, node)
+        container = nodes.find(ctx.client, name)
+        if container is None:
+            problems.append(f"{name} does not exist")
+        elif container.status != "running":
+            last = nodes.logs(ctx.client, ctx.cfg, node, tail=1).strip()
+            problems.append(
+                f"{name} is {container.status}" + (f"; last log: {last}" if last else "")
+            )
+    if problems:
+        return failed("\n".join(problems))
+    return passed(", ".join(nodes.container_name(ctx.cfg, node) for node in NODES))
+
+
+def _certificates(ctx: Context) -> Outcome:
+    now = datetime.now(UTC)
+    problems, until = [], []
+    for paths in ctx.project.nodes(ctx.cfg):
+        info = certs.certificate_info(paths.certificate)
+        until.append(info.not_after)
+        problems += [f"{paths.certificate}: {p}" for p in _certificate_problems(info, ctx, now)]
+    if problems:
+        return failed("\n".join(problems))
+    return passed(f"until {min(until):%Y-%m-%d}")
+
+
+def _certificate_problems(info: certs.CertInfo, ctx: Context, now: datetime) -> list[str]:
+    problems = []
+    if info.not_before > now:
+        problems.append(f"not valid before {info.not_before:%Y-%m-%d %H:%M} UTC")
+    if info.not_after <= now:
+        problems.append(f"expired on {info.not_after:%Y-%m-%d}")
+    elif info.not_after - now <= certs.RENEW_WITHIN:
+        problems.append(
+            f"expires on {info.not_after:%Y-%m-%d}, within {certs.RENEW_WITHIN.days} days"
+        )
+    hostname = ctx.cfg.hostname
+    if f"DNS:{hostname}" not in info.sans and f"IP:{hostname}" not in info.sans:
+        problems.append(f"does not name {hostname} (it names {', '.join(info.sans) or 'nothing'})")
+    return problems
+
+
+def _same_certificate(ctx: Context) -> Outcome:
+    primary = certs.fingerprint(ctx.node("primary").certificate)
+    secondary = certs.fingerprint(ctx.node("secondary").certificate)
+    if primary != secondary:
+        return failed(
+            f"the secondary's localhost.crt ({secondary[:23]}…) is not the primary's "
+            f"({primary[:23]}…)"
+        )
+    return passed(f"SHA-256 {primary[:23]}…")
+
+
+def _secondary_verifies_primary(ctx: Context) -> Outcome:
+    url, ca_file = ctx.secondary.primary_api_url, ctx.secondary.ca_file
+    probe = health.probe_registry(url, ca_file)
+    if not probe.ok:
+        return failed(f"GET {url}/v2/ with {ca_file} as the CA: {probe.detail}")
+    return passed(f"{url} with {ca_file.name} as the CA")
+
+
+def _secret(ctx: Context) -> Outcome:
+    paths = ctx.node("primary")
+    expected = _dig(_yaml_mapping(paths.gitlab_yml), "registry", "notification_secret")
+    sent = _notification_header(_yaml_mapping(paths.registry_config))
+    if not expected:
+        return failed(
+            f"registry.notification_secret is empty in {paths.gitlab_yml}: "
+            "every notification would be refused"
+        )
+    if not sent:
+        return failed(
+            f"{paths.registry_config} has no notification endpoint for {NOTIFICATION_PATH} "
+            "with an Authorization header"
+        )
+    if not hmac.compare_digest(str(sent).encode(), str(expected).encode()):
+        return failed(
+            f"the Authorization header in {paths.registry_config} is not "
+            f"registry.notification_secret of {paths.gitlab_yml}: the service answers 401"
+        )
+    return passed("registry config.yml and gitlab.yml agree")
+
+
+def _delivery(ctx: Context) -> Outcome:
+    primary = ctx.primary
+    service_url = _http_url(primary.listen_address, primary.port)
+    probe = health.probe_service(service_url)
+    if not probe.ok:
+        return failed(f"the primary Geo service does not answer at {service_url} ({probe.detail})")
+    try:
+        delivery = probe_delivery(
+            Endpoint(primary.registry_api_url, primary.ca_file),
+            service_url,
+            primary.node_token,
+            replica=_replica(ctx),
+        )
+    except ProbeFailed as exc:
+        return failed(str(exc))
+    replicated = {True: "; replicated to the secondary", False: "; not on the secondary yet"}
+    return passed(
+        f"event {delivery.event_id} {delivery.seconds:.2f}s after pushing "
+        f"{PROBE_REPOSITORY}:{delivery.tag}{replicated.get(delivery.replicated, '')}"
+    )
+
+
+def _replica(ctx: Context) -> Endpoint | None:
+    """The secondary registry, when a worker runs that would replicate the probe."""
+    secondary = ctx.secondary
+    if not health.probe_service(_http_url(secondary.listen_address, secondary.port)).ok:
+        return None
+    return Endpoint(secondary.registry_api_url, secondary.ca_file)
+
+
+def _event_api(ctx: Context) -> Outcome:
+    primary, secondary = ctx.primary, ctx.secondary
+    own_url = _http_url(primary.listen_address, primary.port)
+    if not health.probe_service(own_url).ok:
+        return skipped(f"the primary Geo service does not answer at {own_url}")
+    url = secondary.primary_geo_url.rstrip("/") + "/api/v4/geo/events"
+    try:
+        response = httpx.get(
+            url,
+            params={"after": 0, "limit": 1},
+            headers={"Authorization": f"Bearer {secondary.node_token}"},
+            verify=_verify(url, secondary.ca_file),
+            timeout=5.0,
+            trust_env=False,
+        )
+    except httpx.HTTPError as exc:
+        return failed(f"GET {url}: {type(exc).__name__}: {exc}")
+    if response.status_code == 401:
+        return failed(f"{url} refused the secondary's node token (HTTP 401)")
+    if response.status_code != 200:
+        return failed(f"GET {url}: HTTP {response.status_code}")
+    return passed(url)
+
+
+def _worker(ctx: Context) -> Outcome:
+    secondary = ctx.secondary
+    url = _http_url(secondary.listen_address, secondary.port)
+    probe = health.probe_service(url)
+    if not probe.ok:
+        state = services.state(ctx.node("secondary"))
+        running = f"pid {state.pid} runs" if state.running else "no worker process runs"
+        return failed(f"{url}/-/health: {probe.detail} ({running})")
+    return passed(url)
+
+
+def _lag(ctx: Context) -> Outcome:
+    secondary = ctx.secondary
+    url = _http_url(secondary.listen_address, secondary.port) + "/api/v4/geo/replication/status"
+    try:
+        response = httpx.get(url, timeout=5.0, trust_env=False)
+        response.raise_for_status()
+        status: dict[str, Any] = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        return failed(f"GET {url}: {exc}")
+    counts = status.get("counts") or {}
+    summary = ", ".join(f"{state} {counts.get(state, 0)}" for state in _STATES)
+    feed = status.get("event_feed") or {}
+    if not feed.get("connected"):
+        return failed(f"the worker is not reading the primary's events: {feed.get('error')}")
+    lag = status.get("lag")
+    if lag is None or lag > MAX_LAG:
+        return failed(f"{lag} events behind the primary (at most {MAX_LAG} is normal); {summary}")
+    return passed(f"{lag} events behind; {summary}")
+
+
+_STATES = ("synced", "pending", "started", "failed")
+
+
+def _tracking_db(ctx: Context) -> Outcome:
+    path = ctx.secondary.tracking_db_path
+    if not path.exists():
+        directory = _existing_parent(path)
+        if not os.access(directory, os.W_OK) or not _owner_writable(directory):
+            return failed(f"{path} does not exist yet and {directory} is not writable")
+        return passed(f"{path} (created when the worker starts)")
+    read_only = [p for p in _database_files(path) if p.exists() and not _owner_writable(p)]
+    if read_only:
+        return failed("read-only: " + ", ".join(f"{p} ({_mode(p)})" for p in read_only))
+    try:
+        _try_write(path)
+    except sqlite3.Error as exc:
+        return failed(f"{path}: {exc}")
+    return passed(str(path))
+
+
+CHECKS: tuple[Check, ...] = (
+    Check(
+        "gdk.yml",
+        "gdk.yml is valid",
+        "gdk.yml exists, parses, and every setting has the right type and range",
+        "correct gdk.yml as the message says (`invoke geo.config.list` lists every setting; "
+        "`invoke geo.setup` creates gdk.yml when there is none)",
+        _gdk_yml,
+    ),
+    Check(
+        "engine",
+        "Docker engine answers",
+        "the docker SDK reaches the engine (DOCKER_HOST, or the default socket)",
+        "start Docker (on these machines: `../shared/ci/prepare-docker`), or point "
+        "DOCKER_HOST at a running engine",
+        _engine,
+    ),
+    Check(
+        "image",
+        "registry image is present",
+        "`registry.image`, or the offline `gdk-geo/registry:local`, is in the engine",
+        "`invoke geo.image` (pulls the image, or builds gdk-geo/registry:local from the "
+        "local registry binary)",
+        _image,
+        needs=("gdk.yml", "engine"),
+    ),
+    Check(
+        "ports",
+        "ports are distinct and free",
+        "the four listeners have four valid ports, each free or held by our own node",
+        "give each key named above a free port of its own: "
+        "`invoke geo.config.set KEY PORT`, then `invoke geo.restart`",
+        _ports,
+        needs=("gdk.yml", "engine"),
+    ),
+    Check(
+        "rendered",
+        "node configuration is rendered",
+        "each node's `registry/config.yml` and `config/gitlab.yml` exist and parse",
+        "`invoke geo.reconfigure`",
+        _rendered,
+        needs=("gdk.yml",),
+    ),
+    Check(
+        "containers",
+        "registry containers are running",
+        "both registry containers exist and run",
+        "`invoke geo.setup` (starts what is stopped; `invoke geo.logs` shows why a container "
+        "exited)",
+        _containers,
+        needs=("image", "rendered"),
+    ),
+    Check(
+        "certificates",
+        "certificates are valid for 30 more days",
+        "both nodes' `localhost.crt` parse, are in their validity period, name `hostname` "
+        "and do not expire within 30 days",
+        "`invoke geo.restart` (renews the certificate, copies it to the secondary and "
+        "restarts both registries)",
+        _certificates,
+        needs=("gdk.yml",),
+    ),
+    Check(
+        "same-certificate",
+        "both nodes have the same certificate",
+        "the SHA-256 fingerprints of both nodes' `localhost.crt` are equal",
+        "`invoke geo.restart` (copies the primary's certificate to the secondary and restarts it)",
+        _same_certificate,
+        needs=("certificates",),
+    ),
+    Check(
+        "tls",
+        "the secondary verifies the primary registry",
+        "a real `GET /v2/` to the primary registry, verified with the secondary's "
+        "`localhost.crt` as the CA",
+        "`invoke geo.restart` (both registries then serve the current certificate)",
+        _secondary_verifies_primary,
+        needs=("containers", "same-certificate"),
+    ),
+    Check(
+        "secret",
+        "notification secret matches gitlab.yml",
+        "the Authorization header in the primary registry's `config.yml` equals "
+        "`registry.notification_secret` in the primary's `gitlab.yml`, and is not empty",
+        "`invoke geo.restart --force` (renders both files again from the stored secret, "
+        "backing up the edited ones, and restarts)",
+        _secret,
+        needs=("rendered",),
+    ),
+    Check(
+        "delivery",
+        "the primary registry delivers notifications",
+        f"a real push of a tiny image to `{PROBE_REPOSITORY}` shows up in the primary's "
+        f"event API within {EVENT_TIMEOUT:.0f} seconds (the probe is deleted afterwards)",
+        "`invoke geo.restart --node primary`; if it still fails, "
+        "`invoke geo.logs --node primary` shows what the registry and the Geo service say",
+        _delivery,
+        needs=("containers", "certificates", "secret"),
+    ),
+    Check(
+        "event-api",
+        "the secondary reads the primary's event API",
+        "`GET /api/v4/geo/events` at the secondary's `geo.primary_node_url` with the "
+        "secondary's node token",
+        "`invoke geo.restart --force` (renders the same node token and primary URL into "
+        "both nodes' gitlab.yml, and restarts)",
+        _event_api,
+        needs=("rendered",),
+    ),
+    Check(
+        "worker",
+        "the secondary Geo worker answers",
+        "the worker's `/-/health`",
+        "`invoke geo.restart --node secondary`; `invoke geo.logs --node secondary` shows "
+        "why it stopped",
+        _worker,
+        needs=("rendered",),
+    ),
+    Check(
+        "lag",
+        "replication keeps up",
+        f"the worker reads the primary's events and is at most {MAX_LAG} behind "
+        "(`/api/v4/geo/replication/status`); the repository counts are shown",
+        "`invoke geo.logs --node secondary` shows what the worker is stuck on; "
+        "`invoke geo.sync --all` catches up now",
+        _lag,
+        needs=("worker", "event-api"),
+    ),
+    Check(
+        "tracking-db",
+        "the tracking database is writable",
+        "the secondary's `geo/tracking.sqlite3` and its directory are writable by their "
+        "owner, and a write transaction can start",
+        "`chmod u+w` the file named above and its directory, then "
+        "`invoke geo.restart --node secondary`",
+        _tracking_db,
+        needs=("rendered",),
+    ),
+)
+
+
+# --- running them -------------------------------------------------------------------------
+
+
+def run_checks(
+    project: Project,
+    report: Callable[[Result], None] = lambda _result: None,
+    checks: Iterable[Check] = CHECKS,
+) -> list[Result]:
+    """Run every check in order, calling `report` as each one finishes.
+
+    A check whose `needs` did not all pass is skipped, naming the first one that did not.
+    """
+    context = Context(project)
+    done: dict[str, Result] = {}
+    for check in checks:
+        blocker = next((done[n] for n in check.needs if done[n].outcome.status != "passed"), None)
+        if blocker is not None:
+            outcome = skipped(f"needs “{blocker.check.title}”")
+        else:
+            outcome = _run(check, context)
+        done[check.name] = Result(check, outcome)
+        report(done[check.name])
+    return list(done.values())
+
+
+def _run(check: Check, context: Context) -> Outcome:
+    try:
+        return check.run(context)
+    except GdkGeoError as exc:
+        return failed(exc.what + (f"\nwhere: {exc.where}" if exc.where else ""))
+
+
+def headline(result: Result) -> str:
+    """The line `geo.check` prints for a result: mark, title, and a short detail."""
+    outcome = result.outcome
+    line = f"{MARKS[outcome.status]} {result.check.title}"
+    if outcome.status == "passed" and outcome.detail:
+        return f"{line} ({outcome.detail})"
+    if outcome.status == "skipped":
+        return f"{line}: skipped: {outcome.detail}"
+    return line
+
+
+def failure_line(check: Check) -> str:
+    """Exactly what `geo.check` prints when `check` fails (the README quotes it)."""
+    return headline(Result(check, failed("")))
+
+
+def explanation(result: Result) -> list[str]:
+    """The lines under a ✗: what was found, then the fix."""
+    if result.outcome.status != "failed":
+        return []
+    lines = [f"    {line}" for line in result.outcome.detail.splitlines()]
+    return [*lines, f"    fix: {result.check.fix}"]
+
+
+# --- small helpers ------------------------------------------------------------------------
+
+
+def _yaml_mapping(path: Path) -> dict[str, Any]:
+    try:
+        data = YAML(typ="safe").load(path.read_text())
+    except FileNotFoundError:
+        raise GdkGeoError(f"{path} does not exist") from None
+    except (OSError, YAMLError) as exc:
+        raise GdkGeoError(f"{path} cannot be read as YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise GdkGeoError(f"{path} is not a YAML mapping")
+    return data
+
+
+def _dig(data: Any, *keys: str) -> Any:
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
+def _notification_header(registry_config: dict[str, Any]) -> str | None:
+    """The Authorization value the registry sends to the Geo service's notification URL."""
+    for endpoint in _dig(registry_config, "notifications", "endpoints") or []:
+        if not isinstance(endpoint, dict) or NOTIFICATION_PATH not in str(endpoint.get("url")):
+            continue
+        values = _dig(endpoint, "headers", "Authorization")
+        if isinstance(values, list) and values:
+            return str(values[0])
+    return None
+
+
+def _http_url(address: str, port: int) -> str:
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{port}"
+
+
+def _verify(url: str, ca_file: Path) -> Any:
+    return health.tls_context(ca_file) if url.lower().startswith("https://") else True
+
+
+def _database_files(path: Path) -> list[Path]:
+    """The database, its WAL and shared-memory files, and the directory that holds them."""
+    return [path, Path(f"{path}-wal"), Path(f"{path}-shm"), path.parent]
+
+
+def _owner_writable(path: Path) -> bool:
+    """The owner's write bit. Checked besides a real write because root ignores modes: a
+    file made read-only on purpose, or by a restore, still stops a worker run by a user."""
+    return bool(path.stat().st_mode & stat.S_IWUSR)
+
+
+def _mode(path: Path) -> str:
+    return f"mode {stat.S_IMODE(path.stat().st_mode):04o}"
+
+
+def _try_write(path: Path) -> None:
+    """Start a write transaction and roll it back: what the worker does first, minus writing."""
+    connection = sqlite3.connect(f"{path.as_uri()}?mode=rw", uri=True, timeout=5.0)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("ROLLBACK")
+    finally:
+        connection.close()
+
+
+def _existing_parent(path: Path) -> Path:
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return parent

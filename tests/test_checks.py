@@ -1,0 +1,265 @@
+"""`invoke geo.check` against a real project: all ✓ when healthy, then each failure on purpose.
+
+One scratch project (its own container prefix and free ports) is set up for the module.
+Every breaking test puts things back the way it found them, so each one sees a healthy
+project apart from the fault it makes; the last two stop a service and restart it.
+
+Each breaking test asserts the whole picture: exactly the expected ✗ (no cascade), the
+checks that depend on it skipped, the ✗ line and the fix exactly as declared in
+`gdk_geo/checks.py` (which the README's troubleshooting table is generated from).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT, free_port
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from helpers import invoke, ports_yml, write_gdk_yml
+
+from gdk_geo import checks, checks_docs, services
+from gdk_geo.checks import Check, Outcome, failed, passed, run_checks
+from gdk_geo.project import Project
+
+HEALTHY_DEADLINE = 60.0  # a restarted worker reconnects to the event feed with backoff
+
+_LINE = re.compile(r"^(?P<mark>[✓✗-]) (?P<title>.+?)(?: \(.*\)|: skipped: .*)?$")
+
+
+def _check(name: str) -> Check:
+    return next(check for check in checks.CHECKS if check.name == name)
+
+
+def _marks(stdout: str) -> dict[str, str]:
+    """title -> ✓, ✗ or - for every result line geo.check printed."""
+    titles = {check.title for check in checks.CHECKS}
+    marks = {}
+    for line in stdout.splitlines():
+        match = _LINE.match(line)
+        if match and match["title"] in titles:
+            marks[match["title"]] = match["mark"]
+    return marks
+
+
+def _run_check(project: Project) -> subprocess.CompletedProcess:
+    result = invoke(project.root, "geo.check", timeout=120)
+    assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
+    assert len(_marks(result.stdout)) == len(checks.CHECKS), result.stdout
+    return result
+
+
+def _assert_fails(
+    result: subprocess.CompletedProcess, names: set[str], skipped: set[str] = frozenset()
+) -> None:
+    """Exactly `names` failed, each with its declared ✗ line and fix; `skipped` were skipped."""
+    output = result.stdout
+    assert result.returncode == 1, output
+    marks = _marks(output)
+    assert {t for t, m in marks.items() if m == "✗"} == {_check(n).title for n in names}, output
+    assert {t for t, m in marks.items() if m == "-"} == {_check(n).title for n in skipped}, output
+    lines = output.splitlines()
+    for name in names:
+        check = _check(name)
+        assert checks.failure_line(check) in lines, output
+        assert f"    fix: {check.fix}" in lines, output
+
+
+def _healthy(project: Project) -> subprocess.CompletedProcess:
+    """geo.check until it passes (a restarted worker takes a moment to reconnect)."""
+    deadline = time.monotonic() + HEALTHY_DEADLINE
+    while True:
+        result = _run_check(project)
+        if result.returncode == 0 or time.monotonic() > deadline:
+            return result
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def project(docker_client, tmp_path_factory) -> Iterator[Project]:
+    root = tmp_path_factory.mktemp("checks")
+    prefix = f"gdkgeo-c{root.name[-6:].lower().replace('_', '')}"
+    write_gdk_yml(root, ports_yml(free_port(), free_port(), free_port(), free_port(), prefix))
+    setup = invoke(root, "geo.setup")
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    yield Project(root)
+    invoke(root, "geo.destroy", "--yes", "--data")
+
+
+@pytest.mark.docker
+def test_a_healthy_project_passes_every_check(project: Project) -> None:
+    result = _healthy(project)
+    assert result.returncode == 0, result.stdout
+    assert set(_marks(result.stdout).values()) == {"✓"}
+    assert "replicated to the secondary" in result.stdout  # the probe went all the way
+    assert f"geo.check: {len(checks.CHECKS)} ✓, 0 ✗, 0 skipped" in result.stdout
+
+
+@pytest.mark.docker
+def test_unreachable_engine(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+    result = _run_check(project)
+    _assert_fails(result, {"engine"}, skipped={"image", "ports", "containers", "tls", "delivery"})
+    assert "no Docker engine answers" in result.stdout
+    assert "skipped: needs “Docker engine answers”" in result.stdout
+
+
+@pytest.mark.docker
+def test_a_foreign_socket_on_a_port(project: Project) -> None:
+    original = project.gdk_yml.read_text()
+    cfg = project.load()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        try:
+            project.gdk_yml.write_text(
+                original.replace(f"port: {cfg.geo.primary.port}\n", f"port: {taken}\n", 1)
+            )
+            result = _run_check(project)
+        finally:
+            project.gdk_yml.write_text(original)
+    _assert_fails(result, {"ports"})
+    assert f"geo.primary.port: port {taken} on 127.0.0.1 is already in use" in result.stdout
+
+
+@pytest.mark.docker
+def test_a_hand_set_secret_in_the_rendered_registry_config(project: Project) -> None:
+    config = project.node(project.load(), "primary").registry_config
+    original = config.read_bytes()
+    secret = (project.secrets_dir(project.load()) / "notification_secret").read_text().strip()
+    assert secret.encode() in original
+    try:
+        config.write_bytes(original.replace(secret.encode(), b"a-secret-set-by-hand"))
+        result = _run_check(project)
+    finally:
+        config.write_bytes(original)
+    _assert_fails(result, {"secret"}, skipped={"delivery"})
+    assert secret not in result.stdout + result.stderr  # never printed
+    assert "a-secret-set-by-hand" not in result.stdout
+
+
+def _foreign_certificate() -> bytes:
+    """A valid certificate for localhost that is not ours (as if copied from elsewhere)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    sans = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=365))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+@pytest.mark.docker
+def test_a_tampered_secondary_certificate(project: Project) -> None:
+    certificate = project.node(project.load(), "secondary").certificate
+    original = certificate.read_bytes()
+    try:
+        certificate.write_bytes(_foreign_certificate())
+        result = _run_check(project)
+    finally:
+        certificate.write_bytes(original)
+    _assert_fails(result, {"same-certificate"}, skipped={"tls"})
+    assert "the secondary's localhost.crt" in result.stdout
+
+
+@pytest.mark.docker
+def test_a_read_only_tracking_database(project: Project) -> None:
+    database = project.node(project.load(), "secondary").root / "geo" / "tracking.sqlite3"
+    mode = database.stat().st_mode
+    try:
+        database.chmod(0o444)
+        result = _run_check(project)
+    finally:
+        database.chmod(mode)
+    _assert_fails(result, {"tracking-db"})
+    assert f"read-only: {database} (mode 0444)" in result.stdout
+
+
+@pytest.mark.docker
+def test_a_stopped_worker(project: Project) -> None:
+    assert services.stop(project.node(project.load(), "secondary"))
+    result = _run_check(project)
+    _assert_fails(result, {"worker"}, skipped={"lag"})
+    assert "no worker process runs" in result.stdout
+    assert invoke(project.root, "geo.restart", "--node", "secondary").returncode == 0
+    assert _healthy(project).returncode == 0
+
+
+@pytest.mark.docker
+def test_a_stopped_primary_service(project: Project) -> None:
+    assert services.stop(project.node(project.load(), "primary"))
+    result = _run_check(project)
+    _assert_fails(result, {"delivery"}, skipped={"event-api", "lag"})
+    assert "the primary Geo service does not answer" in result.stdout
+    assert invoke(project.root, "geo.restart", "--node", "primary").returncode == 0
+    assert _healthy(project).returncode == 0
+
+
+# --- without Docker -------------------------------------------------------------------------
+
+
+def _fake(name: str, outcome: Outcome, needs: tuple[str, ...] = ()) -> Check:
+    return Check(name, f"{name} works", "-", f"fix {name}", lambda _ctx: outcome, needs)
+
+
+def test_a_failed_check_skips_what_needs_it_and_only_that(tmp_path: Path) -> None:
+    declared = [
+        _fake("a", failed("a is broken")),
+        _fake("b", passed(), needs=("a",)),
+        _fake("c", passed(), needs=("b",)),
+        _fake("d", passed()),
+    ]
+    results = run_checks(Project(tmp_path), checks=declared)
+    assert [r.outcome.status for r in results] == ["failed", "skipped", "skipped", "passed"]
+    assert checks.headline(results[1]) == "- b works: skipped: needs “a works”"
+    assert checks.explanation(results[0]) == ["    a is broken", "    fix: fix a"]
+
+
+def test_a_user_error_inside_a_check_is_its_failure(tmp_path: Path) -> None:
+    (result,) = run_checks(Project(tmp_path), checks=[_check("gdk.yml")])
+    assert result.outcome.status == "failed"
+    assert "gdk.yml does not exist" in result.outcome.detail
+
+
+def test_every_check_names_a_fix_and_only_earlier_checks_as_needs() -> None:
+    seen: set[str] = set()
+    for check in checks.CHECKS:
+        assert check.fix and check.verifies and check.title
+        assert set(check.needs) <= seen, f"{check.name} needs a check that runs later"
+        seen.add(check.name)
+
+
+def test_readme_troubleshooting_table_is_current() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert checks_docs.readme_with_troubleshooting(readme) == readme, (
+        "README's troubleshooting table is stale: run `invoke geo.config.example`"
+    )
+    for check in checks.CHECKS:
+        assert f"`{checks.failure_line(check)}`" in readme
+        assert check.fix in readme
+
+
+def test_readme_task_table_lists_check_and_logs() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert "| `invoke geo.check` |" in readme
+    assert "| `invoke geo.logs [--node N] [--follow]" in readme

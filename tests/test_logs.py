@@ -1,0 +1,251 @@
+"""`invoke geo.logs` on a real project: four logs, one time line, prefixes, --node, --follow.
+
+The project's services run with a time zone far from UTC (UTC+5:30, a POSIX TZ string, so
+no tzdata is needed): the Geo logs then write local times 5.5 hours away from Docker's UTC
+stamps, and a conversion mistake would put every registry line hours away from where it
+belongs, which the window check below catches.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT, free_port
+from helpers import invoke, ports_yml, write_gdk_yml
+
+from gdk_geo import lifecycle, logs
+from gdk_geo.notification_probe import PROBE_REPOSITORY, Delivery, Endpoint, probe_delivery
+from gdk_geo.project import Project
+
+FAR_FROM_UTC = "IST-5:30"
+SOURCES = {"primary registry", "primary geo", "secondary registry", "secondary geo"}
+_LINE = re.compile(r"^(?P<source>[a-z]+ [a-z]+) +\| (?P<text>.*)$")
+_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),(\d{3}) ")
+FOLLOW_DEADLINE = 30.0
+
+
+@pytest.fixture(scope="module")
+def far_timezone() -> Iterator[None]:
+    """Run the project's services and this process in UTC+5:30."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TZ", FAR_FROM_UTC)
+        time.tzset()
+        yield
+    time.tzset()
+
+
+@pytest.fixture(scope="module")
+def project(docker_client, tmp_path_factory, far_timezone) -> Iterator[Project]:
+    root = tmp_path_factory.mktemp("logs")
+    prefix = f"gdkgeo-l{root.name[-6:].lower().replace('_', '')}"
+    write_gdk_yml(root, ports_yml(free_port(), free_port(), free_port(), free_port(), prefix))
+    setup = invoke(root, "geo.setup")
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    yield Project(root)
+    invoke(root, "geo.destroy", "--yes", "--data")
+
+
+def _probe(project: Project) -> Delivery:
+    """A push that leaves lines in all four logs: received, notified, synced, copied."""
+    cfg = project.load()
+    primary, secondary = project.node(cfg, "primary"), project.node(cfg, "secondary")
+    token = (project.secrets_dir(cfg) / "node_token").read_text().strip()
+    return probe_delivery(
+        Endpoint(lifecycle.registry_url(cfg, "primary"), primary.certificate),
+        lifecycle.service_url(cfg, "primary"),
+        token,
+        replica=Endpoint(lifecycle.registry_url(cfg, "secondary"), secondary.certificate),
+    )
+
+
+def _wait_for_worker_log(project: Project, text: str) -> None:
+    log = project.node(project.load(), "secondary").service_log
+    deadline = time.monotonic() + FOLLOW_DEADLINE
+    while text not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert text in log.read_text(), f"the worker never logged {text!r}"
+
+
+def _parsed(stdout: str) -> list[tuple[str, str]]:
+    """(source, text) per line; every line must carry a source prefix."""
+    lines = []
+    for line in stdout.splitlines():
+        match = _LINE.match(line)
+        assert match and match["source"] in SOURCES, f"line without a source prefix: {line!r}"
+        lines.append((match["source"], match["text"]))
+    return lines
+
+
+def _instant(text: str) -> float | None:
+    """The local time a shown line starts with, as a Unix time (this process is in FAR TZ)."""
+    match = _TIME.match(text)
+    if match is None:
+        return None
+    moment = datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S").timestamp()
+    return moment + int(match[2]) / 1000
+
+
+@pytest.mark.docker
+def test_all_four_logs_on_one_time_line(project: Project) -> None:
+    started = time.time()
+    delivery = _probe(project)
+    assert delivery.replicated
+    _wait_for_worker_log(project, f"synced {PROBE_REPOSITORY}")  # logged just after the copy
+    finished = time.time()
+
+    result = invoke(project.root, "geo.logs")
+    assert result.returncode == 0, result.stderr
+    lines = _parsed(result.stdout)
+    assert {source for source, _ in lines} == SOURCES
+
+    instants = [t for t in (_instant(text) for _, text in lines) if t is not None]
+    assert instants == sorted(instants), "lines are not in time order"
+
+    # The probe's manifest, as each registry saw it: Docker's UTC stamp, shown in local
+    # time, must fall inside the window this test pushed it in.
+    manifest = f"/v2/{PROBE_REPOSITORY}/manifests/{delivery.tag}"
+    for registry in ("primary registry", "secondary registry"):
+        put = [
+            _instant(text)
+            for source, text in lines
+            if source == registry and f"PUT {manifest}" in text
+        ]
+        assert put, f"{registry}: no PUT of {manifest}"
+        assert started - 1 <= put[0] <= finished + 1, f"{registry} time is off: {put[0]}"
+    geo_sync = [
+        _instant(text)
+        for source, text in lines
+        if source == "secondary geo" and f"synced {PROBE_REPOSITORY}" in text
+    ]
+    assert geo_sync and started - 1 <= geo_sync[0] <= finished + 1
+
+
+@pytest.mark.docker
+def test_node_filter(project: Project) -> None:
+    result = invoke(project.root, "geo.logs", "--node", "secondary", "--tail", "5")
+    assert result.returncode == 0, result.stderr
+    sources = [source for source, _ in _parsed(result.stdout)]
+    assert set(sources) == {"secondary registry", "secondary geo"}
+    assert all(sources.count(source) <= 5 for source in set(sources))
+
+
+@pytest.mark.docker
+def test_a_bad_node_is_a_clear_error(project: Project) -> None:
+    result = invoke(project.root, "geo.logs", "--node", "tertiary")
+    assert result.returncode == 2
+    assert "--node must be primary or secondary" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _reader(stream) -> queue.Queue[str]:
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for line in stream:
+            lines.put(line.rstrip("\n"))
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+@pytest.mark.docker
+def test_follow_streams_new_lines_until_ctrl_c(project: Project) -> None:
+    env = {**os.environ, "GDK_GEO_ROOT": str(project.root), "COLUMNS": "200"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "-r", str(REPO_ROOT), "geo.logs", "--follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        lines = _reader(process.stdout)
+        delivery = _probe(project)  # new lines in every log, after the history
+        wanted = {
+            "primary registry": f"PUT /v2/{PROBE_REPOSITORY}/manifests/{delivery.tag}",
+            "secondary registry": f"PUT /v2/{PROBE_REPOSITORY}/manifests/{delivery.tag}",
+            "secondary geo": f"synced {PROBE_REPOSITORY}",
+        }
+        found: set[str] = set()
+        deadline = time.monotonic() + FOLLOW_DEADLINE
+        while found != set(wanted) and time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            source, text = _parsed(line)[0]
+            if source in wanted and wanted[source] in text:
+                found.add(source)
+        assert found == set(wanted)
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr and "interrupted" not in stderr
+
+
+# --- without Docker -------------------------------------------------------------------------
+
+
+def test_docker_timestamps_keep_nanoseconds_and_trimmed_zeros() -> None:
+    whole = logs.docker_timestamp("2024-05-01T10:00:00Z")
+    assert logs.docker_timestamp("2024-05-01T10:00:00.5Z") == whole + 500_000_000
+    assert logs.docker_timestamp("2024-05-01T10:00:00.000000001Z") == whole + 1
+    assert logs.docker_timestamp("not-a-time") is None
+
+
+def test_geo_timestamps_are_local_time(far_timezone: None) -> None:
+    geo = logs.geo_timestamp("2024-05-01 15:30:00,250 INFO gdk_geo.worker: synced")
+    assert geo == logs.docker_timestamp("2024-05-01T10:00:00.25Z")  # 15:30 IST is 10:00 UTC
+    assert logs.local_time(geo) == "2024-05-01 15:30:00,250"
+    assert logs.geo_timestamp("Traceback (most recent call last):") is None
+
+
+def test_history_merges_by_time_and_keeps_continuation_lines(tmp_path: Path) -> None:
+    first = tmp_path / "a.log"
+    first.write_text(
+        "2024-05-01 10:00:00,100 ERROR one\nTraceback (most recent call last):\n"
+        "2024-05-01 10:00:00,300 INFO three\n"
+    )
+    second = tmp_path / "b.log"
+    second.write_text("2024-05-01 10:00:00,200 INFO two\n")
+    merged = logs.history([logs.GeoLog("primary", first), logs.GeoLog("secondary", second)])
+    assert [line.render() for line in merged] == [
+        "primary geo        | 2024-05-01 10:00:00,100 ERROR one",
+        "primary geo        | Traceback (most recent call last):",
+        "secondary geo      | 2024-05-01 10:00:00,200 INFO two",
+        "primary geo        | 2024-05-01 10:00:00,300 INFO three",
+    ]
+
+
+def test_following_a_file_emits_appended_whole_lines(tmp_path: Path) -> None:
+    path = tmp_path / "geo.log"
+    path.write_text("2024-05-01 10:00:00,100 INFO old\n")
+    source = logs.GeoLog("primary", path)
+    assert len(source.history()) == 1
+    emitted: list[str] = []
+    stop = threading.Event()
+    follower = threading.Thread(
+        target=source.follow, args=(lambda line: emitted.append(line.text), stop)
+    )
+    follower.start()
+    with path.open("a") as log:
+        log.write("2024-05-01 10:00:01,000 INFO new\n2024-05-01 10:00:02,000 INFO half")
+    deadline = time.monotonic() + 10
+    while not emitted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    follower.join()
+    assert emitted == ["2024-05-01 10:00:01,000 INFO new"]  # the half line waits for its end
