@@ -21,7 +21,14 @@ import json
 import random
 import re
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Generator, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Generator,
+    Iterable,
+    Iterator,
+)
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +55,7 @@ _TAG = re.compile(r"[\w][\w.-]{0,127}")
 _DIGEST = re.compile(r"(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})")
 
 T = TypeVar("T")
+_TOKEN_REQUEST = "gdk_geo_token_request"  # request extension: read this response's body
 
 
 class RegistryError(Exception):
@@ -175,6 +183,31 @@ def digest_of(data: bytes, algorithm: str = "sha256") -> str:
     return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
 
 
+class _BlobCheck:
+    """Digest and size of a blob's bytes, checked while they pass (async and blocking paths)."""
+
+    def __init__(self, digest: str, size: int | None) -> None:
+        self.digest, self.size = digest, size
+        self.received = 0
+        self._hasher = _hasher(digest)
+
+    def update(self, chunk: bytes) -> bytes:
+        self.received += len(chunk)
+        if self.size is not None and self.received > self.size:
+            raise DigestMismatch(f"blob {self.digest}: more than the expected {self.size} bytes")
+        self._hasher.update(chunk)
+        return chunk
+
+    def finish(self) -> None:
+        if self.size is not None and self.received != self.size:
+            raise DigestMismatch(
+                f"blob {self.digest}: got {self.received} bytes, expected {self.size}"
+            )
+        actual = f"{self.digest.split(':', 1)[0]}:{self._hasher.hexdigest()}"
+        if actual != self.digest:
+            raise DigestMismatch(f"blob {self.digest}: content hashes to {actual}")
+
+
 async def verified_chunks(
     chunks: AsyncIterator[bytes], digest: str, size: int | None
 ) -> AsyncIterator[bytes]:
@@ -184,19 +217,17 @@ async def verified_chunks(
     the last one, before the consumer sees the end of the stream, so an upload fed by this
     iterator never completes with wrong bytes.
     """
-    hasher = _hasher(digest)
-    received = 0
+    check = _BlobCheck(digest, size)
     async for chunk in chunks:
-        received += len(chunk)
-        if size is not None and received > size:
-            raise DigestMismatch(f"blob {digest}: more than the expected {size} bytes")
-        hasher.update(chunk)
-        yield chunk
-    if size is not None and received != size:
-        raise DigestMismatch(f"blob {digest}: got {received} bytes, expected {size}")
-    actual = f"{digest.split(':', 1)[0]}:{hasher.hexdigest()}"
-    if actual != digest:
-        raise DigestMismatch(f"blob {digest}: content hashes to {actual}")
+        yield check.update(chunk)
+    check.finish()
+
+
+def _verified_blocking(chunks: Iterator[bytes], check: _BlobCheck) -> Iterator[bytes]:
+    """`verified_chunks` for the blocking copy path."""
+    for chunk in chunks:
+        yield check.update(chunk)
+    check.finish()
 
 
 def _error_from(response: httpx.Response, what: str) -> RegistryError:
@@ -235,13 +266,37 @@ class RegistryAuth(httpx.Auth):
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
-        raise RuntimeError("RegistryAuth is for httpx.AsyncClient only")
+        flow = self._flow(request)
+        request = next(flow)
+        while True:
+            response = yield request
+            if request.extensions.get(_TOKEN_REQUEST):
+                response.read()
+            try:
+                request = flow.send(response)
+            except StopIteration:
+                return
 
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        # Written as the async flow so only the token response is read into memory;
-        # `requires_response_body` would read every response, streamed blobs included.
+        flow = self._flow(request)
+        request = next(flow)
+        while True:
+            response = yield request
+            if request.extensions.get(_TOKEN_REQUEST):
+                await response.aread()
+            try:
+                request = flow.send(response)
+            except StopIteration:
+                return
+
+    def _flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """The challenge dance, shared by the async and the blocking client.
+
+        Only token responses are read into memory (the callers above read them); httpx's
+        `requires_response_body` would read every response, streamed blobs included.
+        """
         key = _repository_of(request.url.path)
         self._authorize(request, key)
         response = yield request
@@ -251,9 +306,7 @@ class RegistryAuth(httpx.Auth):
         if scheme == "basic" and self._basic is not None:
             self._use_basic = True
         elif scheme == "bearer" and "realm" in params:
-            token_response = yield self._token_request(params)
-            await token_response.aread()
-            token = _token_from(token_response)
+            token = _token_from((yield self._token_request(params)))
             if token is None:
                 return
             self._tokens[key] = token
@@ -270,7 +323,9 @@ class RegistryAuth(httpx.Auth):
 
     def _token_request(self, params: dict[str, str]) -> httpx.Request:
         query = {k: v for k, v in params.items() if k in ("service", "scope")}
-        request = httpx.Request("GET", params["realm"], params=query)
+        request = httpx.Request(
+            "GET", params["realm"], params=query, extensions={_TOKEN_REQUEST: True}
+        )
         if self._basic is not None:
             request.headers["Authorization"] = self._basic
         return request
@@ -328,7 +383,7 @@ class RegistryClient:
         self.retry = retry or RetryPolicy()
         self.chunk_size = chunk_size
         self.supports_tag_deletion: bool | None = None  # learnt on the first DELETE by tag
-        self._http = httpx.AsyncClient(
+        options = dict(
             base_url=self.base_url,
             verify=ssl.create_default_context(cafile=str(ca_file) if ca_file else None),
             limits=httpx.Limits(
@@ -339,6 +394,10 @@ class RegistryClient:
             headers={"User-Agent": "gdk-geo"},
             trust_env=False,  # local registries: no environment proxies in the way
         )
+        self._http = httpx.AsyncClient(**options)  # type: ignore[arg-type]
+        # Blob bytes move on threads (see `copy_blob`), through a blocking client that
+        # shares the pool settings, TLS context and credentials.
+        self._blocking = httpx.Client(**options)  # type: ignore[arg-type]
 
     async def __aenter__(self) -> RegistryClient:
         return self
@@ -347,8 +406,9 @@ class RegistryClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pools."""
         await self._http.aclose()
+        self._blocking.close()
 
     def __repr__(self) -> str:
         return f"RegistryClient({self.base_url!r})"
@@ -678,10 +738,9 @@ async def copy_blob(
     policy = target.retry
     for attempt in range(policy.attempts):
         try:
-            async with source.open_blob(source_repo, digest, size) as chunks:
-                counted = _counting(chunks)
-                await target.upload_blob(target_repo, digest, counted, size)
-                return counted.total
+            return await asyncio.to_thread(
+                _copy_blob_blocking, source, source_repo, target, target_repo, digest, size
+            )
         except DigestMismatch:
             raise
         except RegistryError as exc:
@@ -695,20 +754,54 @@ async def copy_blob(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-class _counting:
-    """An async iterator wrapper that counts the bytes passing through."""
+def _copy_blob_blocking(
+    source: RegistryClient,
+    source_repo: str,
+    target: RegistryClient,
+    target_repo: str,
+    digest: str,
+    size: int | None,
+) -> int:
+    """The bytes of `copy_blob`: GET streamed into a PUT, on a worker thread.
 
-    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
-        self._chunks = chunks
-        self.total = 0
-
-    def __aiter__(self) -> _counting:
-        return self
-
-    async def __anext__(self) -> bytes:
-        chunk = await self._chunks.__anext__()
-        self.total += len(chunk)
-        return chunk
+    Threads, not the event loop, because TLS and hashing release the GIL there: on the
+    loop every 16 KiB TLS record is a trip through asyncio, and on these 2-core machines
+    eight 16 MiB copies took 2.2 s on the loop against 1.5 s on threads. A copy cannot be
+    cancelled mid-blob; it ends with its stream (or the client's timeout).
+    """
+    what = f"copy blob {source_repo}@{digest} to {target_repo}"
+    url = f"/v2/{check_repository(source_repo)}/blobs/{check_digest(digest)}"
+    with source._blocking.stream("GET", url, follow_redirects=True) as response:
+        if response.status_code != 200:
+            response.read()
+            if response.status_code == 404 and _error_code(response) != "NAME_UNKNOWN":
+                raise BlobNotFound(f"{what}: not found on the source", status=404)
+            raise _error_from(response, what)
+        uploads = f"/v2/{check_repository(target_repo)}/blobs/uploads/"
+        start = target._blocking.post(uploads)
+        if start.status_code != 202 or "Location" not in start.headers:
+            raise _error_from(start, what)
+        location = start.url.join(start.headers["Location"])
+        check = _BlobCheck(digest, size)
+        headers = {"Content-Type": "application/octet-stream"}
+        if size is not None:
+            headers["Content-Length"] = str(size)
+        try:
+            put = target._blocking.put(
+                location.copy_merge_params({"digest": digest}),
+                content=_verified_blocking(response.iter_bytes(source.chunk_size), check),
+                headers=headers,
+            )
+        except BaseException:
+            with suppress(httpx.HTTPError):
+                target._blocking.delete(location)  # best effort; the registry expires it too
+            raise
+    if put.status_code != 201:
+        raise _error_from(put, what)
+    stored = put.headers.get("Docker-Content-Digest", digest)
+    if stored != digest:
+        raise DigestMismatch(f"{what}: registry stored {stored}")
+    return check.received
 
 
 async def gather_all(awaitables: Iterable[Awaitable[T]]) -> list[T]:
