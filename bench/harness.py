@@ -108,7 +108,8 @@ class BenchProject:
             lambda: health.probe_service(lifecycle.service_url(self.cfg, node)), 30
         )
         if not probe.ok:
-            raise RuntimeError(f"the {node} Geo service did not come up: {probe.detail}")
+            log = services.tail(self.paths(node).service_log, 20)
+            raise RuntimeError(f"the {node} Geo service did not come up: {probe.detail}\n{log}")
 
     def stop_worker(self) -> None:
         self.stop_service("secondary")

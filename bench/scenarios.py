@@ -132,11 +132,10 @@ def _floor_copy(bench: BenchProject, repo_of: dict[str, str], blobs: list[Blob])
         for item in blobs:
             repo = repo_of[item.digest]
             upload = target.post(f"/v2/floor/{repo}/blobs/uploads/")
-            location = upload.headers["Location"]
+            location = httpx.URL(upload.headers["Location"])  # carries ?_state=…: merge
             with source.stream("GET", f"/v2/{repo}/blobs/{item.digest}") as response:
                 put = target.put(
-                    location,
-                    params={"digest": item.digest},
+                    location.copy_merge_params({"digest": item.digest}),
                     content=response.iter_bytes(1 << 20),
                     headers={"Content-Length": str(item.size)},
                 )

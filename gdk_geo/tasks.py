@@ -2,6 +2,11 @@
 
 The work itself lives in `lifecycle.py`, `status.py`, `config.py` and friends so it can be
 tested without a subprocess; a task never holds logic worth testing on its own.
+
+Modules beyond the console are imported inside the tasks that use them: every `invoke`
+call imports this file, and Docker's SDK, cryptography, Jinja and the replication engine
+together took 0.8 s to import, which `geo.sync`'s no-op target (process start included)
+cannot afford.
 """
 
 from __future__ import annotations
@@ -15,25 +20,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Collection, task
 from invoke.exceptions import Exit
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.text import Text
 
-from gdk_geo import checks, checks_docs, lifecycle, node_settings, nodes, settings_docs
-from gdk_geo import config as gdk_config
-from gdk_geo import logs as geo_logs
-from gdk_geo import status as node_status
 from gdk_geo.console import diff, err, out, user_errors
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.fsutil import atomic_write
-from gdk_geo.image import Progress as ImageProgress
-from gdk_geo.image import Step, ensure_registry_image, messages
 from gdk_geo.project import EXAMPLE, REPO_ROOT, Project
-from gdk_geo.registry_client import RegistryError
-from gdk_geo.replicator import failure_reason, registry_clients, sync_once
-from gdk_geo.verify import verify_registries
+
+if TYPE_CHECKING:
+    from gdk_geo import checks, lifecycle, node_settings
+    from gdk_geo import logs as geo_logs
+    from gdk_geo.image import Progress as ImageProgress
 
 
 def _project(c) -> Project:
@@ -57,6 +59,8 @@ def _long_steps() -> Iterator[ImageProgress]:
 
     Each new step is also printed once, so what happened stays on screen after the bar.
     """
+    from gdk_geo.image import Step, messages
+
     if not out.is_terminal:
         yield messages(_say)
         return
@@ -103,6 +107,8 @@ def _print_reconfigured(done: lifecycle.Reconfigured) -> None:
 @user_errors
 def reconfigure(c, force=False):
     """Render both nodes' config.yml and gitlab.yml, secrets and certificates (no Docker)."""
+    from gdk_geo import lifecycle
+
     _print_reconfigured(lifecycle.reconfigure(_project(c), force=force))
 
 
@@ -110,6 +116,9 @@ def reconfigure(c, force=False):
 @user_errors
 def image(c):
     """Make sure the registry image exists: present, pulled, or built offline."""
+    from gdk_geo import nodes
+    from gdk_geo.image import ensure_registry_image
+
     project = _project(c)
     cfg = project.load()
     with _long_steps() as progress:
@@ -120,6 +129,8 @@ def image(c):
 
 
 def _summary(project: Project, result: lifecycle.SetupResult) -> None:
+    from gdk_geo import lifecycle
+
     cfg = result.reconfigured.cfg
     if result.image_how == "built offline":
         out.print(
@@ -143,6 +154,8 @@ def _summary(project: Project, result: lifecycle.SetupResult) -> None:
 @user_errors
 def setup(c, force=False):
     """Render, get the image, start both registries and Geo services, wait until healthy."""
+    from gdk_geo import lifecycle
+
     project = _project(c)
     with _long_steps() as progress:
         result = lifecycle.setup(project, _say, force=force, progress=progress)
@@ -159,6 +172,8 @@ def setup(c, force=False):
 @user_errors
 def restart(c, node=None, force=False):
     """Re-render what changed, restart containers and services, wait until healthy."""
+    from gdk_geo import lifecycle
+
     _check_node(node)
     with out.status(f"restarting {node or 'both nodes'} and waiting until healthy"):
         done = lifecycle.restart(_project(c), node, force=force)
@@ -170,6 +185,8 @@ def restart(c, node=None, force=False):
 @user_errors
 def stop(c):
     """Stop both Geo services and registry containers; all data stays."""
+    from gdk_geo import lifecycle
+
     stopped = lifecycle.stop(_project(c))
     out.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
@@ -183,6 +200,8 @@ def stop(c):
 @user_errors
 def destroy(c, yes=False, data=False):
     """Stop everything and remove the containers (and with --data, the registry data)."""
+    from gdk_geo import lifecycle
+
     if not yes:
         what = "containers and ALL registry data" if data else "containers (data stays)"
         answer = input(f"Remove the gdk-geo {what}? [y/N] ")
@@ -197,6 +216,8 @@ def destroy(c, yes=False, data=False):
 @user_errors
 def status(c, json_=False):
     """Per node: container, image, ports, health, uptime, certificate; services; replication."""
+    from gdk_geo import status as node_status
+
     report = node_status.collect(_project(c))
     if json_:
         print(json.dumps(report, indent=2, default=str))
@@ -208,6 +229,8 @@ def status(c, json_=False):
 
 
 def _secondary_settings(c):
+    from gdk_geo import node_settings
+
     project = _project(c)
     cfg = project.load()
     return node_settings.load_secondary(project.node(cfg, "secondary").gitlab_yml)
@@ -223,6 +246,8 @@ def _secondary_settings(c):
 @user_errors
 def sync(c, repo=None, all_=False):
     """One blocking sync pass now; exits 1 if any repository failed."""
+    from gdk_geo.replicator import failure_reason, sync_once
+
     settings = _secondary_settings(c)
     failed: list[str] = []
     columns = (
@@ -260,6 +285,8 @@ def sync(c, repo=None, all_=False):
 
 def _catalog_size(settings: node_settings.SecondaryWorkerSettings) -> int | None:
     """How many repositories `--all` will sync, so its bar has an end (None when unknown)."""
+    from gdk_geo.registry_client import RegistryError
+    from gdk_geo.replicator import registry_clients
 
     async def count() -> int:
         async with registry_clients(settings) as (source, _target):
@@ -275,6 +302,8 @@ def _catalog_size(settings: node_settings.SecondaryWorkerSettings) -> int | None
 @user_errors
 def verify(c, json_=False):
     """Compare every repository's tag→digest map on both registries; exit 1 on any difference."""
+    from gdk_geo.verify import verify_registries
+
     diffs = asyncio.run(verify_registries(_secondary_settings(c)))
     different = [d for d in diffs if not d.clean]
     if json_:
@@ -310,6 +339,8 @@ _CHECK_STYLES = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
 
 
 def _print_check(result: checks.Result) -> None:
+    from gdk_geo import checks
+
     line = Text(checks.headline(result))
     line.stylize(_CHECK_STYLES[result.outcome.status], 0, 1)
     out.print(line, soft_wrap=True)
@@ -321,6 +352,8 @@ def _print_check(result: checks.Result) -> None:
 @user_errors
 def check(c):
     """Diagnose both nodes like `gdk doctor`: one line per check, the exact fix for each ✗."""
+    from gdk_geo import checks
+
     with out.status("checking"):
         results = checks.run_checks(_project(c), _print_check)
     counts = {status: 0 for status in checks.MARKS}
@@ -349,6 +382,9 @@ def _write_line(line: geo_logs.LogLine) -> None:
 @user_errors
 def logs(c, node=None, follow=False, tail=0):
     """The registry and Geo service logs of both nodes, interleaved by time, with prefixes."""
+    from gdk_geo import logs as geo_logs
+    from gdk_geo import nodes
+
     _check_node(node)
     project = _project(c)
     try:
@@ -377,6 +413,8 @@ def logs(c, node=None, follow=False, tail=0):
 @user_errors
 def config_get(c, key):
     """Print the effective value of a setting (defaults and derived values included)."""
+    from gdk_geo import config as gdk_config
+
     value = gdk_config.get(_project(c).gdk_yml, key)
     print(json.dumps(value) if isinstance(value, bool) else value)
 
@@ -385,6 +423,9 @@ def config_get(c, key):
 @user_errors
 def config_set(c, key, value):
     """Set a setting in gdk.yml, keeping your comments and key order."""
+    from gdk_geo import config as gdk_config
+    from gdk_geo import lifecycle
+
     project = _project(c)
     lifecycle.ensure_gdk_yml(project)
     gdk_config.set_value(project.gdk_yml, key, value)
@@ -394,12 +435,16 @@ def config_set(c, key, value):
 @task(name="list")
 def config_list(c):
     """Every setting with its default and what it does."""
+    from gdk_geo import settings_docs
+
     print(settings_docs.settings_table())
 
 
 @task(name="example")
 def config_example(c):
     """Regenerate gdk.example.yml and the README's settings and troubleshooting tables."""
+    from gdk_geo import checks_docs, settings_docs
+
     atomic_write(EXAMPLE, settings_docs.example_yaml())
     readme = REPO_ROOT / "README.md"
     text = settings_docs.readme_with_table(readme.read_text())
