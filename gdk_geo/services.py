@@ -3,7 +3,9 @@
 Each node runs one Python process (`gdk_geo.primary_service` on the primary,
 `gdk_geo.worker` on the secondary) with a pidfile and a log file in its node root, the way
 GDK's runit services keep a pid and a log per service. A pidfile whose process is gone, or
-belongs to some other program, is stale and is removed rather than trusted.
+belongs to some other program, is stale and is removed rather than trusted. A service that
+runs without a pidfile (Ctrl-C landed between starting it and writing the pidfile) is found
+by its command line and adopted, never started a second time.
 """
 
 from __future__ import annotations
@@ -54,18 +56,31 @@ def _is_ours(pid: int, paths: NodePaths) -> bool:
     return MODULES[paths.name] in cmdline and str(paths.gitlab_yml) in cmdline
 
 
+def _find_unrecorded(paths: NodePaths) -> int | None:
+    """This node's service found in /proc, for when its pidfile does not name it."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _is_ours(int(entry.name), paths):
+            return int(entry.name)
+    return None
+
+
 def state(paths: NodePaths) -> ServiceState:
+    """Whether the node's service runs; `stale` when the pidfile does not name it."""
     pid = _read_pid(paths.pidfile)
-    if pid is None:
-        return ServiceState(paths.name, None, False, False)
-    alive = _is_ours(pid, paths)
-    return ServiceState(paths.name, pid, alive, not alive)
+    if pid is not None and _is_ours(pid, paths):
+        return ServiceState(paths.name, pid, True, False)
+    unrecorded = _find_unrecorded(paths)
+    if unrecorded is not None:
+        return ServiceState(paths.name, unrecorded, True, pid is not None)
+    return ServiceState(paths.name, pid, False, pid is not None)
 
 
 def start(paths: NodePaths) -> tuple[int, bool]:
     """Start the node's service unless it runs; returns (pid, started_now)."""
     current = state(paths)
     if current.running and current.pid is not None:
+        if _read_pid(paths.pidfile) != current.pid:
+            atomic_write(paths.pidfile, f"{current.pid}\n")  # adopt it
         return current.pid, False
     if current.stale:
         paths.pidfile.unlink(missing_ok=True)

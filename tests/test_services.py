@@ -1,0 +1,77 @@
+"""The services' pidfiles after an interruption: a service is never started twice.
+
+Ctrl-C on `invoke geo.setup` or `geo.restart` can land between spawning a service and writing
+its pidfile; the service then runs with no pidfile naming it. The next run must adopt it
+rather than start a second one (which could not bind the port, while the first one blocked
+the port check). A stand-in process whose command line looks like the service is enough:
+that is all `services` looks at, and it needs no Docker and no free port.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gdk_geo import services
+from gdk_geo.project import NodePaths
+
+
+@pytest.fixture
+def orphan(tmp_path: Path) -> Iterator[tuple[NodePaths, subprocess.Popen[bytes]]]:
+    """A process that looks like the primary's service for `tmp_path`, with no pidfile."""
+    paths = NodePaths("primary", tmp_path / "primary")
+    paths.gitlab_yml.parent.mkdir(parents=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time; time.sleep(120)",
+            services.MODULES["primary"],
+            "--config",
+            str(paths.gitlab_yml),
+        ]
+    )
+    yield paths, process
+    process.kill()
+    process.wait()
+
+
+def test_a_service_without_a_pidfile_is_found(orphan) -> None:
+    paths, process = orphan
+
+    state = services.state(paths)
+
+    assert (state.running, state.pid, state.stale) == (True, process.pid, False)
+
+
+def test_start_adopts_it_instead_of_starting_another(orphan) -> None:
+    paths, process = orphan
+
+    pid, started = services.start(paths)
+
+    assert (pid, started) == (process.pid, False)
+    assert paths.pidfile.read_text().strip() == str(process.pid)
+
+
+def test_a_stale_pidfile_beside_it_is_replaced(orphan) -> None:
+    paths, process = orphan
+    paths.pidfile.write_text("999999999\n")
+
+    state = services.state(paths)
+    assert (state.running, state.pid, state.stale) == (True, process.pid, True)
+    assert services.start(paths) == (process.pid, False)
+    assert paths.pidfile.read_text().strip() == str(process.pid)
+
+
+def test_stop_stops_it(orphan) -> None:
+    paths, process = orphan
+
+    assert services.stop(paths) is True
+
+    assert process.wait(timeout=10) is not None
+    assert not paths.pidfile.exists()
+    assert services.state(paths).running is False
