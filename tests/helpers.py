@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +28,11 @@ def invoke(root: Path, *args: str, timeout: float = 180) -> subprocess.Completed
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+def unique_prefix(letter: str) -> str:
+    """A container prefix no other run uses (two test runs may share one engine)."""
+    return f"gdkgeo-{letter}{uuid.uuid4().hex[:8]}"
 
 
 def write_gdk_yml(root: Path, text: str) -> Path:

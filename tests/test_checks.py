@@ -26,7 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from helpers import invoke, ports_yml, write_gdk_yml
+from helpers import invoke, ports_yml, unique_prefix, write_gdk_yml
 
 from gdk_geo import checks, checks_docs, services
 from gdk_geo.checks import Check, Outcome, failed, passed, run_checks
@@ -88,7 +88,7 @@ def _healthy(project: Project) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def project(docker_client, tmp_path_factory) -> Iterator[Project]:
     root = tmp_path_factory.mktemp("checks")
-    prefix = f"gdkgeo-c{root.name[-6:].lower().replace('_', '')}"
+    prefix = unique_prefix("c")
     write_gdk_yml(root, ports_yml(free_port(), free_port(), free_port(), free_port(), prefix))
     setup = invoke(root, "geo.setup")
     assert setup.returncode == 0, setup.stdout + setup.stderr

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT, free_port
-from helpers import invoke, ports_yml, write_gdk_yml
+from helpers import invoke, ports_yml, unique_prefix, write_gdk_yml
 
 from gdk_geo import lifecycle, logs
 from gdk_geo.notification_probe import PROBE_REPOSITORY, Delivery, Endpoint, probe_delivery
@@ -48,7 +48,7 @@ def far_timezone() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def project(docker_client, tmp_path_factory, far_timezone) -> Iterator[Project]:
     root = tmp_path_factory.mktemp("logs")
-    prefix = f"gdkgeo-l{root.name[-6:].lower().replace('_', '')}"
+    prefix = unique_prefix("l")
     write_gdk_yml(root, ports_yml(free_port(), free_port(), free_port(), free_port(), prefix))
     setup = invoke(root, "geo.setup")
     assert setup.returncode == 0, setup.stdout + setup.stderr

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import free_port
-from helpers import invoke, ports_yml, write_gdk_yml
+from helpers import invoke, ports_yml, unique_prefix, write_gdk_yml
 
 from gdk_geo import health, lifecycle, nodes
 from gdk_geo.project import Project
@@ -46,7 +46,7 @@ def _pids(project: Project) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def project(docker_client, tmp_path_factory) -> Iterator[Project]:
     root = tmp_path_factory.mktemp("nodes")
-    prefix = f"gdkgeo-t{root.name[-6:].lower().replace('_', '')}"
+    prefix = unique_prefix("t")
     write_gdk_yml(root, ports_yml(free_port(), free_port(), free_port(), free_port(), prefix))
     project = Project(root)
     yield project

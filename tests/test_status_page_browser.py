@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port
-from helpers import invoke, ports_yml, write_gdk_yml
+from helpers import invoke, ports_yml, unique_prefix, write_gdk_yml
 from oci_layout import write_image
 
 from gdk_geo import lifecycle
@@ -48,7 +48,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def project(docker_client, tmp_path_factory) -> Iterator[Project]:
     root = tmp_path_factory.mktemp("page")
-    prefix = f"gdkgeo-p{root.name[-6:].lower().replace('_', '')}"
+    prefix = unique_prefix("p")
     write_gdk_yml(root, ports_yml(free_port(), free_port(), free_port(), free_port(), prefix))
     setup = invoke(root, "geo.setup")
     assert setup.returncode == 0, setup.stdout + setup.stderr
