@@ -66,6 +66,20 @@ def parse_document(path: Path, text: str) -> CommentedMap:
         ) from None
     except YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}", fix=FIX) from None
+    except RecursionError:
+        raise ConfigError(
+            f"{path} is not valid YAML: it is nested too deeply",
+            fix="gdk.yml needs at most four levels of settings (see gdk.example.yml)",
+        ) from None
+    except Exception as exc:
+        # ruamel's constructors raise whatever their conversion raises, without a position:
+        # ValueError for `!!float abc` or a number of thousands of digits, IndexError for
+        # `!!int 0x`, AttributeError for `!!set` on a scalar. The text is the user's file,
+        # so each of these is a mistake in it, never a bug to show with a traceback.
+        raise ConfigError(
+            f"{path} is not valid YAML: a value cannot be read ({exc or type(exc).__name__})",
+            fix="look for explicit tags (`!!int`, `!!float`...) and overlong numbers",
+        ) from None
     if document is None:
         return CommentedMap()
     if not isinstance(document, CommentedMap):
@@ -119,10 +133,19 @@ def _check_leaf(declared: schema.Declared, value: Any) -> str | None:
     type_ok = isinstance(value, declared.type) and not (
         declared.type is int and isinstance(value, bool)
     )
+    given = _describe_secret(value) if declared.check is schema.secret else _describe(value)
     if not type_ok:
-        return f"got {_describe(value)}, expected {_expected(declared)}"
+        return f"got {given}, expected {_expected(declared)}"
     wrong = declared.check(value) if declared.check else None
-    return f"got {_describe(value)}, expected {wrong}" if wrong else None
+    return f"got {given}, expected {wrong}" if wrong else None
+
+
+def _describe_secret(value: Any) -> str:
+    """A secret as an error may show it: its length, never its characters (an invalid
+    secret is usually the real one with a typo)."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return f"{len(str(value))} characters (not shown: it is a secret)"
+    return _describe(value)  # a mapping, a list, a boolean: nothing secret in it
 
 
 def _expected(declared: schema.Declared) -> str:

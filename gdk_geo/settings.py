@@ -41,13 +41,21 @@ def port(value: int) -> str | None:
     return None if 1 <= value <= 65535 else "a TCP port number from 1 to 65535"
 
 
+# The registry parses counts as Go ints and durations as Go's int64 nanoseconds; a value past
+# those is not a setting the registry can start with.
+MAX_COUNT = 2**31 - 1
+MAX_DURATION_SECONDS = (2**63 - 1) / 1e9  # Go's longest duration, about 2562047h
+
+
 def positive(value: int) -> str | None:
-    return None if value >= 1 else "a whole number of at least 1"
+    ok = 1 <= value <= MAX_COUNT
+    return None if ok else f"a whole number from 1 to {MAX_COUNT}"
 
 
 def duration(value: str) -> str | None:
-    ok = _DURATION.match(value) and duration_seconds(value) > 0
-    return None if ok else 'a positive duration such as "500ms", "1s", "2m" or "1h30m"'
+    ok = _DURATION.match(value) and 0 < duration_seconds(value) <= MAX_DURATION_SECONDS
+    expected = 'a positive duration such as "500ms", "1s", "2m" or "1h30m" (at most 2562047h)'
+    return None if ok else expected
 
 
 def hostname(value: str) -> str | None:
