@@ -252,7 +252,7 @@ def memory(bench: BenchProject, size: int = 2 << 30) -> list[Row]:
     rss = result.max_rss_kib / 1024
     return [
         Row(
-            f"4. memory, one {size / (1 << 30):.0f} GiB layer",
+            f"4. memory, one {size >> 20} MiB layer",
             f"peak RSS of `geo.sync` ({result.seconds:.1f} s)",
             f"{rss:.0f} MiB",
             "-",
