@@ -46,6 +46,7 @@ from gdk_geo.registry_client import (
 T = TypeVar("T")
 
 DEFAULT_HINT_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
+SMALL_BLOB = 1 << 20  # bytes; see RepositorySync._skip_presence_check
 
 # Layers the registry is not meant to store (Windows base layers): fetched from `urls`.
 _FOREIGN_LAYER_TYPES = frozenset(
@@ -222,6 +223,7 @@ class RepositorySync:
         self._blobs: dict[str, asyncio.Task[None]] = {}
         self._pushed: dict[str, str] = {}  # tag -> digest pushed this run
         self._already_equal: set[str] = set()  # hinted tags found identical on both sides
+        self._target_is_new = False  # the target did not know the repository at the start
 
     async def run(
         self, tags_hint: Collection[str] = (), *, hinted_only: bool = False
@@ -303,6 +305,8 @@ class RepositorySync:
         try:
             tags = await client.list_tags(self.repository)
         except RepositoryNotFound:
+            if client is self.target:
+                self._target_is_new = True
             return {}
         return await client.head_manifests(self.repository, tags, concurrency=self._max_heads)
 
@@ -409,7 +413,9 @@ class RepositorySync:
                     raise
                 if holder == repository:
                     return _BlobOutcome.PRESENT
-            if await self.target.blob_exists(repository, digest):
+            if not self._skip_presence_check(blob) and await self.target.blob_exists(
+                repository, digest
+            ):
                 self.locations.add(digest, repository)
                 return _BlobOutcome.PRESENT
             if await self._mount(digest):
@@ -417,6 +423,16 @@ class RepositorySync:
             if self.locations.copy_in_flight(digest) is None:  # no await since the check
                 await self.locations.start_copy(digest, self._copy(blob))
                 return _BlobOutcome.COPIED
+
+    def _skip_presence_check(self, blob: Descriptor) -> bool:
+        """Whether to copy a blob without asking the target first.
+
+        A repository the target did not know holds no blobs, except what an interrupted
+        sync left behind. For a small blob, copying it again costs about what the HEAD
+        does, so the HEAD is skipped (a sixth of the requests of a sync of small images); a
+        large blob is always asked about, so an interrupted large copy is not redone.
+        """
+        return self._target_is_new and blob.size is not None and blob.size <= SMALL_BLOB
 
     async def _mount(self, digest: str) -> bool:
         """Try each target repository known to hold `digest`; forget the ones that fail."""
