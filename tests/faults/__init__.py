@@ -1,0 +1,1 @@
+"""Fault scenarios against real nodes (docker, slow)."""

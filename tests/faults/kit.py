@@ -1,0 +1,360 @@
+"""A scratch gdk-geo project on real nodes, and what the fault scenarios do to it.
+
+Every fault scenario runs against the real thing a developer runs: both registry containers,
+the primary's Geo service and the secondary's worker, brought up by `invoke geo.setup` in a
+scratch project with its own container prefix and free ports (never the defaults, so a
+developer's nodes and other test runs are left alone). Images are generated here and pushed
+over verified TLS with the project's own `RegistryClient`, since nothing can be pulled.
+
+Waits are polls with generous deadlines: a fault test proves that something *happens*, never
+how fast (speed lives in `make bench`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import random
+import signal
+import ssl
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from conftest import free_port
+from helpers import invoke, write_gdk_yml
+
+from gdk_geo import nodes, services
+from gdk_geo.project import NodePaths, Project
+from gdk_geo.registry_client import ACCEPT_MANIFESTS, OCI_MANIFEST, RegistryClient
+from gdk_geo.settings import Settings
+
+T = TypeVar("T")
+
+DEADLINE = 180.0  # seconds; a deadline for "it happens", not a speed target
+CHUNK = 1 << 20
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+
+# Fast worker loops, so repairs by backfill and verification happen within seconds.
+FAST_REPLICATION = """\
+    registry_replication:
+      backfill_interval: "2s"
+      verification_interval: "5s"
+"""
+
+
+def gdk_yml(prefix: str, extra_secondary: str = FAST_REPLICATION) -> str:
+    """A scratch gdk.yml: its own container prefix, four free ports, fast worker loops."""
+    return (
+        f"# scratch project of tests/faults\n"
+        f"docker:\n  container_prefix: {prefix}\n"
+        f"geo:\n"
+        f"  primary:\n    port: {free_port()}\n    registry:\n      port: {free_port()}\n"
+        f"  secondary:\n    port: {free_port()}\n    registry:\n      port: {free_port()}\n"
+        f"{extra_secondary}"
+    )
+
+
+def wait_for(
+    what: str, probe: Callable[[], T | None], *, timeout: float = DEADLINE, log: str = ""
+) -> T:
+    """Poll `probe` until it returns something truthy; fail naming `what` (and a log tail).
+
+    Transport errors count as "not yet": the faults under test make nodes vanish for a while.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError, OSError):
+            value = probe()
+            if value:
+                return value
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{log}")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A layer made of `size` pseudo-random bytes from `seed`: reproducible, never held whole.
+
+    Reproducible because the digest has to be known before the upload starts, so the bytes
+    are generated twice (once to hash, once to send) instead of being kept in memory.
+    """
+
+    seed: str
+    size: int
+
+    def chunks(self) -> Iterator[bytes]:
+        rng = random.Random(self.seed)
+        remaining = self.size
+        while remaining:
+            n = min(CHUNK, remaining)
+            yield rng.randbytes(n)
+            remaining -= n
+
+    @property
+    def digest(self) -> str:
+        sha = hashlib.sha256()
+        for chunk in self.chunks():
+            sha.update(chunk)
+        return f"sha256:{sha.hexdigest()}"
+
+
+async def _stream(layer: Layer) -> AsyncIterator[bytes]:
+    for chunk in layer.chunks():
+        yield chunk
+
+
+def _descriptor(media_type: str, digest: str, size: int) -> dict[str, Any]:
+    return {"mediaType": media_type, "digest": digest, "size": size}
+
+
+async def _push(url: str, ca_file: Path, repo: str, tag: str, layers: list[Layer]) -> str:
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Labels": {"pushed-as": f"{repo}:{tag}"}},
+            "rootfs": {"type": "layers", "diff_ids": [layer.digest for layer in layers]},
+        }
+    ).encode()
+    config_digest = f"sha256:{hashlib.sha256(config).hexdigest()}"
+
+    async def config_chunks() -> AsyncIterator[bytes]:
+        yield config
+
+    async with RegistryClient(url, ca_file=ca_file) as client:
+        described = []
+        for layer in layers:
+            digest = layer.digest
+            if not await client.blob_exists(repo, digest):
+                await client.upload_blob(repo, digest, _stream(layer), layer.size)
+            described.append(_descriptor(OCI_LAYER, digest, layer.size))
+        await client.upload_blob(repo, config_digest, config_chunks(), len(config))
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": _descriptor(OCI_CONFIG, config_digest, len(config)),
+                "layers": described,
+            }
+        ).encode()
+        return await client.put_manifest(repo, tag, manifest, OCI_MANIFEST)
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """One scratch project whose nodes `geo.setup` brought up."""
+
+    root: Path
+
+    @property
+    def project(self) -> Project:
+        return Project(self.root)
+
+    @property
+    def cfg(self) -> Settings:
+        return self.project.load()
+
+    def invoke(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        """`invoke <args>` run as a user would, against this project."""
+        return invoke(self.root, *args, timeout=timeout)
+
+    def must(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`invoke <args>`, which must succeed."""
+        result = self.invoke(*args)
+        assert result.returncode == 0, f"invoke {' '.join(args)}:\n{result.stdout}{result.stderr}"
+        return result
+
+    def verify_clean(self) -> None:
+        """`invoke geo.verify`, as a user would end any scenario: exit 0, nothing differs.
+
+        Verification compares both registries; the worker may still be finishing what the
+        fault left behind, so a difference is retried until the deadline.
+        """
+
+        def clean() -> subprocess.CompletedProcess[str] | None:
+            result = self.invoke("geo.verify")
+            return result if result.returncode == 0 else None
+
+        result = wait_for("`invoke geo.verify` to exit 0", clean, log=self.log_tail())
+        assert " 0 differ" in result.stdout, result.stdout
+
+    # -- where things are ----------------------------------------------------------------
+
+    def node(self, name: str) -> NodePaths:
+        return self.project.node(self.cfg, name)
+
+    @property
+    def ca_file(self) -> Path:
+        return self.project.trust_dir(self.cfg) / "ca.crt"
+
+    def registry_url(self, node: str) -> str:
+        cfg = self.cfg
+        port = (
+            cfg.geo.primary.registry.port if node == "primary" else cfg.geo.secondary.registry.port
+        )
+        return f"https://localhost:{port}"
+
+    def service_url(self, node: str) -> str:
+        cfg = self.cfg
+        port = cfg.geo.primary.port if node == "primary" else cfg.geo.secondary.port
+        return f"http://localhost:{port}"
+
+    def container(self, node: str) -> Any:
+        client = nodes.engine()
+        return client.containers.get(nodes.container_name(self.cfg, node))
+
+    def secret(self, name: str) -> str:
+        return (self.project.secrets_dir(self.cfg) / name).read_text().strip()
+
+    def service_pid(self, node: str) -> int:
+        return int(self.node(node).pidfile.read_text())
+
+    def log_tail(self, lines: int = 40) -> str:
+        parts = []
+        for name in ("primary", "secondary"):
+            parts.append(
+                f"--- {name} geo.log ---\n{services.tail(self.node(name).service_log, lines)}"
+            )
+        return "\n".join(parts)
+
+    # -- talking to the nodes ------------------------------------------------------------
+
+    def tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def push(self, repo: str, tag: str, layers: list[Layer] | None = None) -> str:
+        """Push an image to the primary over verified TLS; returns its manifest digest."""
+        layers = layers or [Layer(f"{repo}:{tag}:{uuid.uuid4()}", 1024)]
+        return asyncio.run(_push(self.registry_url("primary"), self.ca_file, repo, tag, layers))
+
+    def digest(self, node: str, repo: str, tag: str) -> str | None:
+        """The tag's manifest digest on `node`'s registry, None when it has none."""
+        response = httpx.head(
+            f"{self.registry_url(node)}/v2/{repo}/manifests/{tag}",
+            headers={"Accept": ACCEPT_MANIFESTS},
+            verify=self.tls(),
+            timeout=10,
+        )
+        return (
+            response.headers.get("Docker-Content-Digest") if response.status_code == 200 else None
+        )
+
+    def events(self) -> list[dict[str, Any]]:
+        """The primary's whole Geo event log, read with the node token."""
+        found: list[dict[str, Any]] = []
+        after = 0
+        while True:
+            response = httpx.get(
+                f"{self.service_url('primary')}/api/v4/geo/events",
+                params={"after": after, "limit": 1000},
+                headers={"Authorization": f"Bearer {self.secret('node_token')}"},
+                timeout=10,
+            )
+            response.raise_for_status()
+            page = response.json()["events"]
+            if not page:
+                return found
+            found.extend(page)
+            after = page[-1]["id"]
+
+    def replication(self) -> dict[str, Any]:
+        """The worker's status JSON (what `geo.status` and the status page read)."""
+        response = httpx.get(
+            f"{self.service_url('secondary')}/api/v4/geo/replication/status", timeout=10
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def rows(self) -> dict[str, dict[str, Any]]:
+        """The tracking rows by repository, from the worker's status JSON."""
+        return {row["repository"]: row for row in self.replication()["repositories"]}
+
+    def wait_synced(self, repos: list[str]) -> None:
+        """Wait until every repository is tracked as synced."""
+
+        def all_synced() -> bool:
+            rows = self.rows()
+            return all(rows.get(repo, {}).get("state") == "synced" for repo in repos)
+
+        wait_for(f"{len(repos)} repositories to be synced", all_synced, log=self.log_tail())
+
+    def wait_replicated(self, images: dict[tuple[str, str], str]) -> None:
+        """Wait until every (repo, tag) is on the secondary with the primary's digest."""
+
+        def missing() -> list[tuple[str, str]]:
+            return [
+                key for key, digest in images.items() if self.digest("secondary", *key) != digest
+            ]
+
+        wait_for(
+            f"{len(images)} images on the secondary",
+            lambda: not missing(),
+            log=self.log_tail(),
+        )
+
+
+def kill(pid: int) -> None:
+    """SIGKILL `pid` (one of this project's services, by its pidfile) and wait until it is gone."""
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # not our child (invoke started it), but just in case
+        if not _alive(pid):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"pid {pid} survived SIGKILL")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def service_processes(paths: NodePaths) -> list[int]:
+    """Pids of every process running this node's Geo service (by module and config path).
+
+    Reads /proc rather than trusting the pidfile: a duplicate or orphaned service is exactly
+    what an interrupted task could leave behind.
+    """
+    module = services.MODULES[paths.name]
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [word.decode(errors="replace") for word in cmdline]
+        if module in words and str(paths.gitlab_yml) in words and _alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+@contextlib.contextmanager
+def scratch_project(root: Path, prefix: str, text: str | None = None) -> Iterator[Scratch]:
+    """Write gdk.yml under `root`, yield the project; always `geo.destroy --yes --data` after.
+
+    The setup itself is left to the caller (some scenarios interrupt it on purpose).
+    """
+    write_gdk_yml(root, text if text is not None else gdk_yml(prefix))
+    scratch = Scratch(root)
+    try:
+        yield scratch
+    finally:
+        invoke(root, "geo.destroy", "--yes", "--data")

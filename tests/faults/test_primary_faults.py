@@ -1,0 +1,143 @@
+"""Faults on the primary side: its Geo service killed, its registry restarted or gone.
+
+What must hold in each: every image pushed to the primary ends up on the secondary with the
+same digest, what the secondary already has stays pullable, and `invoke geo.verify` ends
+clean. Events make replication fast; these scenarios take them away and show that the
+registry's retries and the worker's backfill make it complete anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+
+import httpx
+import pytest
+
+from faults.kit import Scratch, kill, wait_for
+from gdk_geo import services
+from gdk_geo.registry_client import ACCEPT_MANIFESTS
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+def test_primary_service_sigkilled_during_twenty_pushes_loses_nothing(nodes_up: Scratch) -> None:
+    """The registry holds notifications it could not deliver and retries them forever, so
+    once the service is back every push is in the event log, not just the backfilled ones."""
+    images: dict[tuple[str, str], str] = {}
+    killed = None
+    for i in range(20):
+        repo = f"killed-service/app-{i:02d}"
+        images[(repo, "v1")] = nodes_up.push(repo, "v1")
+        if i == 4:
+            killed = nodes_up.service_pid("primary")
+            kill(killed)
+    assert killed is not None
+
+    nodes_up.must("geo.setup")  # starts what is down, leaves the registry (and its queue) alone
+    assert nodes_up.service_pid("primary") != killed
+
+    nodes_up.wait_replicated(images)
+    nodes_up.wait_synced([repo for repo, _ in images])
+    wait_for(
+        "every push in the primary's event log (the registry retried them)",
+        lambda: {repo for repo, _ in images} <= {e["repository"] for e in nodes_up.events()},
+        log=nodes_up.log_tail(),
+    )
+    nodes_up.verify_clean()
+
+
+def test_notifications_dropped_by_a_registry_restart_are_repaired_by_backfill(
+    nodes_up: Scratch,
+) -> None:
+    """Distribution keeps undelivered notifications in memory only: a registry restart while
+    the service is down drops them. The worker's backfill must notice the new repositories."""
+    services.stop(nodes_up.node("primary"))  # the registry now queues what it cannot deliver
+    images = {(f"dropped/app-{i}", "v1"): nodes_up.push(f"dropped/app-{i}", "v1") for i in range(3)}
+
+    nodes_up.must("geo.restart", "--node", "primary")  # the registry restarts: queue gone
+
+    nodes_up.wait_replicated(images)
+    nodes_up.wait_synced([repo for repo, _ in images])
+    logged = {event["repository"] for event in nodes_up.events()}
+    assert not logged & {repo for repo, _ in images}, "the notifications really were dropped"
+    nodes_up.verify_clean()
+
+
+OUTAGE_SECONDS = 30.0
+
+
+def _backoff_observations(
+    nodes_up: Scratch, repos: list[str], until: float
+) -> dict[str, dict[int, tuple[float, float]]]:
+    """Watch the tracking rows of `repos` until `until` (monotonic): per repository, per
+    retry_count seen while failed, (retry_at - updated_at, retry_at - now when observed)."""
+    seen: dict[str, dict[int, tuple[float, float]]] = {repo: {} for repo in repos}
+    while time.monotonic() < until:
+        with contextlib.suppress(httpx.HTTPError):
+            rows = nodes_up.rows()
+            now = time.time()
+            for repo in repos:
+                row = rows.get(repo)
+                if row and row["state"] == "failed":
+                    assert row["last_sync_failure"], row
+                    gap = row["retry_at"] - row["updated_at"]
+                    seen[repo].setdefault(row["retry_count"], (gap, row["retry_at"] - now))
+        time.sleep(0.2)
+    return seen
+
+
+def _pull(nodes_up: Scratch, node: str, repo: str, tag: str) -> str:
+    """Pull `repo:tag` from `node` the way a client does: manifest, then every blob, each
+    checked against its digest. Returns the manifest digest."""
+    url, tls = nodes_up.registry_url(node), nodes_up.tls()
+    with httpx.Client(base_url=url, verify=tls, timeout=30) as client:
+        response = client.get(f"/v2/{repo}/manifests/{tag}", headers={"Accept": ACCEPT_MANIFESTS})
+        response.raise_for_status()
+        manifest = response.json()
+        for blob in [manifest["config"], *manifest["layers"]]:
+            data = client.get(f"/v2/{repo}/blobs/{blob['digest']}", follow_redirects=True)
+            data.raise_for_status()
+            assert f"sha256:{hashlib.sha256(data.content).hexdigest()}" == blob["digest"]
+        return f"sha256:{hashlib.sha256(response.content).hexdigest()}"
+
+
+def test_primary_unreachable_for_thirty_seconds(nodes_up: Scratch) -> None:
+    """While the primary registry is gone the secondary keeps serving what it has, records
+    each failed sync with a growing backoff, and catches up once the primary is back."""
+    kept = {(f"outage/kept-{i}", "v1"): nodes_up.push(f"outage/kept-{i}", "v1") for i in range(2)}
+    nodes_up.wait_replicated(kept)
+
+    # Stop the worker so the next pushes reach it as events only once the primary is gone.
+    services.stop(nodes_up.node("secondary"))
+    waiting = {(f"outage/new-{i}", "v1"): nodes_up.push(f"outage/new-{i}", "v1") for i in range(3)}
+    repos = [repo for repo, _ in waiting]
+    wait_for(
+        "the pushes in the primary's event log",
+        lambda: set(repos) <= {event["repository"] for event in nodes_up.events()},
+        log=nodes_up.log_tail(),
+    )
+    primary = nodes_up.container("primary")
+    primary.stop(timeout=10)
+    try:
+        gone_at = time.monotonic()
+        nodes_up.must("geo.restart", "--node", "secondary")
+        seen = _backoff_observations(nodes_up, repos, until=gone_at + OUTAGE_SECONDS / 2)
+        for (repo, tag), digest in kept.items():  # still pullable from the secondary
+            assert _pull(nodes_up, "secondary", repo, tag) == digest
+        seen_later = _backoff_observations(nodes_up, repos, until=gone_at + OUTAGE_SECONDS)
+    finally:
+        primary.start()
+
+    for repo in repos:
+        observed = {**seen[repo], **seen_later[repo]}
+        assert len(observed) >= 2 and max(observed) >= 3, (repo, observed, nodes_up.log_tail())
+        gaps = [observed[count][0] for count in sorted(observed)]
+        assert gaps == sorted(gaps), f"backoff must grow with retry_count: {observed}"
+        assert all(until_retry > 0 for _, until_retry in observed.values()), observed
+    nodes_up.wait_replicated(waiting)
+    nodes_up.wait_synced(repos)
+    rows = nodes_up.rows()
+    assert all((rows[r]["retry_count"], rows[r]["last_sync_failure"]) == (0, None) for r in repos)
+    nodes_up.verify_clean()

@@ -1,0 +1,316 @@
+"""Faults on the secondary side: its registry gone mid-sync, its worker killed mid-blob, its
+tracking database unwritable.
+
+What must hold in each: the sync completes once the fault is gone, no manifest is ever
+visible on the secondary before every blob it references, no repository is left `started`,
+the tracking database is intact, and `invoke geo.verify` ends clean.
+
+The images here have three 32 MiB layers: large enough that a copy is caught in flight
+(the tests wait for the secondary registry's upload directory to hold a partial blob, then
+strike), small enough to keep the suite quick. Seeds are unique per test, so no layer can
+be mounted from an earlier test's repository instead of being copied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import sqlite3
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from faults.kit import Layer, Scratch, kill, wait_for
+from gdk_geo import services
+from gdk_geo.registry_client import ACCEPT_MANIFESTS
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+LAYER_SIZE = 32 * 1024 * 1024
+
+
+def large_layers(name: str) -> list[Layer]:
+    unique = uuid.uuid4().hex
+    return [Layer(f"{name}:{unique}:{i}", LAYER_SIZE) for i in range(3)]
+
+
+def uploads_dir(nodes_up: Scratch, repo: str) -> Path:
+    """Where the secondary registry keeps blob uploads in progress for `repo`."""
+    storage = nodes_up.node("secondary").registry_storage
+    return storage / "docker" / "registry" / "v2" / "repositories" / repo / "_uploads"
+
+
+def partial_uploads(nodes_up: Scratch, repo: str) -> dict[str, int]:
+    """Upload id → bytes received so far, for every upload the secondary registry holds."""
+    found = {}
+    with contextlib.suppress(FileNotFoundError):
+        for upload in uploads_dir(nodes_up, repo).iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                found[upload.name] = (upload / "data").stat().st_size
+    return found
+
+
+def wait_mid_blob(nodes_up: Scratch, repo: str, ignore: set[str]) -> str:
+    """Wait until a new blob upload to the secondary is under way (some bytes, not all);
+    returns its id. Polled often: a 32 MiB copy over loopback takes a fraction of a second."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        for upload, size in partial_uploads(nodes_up, repo).items():
+            if upload not in ignore and 0 < size < LAYER_SIZE:
+                return upload
+        time.sleep(0.005)
+    pytest.fail(f"no blob copy of {repo} was ever seen in flight\n{nodes_up.log_tail()}")
+
+
+class ManifestWatch:
+    """Polls the secondary while a test runs: whenever the tag's manifest is visible, every
+    blob it references must answer HEAD 200 (a 404 is a violation; a refused connection,
+    as when the registry is stopped, is not an answer and is ignored)."""
+
+    def __init__(self, nodes_up: Scratch, repo: str, tag: str) -> None:
+        self.url = f"{nodes_up.registry_url('secondary')}/v2/{repo}"
+        self.tag = tag
+        self.tls = nodes_up.tls()
+        self.violations: list[str] = []
+        self.complete_sightings = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ManifestWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        with httpx.Client(verify=self.tls, timeout=5) as client:
+            while not self._stop.is_set():
+                with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+                    self._check(client)
+                time.sleep(0.05)
+
+    def _check(self, client: httpx.Client) -> None:
+        response = client.get(
+            f"{self.url}/manifests/{self.tag}", headers={"Accept": ACCEPT_MANIFESTS}
+        )
+        if response.status_code != 200:
+            return
+        manifest = response.json()
+        for blob in [manifest["config"], *manifest["layers"]]:
+            head = client.head(f"{self.url}/blobs/{blob['digest']}")
+            if head.status_code == 404:
+                self.violations.append(f"{self.tag} visible while {blob['digest']} is missing")
+        self.complete_sightings += 1
+
+
+def tracking_rows(db_path: Path) -> dict[str, str]:
+    """repository → state, read straight from the tracking database (read-only)."""
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return dict(db.execute("SELECT repository, state FROM repositories"))
+    finally:
+        db.close()
+
+
+def integrity(db_path: Path) -> str:
+    db = sqlite3.connect(db_path)
+    try:
+        return db.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_secondary_registry_stopped_mid_sync_of_a_large_image(nodes_up: Scratch) -> None:
+    repo, tag = "secondary-stop/big", "v1"
+    secondary = nodes_up.container("secondary")
+    with ManifestWatch(nodes_up, repo, tag) as watch:
+        digest = nodes_up.push(repo, tag, large_layers(repo))
+        wait_mid_blob(nodes_up, repo, ignore=set())
+        secondary.stop(timeout=10)
+        try:
+            time.sleep(3)  # long enough for the copy and its retries to fail
+        finally:
+            secondary.start()
+        nodes_up.wait_replicated({(repo, tag): digest})
+        nodes_up.wait_synced([repo])
+    assert watch.violations == []
+    assert watch.complete_sightings > 0, "the watch saw the finished image"
+    nodes_up.verify_clean()
+
+
+def test_worker_sigkilled_mid_blob_three_times(nodes_up: Scratch) -> None:
+    repo, tag = "worker-kill/big", "v1"
+    seen: set[str] = set()
+    with ManifestWatch(nodes_up, repo, tag) as watch:
+        digest = nodes_up.push(repo, tag, large_layers(repo))
+        for _ in range(3):
+            seen.add(wait_mid_blob(nodes_up, repo, ignore=seen))
+            kill(nodes_up.service_pid("secondary"))
+            assert nodes_up.digest("secondary", repo, tag) is None
+            nodes_up.must("geo.setup")  # starts the worker again, touches nothing else
+        nodes_up.wait_replicated({(repo, tag): digest})
+        nodes_up.wait_synced([repo])
+    assert watch.violations == []
+    assert nodes_up.replication()["counts"]["started"] == 0
+    states = tracking_rows(nodes_up.node("secondary").root / "geo" / "tracking.sqlite3")
+    assert "started" not in states.values(), states
+    assert "re-queued" in nodes_up.node("secondary").service_log.read_text()
+    nodes_up.verify_clean()
+
+
+# -- an unwritable tracking database -----------------------------------------------------------
+
+
+def _mount(*args: str) -> None:
+    """`mount <args>`; a test that needs it is skipped, with the reason, where it is refused."""
+    result = subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount here ({result.stderr.strip()}): needs root and mount rights")
+
+
+def _umount(path: Path) -> None:
+    """Unmount `path`; lazily when something still holds it (a test that failed midway)."""
+    if subprocess.run(["umount", str(path)], capture_output=True, check=False).returncode:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, check=True)
+
+
+@contextlib.contextmanager
+def worker_stopped(nodes_up: Scratch) -> Iterator[Path]:
+    """The worker stopped, yielding its `geo/` directory; the worker is started again after
+    (by `geo.setup`, as a user would) whatever the test did in between."""
+    paths = nodes_up.node("secondary")
+    services.stop(paths)
+    try:
+        yield paths.root / "geo"
+    finally:
+        services.stop(paths)
+        nodes_up.must("geo.setup")
+
+
+def start_worker_here(nodes_up: Scratch) -> int:
+    """Start the worker as a child of this test, so its exit status can be read."""
+    pid, started = services.start(nodes_up.node("secondary"))
+    assert started
+    return pid
+
+
+def exit_status(pid: int, timeout: float = 120) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.1)
+    pytest.fail(f"the worker (pid {pid}) did not exit")
+
+
+def log_since(nodes_up: Scratch, offset: int) -> str:
+    """What the worker logged after `offset` bytes (the log accumulates across tests)."""
+    with open(nodes_up.node("secondary").service_log, "rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
+
+
+def log_size(nodes_up: Scratch) -> int:
+    return nodes_up.node("secondary").service_log.stat().st_size
+
+
+def fill(directory: Path) -> Path:
+    """Write a file in `directory` until its filesystem has no space left (unbuffered, so
+    closing it has nothing left to flush)."""
+    filler = directory / "filler"
+    with open(filler, "wb", buffering=0) as handle, pytest.raises(OSError) as full:
+        while True:
+            handle.write(b"\0" * 4096)
+    assert full.value.errno == errno.ENOSPC
+    return filler
+
+
+@contextlib.contextmanager
+def on_tiny_tmpfs(nodes_up: Scratch, geo: Path, size: str) -> Iterator[None]:
+    """Move the tracking database onto a tmpfs of `size`, and back again after (with the
+    worker stopped first, should the test have failed while it ran)."""
+    saved = geo.with_name("geo.saved")
+    geo.rename(saved)
+    geo.mkdir()
+    try:
+        _mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(geo))
+    except BaseException:
+        geo.rmdir()
+        saved.rename(geo)
+        raise
+    try:
+        for item in saved.iterdir():
+            shutil.copy2(item, geo / item.name)
+        yield
+        for item in geo.glob("tracking.sqlite3*"):
+            shutil.copy2(item, saved / item.name)
+    finally:
+        services.stop(nodes_up.node("secondary"))
+        _umount(geo)
+        geo.rmdir()
+        saved.rename(geo)
+
+
+def test_tracking_database_on_a_full_disk(nodes_up: Scratch) -> None:
+    """The disk fills while the worker runs: its next write fails, it exits non-zero with one
+    clear line, the database is intact, and nothing is lost once there is space again."""
+    before = {
+        (f"full-disk/old-{i}", "v1"): nodes_up.push(f"full-disk/old-{i}", "v1") for i in range(2)
+    }
+    nodes_up.wait_replicated(before)
+    nodes_up.wait_synced([repo for repo, _ in before])
+    with worker_stopped(nodes_up) as geo, on_tiny_tmpfs(nodes_up, geo, "1m"):
+        offset = log_size(nodes_up)
+        pid = start_worker_here(nodes_up)
+        wait_for("the worker", lambda: nodes_up.replication()["event_feed"]["connected"])
+        filler = fill(geo)
+        during = {("full-disk/new", "v1"): nodes_up.push("full-disk/new", "v1")}
+        assert exit_status(pid) != 0
+        logged = log_since(nodes_up, offset)
+        assert "Traceback" not in logged, logged
+        line = logged.strip().splitlines()[-1]
+        assert line.startswith("gdk-geo worker: the Geo tracking database cannot be used")
+        assert "free disk space" in line, line
+        filler.unlink()
+        assert integrity(geo / "tracking.sqlite3") == "ok"
+    nodes_up.wait_replicated({**before, **during})
+    nodes_up.wait_synced(["full-disk/new"])
+    nodes_up.verify_clean()
+
+
+def test_tracking_database_read_only(nodes_up: Scratch) -> None:
+    """Root ignores file modes, so the database is made read-only the way root cannot
+    override: its directory bind-mounted read-only."""
+    with worker_stopped(nodes_up) as geo:
+        database = geo / "tracking.sqlite3"
+        before = database.read_bytes()
+        _mount("--bind", str(geo), str(geo))
+        try:
+            _mount("-o", "remount,bind,ro", str(geo))
+            offset = log_size(nodes_up)
+            pid = start_worker_here(nodes_up)
+            assert exit_status(pid) == 1
+            logged = log_since(nodes_up, offset)
+            assert "Traceback" not in logged, logged
+            line = logged.strip().splitlines()[-1]
+            assert line.startswith("gdk-geo worker: the Geo tracking database cannot be used")
+            assert "writable" in line, line
+        finally:
+            services.stop(nodes_up.node("secondary"))
+            _umount(geo)
+        assert database.read_bytes() == before
+        assert integrity(database) == "ok"
+    repo = "read-only/after"
+    nodes_up.wait_replicated({(repo, "v1"): nodes_up.push(repo, "v1")})
+    nodes_up.verify_clean()
