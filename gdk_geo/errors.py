@@ -26,6 +26,15 @@ class GdkGeoError(Exception):
             lines.append(f"  fix:   {self.fix}")
         return "\n".join(lines)
 
+    def one_line(self) -> str:
+        """what; where; fix on one line, for a service log whose last line is read first."""
+        parts = [self.what]
+        if self.where:
+            parts.append(f"where: {self.where}")
+        if self.fix:
+            parts.append(f"fix: {self.fix}")
+        return "; ".join(parts)
+
 
 class ConfigError(GdkGeoError):
     """gdk.yml (or a value given on the command line) is not valid."""

@@ -580,16 +580,6 @@ class _Server(uvicorn.Server):
         self._on_exit()
 
 
-def _one_line(exc: GdkGeoError) -> str:
-    """The error's what, where and fix on one line, for a log file that shows one line."""
-    parts = [exc.what]
-    if exc.where:
-        parts.append(f"where: {exc.where}")
-    if exc.fix:
-        parts.append(f"fix: {exc.fix}")
-    return "; ".join(parts)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until SIGTERM or SIGINT; a setup problem is one line on stderr and exit 1."""
     parser = argparse.ArgumentParser(prog="python -m gdk_geo.primary_service")
@@ -599,7 +589,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_primary(args.config)
         app = create_app(settings)
     except GdkGeoError as exc:
-        print(f"gdk-geo primary service: {_one_line(exc)}", file=sys.stderr)
+        print(f"gdk-geo primary service: {exc.one_line()}", file=sys.stderr)
         return 1
     config = uvicorn.Config(
         app,

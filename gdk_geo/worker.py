@@ -398,16 +398,6 @@ def _first_user_error(error: BaseException) -> GdkGeoError | None:
     return None
 
 
-def one_line(error: GdkGeoError) -> str:
-    """what; where; fix, on one line: the service log shows the last line first."""
-    parts = [error.what]
-    if error.where:
-        parts.append(f"where: {error.where}")
-    if error.fix:
-        parts.append(f"fix: {error.fix}")
-    return "; ".join(parts)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until SIGTERM; a problem the user can fix is one line on stderr and exit 1."""
     parser = argparse.ArgumentParser(prog="python -m gdk_geo.worker")
@@ -430,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         user_error = _first_user_error(exc)
         if user_error is None:
             raise
-        print(f"gdk-geo worker: {one_line(user_error)}", file=sys.stderr)
+        print(f"gdk-geo worker: {user_error.one_line()}", file=sys.stderr)
         return 1
     return 0
 

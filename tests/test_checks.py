@@ -21,12 +21,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, free_port
+from conftest import REPO_ROOT
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from helpers import invoke, ports_yml, unique_prefix, write_gdk_yml
+from helpers import invoke, running_project
 
 from gdk_geo import checks, checks_docs, services
 from gdk_geo.checks import Check, Outcome, failed, passed, run_checks
@@ -88,12 +88,8 @@ def _healthy(project: Project) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def project(docker_client, tmp_path_factory) -> Iterator[Project]:
     root = tmp_path_factory.mktemp("checks")
-    prefix = unique_prefix("c")
-    write_gdk_yml(root, ports_yml(free_port(), free_port(), free_port(), free_port(), prefix))
-    setup = invoke(root, "geo.setup")
-    assert setup.returncode == 0, setup.stdout + setup.stderr
-    yield Project(root)
-    invoke(root, "geo.destroy", "--yes", "--data")
+    with running_project(root, "c") as project:
+        yield project
 
 
 @pytest.mark.docker

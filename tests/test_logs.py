@@ -21,8 +21,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, free_port
-from helpers import invoke, ports_yml, unique_prefix, write_gdk_yml
+from conftest import REPO_ROOT
+from helpers import invoke, running_project
 
 from gdk_geo import lifecycle, logs
 from gdk_geo.notification_probe import PROBE_REPOSITORY, Delivery, Endpoint, probe_delivery
@@ -48,12 +48,8 @@ def far_timezone() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def project(docker_client, tmp_path_factory, far_timezone) -> Iterator[Project]:
     root = tmp_path_factory.mktemp("logs")
-    prefix = unique_prefix("l")
-    write_gdk_yml(root, ports_yml(free_port(), free_port(), free_port(), free_port(), prefix))
-    setup = invoke(root, "geo.setup")
-    assert setup.returncode == 0, setup.stdout + setup.stderr
-    yield Project(root)
-    invoke(root, "geo.destroy", "--yes", "--data")
+    with running_project(root, "l") as project:
+        yield project
 
 
 def _probe(project: Project) -> Delivery:

@@ -158,23 +158,47 @@ def _tiny_image_tar() -> bytes:
     return buffer.getvalue()
 
 
-def test_docker_cli_push(project: Project) -> None:
-    port = project.load().geo.primary.registry.port
-    reference = f"localhost:{port}/group/cli:v1"
-    subprocess.run(
-        [DOCKER_CLI, "import", "-", reference],
-        input=_tiny_image_tar(),
-        check=True,
-        capture_output=True,
-        timeout=60,
+def _docker(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([DOCKER_CLI, *args], capture_output=True, timeout=60, **kwargs)
+
+
+def _pulled_digest(reference: str) -> str:
+    """Pull with the Docker CLI and return the digest Docker recorded for it."""
+    pulled = _docker("pull", reference, text=True)
+    assert pulled.returncode == 0, pulled.stderr
+    inspect = _docker("image", "inspect", "--format", "{{json .RepoDigests}}", reference, text=True)
+    repository = reference.rsplit(":", 1)[0]
+    return next(d.split("@")[1] for d in json.loads(inspect.stdout) if d.startswith(repository))
+
+
+def _wait_for_tag(project: Project, node: str, repository: str, tag: str) -> None:
+    """Poll the node's registry (verified TLS) until the tag answers; replication is async."""
+    cfg = project.load()
+    url = f"{lifecycle.registry_url(cfg, node)}/v2/{repository}/manifests/{tag}"
+    accept = ", ".join(
+        f"application/vnd.{kind}"
+        for kind in ("docker.distribution.manifest.v2+json", "oci.image.manifest.v1+json")
     )
+    verify = str(project.node(cfg, node).certificate)
+    deadline = time.monotonic() + 30  # it takes well under a second (see bench/RESULTS.md)
+    while httpx.head(url, headers={"Accept": accept}, verify=verify).status_code != 200:
+        assert time.monotonic() < deadline, f"{repository}:{tag} never reached the {node}"
+        time.sleep(0.1)
+
+
+def test_docker_cli_push_to_primary_pulls_from_secondary(project: Project) -> None:
+    cfg = project.load()
+    primary = f"localhost:{cfg.geo.primary.registry.port}/group/cli:v1"
+    secondary = f"localhost:{cfg.geo.secondary.registry.port}/group/cli:v1"
+    _docker("import", "-", primary, input=_tiny_image_tar(), check=True)
     try:
-        pushed = subprocess.run(
-            [DOCKER_CLI, "push", reference], capture_output=True, text=True, timeout=60
-        )
+        pushed = _docker("push", primary, text=True)
         assert pushed.returncode == 0, pushed.stderr
+        pushed_digest = _pulled_digest(primary)
+        _wait_for_tag(project, "secondary", "group/cli", "v1")
+        assert _pulled_digest(secondary) == pushed_digest
     finally:
-        subprocess.run([DOCKER_CLI, "rmi", reference], capture_output=True, timeout=60)
+        _docker("rmi", primary, secondary)
     assert _wait_for_event(project, "group/cli")["tag"] == "v1"
 
 

@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port
-from helpers import invoke, ports_yml, unique_prefix, write_gdk_yml
+from helpers import running_project
 from oci_layout import write_image
 
 from gdk_geo import lifecycle
@@ -48,12 +47,8 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def project(docker_client, tmp_path_factory) -> Iterator[Project]:
     root = tmp_path_factory.mktemp("page")
-    prefix = unique_prefix("p")
-    write_gdk_yml(root, ports_yml(free_port(), free_port(), free_port(), free_port(), prefix))
-    setup = invoke(root, "geo.setup")
-    assert setup.returncode == 0, setup.stdout + setup.stderr
-    yield Project(root)
-    invoke(root, "geo.destroy", "--yes", "--data")
+    with running_project(root, "p") as project:
+        yield project
 
 
 @pytest.fixture
