@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import statistics
 import time
 from collections.abc import Awaitable, Iterable
@@ -120,12 +121,12 @@ def _floor_copy(bench: BenchProject, repo_of: dict[str, str], blobs: list[Blob])
     source = httpx.Client(
         base_url=bench.registry_url("primary"),
         limits=limits,
-        verify=str(bench.paths("primary").certificate),
+        verify=ssl.create_default_context(cafile=str(bench.paths("primary").certificate)),
     )
     target = httpx.Client(
         base_url=bench.registry_url("secondary"),
         limits=limits,
-        verify=str(bench.paths("secondary").certificate),
+        verify=ssl.create_default_context(cafile=str(bench.paths("secondary").certificate)),
     )
     start = time.perf_counter()
     with source, target:

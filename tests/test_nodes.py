@@ -10,6 +10,7 @@ import io
 import json
 import shutil
 import socket
+import ssl
 import subprocess
 import tarfile
 import time
@@ -44,17 +45,28 @@ def _pids(project: Project) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def project(docker_client, tmp_path_factory) -> Iterator[Project]:
+def first_setup(
+    docker_client, tmp_path_factory
+) -> Iterator[tuple[Project, subprocess.CompletedProcess]]:
+    """`geo.setup` from nothing, once for the module: the project and what setup printed."""
     root = tmp_path_factory.mktemp("nodes")
     prefix = unique_prefix("t")
     write_gdk_yml(root, ports_yml(free_port(), free_port(), free_port(), free_port(), prefix))
-    project = Project(root)
-    yield project
-    invoke(root, "geo.destroy", "--yes", "--data")
+    try:
+        yield Project(root), invoke(root, "geo.setup")
+    finally:
+        invoke(root, "geo.destroy", "--yes", "--data")
 
 
-def test_setup_from_nothing(project: Project) -> None:
-    result = invoke(project.root, "geo.setup")
+@pytest.fixture
+def project(first_setup) -> Project:
+    project, result = first_setup
+    assert result.returncode == 0, result.stdout + result.stderr
+    return project
+
+
+def test_setup_from_nothing(first_setup) -> None:
+    project, result = first_setup
     assert result.returncode == 0, result.stdout + result.stderr
     assert "docker push localhost:" in result.stdout
     cfg = project.load()
@@ -179,7 +191,7 @@ def _wait_for_tag(project: Project, node: str, repository: str, tag: str) -> Non
         f"application/vnd.{kind}"
         for kind in ("docker.distribution.manifest.v2+json", "oci.image.manifest.v1+json")
     )
-    verify = str(project.node(cfg, node).certificate)
+    verify = ssl.create_default_context(cafile=str(project.node(cfg, node).certificate))
     deadline = time.monotonic() + 30  # it takes well under a second (see bench/RESULTS.md)
     while httpx.head(url, headers={"Accept": accept}, verify=verify).status_code != 200:
         assert time.monotonic() < deadline, f"{repository}:{tag} never reached the {node}"
