@@ -56,12 +56,19 @@ def _is_ours(pid: int, paths: NodePaths) -> bool:
     return MODULES[paths.name] in cmdline and str(paths.gitlab_yml) in cmdline
 
 
+def _running_instances(paths: NodePaths) -> list[int]:
+    """Every process of this node's service found in /proc, recorded in the pidfile or not."""
+    return sorted(
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _is_ours(int(entry.name), paths)
+    )
+
+
 def _find_unrecorded(paths: NodePaths) -> int | None:
     """This node's service found in /proc, for when its pidfile does not name it."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and _is_ours(int(entry.name), paths):
-            return int(entry.name)
-    return None
+    instances = _running_instances(paths)
+    return instances[0] if instances else None
 
 
 def state(paths: NodePaths) -> ServiceState:
@@ -117,24 +124,35 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
-def stop(paths: NodePaths, timeout: float = 10.0) -> bool:
-    """SIGTERM the service, SIGKILL it after `timeout`; returns whether one was running."""
-    current = state(paths)
-    if not current.running or current.pid is None:
-        paths.pidfile.unlink(missing_ok=True)
-        return False
+def _terminate(pid: int, paths: NodePaths, timeout: float) -> None:
+    """SIGTERM `pid`, SIGKILL it after `timeout`; an error if even that does not end it."""
     with contextlib.suppress(ProcessLookupError):
-        os.kill(current.pid, signal.SIGTERM)
-    if not _wait_gone(current.pid, timeout):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(current.pid, signal.SIGKILL)
-        if not _wait_gone(current.pid, 5.0):
-            raise GdkGeoError(
-                f"the {paths.name} Geo service (pid {current.pid}) did not stop",
-                fix=f"look at {paths.service_log}, then `kill -9 {current.pid}`",
-            )
+        os.kill(pid, signal.SIGTERM)
+    if _wait_gone(pid, timeout):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    if not _wait_gone(pid, 5.0):
+        raise GdkGeoError(
+            f"the {paths.name} Geo service (pid {pid}) did not stop",
+            fix=f"look at {paths.service_log}, then `kill -9 {pid}`",
+        )
+
+
+def stop(paths: NodePaths, timeout: float = 10.0) -> bool:
+    """Stop every process of the node's service; returns whether one was running.
+
+    Every instance, not only the one the pidfile names: an interrupted task can leave one
+    started but unrecorded, and a stop that missed it would leave it holding the port.
+    """
+    current = state(paths)
+    pids = set(_running_instances(paths))
+    if current.running and current.pid is not None:
+        pids.add(current.pid)
+    for pid in sorted(pids):
+        _terminate(pid, paths, timeout)
     paths.pidfile.unlink(missing_ok=True)
-    return True
+    return bool(pids)
 
 
 def tail(path: Path, lines: int = 20) -> str:

@@ -20,21 +20,26 @@ from gdk_geo import services
 from gdk_geo.project import NodePaths
 
 
+def _look_alike(paths: NodePaths) -> subprocess.Popen[bytes]:
+    """A process whose command line is the node's service's, doing nothing."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time; time.sleep(120)",
+            services.MODULES[paths.name],
+            "--config",
+            str(paths.gitlab_yml),
+        ]
+    )
+
+
 @pytest.fixture
 def orphan(tmp_path: Path) -> Iterator[tuple[NodePaths, subprocess.Popen[bytes]]]:
     """A process that looks like the primary's service for `tmp_path`, with no pidfile."""
     paths = NodePaths("primary", tmp_path / "primary")
     paths.gitlab_yml.parent.mkdir(parents=True)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time; time.sleep(120)",
-            services.MODULES["primary"],
-            "--config",
-            str(paths.gitlab_yml),
-        ]
-    )
+    process = _look_alike(paths)
     yield paths, process
     process.kill()
     process.wait()
@@ -75,3 +80,16 @@ def test_stop_stops_it(orphan) -> None:
     assert process.wait(timeout=10) is not None
     assert not paths.pidfile.exists()
     assert services.state(paths).running is False
+
+
+def test_stop_stops_every_instance_recorded_or_not(orphan) -> None:
+    paths, unrecorded = orphan
+    recorded = _look_alike(paths)
+    paths.pidfile.write_text(f"{recorded.pid}\n")
+    try:
+        assert services.stop(paths) is True
+        assert recorded.wait(timeout=10) is not None
+        assert unrecorded.wait(timeout=10) is not None
+    finally:
+        recorded.kill()
+        recorded.wait()
