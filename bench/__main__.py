@@ -54,6 +54,18 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def write_results(report: str) -> None:
+    """Replace the latest run in RESULTS.md, keeping the hand-written history around it."""
+    empty = f"# gdk-geo benchmarks\n\n{BEGIN}\n{END}\n"
+    text = RESULTS.read_text() if RESULTS.exists() else empty
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    RESULTS.write_text(f"{head}{BEGIN}\n{report}{END}{tail}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("scenarios", nargs="*", help=f"any of: {', '.join(SCENARIOS)}")
@@ -81,13 +93,12 @@ def main() -> int:
         finally:
             bench.destroy()
     report = (
-        f"# gdk-geo benchmarks\n\nRun on {time.strftime('%Y-%m-%d %H:%M %Z')}, "
-        f"{machine()}, with `make bench` (scenarios: {', '.join(chosen)}).\n\n"
-        f"{table(rows)}\n"
+        f"Run on {time.strftime('%Y-%m-%d %H:%M %Z')}, {machine()}, with `make bench` "
+        f"(scenarios: {', '.join(chosen)}).\n\n{table(rows)}\n"
     )
     print(report)
     if not args.no_write:
-        RESULTS.write_text(report)
+        write_results(report)
     return 0 if all(r.met is not False for r in rows) else 1
 
 
