@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gdk_geo.node_settings import PrimaryServiceSettings
 from gdk_geo.project import Project
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -96,3 +97,17 @@ def running_project(root: Path, letter: str, extra_yml: str = "") -> Iterator[Pr
         yield Project(root)
     finally:
         invoke(root, "geo.destroy", "--yes", "--data")
+
+
+def in_process_primary_settings(root: Path, secret: str, token: str) -> PrimaryServiceSettings:
+    """Settings for the primary's app run in-process (ASGI): no listener, no registry."""
+    return PrimaryServiceSettings(
+        node_root=root,
+        listen_address="127.0.0.1",
+        port=0,
+        notification_secret=secret,
+        node_token=token,
+        event_log_path=root / "geo" / "events.sqlite3",
+        registry_api_url="https://localhost:5000",
+        ca_file=root / "localhost.crt",
+    )

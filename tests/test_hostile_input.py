@@ -25,12 +25,12 @@ from typing import Any
 import anyio.from_thread
 import httpx
 import pytest
+from helpers import in_process_primary_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gdk_geo.event_feed import parse_page
 from gdk_geo.eventlog import EventLog, RegistryEvent
-from gdk_geo.node_settings import PrimaryServiceSettings
 from gdk_geo.primary_service import create_app, is_repository_name
 
 SECRET = "hostile-events-notification-secret"
@@ -45,18 +45,7 @@ Send = Callable[[str, str, dict[str, bytes]], httpx.Response]
 def app_request(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Send, EventLog]]:
     """Requests to the primary's app in this process, with one event already in its log."""
     root: Path = tmp_path_factory.mktemp("hostile-events")
-    app = create_app(
-        PrimaryServiceSettings(
-            node_root=root,
-            listen_address="127.0.0.1",
-            port=0,
-            notification_secret=SECRET,
-            node_token=TOKEN,
-            event_log_path=root / "geo" / "events.sqlite3",
-            registry_api_url="https://localhost:5000",
-            ca_file=root / "localhost.crt",
-        )
-    )
+    app = create_app(in_process_primary_settings(root, SECRET, TOKEN))
     log: EventLog = app.state.service.log
     log.record([RegistryEvent("seed", "updated", "group/app", "v1", None)])
     transport = httpx.ASGITransport(app=app)

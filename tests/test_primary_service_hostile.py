@@ -21,6 +21,7 @@ from typing import Any
 import anyio.from_thread
 import httpx
 import pytest
+from helpers import in_process_primary_settings
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from test_primary_service import (
@@ -37,7 +38,6 @@ from test_primary_service import (
 )
 
 from gdk_geo.eventlog import EventLog
-from gdk_geo.node_settings import PrimaryServiceSettings
 from gdk_geo.primary_service import MAX_BODY_BYTES, create_app, is_repository_name, triage
 
 SECRET = "hostile-test-secret"
@@ -321,16 +321,7 @@ def app_post(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Post, E
     """POST to the app in this process through httpx's ASGI transport: thousands of
     requests in seconds, with any exception in the app raised here instead of a 500."""
     root: Path = tmp_path_factory.mktemp("asgi")
-    settings = PrimaryServiceSettings(
-        node_root=root,
-        listen_address="127.0.0.1",
-        port=0,
-        notification_secret=SECRET,
-        node_token=TOKEN,
-        event_log_path=root / "geo" / "events.sqlite3",
-        registry_api_url="https://localhost:5000",
-        ca_file=root / "localhost.crt",
-    )
+    settings = in_process_primary_settings(root, SECRET, TOKEN)
     app = create_app(settings)
     log = app.state.service.log
     transport = httpx.ASGITransport(app=app)
