@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,8 +22,13 @@ from gdk_geo.project import NodePaths
 
 
 def _look_alike(paths: NodePaths) -> subprocess.Popen[bytes]:
-    """A process whose command line is the node's service's, doing nothing."""
-    return subprocess.Popen(
+    """A process whose command line is the node's service's, doing nothing.
+
+    Returned once /proc shows that command line: Popen can return (vfork) before the
+    kernel has set up the new program's arguments, and until then the process is not
+    recognisable as the service.
+    """
+    process = subprocess.Popen(
         [
             sys.executable,
             "-c",
@@ -32,6 +38,11 @@ def _look_alike(paths: NodePaths) -> subprocess.Popen[bytes]:
             str(paths.gitlab_yml),
         ]
     )
+    deadline = time.monotonic() + 10
+    while str(paths.gitlab_yml) not in services._cmdline(process.pid):
+        assert time.monotonic() < deadline, "the look-alike never showed its command line"
+        time.sleep(0.01)
+    return process
 
 
 @pytest.fixture

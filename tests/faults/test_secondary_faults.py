@@ -81,6 +81,7 @@ class ManifestWatch:
         self.tls = nodes_up.tls()
         self.violations: list[str] = []
         self.complete_sightings = 0
+        self._seen_complete = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -111,6 +112,12 @@ class ManifestWatch:
             if head.status_code == 404:
                 self.violations.append(f"{self.tag} visible while {blob['digest']} is missing")
         self.complete_sightings += 1
+        self._seen_complete.set()
+
+    def wait_for_complete_sighting(self, timeout: float = 30) -> bool:
+        """Let the watch look once more after replication finished (it polls on its own
+        thread, and under load its last poll may predate the finished image)."""
+        return self._seen_complete.wait(timeout)
 
 
 def tracking_rows(db_path: Path) -> dict[str, str]:
@@ -143,6 +150,7 @@ def test_secondary_registry_stopped_mid_sync_of_a_large_image(nodes_up: Scratch)
             secondary.start()
         nodes_up.wait_replicated({(repo, tag): digest})
         nodes_up.wait_synced([repo])
+        watch.wait_for_complete_sighting()
     assert watch.violations == []
     assert watch.complete_sightings > 0, "the watch saw the finished image"
     nodes_up.verify_clean()
@@ -160,6 +168,7 @@ def test_worker_sigkilled_mid_blob_three_times(nodes_up: Scratch) -> None:
             nodes_up.must("geo.setup")  # starts the worker again, touches nothing else
         nodes_up.wait_replicated({(repo, tag): digest})
         nodes_up.wait_synced([repo])
+        watch.wait_for_complete_sighting()
     assert watch.violations == []
     assert nodes_up.replication()["counts"]["started"] == 0
     states = tracking_rows(nodes_up.node("secondary").root / "geo" / "tracking.sqlite3")
