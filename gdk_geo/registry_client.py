@@ -714,11 +714,7 @@ class RegistryClient:
         except BaseException:
             await self._cancel_upload(start)
             raise
-        if response.status_code != 201:
-            raise _error_from(response, what)
-        stored = response.headers.get("Docker-Content-Digest", digest)
-        if stored != digest:
-            raise DigestMismatch(f"{what}: registry stored {stored}")
+        _check_stored(response, digest, what)
 
 
 async def copy_blob(
@@ -796,12 +792,17 @@ def _copy_blob_blocking(
             with suppress(httpx.HTTPError):
                 target._blocking.delete(location)  # best effort; the registry expires it too
             raise
-    if put.status_code != 201:
-        raise _error_from(put, what)
-    stored = put.headers.get("Docker-Content-Digest", digest)
+    _check_stored(put, digest, what)
+    return check.received
+
+
+def _check_stored(response: httpx.Response, digest: str, what: str) -> None:
+    """The end of an upload: 201, and the registry stored the digest we asked for."""
+    if response.status_code != 201:
+        raise _error_from(response, what)
+    stored = response.headers.get("Docker-Content-Digest", digest)
     if stored != digest:
         raise DigestMismatch(f"{what}: registry stored {stored}")
-    return check.received
 
 
 async def gather_all(awaitables: Iterable[Awaitable[T]]) -> list[T]:
