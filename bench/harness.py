@@ -155,8 +155,13 @@ class BenchProject:
         except httpx.HTTPError:
             return None
 
-    def empty_node(self, node: str) -> None:
-        """Remove every repository (and the Geo database) of a node, then bring it back."""
+    def empty_node(self, node: str, *, start_service: bool = True) -> None:
+        """Remove every repository (and the Geo database) of a node, then bring it back.
+
+        `start_service=False` leaves the node's Geo service stopped: a secondary's worker
+        started here would begin backfilling at once, and a sync timed after it would find
+        part of its work done (figures before this fix were flattered that way).
+        """
         client = nodes.engine()
         paths = self.paths(node)
         services.stop(paths)
@@ -167,7 +172,8 @@ class BenchProject:
         (paths.root / "geo").mkdir()
         client.containers.get(nodes.container_name(self.cfg, node)).start()
         lifecycle.wait_healthy_registry(client, self.project, self.cfg, node)
-        self.start_service(node)
+        if start_service:
+            self.start_service(node)
 
     # Baselines.
 

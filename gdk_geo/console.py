@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 
 from invoke.exceptions import Exit
 from rich.console import Console
-from rich.syntax import Syntax
 
 from gdk_geo.errors import GdkGeoError
 
@@ -43,6 +42,8 @@ def user_errors(task: F) -> F:
 def diff(text: str) -> None:
     """Show a unified diff (secrets already masked by the renderer)."""
     if sys.stdout.isatty():
+        from rich.syntax import Syntax  # pygments: only when there is a diff to show
+
         out.print(Syntax(text, "diff", theme="ansi_dark", background_color="default"))
     else:
         out.print(text, markup=False, end="")

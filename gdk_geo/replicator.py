@@ -86,11 +86,11 @@ async def registry_clients(
 ) -> AsyncIterator[tuple[RegistryClient, RegistryClient]]:
     """(primary, secondary) registry clients with pools sized for the configured concurrency.
 
-    The pool is a little wider than the repositories in flight, not their product with the
-    blobs: blob bytes move on threads with their own connections, and httpcore checks every
-    pooled connection on every request, which showed in profiles of no-op syncs at 64.
+    Two connections per repository in flight, at most 16: a sync is bound by CPU (the
+    client's and both registries') on two cores, so wider pools only add TLS handshakes
+    (a no-op resync of 50 repositories: 0.45 s in-process at 8 or 16, 0.52 s at 32).
     """
-    pool = min(32, max(8, settings.max_concurrent_repositories * 2))
+    pool = min(16, max(8, settings.max_concurrent_repositories * 2))
     source = RegistryClient(
         settings.primary_api_url,
         ca_file=ca_file_for(settings.primary_api_url, settings.ca_file),

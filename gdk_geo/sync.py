@@ -26,8 +26,6 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import httpx
-
 from gdk_geo.registry_client import (
     INDEX_MEDIA_TYPES,
     MANIFEST_MEDIA_TYPES,
@@ -44,6 +42,8 @@ from gdk_geo.registry_client import (
 )
 
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
 
 DEFAULT_HINT_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
 SMALL_BLOB = 1 << 20  # bytes; see RepositorySync._skip_presence_check
@@ -60,7 +60,7 @@ _FOREIGN_LAYER_TYPES = frozenset(
 
 # Errors that fail one tag rather than the whole run: the registry said no, or the
 # manifest is not something we can copy.
-_TAG_ERRORS = (RegistryError, ValueError, httpx.HTTPError)
+_TAG_ERRORS = (RegistryError, ValueError)
 
 
 @dataclass
@@ -218,7 +218,7 @@ class RepositorySync:
         self._max_heads = max_concurrent_heads
         self._hint_retry_delays = tuple(hint_retry_delays)
         # Work done once per run however many tags share it (tasks, so sharers can wait).
-        self._manifests: dict[str, asyncio.Task[Manifest]] = {}
+        self._manifests: dict[str, asyncio.Future[Manifest]] = {}
         self._children: dict[str, asyncio.Task[None]] = {}
         self._blobs: dict[str, asyncio.Task[None]] = {}
         self._pushed: dict[str, str] = {}  # tag -> digest pushed this run
@@ -241,20 +241,25 @@ class RepositorySync:
             await self._sync_hinted_first(hints)
             if hinted_only and self._pushed.keys() | self._already_equal >= hints:
                 return result.finish()
-        both = await asyncio.gather(
-            self._primary_tags(hints), self._tags_on(self.target), return_exceptions=True
+        listed = await self._on_both_sides(self._listing(self.source), self._listing(self.target))
+        if listed is None:
+            return result.finish()
+        primary_listed, secondary_listed = listed
+        compared = await self._on_both_sides(
+            self._primary_tags(primary_listed, hints, set(secondary_listed)),
+            self.target.head_manifests(
+                self.repository, secondary_listed, concurrency=self._max_heads
+            ),
         )
-        for side, outcome in zip(("primary", "secondary"), both, strict=True):
-            if isinstance(outcome, RegistryError):
-                result.error = f"listing the {side} failed, nothing deleted: {outcome}"
-                return result.finish()
-            if isinstance(outcome, BaseException):
-                raise outcome
-        (primary, unsettled), secondary = both
+        if compared is None:
+            return result.finish()
+        (primary, unsettled), secondary = compared
         result.failed_tags.update(unsettled)
         result.repository_deleted = not primary and not unsettled
 
-        stale = [tag for tag, ref in primary.items() if _differs(ref, secondary.get(tag))]
+        stale = [
+            tag for tag, ref in primary.items() if ref is None or _differs(ref, secondary.get(tag))
+        ]
         result.skipped_tags = sorted(set(primary) - set(stale) - set(self._pushed))
         await gather_all(self._sync_tag(tag, primary[tag]) for tag in sorted(stale))
 
@@ -300,18 +305,39 @@ class RepositorySync:
 
     # -- listing ---------------------------------------------------------------------------
 
-    async def _tags_on(self, client: RegistryClient) -> dict[str, ManifestRef]:
-        """tag -> manifest for every listed tag; an unknown repository has no tags."""
+    async def _on_both_sides(
+        self, primary_side: Awaitable[A], secondary_side: Awaitable[B]
+    ) -> tuple[A, B] | None:
+        """Run one step on both registries at once; None (and the run's error) if either failed.
+
+        A listing that fails is an error, never an empty list: nothing is deleted then.
+        """
+        outcomes = await asyncio.gather(primary_side, secondary_side, return_exceptions=True)
+        for side, outcome in zip(("primary", "secondary"), outcomes, strict=True):
+            if isinstance(outcome, RegistryError):
+                self.result.error = f"listing the {side} failed, nothing deleted: {outcome}"
+                return None
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return outcomes[0], outcomes[1]  # type: ignore[return-value]
+
+    async def _listing(self, client: RegistryClient) -> list[str]:
+        """Every tag `client` lists; an unknown repository has none."""
         try:
-            tags = await client.list_tags(self.repository)
+            return await client.list_tags(self.repository)
         except RepositoryNotFound:
             if client is self.target:
                 self._target_is_new = True
-            return {}
-        return await client.head_manifests(self.repository, tags, concurrency=self._max_heads)
+            return []
 
-    async def _primary_tags(self, hints: set[str]) -> tuple[dict[str, ManifestRef], dict[str, str]]:
+    async def _primary_tags(
+        self, listed: list[str], hints: set[str], on_target: set[str]
+    ) -> tuple[dict[str, ManifestRef | None], dict[str, str]]:
         """The primary's tags, and the tags we could not settle (tag -> why).
+
+        Only tags the secondary also lists are HEADed, to compare digests; a tag the
+        secondary lacks maps to None and is fetched by tag, its digest coming with the GET
+        (a fifth of a full sync's requests were those HEADs).
 
         A push event can arrive before its tag is listed. A hinted tag that is missing is
         looked up directly (HEAD by tag), a few times with short pauses; if it still isn't
@@ -319,12 +345,9 @@ class RepositorySync:
         will be retried) and it is not deleted on the secondary. The same goes for a listed
         tag whose manifest vanished between listing and HEAD.
         """
-        try:
-            listed = await self.source.list_tags(self.repository)
-        except RepositoryNotFound:
-            listed = []
-        found = await self.source.head_manifests(
-            self.repository, set(listed) | hints, concurrency=self._max_heads
+        compared = (set(listed) & on_target) | hints
+        found: dict[str, ManifestRef | None] = dict(
+            await self.source.head_manifests(self.repository, compared, concurrency=self._max_heads)
         )
         missing = hints - found.keys()
         for delay in self._hint_retry_delays:
@@ -334,21 +357,24 @@ class RepositorySync:
             found.update(await self.source.head_manifests(self.repository, missing))
             missing -= found.keys()
         unsettled = {tag: "announced by a push event but not on the primary yet" for tag in missing}
-        for tag in set(listed) - found.keys():
+        for tag in (compared - hints) - found.keys():
             unsettled[tag] = "listed on the primary but its manifest is gone (deleted meanwhile?)"
+        for tag in set(listed) - compared:
+            found[tag] = None
         return found, unsettled
 
     # -- tags and manifests ----------------------------------------------------------------
 
-    async def _sync_tag(self, tag: str, ref: ManifestRef) -> None:
+    async def _sync_tag(self, tag: str, ref: ManifestRef | None) -> None:
         """Copy one tag: its content first, then its manifest, byte for byte, by tag.
 
-        The manifest is fetched by the digest the HEAD reported, so what we push is what we
-        compared; many tags on one digest (common for release aliases) cost one GET.
+        A compared tag's manifest is fetched by the digest the HEAD reported, so what we
+        push is what we compared; many tags on one digest (common for release aliases) cost
+        one GET. A tag the secondary lacks (`ref` None) is fetched by tag.
         """
         async with self._tag_limit:
             try:
-                manifest = await self._fetch(ref.digest)
+                manifest = await (self._fetch(ref.digest) if ref else self._fetch_tag(tag))
                 await self._ensure_content(manifest)
                 await self.target.put_manifest(
                     self.repository, tag, manifest.raw, manifest.media_type
@@ -366,6 +392,15 @@ class RepositorySync:
         return _once(
             self._manifests, digest, lambda: self.source.get_manifest(self.repository, digest)
         )
+
+    async def _fetch_tag(self, tag: str) -> Manifest:
+        """The primary's manifest for `tag`, then remembered by digest for whatever shares it."""
+        manifest = await self.source.get_manifest(self.repository, tag)
+        if manifest.digest not in self._manifests:
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(manifest)
+            self._manifests[manifest.digest] = done
+        return manifest
 
     async def _ensure_content(self, manifest: Manifest) -> None:
         """Make everything `manifest` points at present on the target (children, blobs)."""
@@ -461,7 +496,7 @@ class RepositorySync:
 
 
 def _once(
-    tasks: dict[str, asyncio.Task[T]], key: str, start: Callable[[], Awaitable[T]]
+    tasks: dict[str, asyncio.Future[T]], key: str, start: Callable[[], Awaitable[T]]
 ) -> Awaitable[T]:
     """Await the task for `key`, starting it on first use; a waiter's cancellation spares it."""
     task = tasks.get(key)

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 
 from invoke import Collection, task
 from invoke.exceptions import Exit
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.text import Text
 
 from gdk_geo.console import diff, err, out, user_errors
@@ -53,6 +52,15 @@ def _say(message: str) -> None:
     out.print(message, markup=False, highlight=False)
 
 
+def _progress(last_column: str):
+    """A transient rich bar (spinner, description, bar, `last_column`); imported only here,
+    for a terminal, so scripts and CI don't pay for it."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn())
+    return Progress(*columns, TextColumn(last_column), console=out, transient=True)
+
+
 @contextmanager
 def _long_steps() -> Iterator[ImageProgress]:
     """Report long steps: a live bar (bytes for a pull) on a terminal, plain lines elsewhere.
@@ -64,13 +72,7 @@ def _long_steps() -> Iterator[ImageProgress]:
     if not out.is_terminal:
         yield messages(_say)
         return
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[size]}"),
-    )
-    with Progress(*columns, console=out, transient=True) as progress:
+    with _progress("{task.fields[size]}") as progress:
         bar = progress.add_task("", total=None, size="")
         say_once = messages(lambda message: progress.console.print(message, markup=False))
 
@@ -250,20 +252,13 @@ def sync(c, repo=None, all_=False):
 
     settings = _secondary_settings(c)
     failed: list[str] = []
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed} repositories"),
-    )
     total = len(repo) if repo else None
     if all_ and out.is_terminal:
         total = _catalog_size(settings)
-    with Progress(*columns, console=out, transient=True) as progress:
-        bar = progress.add_task("syncing", total=total)
+    with _repository_bar(total) as advance:
 
         def on_result(result) -> None:
-            progress.update(bar, advance=1, description=f"synced {result.repository}")
+            advance(result.repository)
             if not result.ok:
                 failed.append(result.repository)
 
@@ -281,6 +276,17 @@ def sync(c, repo=None, all_=False):
     out.print(f"{len(results) - len(failed)} synced, {len(failed)} failed")
     if failed:
         raise Exit(code=1)
+
+
+@contextmanager
+def _repository_bar(total: int | None) -> Iterator[Callable[[str], None]]:
+    """A live bar of synced repositories on a terminal; nothing elsewhere (scripts, CI)."""
+    if not out.is_terminal:
+        yield lambda _repository: None
+        return
+    with _progress("{task.completed} repositories") as progress:
+        bar = progress.add_task("syncing", total=total)
+        yield lambda repository: progress.update(bar, advance=1, description=f"synced {repository}")
 
 
 def _catalog_size(settings: node_settings.SecondaryWorkerSettings) -> int | None:

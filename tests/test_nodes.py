@@ -78,6 +78,7 @@ def test_setup_from_nothing(first_setup) -> None:
         assert container.attrs["HostConfig"]["NetworkMode"] == "host"
         assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
         assert "host.docker.internal:127.0.0.1" in container.attrs["HostConfig"]["ExtraHosts"]
+        assert "GOGC=400" in container.attrs["Config"]["Env"]
         paths = project.node(cfg, node)
         probe = health.probe_registry(lifecycle.registry_url(cfg, node), paths.certificate)
         assert probe.ok, probe.detail
@@ -229,6 +230,37 @@ def test_restart_one_node(project: Project) -> None:
     assert result.returncode == 0, result.stderr
     after = _container_start_times(project)
     assert after["primary"] == started["primary"] and after["secondary"] != started["secondary"]
+
+
+def test_a_container_from_before_the_registry_environment_is_recreated(
+    project: Project,
+) -> None:
+    """An older gdk-geo made containers without GOGC: setup recreates them, once."""
+    cfg = project.load()
+    client = nodes.engine()
+    name = nodes.container_name(cfg, "secondary")
+    current = client.containers.get(name)
+    attrs = current.attrs
+    current.remove(force=True)
+    client.containers.run(
+        attrs["Config"]["Image"],
+        command=attrs["Config"]["Cmd"],
+        name=name,
+        detach=True,
+        network_mode="host",
+        extra_hosts={"host.docker.internal": "127.0.0.1"},
+        volumes=nodes._volumes(project.node(cfg, "secondary")),
+        user=attrs["Config"]["User"],
+        labels=attrs["Config"]["Labels"],
+    )
+    result = invoke(project.root, "geo.setup")
+    assert result.returncode == 0, result.stdout + result.stderr
+    recreated = client.containers.get(name)
+    assert "GOGC=400" in recreated.attrs["Config"]["Env"]
+    assert recreated.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    again = invoke(project.root, "geo.setup")
+    assert again.returncode == 0, again.stderr
+    assert client.containers.get(name).id == recreated.id
 
 
 def _listening(port: int) -> bool:

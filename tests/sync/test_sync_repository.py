@@ -418,3 +418,34 @@ async def test_hinted_only_falls_back_to_the_full_pass_when_a_hint_is_missing(s:
 
     assert result.synced_tags == ["v1"] and result.deleted_tags == ["extra"]
     assert set(result.failed_tags) == {"never"} and not result.ok
+
+
+async def test_a_tag_the_secondary_lacks_is_fetched_by_tag_without_a_head(
+    s: Sides, registries
+) -> None:
+    """The primary's manifests are HEADed only to compare with a tag the secondary has.
+
+    A tag the secondary lacks is fetched by tag (the digest comes with the GET); the no-op
+    resync that follows HEADs every tag once and fetches nothing.
+    """
+    repo, shared, other = unique("group/fresh"), make_image([os.urandom(900)]), make_image()
+    for tag in ("v1", "v1.0", "latest"):
+        await s.primary.image(repo, tag, shared)
+    await s.primary.image(repo, "v2", other)
+    manifests = f"/v2/{repo}/manifests/"
+    with RegistryProxy(registries.primary) as proxy:
+        async with sides(proxy.url, registries.secondary) as through:
+            full = await sync_repository(through.source, through.target, repo)
+            full_requests = [r for r in proxy.log.requests if manifests in r]
+            proxy.log.requests.clear()
+            noop = await sync_repository(through.source, through.target, repo)
+            noop_requests = [r for r in proxy.log.requests if manifests in r]
+
+    tags = ["latest", "v1", "v1.0", "v2"]
+    assert full.ok and sorted(full.synced_tags) == tags
+    assert sorted(full_requests) == [f"GET {manifests}{tag}" for tag in tags]
+    assert noop.ok and noop.synced_tags == [] and sorted(noop.skipped_tags) == tags
+    assert sorted(noop_requests) == [f"HEAD {manifests}{tag}" for tag in tags]
+    for tag in ("v1", "v1.0", "latest"):
+        assert await s.secondary.digest_of(repo, tag) == shared.digest
+    assert await s.secondary.digest_of(repo, "v2") == other.digest
