@@ -148,6 +148,11 @@ class BenchProject:
         nodes.restart(client, self.cfg, node, timeout=5)
         lifecycle.wait_healthy_registry(client, self.project, self.cfg, node)
 
+    def registry_cpu_seconds(self, node: str) -> float:
+        """CPU the node's registry container has used so far (its cgroup, via the engine)."""
+        container = nodes.engine().containers.get(nodes.container_name(self.cfg, node))
+        return container.stats(stream=False)["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+
     def worker_status(self) -> dict | None:
         url = f"{lifecycle.service_url(self.cfg, 'secondary')}/api/v4/geo/replication/status"
         try:

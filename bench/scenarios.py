@@ -6,7 +6,7 @@ import asyncio
 import ssl
 import statistics
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import httpx
@@ -350,6 +350,77 @@ def scale(bench: BenchProject) -> list[Row]:
     ]
 
 
+# 7. Cost per request: the figure behind scenario 3 (not a target of the issue).
+
+ACCEPT_MANIFESTS = "application/vnd.oci.image.manifest.v1+json"
+
+
+async def _timed_heads(
+    bench: BenchProject, head: Callable[[str, str], Awaitable[object]], references: list
+) -> tuple[float, float]:
+    """(client CPU, registry CPU) of HEADing `references` 8 at a time, after a warm-up."""
+    await _bounded((head(repo, tag) for repo, tag in references[:40]), 8)
+    registry_before, start = bench.registry_cpu_seconds("primary"), time.process_time()
+    await _bounded((head(repo, tag) for repo, tag in references), 8)
+    client = time.process_time() - start
+    return client, bench.registry_cpu_seconds("primary") - registry_before
+
+
+async def _heads_ours(bench: BenchProject, references: list) -> tuple[float, float]:
+    async with bench.client("primary", max_connections=8) as client:
+        return await _timed_heads(bench, client.head_manifest, references)
+
+
+async def _heads_httpx(bench: BenchProject, references: list) -> tuple[float, float]:
+    verify = ssl.create_default_context(cafile=str(bench.paths("primary").certificate))
+    limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
+    url = bench.registry_url("primary")
+    async with httpx.AsyncClient(base_url=url, verify=verify, limits=limits) as client:
+
+        async def head(repo: str, tag: str) -> None:
+            response = await client.head(
+                f"/v2/{repo}/manifests/{tag}", headers={"Accept": ACCEPT_MANIFESTS}
+            )
+            response.raise_for_status()
+
+        return await _timed_heads(bench, head, references)
+
+
+def request_costs(bench: BenchProject) -> list[Row]:
+    """Client and registry CPU per manifest HEAD over kept-alive TLS, 8 at a time.
+
+    The client is this process (one thread, so its CPU time is the client's); httpx is
+    the client the engine used before (bench/RESULTS.md), with the same pool and limit.
+    """
+    bench.stop_worker()
+    repos = asyncio.run(_push_small(bench, 25, 4, "bench/requests"))
+    references = [(repo, f"v{t}") for repo in repos for t in range(4)] * 4
+    ours, registry = asyncio.run(_heads_ours(bench, references))
+    theirs, _ = asyncio.run(_heads_httpx(bench, references))
+    count = len(references)
+    name = f"7. cost per request, {count} manifest HEADs"
+    return [
+        Row(
+            name,
+            "client CPU per HEAD: RegistryClient (aiohttp) vs httpx.AsyncClient",
+            f"{ours / count * 1000:.2f} ms",
+            f"{theirs / count * 1000:.2f} ms",
+            _ratio(ours, theirs),
+            "-",
+            None,
+        ),
+        Row(
+            name,
+            "registry CPU per HEAD (GOGC=400), during our HEADs",
+            f"{registry / count * 1000:.2f} ms",
+            "-",
+            "-",
+            "-",
+            None,
+        ),
+    ]
+
+
 SCENARIOS = {
     "latency": latency,
     "large": large_layers,
@@ -357,4 +428,5 @@ SCENARIOS = {
     "memory": memory,
     "setup": setup_times,
     "scale": scale,
+    "requests": request_costs,
 }
