@@ -129,6 +129,83 @@ async def test_bearer_challenge_is_answered_with_a_token_once_per_repository() -
     assert token_requests[0]["auth"].startswith("Basic ")
 
 
+async def test_basic_challenge_is_answered_and_remembered() -> None:
+    def answer(method: str, path: str, headers: dict) -> tuple[int, dict, bytes]:
+        if headers.get("Authorization", "").startswith("Basic "):
+            return json_reply({"tags": ["v1"]})
+        return json_reply({}, 401, **{"WWW-Authenticate": 'Basic realm="registry"'})
+
+    with ScriptedServer(answer) as server:
+        async with RegistryClient(server.url, username="root", password="pw") as client:
+            assert await client.list_tags("group/app") == ["v1"]
+            assert await client.list_tags("group/app") == ["v1"]
+    # One refusal, then the credentials go with every request without being asked again.
+    sent = [headers.get("Authorization", "-")[:6] for _, _, headers in server.seen]
+    assert sent == ["-", "Basic ", "Basic "]
+
+
+async def test_a_refused_token_is_fetched_again() -> None:
+    tokens = iter(["first", "second"])
+    valid = {"token": "first"}
+
+    def answer(method: str, path: str, headers: dict) -> tuple[int, dict, bytes]:
+        if path.startswith("/jwt/auth"):
+            return json_reply({"token": next(tokens)})
+        if headers.get("Authorization") != f"Bearer {valid['token']}":
+            challenge = f'Bearer realm="{server.url}/jwt/auth",scope="repository:g/a:pull"'
+            return json_reply({}, 401, **{"WWW-Authenticate": challenge})
+        return json_reply({"tags": ["v1"]})
+
+    with ScriptedServer(answer) as server:
+        async with RegistryClient(server.url) as client:
+            assert await client.list_tags("g/a") == ["v1"]
+            valid["token"] = "second"  # the first token expired
+            assert await client.list_tags("g/a") == ["v1"]
+    assert sum(1 for _, path, _ in server.seen if path.startswith("/jwt/auth")) == 2
+
+
+async def test_a_redirected_blob_is_followed_and_verified() -> None:
+    """Registries on object storage answer a blob GET with a redirect to the bytes."""
+    data = b"layer bytes" * 100
+    digest = sha256(data)
+
+    def answer(method: str, path: str, headers: dict) -> tuple[int, dict, bytes]:
+        if path == f"/v2/g/a/blobs/{digest}":
+            return 307, {"Location": "/storage/abc?signature=x%2By"}, b""
+        if path == "/storage/abc?signature=x%2By":
+            return 200, {"Content-Type": "application/octet-stream"}, data
+        return json_reply({}, 404)
+
+    with ScriptedServer(answer) as server:
+        async with (
+            RegistryClient(server.url) as client,
+            client.open_blob("g/a", digest, len(data)) as chunks,
+        ):
+            received = b"".join([chunk async for chunk in chunks])
+    assert received == data
+
+
+async def test_an_upload_keeps_the_registrys_state_token_as_sent() -> None:
+    """The upload URL's `_state` is the registry's own (signed) token: `?digest=` is added
+    next to it, never re-encoded."""
+    data = b"x" * 512
+    digest = sha256(data)
+    state = "/v2/g/a/blobs/uploads/u1?_state=a%2Bb%2F%3D%3D"
+
+    def answer(method: str, path: str, headers: dict) -> tuple[int, dict, bytes]:
+        if method == "POST":
+            return 202, {"Location": state}, b""
+        if method == "PUT" and path.startswith(state + "&digest="):
+            return 201, {"Docker-Content-Digest": digest}, b""
+        return json_reply({"errors": [{"code": "BLOB_UPLOAD_INVALID"}]}, 400)
+
+    with ScriptedServer(answer) as server:
+        async with RegistryClient(server.url) as client:
+            await client.upload_blob("g/a", digest, chunks_of(data), len(data))
+    put = [path for method, path, _ in server.seen if method == "PUT"]
+    assert put == [f"{state}&digest=sha256%3A{digest.split(':')[1]}"]
+
+
 async def test_names_that_would_escape_the_url_path_are_refused() -> None:
     async with RegistryClient("http://127.0.0.1:9") as client:
         for bad in ("../etc", "Group/App", "a//b", ""):
