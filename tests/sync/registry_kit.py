@@ -190,6 +190,12 @@ class Pusher:
         verify = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
         self.http = httpx.AsyncClient(base_url=base_url, timeout=30, verify=verify)
 
+    async def __aenter__(self) -> Pusher:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     async def aclose(self) -> None:
         await self.http.aclose()
 

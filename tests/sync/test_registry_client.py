@@ -246,12 +246,9 @@ async def test_unknown_repository_is_distinct_from_an_empty_one(registries) -> N
 @pytest.mark.docker
 async def test_head_manifest_accepts_every_manifest_type(registries) -> None:
     repo, index = unique("multi/arch"), make_index(["linux/amd64", "linux/arm64"])
-    pusher = Pusher(registries.primary)
-    try:
+    async with Pusher(registries.primary) as pusher:
         await pusher.index(repo, "v1", index)
         bare = await pusher.http.head(f"/v2/{repo}/manifests/v1")  # no Accept, like GitLab's
-    finally:
-        await pusher.aclose()
     assert bare.status_code == 404  # why GitLab skipped multi-arch tags
     async with RegistryClient(registries.primary) as client:
         ref = await client.head_manifest(repo, "v1")
@@ -268,8 +265,7 @@ async def test_head_manifest_accepts_every_manifest_type(registries) -> None:
 @pytest.mark.docker
 async def test_distribution_2_8_cannot_delete_a_tag_by_name(registries) -> None:
     repo, image = unique("tags/delete"), make_image()
-    pusher = Pusher(registries.secondary)
-    try:
+    async with Pusher(registries.secondary) as pusher:
         await pusher.image(repo, "v1", image)
         await pusher.manifest(repo, "v2", image.manifest, image.media_type)
         async with RegistryClient(registries.secondary) as client:
@@ -282,19 +278,14 @@ async def test_distribution_2_8_cannot_delete_a_tag_by_name(registries) -> None:
             assert await client.delete_manifest(repo, image.digest) is True
             assert await pusher.tags(repo) == []
             assert await client.delete_manifest(repo, image.digest) is False
-    finally:
-        await pusher.aclose()
 
 
 @pytest.mark.docker
 async def test_mount_links_a_blob_from_another_repository(registries) -> None:
     source, other = unique("mount/source"), unique("mount/target")
     image = make_image()
-    pusher = Pusher(registries.secondary)
-    try:
+    async with Pusher(registries.secondary) as pusher:
         await pusher.image(source, "v1", image)
-    finally:
-        await pusher.aclose()
     layer = sha256(image.layers[0])
     async with RegistryClient(registries.secondary) as client:
         assert await client.blob_exists(other, layer) is False
@@ -310,15 +301,12 @@ async def test_mount_links_a_blob_from_another_repository(registries) -> None:
 async def test_catalog_and_tags_follow_link_pagination(registries) -> None:
     repos = sorted(unique(f"paged/r{i}") for i in range(3))
     image = make_image()
-    pusher = Pusher(registries.primary)
-    try:
+    async with Pusher(registries.primary) as pusher:
         for repo in repos:
             await pusher.image(repo, "t00", image)
         tags = [f"t{i:02d}" for i in range(23)]
         for tag in tags[1:]:
             await pusher.manifest(repos[0], tag, image.manifest, image.media_type)
-    finally:
-        await pusher.aclose()
     with RegistryProxy(registries.primary, page_size=2) as proxy:
         async with RegistryClient(proxy.url) as client:
             assert sorted(await client.list_tags(repos[0])) == tags
@@ -383,11 +371,8 @@ async def test_a_copy_cut_off_mid_stream_starts_again(registries) -> None:
 @pytest.mark.docker
 async def test_wrong_bytes_from_the_source_are_refused(registries) -> None:
     repo, image = unique("lying/source"), make_image([random.randbytes(100_000)])
-    pusher = Pusher(registries.primary)
-    try:
+    async with Pusher(registries.primary) as pusher:
         await pusher.image(repo, "v1", image)
-    finally:
-        await pusher.aclose()
     layer = sha256(image.layers[0])
     with RegistryProxy(registries.primary) as proxy:
         proxy.corrupt.add(layer)

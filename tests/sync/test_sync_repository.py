@@ -376,11 +376,8 @@ async def test_sync_between_tls_registries(registries) -> None:
         RegistryClient(registries.primary_tls, ca_file=ca) as source,
         RegistryClient(registries.secondary_tls, ca_file=ca) as target,
     ):
-        pusher = Pusher(registries.primary_tls, ca_file=ca)
-        try:
+        async with Pusher(registries.primary_tls, ca_file=ca) as pusher:
             await pusher.index(repo, "v1", index)
-        finally:
-            await pusher.aclose()
         result = await sync_repository(source, target, repo)
         assert result.ok, result
         assert (await compare_repository(source, target, repo)).clean

@@ -34,8 +34,7 @@ def test_diff_names_missing_extra_and_mismatched_tags() -> None:
 @pytest.mark.docker
 async def test_differences_before_sync_and_clean_after(registries) -> None:
     repo, one, two = f"verify/app-{uuid.uuid4().hex[:8]}", make_image(), make_image()
-    primary, secondary = Pusher(registries.primary), Pusher(registries.secondary)
-    try:
+    async with Pusher(registries.primary) as primary, Pusher(registries.secondary) as secondary:
         await primary.image(repo, "v1", one)
         await primary.image(repo, "v2", two)
         await secondary.image(repo, "v2", one)  # wrong digest
@@ -50,9 +49,6 @@ async def test_differences_before_sync_and_clean_after(registries) -> None:
             assert (await sync_repository(source, target, repo)).ok
             after = await compare_repository(source, target, repo)
             unknown = await compare_repository(source, target, f"verify/none-{uuid.uuid4().hex}")
-    finally:
-        await primary.aclose()
-        await secondary.aclose()
 
     assert not before.clean
     assert before.missing == {"v1": one.digest}
