@@ -160,12 +160,13 @@ class BenchProject:
         except httpx.HTTPError:
             return None
 
-    def empty_node(self, node: str, *, start_service: bool = True) -> None:
-        """Remove every repository (and the Geo database) of a node, then bring it back.
+    def empty_node(self, node: str) -> None:
+        """Remove every repository (and the Geo database) of a node; its registry comes back,
+        its Geo service stays stopped.
 
-        `start_service=False` leaves the node's Geo service stopped: a secondary's worker
-        started here would begin backfilling at once, and a sync timed after it would find
-        part of its work done (figures before this fix were flattered that way).
+        A secondary's worker started here would begin backfilling at once, and a sync timed
+        after it would find part of its work done (figures before this fix were flattered
+        that way); callers start the service when they want it.
         """
         client = nodes.engine()
         paths = self.paths(node)
@@ -177,8 +178,6 @@ class BenchProject:
         (paths.root / "geo").mkdir()
         client.containers.get(nodes.container_name(self.cfg, node)).start()
         lifecycle.wait_healthy_registry(client, self.project, self.cfg, node)
-        if start_service:
-            self.start_service(node)
 
     # Baselines.
 

@@ -152,11 +152,11 @@ def large_layers(bench: BenchProject) -> list[Row]:
     for index, repo in enumerate(repos):  # each unique layer lives in the repo that has it
         for b in unique[1 + index * 4 : 1 + (index + 1) * 4]:
             repo_of[b.digest] = repo
-    bench.empty_node("secondary", start_service=False)
+    bench.empty_node("secondary")
     ours = _sync_ours(bench, repos).seconds
-    bench.empty_node("secondary", start_service=False)
+    bench.empty_node("secondary")
     skopeo = bench.skopeo_sync(repos, "skopeo")
-    bench.empty_node("secondary", start_service=False)
+    bench.empty_node("secondary")
     floor = _floor_copy(bench, repo_of, unique)
     name = f"2. large layers, 6 repos × 2 tags, {unique_mb:.0f} MiB unique"
     return [
@@ -199,7 +199,7 @@ async def _push_small(bench: BenchProject, repos: int, tags: int, prefix: str) -
 def small_tags(bench: BenchProject) -> list[Row]:
     bench.stop_worker()
     repos = asyncio.run(_push_small(bench, 50, 4, "bench/small"))
-    bench.empty_node("secondary", start_service=False)
+    bench.empty_node("secondary")
     full = _sync_ours(bench, repos).seconds
     noop = _sync_ours(bench, repos).seconds
     skopeo_full = bench.skopeo_sync(repos, "skopeo").seconds
@@ -243,7 +243,7 @@ async def _push_big(bench: BenchProject, size: int) -> None:
 def memory(bench: BenchProject, size: int = 2 << 30) -> list[Row]:
     bench.stop_worker()
     asyncio.run(_push_big(bench, size))
-    bench.empty_node("secondary", start_service=False)
+    bench.empty_node("secondary")
     result = _sync_ours(bench, ["bench/big"])
     rss = result.max_rss_kib / 1024
     return [
@@ -307,11 +307,10 @@ def _backfill_seconds(bench: BenchProject, count: int) -> float:
     which drops the queued notifications: the case backfill exists for.
     """
     bench.empty_node("primary")
-    bench.stop_service("primary")
     asyncio.run(_push_small(bench, count, 4, f"bench/scale{count}"))
     bench.restart_registry("primary")
     bench.start_service("primary")
-    bench.empty_node("secondary", start_service=False)
+    bench.empty_node("secondary")
     start = time.perf_counter()
     bench.start_worker()
     while True:
