@@ -587,8 +587,9 @@ class RegistryClient:
         reply = await self._send(
             "GET", self._manifest_url(repo, reference), what=what, headers=_ACCEPT
         )
-        if reply.status == 404 and _error_code(reply) != "NAME_UNKNOWN":
-            raise ManifestNotFound(f"{what}: not found", status=404, code=_error_code(reply))
+        code = _error_code(reply) if reply.status == 404 else None
+        if reply.status == 404 and code != "NAME_UNKNOWN":
+            raise ManifestNotFound(f"{what}: not found", status=404, code=code)
         if reply.status != 200:
             raise _error_from(reply, what)
         raw = reply.body
