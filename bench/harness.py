@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -33,12 +34,13 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class Timed:
-    """A command's wall time and its process's peak RSS (KiB, VmHWM after exec)."""
+    """A command's wall time, CPU time (user + system) and peak RSS (KiB, VmHWM after exec)."""
 
     seconds: float
     max_rss_kib: int
     returncode: int
     output: str
+    cpu_seconds: float = 0.0
 
 
 def _high_water_mark(pid: int) -> int | None:
@@ -57,6 +59,7 @@ def run_timed(command: list[str], env: dict[str, str] | None = None) -> Timed:
     parent's RSS at fork over into the child's ru_maxrss, so a big benchmark process made
     a small `geo.sync` look like it used 400 MiB.
     """
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -75,7 +78,11 @@ def run_timed(command: list[str], env: dict[str, str] | None = None) -> Timed:
     process.wait()
     seconds = time.perf_counter() - start
     sampler.join()
-    return Timed(seconds, peak, process.returncode, output)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (children.ru_utime - children_before.ru_utime) + (
+        children.ru_stime - children_before.ru_stime
+    )
+    return Timed(seconds, peak, process.returncode, output, cpu)
 
 
 class BenchProject:
@@ -152,6 +159,10 @@ class BenchProject:
         """CPU the node's registry container has used so far (its cgroup, via the engine)."""
         container = nodes.engine().containers.get(nodes.container_name(self.cfg, node))
         return container.stats(stream=False)["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+
+    def registries_cpu_seconds(self) -> float:
+        """CPU both registry containers have used so far, summed."""
+        return self.registry_cpu_seconds("primary") + self.registry_cpu_seconds("secondary")
 
     def worker_status(self) -> dict | None:
         url = f"{lifecycle.service_url(self.cfg, 'secondary')}/api/v4/geo/replication/status"
