@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Self
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -259,7 +260,25 @@ class ProxyLog:
     requests: list[str] = field(default_factory=list)
 
 
-class RegistryProxy:
+class LocalHTTPServer:
+    """A threaded HTTP server on a free loopback port, serving while used as a context manager."""
+
+    def _listen(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class RegistryProxy(LocalHTTPServer):
     """A read-mostly HTTP proxy to a registry that paginates and can lie.
 
     - `/v2/<repo>/tags/list` is served in pages of `page_size` with `Link` headers, the way
@@ -274,18 +293,10 @@ class RegistryProxy:
         self.corrupt: set[str] = set()
         self.log = ProxyLog()
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> RegistryProxy:
-        self._thread.start()
-        return self
+        self._listen(self._handler())
 
     def __exit__(self, *exc_info: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__exit__(*exc_info)
         self.upstream.close()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -377,7 +388,7 @@ class RegistryProxy:
 Reply = tuple[int, dict[str, str], bytes]
 
 
-class ScriptedServer:
+class ScriptedServer(LocalHTTPServer):
     """A local HTTP server whose every answer comes from `answer(method, path, headers)`.
 
     For the failure modes a healthy registry won't produce on demand: 503 storms,
@@ -410,18 +421,7 @@ class ScriptedServer:
 
             do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _any
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> ScriptedServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._listen(Handler)
 
 
 # -- certificates ------------------------------------------------------------------------
