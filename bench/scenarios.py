@@ -248,6 +248,8 @@ def small_tags(bench: BenchProject) -> list[Row]:
     noop_run = _sync_measured(bench, repos)
     full, noop = full_run.seconds, noop_run.seconds
     start = bench.invoke("--list")
+    if start.returncode != 0:
+        raise RuntimeError(f"invoke --list failed:\n{start.output[-2000:]}")
     skopeo_full = bench.skopeo_sync(repos, "skopeo").seconds
     skopeo_noop = bench.skopeo_sync(repos, "skopeo").seconds
     name = "3. small tags, 50 repos × 4 tags"
