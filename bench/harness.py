@@ -23,7 +23,7 @@ import httpx
 
 from gdk_geo import health, lifecycle, nodes, services
 from gdk_geo.project import REPO_ROOT, Project
-from gdk_geo.registry_client import RegistryClient
+from gdk_geo.registry.client import RegistryClient
 
 
 def free_port() -> int:

@@ -32,7 +32,9 @@ from pathlib import Path
 
 import httpx
 
-from gdk_geo.registry_client import OCI_MANIFEST, RegistryClient, RegistryError
+from gdk_geo.registry.client import RegistryClient
+from gdk_geo.registry.errors import RegistryError
+from gdk_geo.registry.reference import OCI_MANIFEST
 
 PROBE_REPOSITORY = "gdk-geo-check/probe"
 EVENT_TIMEOUT = 5.0  # the registry delivers within milliseconds; 5 s covers one backoff

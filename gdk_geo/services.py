@@ -1,7 +1,7 @@
 """The bundled Geo services as background processes: start, stop, and tell whether they run.
 
-Each node runs one Python process (`gdk_geo.primary_service` on the primary,
-`gdk_geo.worker` on the secondary) with a pidfile and a log file in its node root, the way
+Each node runs one Python process (`gdk_geo.primary.service` on the primary,
+`gdk_geo.secondary.worker` on the secondary) with a pidfile and a log file in its node root, the way
 GDK's runit services keep a pid and a log per service. A pidfile whose process is gone, or
 belongs to some other program, is stale and is removed rather than trusted. A service that
 runs without a pidfile (Ctrl-C landed between starting it and writing the pidfile) is found
@@ -11,6 +11,7 @@ by its command line and adopted, never started a second time.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -23,7 +24,10 @@ from gdk_geo.errors import GdkGeoError
 from gdk_geo.fsutil import atomic_write
 from gdk_geo.project import NodePaths
 
-MODULES = {"primary": "gdk_geo.primary_service", "secondary": "gdk_geo.worker"}
+MODULES = {"primary": "gdk_geo.primary", "secondary": "gdk_geo.secondary"}
+# What earlier releases ran: a service started by one of them is still ours to find, stop
+# and replace after an upgrade.
+LEGACY_MODULES = {"primary": ("gdk_geo.primary_service",), "secondary": ("gdk_geo.worker",)}
 
 
 @dataclass(frozen=True)
@@ -36,11 +40,11 @@ class ServiceState:
     stale: bool
 
 
-def _cmdline(pid: int) -> str:
+def _cmdline(pid: int) -> list[str]:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
-        return ""
+        return []
 
 
 def _read_pid(pidfile: Path) -> int | None:
@@ -52,8 +56,10 @@ def _read_pid(pidfile: Path) -> int | None:
 
 def _is_ours(pid: int, paths: NodePaths) -> bool:
     """True when `pid` is this node's service (not a recycled pid of another program)."""
-    cmdline = _cmdline(pid)
-    return MODULES[paths.name] in cmdline and str(paths.gitlab_yml) in cmdline
+    argv = _cmdline(pid)
+    modules = {MODULES[paths.name], *LEGACY_MODULES[paths.name]}
+    runs_module = any(a == "-m" and b in modules for a, b in itertools.pairwise(argv))
+    return runs_module and str(paths.gitlab_yml) in argv
 
 
 def _running_instances(paths: NodePaths) -> list[int]:

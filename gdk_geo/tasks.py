@@ -248,7 +248,7 @@ def _secondary_settings(c):
 @user_errors
 def sync(c, repo=None, all_=False):
     """One blocking sync pass now; exits 1 if any repository failed."""
-    from gdk_geo.replicator import failure_reason, sync_once
+    from gdk_geo.secondary.replicator import failure_reason, sync_once
 
     settings = _secondary_settings(c)
     failed: list[str] = []
@@ -291,8 +291,8 @@ def _repository_bar(total: int | None) -> Iterator[Callable[[str], None]]:
 
 def _catalog_size(settings: node_settings.SecondaryWorkerSettings) -> int | None:
     """How many repositories `--all` will sync, so its bar has an end (None when unknown)."""
-    from gdk_geo.registry_client import RegistryError
-    from gdk_geo.replicator import registry_clients
+    from gdk_geo.registry.errors import RegistryError
+    from gdk_geo.secondary.replicator import registry_clients
 
     async def count() -> int:
         async with registry_clients(settings) as (source, _target):
@@ -308,7 +308,7 @@ def _catalog_size(settings: node_settings.SecondaryWorkerSettings) -> int | None
 @user_errors
 def verify(c, json_=False):
     """Compare every repository's tag→digest map on both registries; exit 1 on any difference."""
-    from gdk_geo.verify import verify_registries
+    from gdk_geo.secondary.verify import verify_registries
 
     diffs = asyncio.run(verify_registries(_secondary_settings(c)))
     different = [d for d in diffs if not d.clean]

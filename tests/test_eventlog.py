@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gdk_geo.errors import GdkGeoError
-from gdk_geo.eventlog import SCHEMA_VERSION, EventLog, GeoEvent, RegistryEvent
+from gdk_geo.primary.eventlog import SCHEMA_VERSION, EventLog, GeoEvent, RegistryEvent
 
 DIGEST = "sha256:" + "ab" * 32
 

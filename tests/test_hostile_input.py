@@ -29,9 +29,9 @@ from helpers import in_process_primary_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gdk_geo.event_feed import parse_page
-from gdk_geo.eventlog import EventLog, RegistryEvent
-from gdk_geo.primary_service import create_app, is_repository_name
+from gdk_geo.primary.eventlog import EventLog, RegistryEvent
+from gdk_geo.primary.service import create_app, is_repository_name
+from gdk_geo.secondary.event_feed import parse_page
 
 SECRET = "hostile-events-notification-secret"
 TOKEN = "hostile-events-node-token"

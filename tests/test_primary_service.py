@@ -21,7 +21,7 @@ from conftest import REPO_ROOT, free_port
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node_settings import PrimaryServiceSettings
-from gdk_geo.primary_service import create_app
+from gdk_geo.primary.service import create_app
 
 NOTIFY = "/api/v4/container_registry_event/events"
 EVENTS = "/api/v4/geo/events"
@@ -66,10 +66,10 @@ geo:
 
 
 def launch(config: Path, log_file: Path) -> subprocess.Popen[bytes]:
-    """`python -m gdk_geo.primary_service`, its stderr going to `log_file` as the tasks do."""
+    """`python -m gdk_geo.primary`, its stderr going to `log_file` as the tasks do."""
     with log_file.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "gdk_geo.primary_service", "--config", str(config)],
+            [sys.executable, "-m", "gdk_geo.primary", "--config", str(config)],
             cwd=REPO_ROOT,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -582,7 +582,7 @@ def test_an_empty_secret_exits_with_one_clear_line(tmp_path: Path) -> None:
     config = write_gitlab_yml(tmp_path / "primary", free_port(), "", "token")
 
     result = subprocess.run(
-        [sys.executable, "-m", "gdk_geo.primary_service", "--config", str(config)],
+        [sys.executable, "-m", "gdk_geo.primary", "--config", str(config)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -598,7 +598,7 @@ def test_an_empty_secret_exits_with_one_clear_line(tmp_path: Path) -> None:
 
 def test_a_missing_config_exits_with_one_clear_line(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "gdk_geo.primary_service", "--config", str(tmp_path / "no.yml")],
+        [sys.executable, "-m", "gdk_geo.primary", "--config", str(tmp_path / "no.yml")],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

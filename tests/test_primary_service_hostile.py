@@ -37,8 +37,8 @@ from test_primary_service import (
     unique_repository,
 )
 
-from gdk_geo.eventlog import EventLog
-from gdk_geo.primary_service import MAX_BODY_BYTES, create_app, is_repository_name, triage
+from gdk_geo.primary.eventlog import EventLog
+from gdk_geo.primary.service import MAX_BODY_BYTES, create_app, is_repository_name, triage
 
 SECRET = "hostile-test-secret"
 TOKEN = "hostile-test-token"

@@ -21,8 +21,8 @@ from gdk_geo import services
 from gdk_geo.project import NodePaths
 
 
-def _look_alike(paths: NodePaths) -> subprocess.Popen[bytes]:
-    """A process whose command line is the node's service's, doing nothing.
+def _look_alike(paths: NodePaths, module: str | None = None) -> subprocess.Popen[bytes]:
+    """A process whose command line is the node's service's (`-m module`), doing nothing.
 
     Returned once /proc shows that command line: Popen can return (vfork) before the
     kernel has set up the new program's arguments, and until then the process is not
@@ -33,7 +33,8 @@ def _look_alike(paths: NodePaths) -> subprocess.Popen[bytes]:
             sys.executable,
             "-c",
             "import time; time.sleep(120)",
-            services.MODULES[paths.name],
+            "-m",
+            module or services.MODULES[paths.name],
             "--config",
             str(paths.gitlab_yml),
         ]
@@ -104,3 +105,22 @@ def test_stop_stops_every_instance_recorded_or_not(orphan) -> None:
     finally:
         recorded.kill()
         recorded.wait()
+
+
+@pytest.mark.parametrize("node", ["primary", "secondary"])
+def test_a_service_started_by_the_previous_release_is_found_and_stopped(
+    tmp_path: Path, node: str
+) -> None:
+    """Before the services moved into packages they ran as `-m gdk_geo.primary_service` and
+    `-m gdk_geo.worker`; an environment started then is still ours after the upgrade."""
+    paths = NodePaths(node, tmp_path / node)
+    paths.gitlab_yml.parent.mkdir(parents=True)
+    (legacy,) = services.LEGACY_MODULES[node]
+    process = _look_alike(paths, legacy)
+    try:
+        assert services.state(paths).pid == process.pid
+        assert services.stop(paths) is True
+        assert process.wait(timeout=10) is not None
+    finally:
+        process.kill()
+        process.wait()

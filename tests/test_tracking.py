@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gdk_geo.tracking import Backoff, TrackingDatabaseError, TrackingDB
+from gdk_geo.secondary.tracking import Backoff, TrackingDatabaseError, TrackingDB
 
 NOW = 1_700_000_000.0
 
@@ -226,7 +226,7 @@ def test_remove(db: TrackingDB) -> None:
 _OPEN_SNIPPET = """
 import sys
 from pathlib import Path
-from gdk_geo.tracking import TrackingDatabaseError, TrackingDB
+from gdk_geo.secondary.tracking import TrackingDatabaseError, TrackingDB
 try:
     TrackingDB(Path(sys.argv[1]))
 except TrackingDatabaseError as exc:

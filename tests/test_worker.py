@@ -1,8 +1,8 @@
 """The secondary's Geo worker, run for real.
 
-The docker tests run the worker as a subprocess (`python -m gdk_geo.worker`) against two
+The docker tests run the worker as a subprocess (`python -m gdk_geo.secondary`) against two
 real registries (host networking, 127.0.0.1, plain HTTP) and the primary's real Geo service
-(`python -m gdk_geo.primary_service`), which the primary registry notifies on every push.
+(`python -m gdk_geo.primary`), which the primary registry notifies on every push.
 Nothing is mocked: an image pushed over HTTP to the primary registry reaches the secondary
 through notification → event log → event API → worker → sync, exactly as in `geo.setup`.
 
@@ -34,14 +34,14 @@ import pytest
 from conftest import REPO_ROOT, free_port
 
 from gdk_geo.errors import GdkGeoError
-from gdk_geo.event_feed import EventFeed, EventPage, FeedEvent, parse_page
 from gdk_geo.node_settings import load_secondary
-from gdk_geo.registry_client import RegistryClient
-from gdk_geo.replicator import Replicator
-from gdk_geo.status_page import render_admin_page, render_metrics
-from gdk_geo.sync import RepositorySyncResult
-from gdk_geo.tracking import TrackingDB
-from gdk_geo.worker import Worker, _first_user_error, sync_once
+from gdk_geo.registry.client import RegistryClient
+from gdk_geo.secondary.event_feed import EventFeed, EventPage, FeedEvent, parse_page
+from gdk_geo.secondary.replicator import Replicator
+from gdk_geo.secondary.status_page import render_admin_page, render_metrics
+from gdk_geo.secondary.sync import RepositorySyncResult
+from gdk_geo.secondary.tracking import TrackingDB
+from gdk_geo.secondary.worker import Worker, _first_user_error, sync_once
 
 T = TypeVar("T")
 
@@ -231,7 +231,7 @@ class Registry:
 
 @dataclass
 class PrimaryService:
-    """`python -m gdk_geo.primary_service`, the real event log and event API."""
+    """`python -m gdk_geo.primary`, the real event log and event API."""
 
     root: Path
     port: int
@@ -262,7 +262,7 @@ class PrimaryService:
         )
         with open(self.root / "service.log", "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gdk_geo.primary_service", "--config", str(config)],
+                [sys.executable, "-m", "gdk_geo.primary", "--config", str(config)],
                 cwd=REPO_ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -341,7 +341,7 @@ def geo(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @dataclass
 class WorkerProcess:
-    """One `python -m gdk_geo.worker` with its own node root and tracking database."""
+    """One `python -m gdk_geo.secondary` with its own node root and tracking database."""
 
     geo: GeoSetup
     root: Path
@@ -393,7 +393,7 @@ class WorkerProcess:
         with open(self.root / "worker.log", "ab") as log:
             self.process = subprocess.Popen(
                 [
-                    *(sys.executable, "-m", "gdk_geo.worker", "--config", str(config)),
+                    *(sys.executable, "-m", "gdk_geo.secondary", "--config", str(config)),
                     *("--retry-base", str(base), "--retry-cap", str(cap)),
                 ],
                 cwd=REPO_ROOT,
@@ -726,7 +726,7 @@ def _offline_config(root: Path, **replication: Any) -> Path:
 
 def _run_worker(config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gdk_geo.worker", "--config", str(config)],
+        [sys.executable, "-m", "gdk_geo.secondary", "--config", str(config)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -773,7 +773,7 @@ def test_disabled_replication_serves_health_and_syncs_nothing(tmp_path: Path) ->
     port = json.loads(config.read_text())["gitlab"]["port"]
     with open(tmp_path / "worker.log", "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gdk_geo.worker", "--config", str(config)],
+            [sys.executable, "-m", "gdk_geo.secondary", "--config", str(config)],
             cwd=REPO_ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,

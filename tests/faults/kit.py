@@ -35,7 +35,8 @@ from helpers import invoke, write_gdk_yml
 
 from gdk_geo import nodes, services
 from gdk_geo.project import NodePaths, Project
-from gdk_geo.registry_client import ACCEPT_MANIFESTS, OCI_MANIFEST, RegistryClient
+from gdk_geo.registry.client import RegistryClient
+from gdk_geo.registry.reference import ACCEPT_MANIFESTS, OCI_MANIFEST
 from gdk_geo.settings import Settings
 
 T = TypeVar("T")

@@ -30,7 +30,7 @@ import pytest
 
 from faults.kit import Layer, Scratch, kill, wait_for
 from gdk_geo import services
-from gdk_geo.registry_client import ACCEPT_MANIFESTS
+from gdk_geo.registry.reference import ACCEPT_MANIFESTS
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

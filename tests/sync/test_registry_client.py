@@ -13,19 +13,18 @@ import httpx
 import pytest
 from conftest import free_port
 
-from gdk_geo.registry_client import (
-    OCI_INDEX,
+from gdk_geo.registry.client import RegistryClient
+from gdk_geo.registry.copy import copy_blob, verified_chunks
+from gdk_geo.registry.errors import (
     DigestMismatch,
-    RegistryClient,
     RegistryError,
     RegistryUnavailable,
     RepositoryNotFound,
-    RetryPolicy,
     TagDeletionUnsupported,
     TLSVerificationFailed,
-    copy_blob,
-    verified_chunks,
 )
+from gdk_geo.registry.reference import OCI_INDEX
+from gdk_geo.registry.transport import RetryPolicy
 from sync.registry_kit import (
     Pusher,
     RegistryProxy,

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from gdk_geo.registry_client import DOCKER_MANIFEST_LIST, RegistryClient, RetryPolicy
-from gdk_geo.sync import BlobLocations, delete_repository, sync_repository
-from gdk_geo.verify import compare_repository
+from gdk_geo.registry.client import RegistryClient
+from gdk_geo.registry.reference import DOCKER_MANIFEST_LIST
+from gdk_geo.registry.transport import RetryPolicy
+from gdk_geo.secondary.sync import BlobLocations, delete_repository, sync_repository
+from gdk_geo.secondary.verify import compare_repository
 from sync.registry_kit import (
     Pusher,
     RegistryProxy,

@@ -1,25 +1,9 @@
-"""An async client for the Registry HTTP API v2, shaped by what Geo replication needs.
-
-Every call either returns what the registry said or raises a `RegistryError`: a listing
-that fails is an exception, never an empty list (GitLab deleted every secondary tag after a
-failed listing). Listings follow `Link` pagination, manifest requests accept every manifest
-media type (GitLab's HEAD lacked the OCI index type and skipped multi-arch tags), and
-blobs are streamed in bounded chunks with their digest and size checked as bytes pass.
-
-TLS is always verified, against the system store or a given CA file. Transient failures
-(connection errors, 408, 429, 5xx) are retried a bounded number of times with exponential
-backoff and jitter; bodies that cannot be replayed (blob uploads) are retried by restarting
-the whole copy in `copy_blob`.
-"""
+"""An async client for the Registry HTTP API v2, shaped by what Geo replication needs."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import json
-import random
-import re
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
@@ -29,80 +13,47 @@ from typing import TypeVar
 from urllib.parse import urlencode
 
 import aiohttp
-from multidict import CIMultiDictProxy, MultiDictProxy
 from yarl import URL
 
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-MANIFEST_MEDIA_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
-INDEX_MEDIA_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
-ACCEPT_MANIFESTS = ", ".join(MANIFEST_MEDIA_TYPES)
+from gdk_geo.registry.auth import RegistryAuth, repository_of
+from gdk_geo.registry.copy import DEFAULT_CHUNK_SIZE, verified_chunks
+from gdk_geo.registry.errors import (
+    BlobNotFound,
+    DigestMismatch,
+    ManifestNotFound,
+    RegistryError,
+    RegistryUnavailable,
+    TagDeletionUnsupported,
+)
+from gdk_geo.registry.reference import (
+    ACCEPT_MANIFESTS,
+    MANIFEST_MEDIA_TYPES,
+    check_digest,
+    check_reference,
+    check_repository,
+    digest_of,
+    is_digest,
+    is_tag,
+)
+from gdk_geo.registry.transport import (
+    RETRY_STATUSES,
+    R,
+    Reply,
+    RetryPolicy,
+    check_stored,
+    error_code,
+    error_from,
+    raise_unretryable,
+    read_reply,
+    retry_after_seconds,
+    unread,
+    with_query,
+)
 
 PAGE_SIZE = 1000  # Distribution answers 400 PAGINATION_NUMBER_INVALID above this
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-DEFAULT_CHUNK_SIZE = 512 * 1024
 
-_REPOSITORY = re.compile(
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-)
-_TAG = re.compile(r"[\w][\w.-]{0,127}")
-_DIGEST = re.compile(r"(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})")
 
 T = TypeVar("T")
-R = TypeVar("R", "Reply", aiohttp.ClientResponse)
-
-
-class RegistryError(Exception):
-    """The registry refused or failed a request (after retries, where retrying made sense)."""
-
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
-class RegistryUnavailable(RegistryError):
-    """No (complete) answer: connection refused, reset or timed out, on every attempt.
-
-    Also raised by a streamed upload whose source stream broke mid-body.
-    """
-
-
-class TLSVerificationFailed(RegistryError):
-    """The registry's certificate does not verify against the CA file (or the system store).
-
-    Not retried: it will not verify on the next attempt either. Verification is never
-    turned off; pass the CA that signed the registry's certificate instead.
-    """
-
-
-class RepositoryNotFound(RegistryError):
-    """404 NAME_UNKNOWN: the registry has never heard of the repository.
-
-    Distinct from a failure so a sync can tell "deleted on the primary" from "error".
-    """
-
-
-class ManifestNotFound(RegistryError):
-    """404 for a manifest reference (tag or digest) in a repository."""
-
-
-class BlobNotFound(RegistryError):
-    """404 for a blob the caller expected to exist."""
-
-
-class DigestMismatch(RegistryError):
-    """Bytes received do not hash to (or are not the size of) what was asked for."""
-
-
-class TagDeletionUnsupported(RegistryError):
-    """The registry cannot delete a tag on its own (Distribution 2.x answers 400 DIGEST_INVALID).
-
-    Deleting by digest instead removes every tag pointing at that digest, so callers must
-    decide whether that is acceptable; the client never falls back silently.
-    """
 
 
 @dataclass(frozen=True)
@@ -121,218 +72,6 @@ class Manifest:
     raw: bytes
     media_type: str
     digest: str
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded attempts with exponential backoff and jitter (so retries don't synchronise)."""
-
-    attempts: int = 4
-    base_delay: float = 0.2
-    max_delay: float = 5.0
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait after failed attempt number `attempt` (0-based)."""
-        if retry_after is not None:
-            return min(retry_after, self.max_delay)
-        ceiling = min(self.max_delay, self.base_delay * 2**attempt)
-        return random.uniform(ceiling / 2, ceiling)
-
-
-def check_repository(name: str) -> str:
-    """`name` if it is a valid repository name; names end up in URL paths, so refuse others."""
-    if not _REPOSITORY.fullmatch(name):
-        raise ValueError(f"invalid repository name: {name!r}")
-    return name
-
-
-def check_digest(digest: str) -> str:
-    """`digest` if it is a sha256/sha512 digest in canonical form."""
-    if not _DIGEST.fullmatch(digest):
-        raise ValueError(f"invalid digest: {digest!r}")
-    return digest
-
-
-def check_reference(reference: str) -> str:
-    """`reference` if it is a valid tag or digest."""
-    if not (_TAG.fullmatch(reference) or _DIGEST.fullmatch(reference)):
-        raise ValueError(f"invalid tag or digest: {reference!r}")
-    return reference
-
-
-def is_tag(reference: str) -> bool:
-    """True for a valid tag name."""
-    return _TAG.fullmatch(reference) is not None and not is_digest(reference)
-
-
-def is_digest(reference: str) -> bool:
-    """True for a digest reference, False for a tag."""
-    return _DIGEST.fullmatch(reference) is not None
-
-
-def _hasher(digest: str) -> hashlib._Hash:
-    return hashlib.new(check_digest(digest).split(":", 1)[0])
-
-
-def digest_of(data: bytes, algorithm: str = "sha256") -> str:
-    """The content digest of `data` in `algorithm:hex` form."""
-    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
-
-
-class _BlobCheck:
-    """Digest and size of a blob's bytes, checked while they pass."""
-
-    def __init__(self, digest: str, size: int | None) -> None:
-        self.digest, self.size = digest, size
-        self.received = 0
-        self._hasher = _hasher(digest)
-
-    def update(self, chunk: bytes) -> bytes:
-        self.received += len(chunk)
-        if self.size is not None and self.received > self.size:
-            raise DigestMismatch(f"blob {self.digest}: more than the expected {self.size} bytes")
-        self._hasher.update(chunk)
-        return chunk
-
-    def finish(self) -> None:
-        if self.size is not None and self.received != self.size:
-            raise DigestMismatch(
-                f"blob {self.digest}: got {self.received} bytes, expected {self.size}"
-            )
-        actual = f"{self.digest.split(':', 1)[0]}:{self._hasher.hexdigest()}"
-        if actual != self.digest:
-            raise DigestMismatch(f"blob {self.digest}: content hashes to {actual}")
-
-
-async def verified_chunks(
-    chunks: AsyncIterator[bytes], digest: str, size: int | None
-) -> AsyncIterator[bytes]:
-    """Pass `chunks` through, raising `DigestMismatch` as soon as they can't be `digest`.
-
-    A size overrun is caught on the chunk that overruns; a wrong hash or a short body on
-    the last one, before the consumer sees the end of the stream, so an upload fed by this
-    iterator never completes with wrong bytes.
-    """
-    check = _BlobCheck(digest, size)
-    async for chunk in chunks:
-        yield check.update(chunk)
-    check.finish()
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A registry's whole answer to a request whose body is small (everything but blobs)."""
-
-    status: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
-    url: URL
-    links: MultiDictProxy[MultiDictProxy[str | URL]]
-
-    def json(self) -> object:
-        return json.loads(self.body)
-
-
-def _error_from(reply: Reply, what: str) -> RegistryError:
-    """A `RegistryError` (or the specific subclass) for a failed answer about `what`."""
-    code, message = _error_code_and_message(reply)
-    text = (
-        f"{what}: HTTP {reply.status}"
-        + (f" {code}" if code else "")
-        + (f": {message}" if message else "")
-    )
-    if reply.status == 404 and code == "NAME_UNKNOWN":
-        return RepositoryNotFound(text, status=reply.status, code=code)
-    return RegistryError(text, status=reply.status, code=code)
-
-
-def _error_code_and_message(reply: Reply) -> tuple[str | None, str]:
-    """The first entry of the registry's `{"errors": [...]}` body, if it sent one."""
-    try:
-        errors = reply.json().get("errors") or []  # type: ignore[union-attr]
-        first = errors[0] if errors else {}
-        return first.get("code"), first.get("message", "")
-    except (ValueError, AttributeError, IndexError, TypeError):
-        return None, ""
-
-
-def _error_code(reply: Reply) -> str | None:
-    return _error_code_and_message(reply)[0]
-
-
-class RegistryAuth:
-    """Answers `WWW-Authenticate` challenges: Basic with the credentials, Bearer with a token.
-
-    Tokens are cached per repository (the scope a registry asks for is per repository), and
-    fetched again when a cached one is refused (expired). Our local registries need no auth;
-    GitLab's use Bearer tokens from `/jwt/auth`, which this covers.
-    """
-
-    def __init__(self, username: str | None = None, password: str | None = None) -> None:
-        self._basic = _basic_header(username, password or "") if username else None
-        self._tokens: dict[str, str] = {}
-        self._use_basic = False
-
-    def header(self, repository: str) -> dict[str, str]:
-        """The `Authorization` header to send for `repository`, if we have one."""
-        if repository in self._tokens:
-            return {"Authorization": f"Bearer {self._tokens[repository]}"}
-        if self._use_basic and self._basic is not None:
-            return {"Authorization": self._basic}
-        return {}
-
-    async def answer(self, challenge: str, repository: str, fetch: TokenFetch) -> bool:
-        """Learn how to answer `challenge`; True when the request is worth sending again.
-
-        `fetch` GETs a token endpoint (an absolute URL, with the Basic credentials if any).
-        """
-        scheme, params = _parse_challenge(challenge)
-        if scheme == "basic" and self._basic is not None:
-            self._use_basic = True
-            return True
-        if scheme == "bearer" and "realm" in params:
-            query = {k: v for k, v in params.items() if k in ("service", "scope")}
-            url = _with_query(URL(params["realm"]), **query)
-            headers = {"Authorization": self._basic} if self._basic is not None else {}
-            token = _token_from(await fetch(url, headers))
-            if token is None:
-                return False
-            self._tokens[repository] = token
-            return True
-        return False
-
-
-TokenFetch = Callable[[URL, dict[str, str]], Awaitable[Reply]]
-
-
-def _token_from(reply: Reply) -> str | None:
-    """The token of a token endpoint's answer (`token`, or OAuth2's `access_token`)."""
-    if reply.status != 200:
-        return None
-    try:
-        body = reply.json()
-    except ValueError:
-        return None
-    token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
-    return token if isinstance(token, str) and token else None
-
-
-def _basic_header(username: str, password: str) -> str:
-    credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
-    return f"Basic {credentials}"
-
-
-def _repository_of(path: str) -> str:
-    """The repository part of a `/v2/<name>/...` path ("" for `/v2/` and the catalog)."""
-    match = re.match(r"/v2/(.+?)/(?:tags|manifests|blobs)/", path)
-    return match.group(1) if match else ""
-
-
-def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
-    """`Bearer realm="…",service="…"` → ("bearer", {"realm": …, "service": …})."""
-    scheme, _, rest = header.strip().partition(" ")
-    params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
-    return scheme.lower(), params
 
 
 Body = bytes | AsyncIterator[bytes] | None
@@ -421,11 +160,11 @@ class RegistryClient:
         retry: bool = True,
     ) -> Reply:
         """A request whose answer is small: read whole, the connection handed back."""
-        return await self._attempts(method, url, _read, what, data, headers, retry)
+        return await self._attempts(method, url, read_reply, what, data, headers, retry)
 
     async def _open(self, method: str, url: URL, *, what: str) -> aiohttp.ClientResponse:
         """A request whose answer is streamed: the caller reads it, then releases it."""
-        return await self._attempts(method, url, _unread, what, None, None, True)
+        return await self._attempts(method, url, unread, what, None, None, True)
 
     async def _attempts(
         self,
@@ -448,7 +187,7 @@ class RegistryClient:
             try:
                 answer = await finish(await self._exchange(method, url, data, headers or {}))
             except (aiohttp.ClientError, OSError) as exc:
-                _raise_verification_or_body_error(exc, what, self.base_url)
+                raise_unretryable(exc, what, self.base_url)
                 if attempt + 1 >= attempts:
                     raise RegistryUnavailable(
                         f"{what}: the exchange with {self.base_url} failed "
@@ -457,7 +196,7 @@ class RegistryClient:
                 await asyncio.sleep(self.retry.delay(attempt))
                 continue
             if answer.status in RETRY_STATUSES and attempt + 1 < attempts:
-                retry_after = _retry_after(answer.headers)
+                retry_after = retry_after_seconds(answer.headers)
                 if isinstance(answer, aiohttp.ClientResponse):
                     answer.release()
                 await asyncio.sleep(self.retry.delay(attempt, retry_after))
@@ -469,7 +208,7 @@ class RegistryClient:
         self, method: str, url: URL, data: Body, headers: dict[str, str]
     ) -> aiohttp.ClientResponse:
         """One request, answering an auth challenge once if the registry sends one."""
-        repository = _repository_of(url.path)
+        repository = repository_of(url.path)
         http = self._http()
 
         async def send() -> aiohttp.ClientResponse:
@@ -492,7 +231,7 @@ class RegistryClient:
         return await send()
 
     async def _fetch_token(self, url: URL, headers: dict[str, str]) -> Reply:
-        return await _read(await self._http().get(url, headers=headers))
+        return await read_reply(await self._http().get(url, headers=headers))
 
     async def _paginate(self, path: str, key: str, *, what: str) -> list[str]:
         """Every item of a paginated listing, following `Link: <…>; rel="next"`."""
@@ -502,7 +241,7 @@ class RegistryClient:
         while True:
             reply = await self._send("GET", url, what=what)
             if reply.status != 200:
-                raise _error_from(reply, what)
+                raise error_from(reply, what)
             try:
                 page = reply.json().get(key) or []  # type: ignore[union-attr]  # null when empty
             except (ValueError, AttributeError) as exc:
@@ -522,7 +261,7 @@ class RegistryClient:
         """Check that the registry speaks API v2 (`GET /v2/`); raise `RegistryError` if not."""
         reply = await self._send("GET", self._url("/v2/"), what="ping")
         if reply.status != 200:
-            raise _error_from(reply, "ping")
+            raise error_from(reply, "ping")
 
     async def catalog(self) -> list[str]:
         """Every repository name the registry lists (all pages)."""
@@ -556,7 +295,7 @@ class RegistryClient:
         if reply.status == 404:
             return None
         if reply.status != 200:
-            raise _error_from(reply, what)
+            raise error_from(reply, what)
         digest = reply.headers.get("Docker-Content-Digest")
         if not digest:  # some registries only send it on GET
             manifest = await self.get_manifest(repo, reference)
@@ -587,11 +326,11 @@ class RegistryClient:
         reply = await self._send(
             "GET", self._manifest_url(repo, reference), what=what, headers=_ACCEPT
         )
-        code = _error_code(reply) if reply.status == 404 else None
+        code = error_code(reply) if reply.status == 404 else None
         if reply.status == 404 and code != "NAME_UNKNOWN":
             raise ManifestNotFound(f"{what}: not found", status=404, code=code)
         if reply.status != 200:
-            raise _error_from(reply, what)
+            raise error_from(reply, what)
         raw = reply.body
         claimed = reply.headers.get("Docker-Content-Digest")
         expected = reference if is_digest(reference) else claimed
@@ -618,7 +357,7 @@ class RegistryClient:
             headers={"Content-Type": media_type},
         )
         if reply.status not in (200, 201):
-            raise _error_from(reply, what)
+            raise error_from(reply, what)
         expected = digest_of(raw)
         stored = reply.headers.get("Docker-Content-Digest", expected)
         if stored != expected:
@@ -636,7 +375,7 @@ class RegistryClient:
         if reply.status == 404:
             return False
         if reply.status not in (200, 202):
-            raise _error_from(reply, what)
+            raise error_from(reply, what)
         return True
 
     async def delete_tag(self, repo: str, tag: str) -> bool:
@@ -653,7 +392,7 @@ class RegistryClient:
             raise ValueError(f"invalid tag: {tag!r}")
         url = self._url(f"/v2/{check_repository(repo)}/manifests/{tag}")
         reply = await self._send("DELETE", url, what=what)
-        code = _error_code(reply)
+        code = error_code(reply)
         if reply.status in (200, 202):
             self.supports_tag_deletion = True
             return True
@@ -667,7 +406,7 @@ class RegistryClient:
                 status=reply.status,
                 code=code,
             )
-        raise _error_from(reply, what)
+        raise error_from(reply, what)
 
     # -- blobs -----------------------------------------------------------------------------
 
@@ -682,7 +421,7 @@ class RegistryClient:
             return True
         if reply.status == 404:
             return False
-        raise _error_from(reply, what)
+        raise error_from(reply, what)
 
     async def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:
         """Link a blob `from_repo` already holds into `repo` without copying bytes.
@@ -699,7 +438,7 @@ class RegistryClient:
         if reply.status == 202:
             await self._cancel_upload(reply)
             return False
-        raise _error_from(reply, what)
+        raise error_from(reply, what)
 
     def _upload_location(self, reply: Reply) -> URL | None:
         location = reply.headers.get("Location")
@@ -725,10 +464,10 @@ class RegistryClient:
         response = await self._open("GET", self._blob_url(repo, digest), what=what)
         try:
             if response.status != 200:
-                reply = await _read(response)
-                if reply.status == 404 and _error_code(reply) != "NAME_UNKNOWN":
+                reply = await read_reply(response)
+                if reply.status == 404 and error_code(reply) != "NAME_UNKNOWN":
                     raise BlobNotFound(f"{what}: not found", status=404)
-                raise _error_from(reply, what)
+                raise error_from(reply, what)
             chunks = response.content.iter_chunked(self.chunk_size)
             yield verified_chunks(chunks, digest, size)
         finally:
@@ -747,14 +486,14 @@ class RegistryClient:
         start = await self._send("POST", uploads, what=what)
         location = self._upload_location(start)
         if start.status != 202 or location is None:
-            raise _error_from(start, what)
+            raise error_from(start, what)
         headers = {"Content-Type": "application/octet-stream"}
         if size is not None:
             headers["Content-Length"] = str(size)  # else aiohttp sends it chunked
         try:
             reply = await self._send(
                 "PUT",
-                _with_query(location, digest=digest),
+                with_query(location, digest=digest),
                 what=what,
                 retry=False,
                 data=chunks,
@@ -763,66 +502,7 @@ class RegistryClient:
         except BaseException:
             await self._cancel_upload(start)
             raise
-        _check_stored(reply, digest, what)
-
-
-async def copy_blob(
-    source: RegistryClient,
-    source_repo: str,
-    target: RegistryClient,
-    target_repo: str,
-    digest: str,
-    size: int | None = None,
-) -> int:
-    """Stream one blob from `source` to `target`, never holding it whole; return its size.
-
-    The bytes are verified on the way (and again by the target on `?digest=`). Transient
-    failures restart the copy from the beginning, a bounded number of times; a digest
-    mismatch is not transient and is raised at once.
-    """
-    policy = target.retry
-    for attempt in range(policy.attempts):
-        try:
-            async with source.open_blob(source_repo, digest, size) as chunks:
-                counted = _Counted(chunks)
-                await target.upload_blob(target_repo, digest, counted, size)
-            return counted.received
-        except DigestMismatch:
-            raise
-        except RegistryError as exc:
-            transient = isinstance(exc, RegistryUnavailable) or exc.status in RETRY_STATUSES
-            if not transient or attempt + 1 >= policy.attempts:
-                raise
-        except (aiohttp.ClientError, OSError) as exc:  # the source stream broke mid-body
-            if attempt + 1 >= policy.attempts:
-                raise RegistryUnavailable(f"copy {digest}: {exc}") from exc
-        await asyncio.sleep(policy.delay(attempt))
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-class _Counted:
-    """An async iterator of chunks that counts the bytes passing through it."""
-
-    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
-        self._chunks = chunks
-        self.received = 0
-
-    def __aiter__(self) -> _Counted:
-        return self
-
-    async def __anext__(self) -> bytes:
-        chunk = await self._chunks.__anext__()
-        self.received += len(chunk)
-        return chunk
-
-
-def _check_stored(reply: Reply, digest: str, what: str) -> None:
-    """The end of an upload: 201, and the registry stored the digest we asked for."""
-    if reply.status != 201:
-        raise _error_from(reply, what)
-    stored = reply.headers.get("Docker-Content-Digest", digest)
-    if stored != digest:
-        raise DigestMismatch(f"{what}: registry stored {stored}")
+        check_stored(reply, digest, what)
 
 
 async def gather_all(awaitables: Iterable[Awaitable[T]]) -> list[T]:
@@ -841,31 +521,6 @@ async def gather_all(awaitables: Iterable[Awaitable[T]]) -> list[T]:
         raise
 
 
-async def _unread(response: aiohttp.ClientResponse) -> aiohttp.ClientResponse:
-    return response
-
-
-async def _read(response: aiohttp.ClientResponse) -> Reply:
-    """The whole answer, with the connection handed back to the pool."""
-    try:
-        body = await response.read()
-        return Reply(response.status, response.headers, body, response.url, response.links)
-    finally:
-        response.release()
-
-
-def _with_query(url: URL, **params: str) -> URL:
-    """`url` with `params` appended to its query, leaving the existing (opaque) part as sent.
-
-    An upload's Location carries the registry's own `_state` token; re-encoding it is not
-    ours to do.
-    """
-    if not params:
-        return url
-    separator = "&" if url.raw_query_string else "?"
-    return URL(f"{url}{separator}{urlencode(params)}", encoded=True)
-
-
 def _media_type(reply: Reply, raw: bytes) -> str:
     """The manifest's media type: Content-Type, or the `mediaType` field when that is generic."""
     content_type = reply.headers.get("Content-Type", "").split(";")[0].strip()
@@ -876,26 +531,6 @@ def _media_type(reply: Reply, raw: bytes) -> str:
     except (ValueError, AttributeError):
         field = None
     return field or content_type
-
-
-def _raise_verification_or_body_error(exc: BaseException, what: str, base_url: str) -> None:
-    """Raise at once what retrying can't fix: an unverifiable certificate, or our own body's
-    verdict (a `RegistryError` such as `DigestMismatch` raised while aiohttp sent it)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            raise TLSVerificationFailed(
-                f"{what}: the TLS certificate of {base_url} could not be verified "
-                f"({seen}); pass the CA that signed it as ca_file"
-            ) from exc
-        if isinstance(seen, RegistryError):
-            raise seen
-        seen = seen.__cause__ or seen.__context__
-
-
-def _retry_after(headers: CIMultiDictProxy[str]) -> float | None:
-    value = headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
 
 
 _ACCEPT = {"Accept": ACCEPT_MANIFESTS}

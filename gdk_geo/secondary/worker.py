@@ -1,11 +1,11 @@
 """The secondary's Geo worker: GitLab's `Geo::ContainerRepositoryServiceWorker`, done better.
 
-Four loops share one tracking database (`gdk_geo.tracking`) and one asyncio event loop:
+Four loops share one tracking database (`gdk_geo.secondary.tracking`) and one asyncio event loop:
 
 * the event follower long-polls the primary's event API, marks each event's repository
   pending and advances the cursor in the same transaction, then wakes the scheduler, so a
   push is replicated within milliseconds of the primary hearing of it;
-* the scheduler syncs due repositories (`gdk_geo.sync`), at most
+* the scheduler syncs due repositories (`gdk_geo.secondary.sync`), at most
   `max_concurrent_repositories` at once, and records success or failure with backoff;
 * the backfill lists the primary's catalog every `backfill_interval` (and at start) and
   queues what was never synced, is due for a retry, or was not checked for an interval:
@@ -14,10 +14,10 @@ Four loops share one tracking database (`gdk_geo.tracking`) and one asyncio even
   every `verification_interval`; a mismatch goes back to sync.
 
 Events make replication fast; backfill and verification make it complete. The HTTP side
-(`gdk_geo.status_page`) runs in the same loop; one sync and its bookkeeping live in
-`gdk_geo.replicator`, the event API client in `gdk_geo.event_feed`. Run it as
+(`gdk_geo.secondary.status_page`) runs in the same loop; one sync and its bookkeeping live in
+`gdk_geo.secondary.replicator`, the event API client in `gdk_geo.secondary.event_feed`. Run it as
 
-    python -m gdk_geo.worker --config <secondary root>/config/gitlab.yml
+    python -m gdk_geo.secondary --config <secondary root>/config/gitlab.yml
 """
 
 from __future__ import annotations
@@ -38,13 +38,19 @@ from typing import Any
 import uvicorn
 
 from gdk_geo.errors import GdkGeoError
-from gdk_geo.event_feed import EventFeed, EventFeedError, EventPage, FeedEvent
 from gdk_geo.node_settings import SecondaryWorkerSettings, load_secondary
-from gdk_geo.registry_client import RegistryError
-from gdk_geo.replicator import Replicator, Totals, ca_file_for, registry_clients, sync_once
-from gdk_geo.status_page import create_app
-from gdk_geo.tracking import Backoff, TrackedRepository, TrackingDB
-from gdk_geo.verify import compare_repository
+from gdk_geo.registry.errors import RegistryError
+from gdk_geo.secondary.event_feed import EventFeed, EventFeedError, EventPage, FeedEvent
+from gdk_geo.secondary.replicator import (
+    Replicator,
+    Totals,
+    ca_file_for,
+    registry_clients,
+    sync_once,
+)
+from gdk_geo.secondary.status_page import create_app
+from gdk_geo.secondary.tracking import Backoff, TrackedRepository, TrackingDB
+from gdk_geo.secondary.verify import compare_repository
 
 __all__ = ["Worker", "main", "serve", "status_snapshot", "sync_once"]
 
@@ -261,7 +267,7 @@ class Worker:
     # -- status ----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """The snapshot every HTTP endpoint renders (see `gdk_geo.status_page`)."""
+        """The snapshot every HTTP endpoint renders (see `gdk_geo.secondary.status_page`)."""
         return status_snapshot(self.settings, self.db, self.replicator.totals, self.activity)
 
 
@@ -400,7 +406,7 @@ def _first_user_error(error: BaseException) -> GdkGeoError | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until SIGTERM; a problem the user can fix is one line on stderr and exit 1."""
-    parser = argparse.ArgumentParser(prog="python -m gdk_geo.worker")
+    parser = argparse.ArgumentParser(prog="python -m gdk_geo.secondary")
     parser.add_argument("--config", type=Path, required=True, help="the secondary's gitlab.yml")
     parser.add_argument(
         "--retry-base", type=float, default=1.0, help="first retry delay after a failed sync (s)"
@@ -423,7 +429,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gdk-geo worker: {user_error.one_line()}", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

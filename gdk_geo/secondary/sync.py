@@ -26,20 +26,10 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from gdk_geo.registry_client import (
-    INDEX_MEDIA_TYPES,
-    MANIFEST_MEDIA_TYPES,
-    Manifest,
-    ManifestRef,
-    RegistryClient,
-    RegistryError,
-    RepositoryNotFound,
-    TagDeletionUnsupported,
-    check_digest,
-    copy_blob,
-    gather_all,
-    is_tag,
-)
+from gdk_geo.registry.client import Manifest, ManifestRef, RegistryClient, gather_all
+from gdk_geo.registry.copy import copy_blob
+from gdk_geo.registry.errors import RegistryError, RepositoryNotFound, TagDeletionUnsupported
+from gdk_geo.registry.reference import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, check_digest, is_tag
 
 T = TypeVar("T")
 A = TypeVar("A")

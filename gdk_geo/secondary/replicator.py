@@ -1,7 +1,7 @@
 """One repository sync, recorded: what the worker's scheduler and `invoke geo.sync` share.
 
 `Replicator.run` takes a repository the tracking database already marked started, runs
-`gdk_geo.sync.sync_repository` on it and records the outcome (synced, or failed with its
+`gdk_geo.secondary.sync.sync_repository` on it and records the outcome (synced, or failed with its
 reason and backoff). `sync_once` is the blocking pass behind `invoke geo.sync`, recorded
 the same way, so the status page tells the truth whichever of the two did the work.
 """
@@ -19,9 +19,11 @@ from pathlib import Path
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node_settings import SecondaryWorkerSettings
-from gdk_geo.registry_client import RegistryClient, RegistryError, check_repository
-from gdk_geo.sync import BlobLocations, RepositorySyncResult, sync_repository
-from gdk_geo.tracking import TrackingDB
+from gdk_geo.registry.client import RegistryClient
+from gdk_geo.registry.errors import RegistryError
+from gdk_geo.registry.reference import check_repository
+from gdk_geo.secondary.sync import BlobLocations, RepositorySyncResult, sync_repository
+from gdk_geo.secondary.tracking import TrackingDB
 
 logger = logging.getLogger("gdk_geo.worker")
 

@@ -1,7 +1,7 @@
 """The secondary worker's HTTP face: health, metrics, replication status, and an admin page.
 
 Everything here reads one status snapshot (a plain dict built by the worker, see
-`gdk_geo.worker.Worker.status`), so the JSON the `geo.status` task reads, the Prometheus
+`gdk_geo.secondary.worker.Worker.status`), so the JSON the `geo.status` task reads, the Prometheus
 numbers and the HTML page can never disagree. The page is GitLab's Admin > Geo > Nodes in
 miniature: no external assets, values escaped by jinja2's autoescape, and a two-second
 `<meta refresh>` so it follows a push without any JavaScript.

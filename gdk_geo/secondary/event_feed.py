@@ -1,6 +1,6 @@
 """The secondary's side of the primary's Geo event API: long-poll, validate, hand over a page.
 
-The contract (served by `gdk_geo.primary_service`):
+The contract (served by `gdk_geo.primary.service`):
 
     GET {primary_geo_url}/api/v4/geo/events?after=<id>&limit=<n>&wait=<seconds>
     Authorization: Bearer <node token>
@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from gdk_geo.registry_client import check_repository
+from gdk_geo.registry.reference import check_repository
 
 logger = logging.getLogger("gdk_geo.worker")
 

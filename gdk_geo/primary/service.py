@@ -15,7 +15,7 @@ for a pool to drain. Staying on the loop also means there is never an `await` be
 "the log has nothing after N" and "wait for news", so a long-poll cannot miss a wake-up,
 and the single connection needs no lock.
 
-Run it as `python -m gdk_geo.primary_service --config <node_root>/config/gitlab.yml`.
+Run it as `python -m gdk_geo.primary --config <node_root>/config/gitlab.yml`.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from gdk_geo.errors import GdkGeoError
-from gdk_geo.eventlog import EventLog, GeoEvent, RegistryEvent
 from gdk_geo.node_settings import PrimaryServiceSettings, load_primary
+from gdk_geo.primary.eventlog import EventLog, GeoEvent, RegistryEvent
 
 # Named, not __name__: run with -m, this module is `__main__`.
 logger = logging.getLogger("gdk_geo.primary_service")
@@ -582,7 +582,7 @@ class _Server(uvicorn.Server):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until SIGTERM or SIGINT; a setup problem is one line on stderr and exit 1."""
-    parser = argparse.ArgumentParser(prog="python -m gdk_geo.primary_service")
+    parser = argparse.ArgumentParser(prog="python -m gdk_geo.primary")
     parser.add_argument("--config", type=Path, required=True, help="the node's gitlab.yml")
     args = parser.parse_args(argv)
     try:
@@ -603,7 +603,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _Server(config, on_exit=app.state.service.request_stop).run()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,7 @@
+"""`python -m gdk_geo.primary`: run the primary's Geo service."""
+
+import sys
+
+from gdk_geo.primary.service import main
+
+sys.exit(main())
