@@ -118,7 +118,7 @@ class BenchProject:
         return self.project.node(self.cfg, node)
 
     def registry_url(self, node: str) -> str:
-        return lifecycle.registry_url(self.cfg, node)
+        return self.cfg.node(node).registry_url
 
     def registry_port(self, node: str) -> int:
         return int(self.registry_url(node).rsplit(":", 1)[1])
@@ -137,9 +137,7 @@ class BenchProject:
 
     def start_service(self, node: str) -> None:
         services.start(self.paths(node))
-        probe = health.wait_until(
-            lambda: health.probe_service(lifecycle.service_url(self.cfg, node)), 30
-        )
+        probe = health.wait_until(lambda: health.probe_service(self.cfg.node(node).service_url), 30)
         if not probe.ok:
             log = services.tail(self.paths(node).service_log, 20)
             raise RuntimeError(f"the {node} Geo service did not come up: {probe.detail}\n{log}")
@@ -165,7 +163,7 @@ class BenchProject:
         return self.registry_cpu_seconds("primary") + self.registry_cpu_seconds("secondary")
 
     def worker_status(self) -> dict | None:
-        url = f"{lifecycle.service_url(self.cfg, 'secondary')}/api/v4/geo/replication/status"
+        url = f"{self.cfg.node('secondary').service_url}/api/v4/geo/replication/status"
         try:
             return httpx.get(url, timeout=5).json()
         except httpx.HTTPError:

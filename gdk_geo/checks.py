@@ -150,7 +150,7 @@ def _image(ctx: Context) -> Outcome:
 
 
 def _ports(ctx: Context) -> Outcome:
-    listeners = lifecycle.listeners(ctx.cfg)
+    listeners = ctx.cfg.listeners
     ours = lifecycle.our_ports(ctx.project, ctx.cfg, ctx.client)
     ports.check_ports(listeners, ours=ours, host=ctx.cfg.listen_address)
     return passed(", ".join(str(port) for port in listeners.values()))
@@ -257,7 +257,7 @@ def _secret(ctx: Context) -> Outcome:
 
 def _delivery(ctx: Context) -> Outcome:
     primary = ctx.primary
-    service_url = _http_url(primary.listen_address, primary.port)
+    service_url = ctx.cfg.node("primary").service_url
     probe = health.probe_service(service_url)
     if not probe.ok:
         return failed(f"the primary Geo service does not answer at {service_url} ({probe.detail})")
@@ -280,14 +280,14 @@ def _delivery(ctx: Context) -> Outcome:
 def _replica(ctx: Context) -> Endpoint | None:
     """The secondary registry, when a worker runs that would replicate the probe."""
     secondary = ctx.secondary
-    if not health.probe_service(_http_url(secondary.listen_address, secondary.port)).ok:
+    if not health.probe_service(ctx.cfg.node("secondary").service_url).ok:
         return None
     return Endpoint(secondary.registry_api_url, secondary.ca_file)
 
 
 def _event_api(ctx: Context) -> Outcome:
-    primary, secondary = ctx.primary, ctx.secondary
-    own_url = _http_url(primary.listen_address, primary.port)
+    secondary = ctx.secondary
+    own_url = ctx.cfg.node("primary").service_url
     if not health.probe_service(own_url).ok:
         return skipped(f"the primary Geo service does not answer at {own_url}")
     url = secondary.primary_geo_url.rstrip("/") + "/api/v4/geo/events"
@@ -310,8 +310,7 @@ def _event_api(ctx: Context) -> Outcome:
 
 
 def _worker(ctx: Context) -> Outcome:
-    secondary = ctx.secondary
-    url = _http_url(secondary.listen_address, secondary.port)
+    url = ctx.cfg.node("secondary").service_url
     probe = health.probe_service(url)
     if not probe.ok:
         state = services.state(ctx.node("secondary"))
@@ -321,8 +320,7 @@ def _worker(ctx: Context) -> Outcome:
 
 
 def _lag(ctx: Context) -> Outcome:
-    secondary = ctx.secondary
-    url = _http_url(secondary.listen_address, secondary.port) + "/api/v4/geo/replication/status"
+    url = ctx.cfg.node("secondary").service_url + "/api/v4/geo/replication/status"
     try:
         response = httpx.get(url, timeout=5.0, trust_env=False)
         response.raise_for_status()
@@ -587,11 +585,6 @@ def _notification_header(registry_config: dict[str, Any]) -> str | None:
         if isinstance(values, list) and values:
             return str(values[0])
     return None
-
-
-def _http_url(address: str, port: int) -> str:
-    host = f"[{address}]" if ":" in address else address
-    return f"http://{host}:{port}"
 
 
 def _verify(url: str, ca_file: Path) -> Any:

@@ -211,23 +211,9 @@ def load(path: Path) -> schema.Settings:
     return validate(path, parse_document(path, text))
 
 
-# Derived values: settings whose default depends on other settings.
-
-
-def primary_api_url(cfg: schema.Settings) -> str:
-    """The primary registry's API URL the secondary syncs from."""
-    configured = cfg.geo.secondary.registry_replication.primary_api_url
-    return configured.rstrip("/") or f"https://{cfg.hostname}:{cfg.geo.primary.registry.port}"
-
-
 def value_of(cfg: schema.Settings, key: str) -> Any:
     """The effective value of a dotted key (derived values filled in)."""
-    if key == "geo.secondary.registry_replication.primary_api_url":
-        return primary_api_url(cfg)
-    node: Any = cfg
-    for part in key.split("."):
-        node = getattr(node, part)
-    return node
+    return schema.DECLARED[key].value_in(cfg)
 
 
 # Single-key reads and edits for `invoke geo.config.get/set`.

@@ -48,16 +48,6 @@ def ensure_gdk_yml(project: Project) -> bool:
     return True
 
 
-def listeners(cfg: Settings) -> dict[str, int]:
-    """Every port both nodes listen on, by gdk.yml key."""
-    return {
-        "geo.primary.port": cfg.geo.primary.port,
-        "geo.primary.registry.port": cfg.geo.primary.registry.port,
-        "geo.secondary.port": cfg.geo.secondary.port,
-        "geo.secondary.registry.port": cfg.geo.secondary.registry.port,
-    }
-
-
 def _rendered_ports(paths: NodePaths) -> tuple[int | None, int | None]:
     """(service port, registry port) from the node's last rendered gitlab.yml."""
     try:
@@ -95,7 +85,7 @@ def reconfigure(
     cfg = project.load()
     held = our_ports(project, cfg, _docker_or_none()) if check_in_use else set()
     ports.check_ports(
-        listeners(cfg), ours=held if check_in_use else (lambda _port: True), host=cfg.listen_address
+        cfg.listeners, ours=held if check_in_use else (lambda _port: True), host=cfg.listen_address
     )
     secrets = ensure_secrets(project.secrets_dir(cfg), cfg.registry.notification_secret)
     primary, secondary = project.nodes(cfg)
@@ -129,16 +119,6 @@ def _write_trust_dir(trust_dir: Path, ca_certificate: Path) -> None:
 # Bringing nodes up.
 
 
-def registry_url(cfg: Settings, node: str) -> str:
-    port = cfg.geo.primary.registry.port if node == "primary" else cfg.geo.secondary.registry.port
-    return f"https://{cfg.hostname}:{port}"
-
-
-def service_url(cfg: Settings, node: str) -> str:
-    port = cfg.geo.primary.port if node == "primary" else cfg.geo.secondary.port
-    return f"http://{cfg.hostname}:{port}"
-
-
 def _unhealthy(
     client: docker.DockerClient, cfg: Settings, paths: NodePaths, what: str, probe: health.Probe
 ) -> GdkGeoError:
@@ -161,7 +141,7 @@ def wait_healthy_registry(
 ) -> None:
     """Wait until the node's registry answers `GET /v2/` over TLS verified with its cert."""
     paths = project.node(cfg, node)
-    url = registry_url(cfg, node)
+    url = cfg.node(node).registry_url
     probe = health.wait_until(lambda: health.probe_registry(url, paths.certificate), HEALTH_TIMEOUT)
     if not probe.ok:
         raise _unhealthy(client, cfg, paths, "registry", probe)
@@ -171,7 +151,7 @@ def wait_healthy_service(
     client: docker.DockerClient, project: Project, cfg: Settings, node: str
 ) -> None:
     """Wait until the node's Geo service answers its health endpoint."""
-    url = service_url(cfg, node)
+    url = cfg.node(node).service_url
     probe = health.wait_until(lambda: health.probe_service(url), HEALTH_TIMEOUT)
     if not probe.ok:
         raise _unhealthy(client, cfg, project.node(cfg, node), "Geo service", probe)

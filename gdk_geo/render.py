@@ -24,24 +24,13 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from gdk_geo import config
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.fsutil import atomic_write
 from gdk_geo.project import TEMPLATES, NodePaths, Project
 from gdk_geo.secret_store import ProjectSecrets, masked
-from gdk_geo.settings import Settings, duration_seconds
+from gdk_geo.settings import Node, Settings, duration_seconds
 
 STATE_FILE = "rendered.json"
-
-
-@dataclass(frozen=True)
-class NodeContext:
-    """What a template needs to know about the node it renders for."""
-
-    name: str
-    is_primary: bool
-    port: int
-    registry_port: int
 
 
 @dataclass(frozen=True)
@@ -78,23 +67,15 @@ def environment() -> Environment:
     return env
 
 
-def node_contexts(cfg: Settings) -> dict[str, NodeContext]:
-    geo = cfg.geo
-    return {
-        "primary": NodeContext("primary", True, geo.primary.port, geo.primary.registry.port),
-        "secondary": NodeContext(
-            "secondary", False, geo.secondary.port, geo.secondary.registry.port
-        ),
-    }
-
-
-def template_context(cfg: Settings, secrets: ProjectSecrets, node: NodeContext) -> dict:
+def template_context(cfg: Settings, secrets: ProjectSecrets, node: Node) -> dict:
+    """What the templates see: the node they render for, the primary (the secondary points
+    at it) and the settings; every URL comes from the derived values in `settings`."""
     replication = cfg.geo.secondary.registry_replication
     return {
         "node": node,
+        "primary": cfg.node("primary"),
         "hostname": cfg.hostname,
         "listen_address": cfg.listen_address,
-        "primary_port": cfg.geo.primary.port,
         "notification_secret": secrets.notification_secret.value,
         "node_token": secrets.node_token.value,
         "registry_http_secret": secrets.registry_http_secret.value,
@@ -102,7 +83,7 @@ def template_context(cfg: Settings, secrets: ProjectSecrets, node: NodeContext) 
         "notifications": cfg.registry.notifications,
         "replication": {
             "enabled": replication.enabled,
-            "primary_api_url": config.primary_api_url(cfg),
+            "primary_api_url": cfg.primary_api_url,
             "backfill_interval": duration_seconds(replication.backfill_interval),
             "verification_interval": duration_seconds(replication.verification_interval),
             "max_concurrent_repositories": replication.max_concurrent_repositories,
@@ -115,7 +96,8 @@ def render_files(project: Project, cfg: Settings, secrets: ProjectSecrets) -> li
     """Every rendered file of both nodes, in memory; each is checked to be valid YAML."""
     env = environment()
     files: list[RenderedFile] = []
-    for name, node in node_contexts(cfg).items():
+    for node in cfg.nodes:
+        name = node.name
         paths = project.node(cfg, name)
         context = template_context(cfg, secrets, node)
         for template, target in (

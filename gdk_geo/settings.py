@@ -3,6 +3,11 @@
 The nested dataclasses below are the whole schema. Validation (`config.py`), the committed
 `gdk.example.yml` and the settings table in the README are all derived from them, the way
 GDK derives `gdk.example.yml` from `lib/gdk/config.rb`. To add a setting, add a field here.
+
+The values that follow from the settings (each node's registry and Geo service URL, the
+listeners, the effective primary API URL) are declared here too, on `Settings` and `Node`,
+as GDK's `config.rb` declares its derived values: the templates, the tasks, the checks and
+the tests all read them from here, so a URL is built in one place.
 """
 
 from __future__ import annotations
@@ -16,14 +21,20 @@ from typing import Any, get_type_hints
 Check = Callable[[Any], str | None]  # returns what was expected when the value is invalid
 
 
-def setting(default: Any, doc: str, *, check: Check | None = None) -> Any:
-    """Declare one setting: its default, a one-line description and an optional check."""
-    return field(default=default, metadata={"doc": doc, "check": check})
+Effective = Callable[["Settings"], Any]  # the value in use, when it follows from others
+
+
+def setting(
+    default: Any, doc: str, *, check: Check | None = None, effective: Effective | None = None
+) -> Any:
+    """Declare one setting: its default, a one-line description, an optional check, and,
+    for a setting whose empty value means "derive it", how its effective value follows."""
+    return field(default=default, metadata={"doc": doc, "check": check, "effective": effective})
 
 
 def section(cls: type, doc: str) -> Any:
     """Declare a nested section (a dataclass of settings)."""
-    return field(default_factory=cls, metadata={"doc": doc, "check": None})
+    return field(default_factory=cls, metadata={"doc": doc, "check": None, "effective": None})
 
 
 # Checks: each returns a description of what is expected, or None when the value is fine.
@@ -162,6 +173,7 @@ class RegistryReplication:
         "",
         "Primary registry API URL; empty: https://<hostname>:<primary registry port>.",
         check=url_or_empty,
+        effective=lambda cfg: cfg.primary_api_url,
     )
     backfill_interval: str = setting(
         "60s",
@@ -201,6 +213,45 @@ class Docker:
     )
 
 
+# Derived values.
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node as the other parts see it: its ports, and the URLs they are reached at."""
+
+    name: str
+    is_primary: bool
+    port: int  # the node's Geo service
+    registry_port: int
+    hostname: str
+
+    @property
+    def registry_address(self) -> str:
+        """`host:port`, as `docker push` and `docker pull` name the registry."""
+        return f"{self.hostname}:{self.registry_port}"
+
+    @property
+    def registry_url(self) -> str:
+        """HTTPS, at the host name: the node's TLS certificate names it."""
+        return f"https://{self.registry_address}"
+
+    @property
+    def service_url(self) -> str:
+        return f"http://{self.hostname}:{self.port}"
+
+    @property
+    def listeners(self) -> dict[str, int]:
+        """The node's ports by the gdk.yml key that sets them (port errors name the key)."""
+        return {
+            f"geo.{self.name}.port": self.port,
+            f"geo.{self.name}.registry.port": self.registry_port,
+        }
+
+
+NODE_NAMES = ("primary", "secondary")
+
+
 @dataclass(frozen=True)
 class Settings:
     hostname: str = setting(
@@ -216,6 +267,29 @@ class Settings:
     registry: Registry = section(Registry, "The registry both nodes run.")
     geo: Geo = section(Geo, "The two Geo nodes.")
 
+    def node(self, name: str) -> Node:
+        """The derived values of node `name` ("primary" or "secondary")."""
+        if name not in NODE_NAMES:
+            raise ValueError(f"no node {name!r}: the nodes are {', '.join(NODE_NAMES)}")
+        settings: Primary | Secondary = getattr(self.geo, name)
+        return Node(name, name == "primary", settings.port, settings.registry.port, self.hostname)
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        return tuple(self.node(name) for name in NODE_NAMES)
+
+    @property
+    def listeners(self) -> dict[str, int]:
+        """Every port both nodes listen on, by gdk.yml key."""
+        return {key: port for node in self.nodes for key, port in node.listeners.items()}
+
+    @property
+    def primary_api_url(self) -> str:
+        """The primary registry's API URL the secondary syncs from: the setting, or the
+        primary registry's own URL when the setting is empty."""
+        configured = self.geo.secondary.registry_replication.primary_api_url
+        return configured.rstrip("/") or self.node("primary").registry_url
+
 
 # Walking the schema.
 
@@ -229,6 +303,16 @@ class Declared:
     default: Any
     doc: str
     check: Check | None
+    effective: Effective | None = None
+
+    def value_in(self, cfg: Settings) -> Any:
+        """The value in use under `cfg`: derived values filled in."""
+        if self.effective is not None:
+            return self.effective(cfg)
+        node: Any = cfg
+        for part in self.key.split("."):
+            node = getattr(node, part)
+        return node
 
 
 def _sections(cls: type) -> Iterator[tuple[str, type, Any]]:
@@ -245,7 +329,8 @@ def declared(cls: type = Settings, prefix: str = "") -> Iterator[Declared]:
             yield from declared(typ, key + ".")
         else:
             default = f.default if f.default is not MISSING else None
-            yield Declared(key, typ, default, f.metadata["doc"], f.metadata["check"])
+            meta = f.metadata
+            yield Declared(key, typ, default, meta["doc"], meta["check"], meta["effective"])
 
 
 def section_doc(cls: type, name: str) -> str:

@@ -9,7 +9,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from gdk_geo import certs, health, lifecycle, nodes, services
+from gdk_geo import certs, health, nodes, services
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.project import Project
 from gdk_geo.settings import Settings
@@ -50,7 +50,7 @@ def _certificate(project: Project, cfg: Settings, node: str) -> dict[str, Any]:
 
 def _replication(cfg: Settings) -> dict[str, Any] | None:
     """The secondary worker's own view of replication (counts, cursor, lag)."""
-    url = f"{lifecycle.service_url(cfg, 'secondary')}/api/v4/geo/replication/status"
+    url = f"{cfg.node('secondary').service_url}/api/v4/geo/replication/status"
     try:
         response = httpx.get(url, timeout=2.0)
         response.raise_for_status()
@@ -71,8 +71,8 @@ def collect(project: Project) -> dict[str, Any]:
     report: dict[str, Any] = {"nodes": {}}
     for paths in project.nodes(cfg):
         node = paths.name
-        registry_url = lifecycle.registry_url(cfg, node)
-        service_url = lifecycle.service_url(cfg, node)
+        registry_url = cfg.node(node).registry_url
+        service_url = cfg.node(node).service_url
         service = services.state(paths)
         registry_probe = health.probe_registry(registry_url, paths.certificate, timeout=1.0)
         service_probe = health.probe_service(service_url, timeout=1.0)

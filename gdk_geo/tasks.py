@@ -131,7 +131,6 @@ def image(c):
 
 
 def _summary(project: Project, result: lifecycle.SetupResult) -> None:
-    from gdk_geo import lifecycle
 
     cfg = result.reconfigured.cfg
     if result.image_how == "built offline":
@@ -141,15 +140,14 @@ def _summary(project: Project, result: lifecycle.SetupResult) -> None:
         )
     for node in ("primary", "secondary"):
         out.print(
-            f"{node:9}  registry {lifecycle.registry_url(cfg, node):28} "
-            f"({result.containers[node]})  Geo service {lifecycle.service_url(cfg, node)} "
+            f"{node:9}  registry {cfg.node(node).registry_url:28} "
+            f"({result.containers[node]})  Geo service {cfg.node(node).service_url} "
             f"({result.services[node]})"
         )
-    p, s = cfg.geo.primary.registry.port, cfg.geo.secondary.registry.port
     out.print("\nTry it:")
-    out.print(f"  docker push {cfg.hostname}:{p}/group/app:v1")
-    out.print(f"  docker pull {cfg.hostname}:{s}/group/app:v1")
-    out.print(f"  status page: {lifecycle.service_url(cfg, 'secondary')}/admin/geo")
+    out.print(f"  docker push {cfg.node('primary').registry_address}/group/app:v1")
+    out.print(f"  docker pull {cfg.node('secondary').registry_address}/group/app:v1")
+    out.print(f"  status page: {cfg.node('secondary').service_url}/admin/geo")
 
 
 @task(help={"force": "Overwrite rendered files edited by hand (each is backed up first)."})

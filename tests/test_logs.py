@@ -24,7 +24,7 @@ import pytest
 from conftest import REPO_ROOT
 from helpers import invoke, running_project
 
-from gdk_geo import lifecycle, logs
+from gdk_geo import logs
 from gdk_geo.notification_probe import PROBE_REPOSITORY, Delivery, Endpoint, probe_delivery
 from gdk_geo.project import Project
 
@@ -58,10 +58,10 @@ def _probe(project: Project) -> Delivery:
     primary, secondary = project.node(cfg, "primary"), project.node(cfg, "secondary")
     token = (project.secrets_dir(cfg) / "node_token").read_text().strip()
     return probe_delivery(
-        Endpoint(lifecycle.registry_url(cfg, "primary"), primary.certificate),
-        lifecycle.service_url(cfg, "primary"),
+        Endpoint(cfg.node("primary").registry_url, primary.certificate),
+        cfg.node("primary").service_url,
         token,
-        replica=Endpoint(lifecycle.registry_url(cfg, "secondary"), secondary.certificate),
+        replica=Endpoint(cfg.node("secondary").registry_url, secondary.certificate),
     )
 
 

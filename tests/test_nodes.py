@@ -22,7 +22,7 @@ import pytest
 from conftest import free_port
 from helpers import invoke, ports_yml, unique_prefix, write_gdk_yml
 
-from gdk_geo import health, lifecycle, nodes
+from gdk_geo import health, nodes
 from gdk_geo.project import Project
 
 pytestmark = pytest.mark.docker
@@ -80,15 +80,15 @@ def test_setup_from_nothing(first_setup) -> None:
         assert "host.docker.internal:127.0.0.1" in container.attrs["HostConfig"]["ExtraHosts"]
         assert "GOGC=400" in container.attrs["Config"]["Env"]
         paths = project.node(cfg, node)
-        probe = health.probe_registry(lifecycle.registry_url(cfg, node), paths.certificate)
+        probe = health.probe_registry(cfg.node(node).registry_url, paths.certificate)
         assert probe.ok, probe.detail
-        assert health.probe_service(lifecycle.service_url(cfg, node)).ok
+        assert health.probe_service(cfg.node(node).service_url).ok
 
 
 def test_registry_refuses_a_client_that_does_not_trust_our_ca(project: Project) -> None:
     cfg = project.load()
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
-        httpx.get(f"{lifecycle.registry_url(cfg, 'primary')}/v2/")  # system CAs only
+        httpx.get(f"{cfg.node('primary').registry_url}/v2/")  # system CAs only
 
 
 def test_second_setup_is_a_no_op(project: Project) -> None:
@@ -130,7 +130,7 @@ def _events(project: Project) -> list[dict]:
     cfg = project.load()
     token = (project.secrets_dir(cfg) / "node_token").read_text().strip()
     response = httpx.get(
-        f"{lifecycle.service_url(cfg, 'primary')}/api/v4/geo/events",
+        f"{cfg.node('primary').service_url}/api/v4/geo/events",
         params={"after": 0, "limit": 1000},
         headers={"Authorization": f"Bearer {token}"},
     )
@@ -157,7 +157,7 @@ def test_skopeo_push_over_verified_tls_reaches_the_primary_service(
     assert event["action"] == "updated" and event["tag"] == "v1"
     # The service records only notifications whose Authorization header equals the secret,
     # and counts the others: a recorded event and zero refusals prove the header is right.
-    metrics = httpx.get(f"{lifecycle.service_url(project.load(), 'primary')}/-/metrics").text
+    metrics = httpx.get(f"{project.load().node('primary').service_url}/-/metrics").text
     assert "gdk_geo_notifications_unauthorized_total 0" in metrics
 
 
@@ -187,7 +187,7 @@ def _pulled_digest(reference: str) -> str:
 def _wait_for_tag(project: Project, node: str, repository: str, tag: str) -> None:
     """Poll the node's registry (verified TLS) until the tag answers; replication is async."""
     cfg = project.load()
-    url = f"{lifecycle.registry_url(cfg, node)}/v2/{repository}/manifests/{tag}"
+    url = f"{cfg.node(node).registry_url}/v2/{repository}/manifests/{tag}"
     accept = ", ".join(
         f"application/vnd.{kind}"
         for kind in ("docker.distribution.manifest.v2+json", "oci.image.manifest.v1+json")

@@ -68,6 +68,21 @@ def test_rendered_files_are_what_the_services_read(tmp_path: Path) -> None:
     )
 
 
+def test_rendered_urls_are_the_derived_ones(tmp_path: Path) -> None:
+    text = "hostname: gdk.test\n" + ports_yml(4101, 6100, 4102, 6101)
+    cfg = _reconfigure(_project(tmp_path, text)).cfg
+    data = tmp_path / ".gdk-geo"
+    primary = node_settings.load_primary(data / "primary/config/gitlab.yml")
+    secondary = node_settings.load_secondary(data / "secondary/config/gitlab.yml")
+    assert primary.registry_api_url == cfg.node("primary").registry_url == "https://gdk.test:6100"
+    assert secondary.registry_api_url == cfg.node("secondary").registry_url
+    assert secondary.primary_geo_url == cfg.node("primary").service_url == "http://gdk.test:4101"
+    assert secondary.primary_api_url == cfg.primary_api_url == "https://gdk.test:6100"
+    for node in cfg.nodes:
+        registry = YAML(typ="safe").load((data / node.name / "registry/config.yml").read_text())
+        assert registry["http"]["host"] == node.registry_url
+
+
 def test_files_holding_secrets_are_private(tmp_path: Path) -> None:
     _reconfigure(_project(tmp_path))
     data = tmp_path / ".gdk-geo"

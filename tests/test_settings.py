@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from functools import reduce
+
 from gdk_geo import settings, settings_docs
 from gdk_geo.project import EXAMPLE, REPO_ROOT
 
@@ -63,3 +66,77 @@ def test_durations() -> None:
     assert settings.duration_seconds("1m30s") == 90
     assert settings.duration("0s") is not None
     assert settings.duration("fast") is not None
+
+
+def _custom() -> settings.Settings:
+    geo = settings.Geo(
+        primary=settings.Primary(port=4001, registry=settings.PrimaryRegistry(port=6000)),
+        secondary=settings.Secondary(port=4002, registry=settings.SecondaryRegistry(port=6001)),
+    )
+    return settings.Settings(hostname="gdk.test", geo=geo)
+
+
+def test_node_urls_follow_the_hostname_and_ports() -> None:
+    primary, secondary = _custom().nodes
+    assert (primary.name, primary.is_primary, secondary.is_primary) == ("primary", True, False)
+    assert primary.registry_url == "https://gdk.test:6000"
+    assert primary.registry_address == "gdk.test:6000"
+    assert primary.service_url == "http://gdk.test:4001"
+    assert secondary.registry_url == "https://gdk.test:6001"
+    assert secondary.service_url == "http://gdk.test:4002"
+
+
+def test_there_are_two_nodes_and_no_other() -> None:
+    try:
+        settings.Settings().node("tertiary")
+    except ValueError as exc:
+        assert "primary, secondary" in str(exc)
+    else:
+        raise AssertionError("an unknown node name was accepted")
+
+
+def test_listeners_are_every_port_setting_by_key() -> None:
+    cfg = _custom()
+    assert cfg.listeners == {
+        "geo.primary.port": 4001,
+        "geo.primary.registry.port": 6000,
+        "geo.secondary.port": 4002,
+        "geo.secondary.registry.port": 6001,
+    }
+    port_settings = {d.key for d in settings.declared() if d.check is settings.port}
+    assert set(cfg.listeners) == port_settings
+
+
+def test_primary_api_url_is_the_primary_registry_unless_set() -> None:
+    cfg = _custom()
+    assert cfg.primary_api_url == cfg.node("primary").registry_url
+    replication = settings.RegistryReplication(primary_api_url="https://mirror.test:7000/")
+    secondary = settings.Secondary(registry_replication=replication)
+    configured = settings.Settings(geo=settings.Geo(secondary=secondary))
+    assert configured.primary_api_url == "https://mirror.test:7000"
+
+
+def test_effective_values_are_the_settings_but_for_derived_ones() -> None:
+    cfg = _custom()
+    derived = {d.key for d in settings.declared() if d.effective is not None}
+    assert derived == {"geo.secondary.registry_replication.primary_api_url"}
+    for declared in settings.declared():
+        value = declared.value_in(cfg)
+        if declared.key in derived:
+            assert value == "https://gdk.test:6000", declared.key
+        else:
+            assert value == reduce(getattr, declared.key.split("."), cfg), declared.key
+
+
+def test_urls_are_built_only_beside_the_settings() -> None:
+    """A node URL put together anywhere else drifts from this one (it did, five times)."""
+    cli = [p for p in (REPO_ROOT / "gdk_geo").glob("*.py") if p.name != "settings.py"]
+    templates = list((REPO_ROOT / "templates").rglob("*.j2"))
+    built = re.compile(r"https?://(\{|\[?\{\{)")  # f"https://{host}..." or https://{{ hostname
+    offenders = [
+        f"{path.relative_to(REPO_ROOT)}:{number}"
+        for path in cli + templates
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if built.search(line)
+    ]
+    assert offenders == [], "build node URLs from settings.Node / Settings instead"

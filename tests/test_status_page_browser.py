@@ -16,7 +16,6 @@ import pytest
 from helpers import running_project
 from oci_layout import write_image
 
-from gdk_geo import lifecycle
 from gdk_geo.project import Project
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -71,7 +70,7 @@ def browser(tmp_path: Path) -> Iterator[object]:
 def _push(project: Project, tmp_path: Path, repository: str) -> None:
     layout = write_image(tmp_path / repository.replace("/", "-"), "v1")
     cfg = project.load()
-    reference = f"docker://{cfg.hostname}:{cfg.geo.primary.registry.port}/{repository}:v1"
+    reference = f"docker://{cfg.node('primary').registry_address}/{repository}:v1"
     subprocess.run(
         [
             "skopeo",
@@ -133,7 +132,7 @@ def _looks_like_a_page(png: Path) -> None:
 
 def test_status_page_in_a_real_browser(project: Project, browser, tmp_path: Path) -> None:
     _push(project, tmp_path, "group/first")
-    url = f"{lifecycle.service_url(project.load(), 'secondary')}/admin/geo"
+    url = f"{project.load().node('secondary').service_url}/admin/geo"
     browser.get(url)
 
     text = _wait_for_text(browser, "group/first", "synced: 1")

@@ -200,16 +200,10 @@ class Scratch:
         return self.project.trust_dir(self.cfg) / "ca.crt"
 
     def registry_url(self, node: str) -> str:
-        cfg = self.cfg
-        port = (
-            cfg.geo.primary.registry.port if node == "primary" else cfg.geo.secondary.registry.port
-        )
-        return f"https://localhost:{port}"
+        return self.cfg.node(node).registry_url
 
     def service_url(self, node: str) -> str:
-        cfg = self.cfg
-        port = cfg.geo.primary.port if node == "primary" else cfg.geo.secondary.port
-        return f"http://localhost:{port}"
+        return self.cfg.node(node).service_url
 
     def container(self, node: str) -> Any:
         client = nodes.engine()
