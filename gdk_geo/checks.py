@@ -50,7 +50,7 @@ from gdk_geo.notification_probe import (
     probe_delivery,
 )
 from gdk_geo.project import NODES, NodePaths, Project
-from gdk_geo.settings import Settings
+from gdk_geo.settings import Settings, url
 
 MAX_LAG = 10  # events: a few are normal while a push is being read; more means stuck
 NOTIFICATION_PATH = "/api/v4/container_registry_event/events"
@@ -107,6 +107,12 @@ class Context:
     @cached_property
     def secondary(self) -> SecondaryWorkerSettings:
         return load_secondary(self.node("secondary").gitlab_yml)
+
+    def service_url(self, name: str) -> str:
+        """Where the node's Geo service listens, as its rendered gitlab.yml says: what runs,
+        even when gdk.yml has changed since (the ports check tells of that)."""
+        service = self.primary if name == "primary" else self.secondary
+        return url("http", service.listen_address, service.port)
 
 
 @dataclass(frozen=True)
@@ -257,7 +263,7 @@ def _secret(ctx: Context) -> Outcome:
 
 def _delivery(ctx: Context) -> Outcome:
     primary = ctx.primary
-    service_url = ctx.cfg.node("primary").service_url
+    service_url = ctx.service_url("primary")
     probe = health.probe_service(service_url)
     if not probe.ok:
         return failed(f"the primary Geo service does not answer at {service_url} ({probe.detail})")
@@ -280,14 +286,14 @@ def _delivery(ctx: Context) -> Outcome:
 def _replica(ctx: Context) -> Endpoint | None:
     """The secondary registry, when a worker runs that would replicate the probe."""
     secondary = ctx.secondary
-    if not health.probe_service(ctx.cfg.node("secondary").service_url).ok:
+    if not health.probe_service(ctx.service_url("secondary")).ok:
         return None
     return Endpoint(secondary.registry_api_url, secondary.ca_file)
 
 
 def _event_api(ctx: Context) -> Outcome:
     secondary = ctx.secondary
-    own_url = ctx.cfg.node("primary").service_url
+    own_url = ctx.service_url("primary")
     if not health.probe_service(own_url).ok:
         return skipped(f"the primary Geo service does not answer at {own_url}")
     url = secondary.primary_geo_url.rstrip("/") + "/api/v4/geo/events"
@@ -310,7 +316,7 @@ def _event_api(ctx: Context) -> Outcome:
 
 
 def _worker(ctx: Context) -> Outcome:
-    url = ctx.cfg.node("secondary").service_url
+    url = ctx.service_url("secondary")
     probe = health.probe_service(url)
     if not probe.ok:
         state = services.state(ctx.node("secondary"))
@@ -320,7 +326,7 @@ def _worker(ctx: Context) -> Outcome:
 
 
 def _lag(ctx: Context) -> Outcome:
-    url = ctx.cfg.node("secondary").service_url + "/api/v4/geo/replication/status"
+    url = ctx.service_url("secondary") + "/api/v4/geo/replication/status"
     try:
         response = httpx.get(url, timeout=5.0, trust_env=False)
         response.raise_for_status()

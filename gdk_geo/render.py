@@ -28,7 +28,7 @@ from gdk_geo.errors import GdkGeoError
 from gdk_geo.fsutil import atomic_write
 from gdk_geo.project import TEMPLATES, NodePaths, Project
 from gdk_geo.secret_store import ProjectSecrets, masked
-from gdk_geo.settings import Node, Settings, duration_seconds
+from gdk_geo.settings import Node, Settings, duration_seconds, url_host
 
 STATE_FILE = "rendered.json"
 
@@ -51,10 +51,6 @@ class Change:
     backup: Path | None = None
 
 
-def _ipv6_brackets(address: str) -> str:
-    return f"[{address}]" if ":" in address else address
-
-
 def environment() -> Environment:
     """Jinja with StrictUndefined: a typo in a template is an error, not an empty string."""
     env = Environment(
@@ -63,7 +59,7 @@ def environment() -> Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.filters["ipv6_brackets"] = _ipv6_brackets
+    env.filters["ipv6_brackets"] = url_host
     return env
 
 

@@ -216,6 +216,16 @@ class Docker:
 # Derived values.
 
 
+def url_host(host: str) -> str:
+    """`host` as it stands in a URL or a `host:port` address: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
+def url(scheme: str, host: str, port: int) -> str:
+    """The one way a URL to a listener is written."""
+    return f"{scheme}://{url_host(host)}:{port}"
+
+
 @dataclass(frozen=True)
 class Node:
     """One node as the other parts see it: its ports, and the URLs they are reached at."""
@@ -229,16 +239,16 @@ class Node:
     @property
     def registry_address(self) -> str:
         """`host:port`, as `docker push` and `docker pull` name the registry."""
-        return f"{self.hostname}:{self.registry_port}"
+        return f"{url_host(self.hostname)}:{self.registry_port}"
 
     @property
     def registry_url(self) -> str:
         """HTTPS, at the host name: the node's TLS certificate names it."""
-        return f"https://{self.registry_address}"
+        return url("https", self.hostname, self.registry_port)
 
     @property
     def service_url(self) -> str:
-        return f"http://{self.hostname}:{self.port}"
+        return url("http", self.hostname, self.port)
 
     @property
     def listeners(self) -> dict[str, int]:

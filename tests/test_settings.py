@@ -140,3 +140,8 @@ def test_urls_are_built_only_beside_the_settings() -> None:
         if built.search(line)
     ]
     assert offenders == [], "build node URLs from settings.Node / Settings instead"
+
+
+def test_an_ipv6_listener_is_written_in_brackets() -> None:
+    assert settings.url("http", "::1", 3001) == "http://[::1]:3001"
+    assert settings.url("https", "127.0.0.1", 5000) == "https://127.0.0.1:5000"
