@@ -11,7 +11,6 @@ import os
 import re
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -24,12 +23,7 @@ import httpx
 from gdk_geo import health, lifecycle, nodes, services
 from gdk_geo.project import REPO_ROOT, Project
 from gdk_geo.registry.client import RegistryClient
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from testkit.net import free_port
 
 
 @dataclass(frozen=True)

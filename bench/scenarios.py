@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import httpx
 
 from bench.harness import BenchProject
-from bench.images import Blob, push_image, random_blob, random_file_blob
+from testkit.images import Blob, file_blob, push_streamed, random_blob
 
 MiB = 1 << 20
 
@@ -107,7 +107,7 @@ async def _latency_samples(bench: BenchProject, count: int) -> list[float]:
         for i in range(count):
             repo = "bench/latency"
             tag = f"t{i}-{time.time_ns()}"
-            digest = await push_image(primary, repo, tag, [random_blob(1024)])
+            digest = await push_streamed(primary, repo, tag, [random_blob(1024)])
             pushed = time.perf_counter()
             while True:
                 ref = await secondary.head_manifest(repo, tag)
@@ -153,7 +153,7 @@ async def _push_large(bench: BenchProject) -> tuple[list[str], list[Blob]]:
             for t in range(2):
                 layers = [random_blob(4 * MiB), random_blob(4 * MiB)]
                 unique += layers
-                await push_image(primary, repo, f"v{t}", [base, *layers])
+                await push_streamed(primary, repo, f"v{t}", [base, *layers])
     return repos, unique
 
 
@@ -232,7 +232,7 @@ async def _push_small(bench: BenchProject, repos: int, tags: int, prefix: str) -
     names = [f"{prefix}-{r}" for r in range(repos)]
     async with bench.client("primary", max_connections=8) as primary:
         jobs = [
-            push_image(primary, name, f"v{t}", [random_blob(512)])
+            push_streamed(primary, name, f"v{t}", [random_blob(512)])
             for name in names
             for t in range(tags)
         ]
@@ -290,10 +290,10 @@ def small_tags(bench: BenchProject) -> list[Row]:
 
 
 async def _push_big(bench: BenchProject, size: int) -> None:
-    layer = random_file_blob(size, bench.workdir)
+    layer = file_blob(size, bench.workdir)
     try:
         async with bench.client("primary") as primary:
-            await push_image(primary, "bench/big", "v1", [layer])
+            await push_streamed(primary, "bench/big", "v1", [layer])
     finally:
         assert layer.path is not None
         layer.path.unlink()

@@ -1,21 +1,10 @@
-"""Shared fixtures: a Docker engine when one answers, free ports, a scratch project root."""
+"""Shared fixtures: a Docker engine when one answers."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (the OS picks it, so tests never use defaults)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +15,6 @@ def docker_client() -> Iterator[object]:
         client = docker.from_env()
         client.ping()
     except Exception as exc:  # any failure to reach the engine means "no engine here"
-        pytest.skip(f"no Docker engine answers ({exc}); run ../shared/ci/prepare-docker")
+        pytest.skip(f"no Docker engine answers ({exc}); start Docker to run these tests")
     yield client
     client.close()

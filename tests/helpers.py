@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from gdk_geo.node_settings import PrimaryServiceSettings
 from gdk_geo.project import Project
+from testkit.net import free_ports
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,16 +80,10 @@ geo:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def running_project(root: Path, letter: str, extra_yml: str = "") -> Iterator[Project]:
     """A scratch project set up with `geo.setup` (own prefix, free ports), destroyed after."""
-    ports = [_free_port() for _ in range(4)]
+    ports = free_ports(4)
     write_gdk_yml(root, ports_yml(*ports, unique_prefix(letter)) + extra_yml)
     setup = invoke(root, "geo.setup")
     assert setup.returncode == 0, setup.stdout + setup.stderr

@@ -21,12 +21,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from helpers import invoke, running_project
+from helpers import REPO_ROOT, invoke, running_project
 
 from gdk_geo import checks, checks_docs, services
 from gdk_geo.checks import Check, Outcome, failed, passed, run_checks

@@ -21,8 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
-from helpers import invoke, running_project
+from helpers import REPO_ROOT, invoke, running_project
 
 from gdk_geo import logs
 from gdk_geo.notification_probe import PROBE_REPOSITORY, Delivery, Endpoint, probe_delivery

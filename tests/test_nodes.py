@@ -19,11 +19,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port
 from helpers import invoke, ports_yml, unique_prefix, write_gdk_yml
 
 from gdk_geo import health, nodes
 from gdk_geo.project import Project
+from testkit.net import free_port
 
 pytestmark = pytest.mark.docker
 

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port
 
 from gdk_geo import ports
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.ports import check_ports, find_holder, port_in_use
+from testkit.net import free_port
 
 needs_proc = pytest.mark.skipif(
     not Path("/proc/net/tcp").exists(), reason="finding the holder needs Linux /proc/net/tcp"

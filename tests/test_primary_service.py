@@ -17,11 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import REPO_ROOT, free_port
+from helpers import REPO_ROOT
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node_settings import PrimaryServiceSettings
 from gdk_geo.primary.service import create_app
+from testkit.net import free_port
 
 NOTIFY = "/api/v4/container_registry_event/events"
 EVENTS = "/api/v4/geo/events"

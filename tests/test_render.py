@@ -15,6 +15,7 @@ from gdk_geo import lifecycle, node_settings
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.project import Project
 from gdk_geo.secret_store import Secret, ensure_secrets, load_or_create
+from testkit.net import free_ports
 
 GOLDEN = Path(__file__).parent / "golden"
 RENDERED = {
@@ -152,7 +153,7 @@ def test_hand_edit_is_refused_then_forced(tmp_path: Path) -> None:
 
 def test_cli_reconfigure_creates_gdk_yml_and_never_prints_secrets(tmp_path: Path) -> None:
     seed_secrets(tmp_path)
-    write_gdk_yml(tmp_path, ports_yml(*(_free_ports(4))))
+    write_gdk_yml(tmp_path, ports_yml(*(free_ports(4))))
     (tmp_path / "gdk.yml").unlink()  # reconfigure copies the example when gdk.yml is absent
     result = invoke(tmp_path, "geo.reconfigure")
     # The example uses the default ports, which may be taken on this machine; either way
@@ -163,19 +164,8 @@ def test_cli_reconfigure_creates_gdk_yml_and_never_prints_secrets(tmp_path: Path
     assert "Traceback" not in result.stderr
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
-    ports = _free_ports(4)
+    ports = free_ports(4)
     write_gdk_yml(tmp_path, ports_yml(*ports))
     with socket.socket() as holder:
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -190,7 +180,7 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_duplicate_ports_name_both_keys(tmp_path: Path) -> None:
-    ports = _free_ports(3)
+    ports = free_ports(3)
     write_gdk_yml(tmp_path, ports_yml(ports[0], ports[1], ports[2], ports[1]))
     result = invoke(tmp_path, "geo.reconfigure")
     assert result.returncode == 1

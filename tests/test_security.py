@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 SHIPPED = [
     *sorted((REPO_ROOT / "gdk_geo").rglob("*.py")),

@@ -8,15 +8,14 @@ text in several colours, not a blank page.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import running_project
-from oci_layout import write_image
 
 from gdk_geo.project import Project
+from testkit.images import make_image, skopeo_push, write_oci_layout
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -68,21 +67,13 @@ def browser(tmp_path: Path) -> Iterator[object]:
 
 
 def _push(project: Project, tmp_path: Path, repository: str) -> None:
-    layout = write_image(tmp_path / repository.replace("/", "-"), "v1")
+    layout = write_oci_layout(tmp_path / repository.replace("/", "-"), "v1", make_image())
     cfg = project.load()
-    reference = f"docker://{cfg.node('primary').registry_address}/{repository}:v1"
-    subprocess.run(
-        [
-            "skopeo",
-            "copy",
-            "--dest-cert-dir",
-            str(project.trust_dir(cfg)),
-            f"oci:{layout}:v1",
-            reference,
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
+    skopeo_push(
+        layout,
+        "v1",
+        f"{cfg.node('primary').registry_address}/{repository}:v1",
+        f"--dest-cert-dir={project.trust_dir(cfg)}",
     )
 
 

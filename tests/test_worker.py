@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import signal
 import sqlite3
@@ -27,11 +26,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
-from conftest import REPO_ROOT, free_port
+from helpers import REPO_ROOT
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node_settings import load_secondary
@@ -42,80 +41,15 @@ from gdk_geo.secondary.status_page import render_admin_page, render_metrics
 from gdk_geo.secondary.sync import RepositorySyncResult
 from gdk_geo.secondary.tracking import TrackingDB
 from gdk_geo.secondary.worker import Worker, _first_user_error, sync_once
-
-T = TypeVar("T")
+from testkit.images import push_image
+from testkit.net import free_port, wait_for
 
 NODE_TOKEN = "test-node-token"
 NOTIFICATION_SECRET = "test-notification-secret"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-WAIT_SECONDS = 60.0  # generous: these are deadlines for "it happens", not speed checks
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def wait_for(what: str, probe: Callable[[], T | None], log: Callable[[], str] = str) -> T:
-    """Poll `probe` until it returns something truthy; fail with `what` and a log tail."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            value = probe()
-            if value:
-                return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}\n--- log tail ---\n{log()[-4000:]}")
-
-
-def sha256(data: bytes) -> str:
-    return f"sha256:{hashlib.sha256(data).hexdigest()}"
-
-
-def upload_blob(client: httpx.Client, repo: str, data: bytes) -> str:
-    digest = sha256(data)
-    start = client.post(f"/v2/{repo}/blobs/uploads/")
-    assert start.status_code == 202, start.text
-    location = start.url.join(start.headers["Location"])
-    done = client.put(
-        location.copy_merge_params({"digest": digest}),
-        content=data,
-        headers={"Content-Type": "application/octet-stream"},
-    )
-    assert done.status_code == 201, done.text
-    return digest
-
-
-def push_image(registry_url: str, repo: str, tag: str, payload: bytes | None = None) -> str:
-    """Push a one-layer OCI image over the Registry API; returns the manifest digest."""
-    layer = payload if payload is not None else f"{repo}:{tag}:{uuid.uuid4()}".encode()
-    config = json.dumps(
-        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
-    ).encode()
-    with httpx.Client(base_url=registry_url, timeout=30) as client:
-        layer_digest = upload_blob(client, repo, layer)
-        config_digest = upload_blob(client, repo, config)
-        manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {
-                    "mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": config_digest,
-                    "size": len(config),
-                },
-                "layers": [
-                    {
-                        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                        "digest": layer_digest,
-                        "size": len(layer),
-                    }
-                ],
-            }
-        ).encode()
-        response = client.put(
-            f"/v2/{repo}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI_MANIFEST}
-        )
-        assert response.status_code == 201, response.text
-    return sha256(manifest)
 
 
 def digest_of_tag(registry_url: str, repo: str, tag: str) -> str | None:

@@ -14,37 +14,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import os
-import random
 import signal
 import ssl
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
-import pytest
-from conftest import free_port
 from helpers import invoke, write_gdk_yml
 
 from gdk_geo import nodes, services
 from gdk_geo.project import NodePaths, Project
 from gdk_geo.registry.client import RegistryClient
-from gdk_geo.registry.reference import ACCEPT_MANIFESTS, OCI_MANIFEST
+from gdk_geo.registry.reference import ACCEPT_MANIFESTS
 from gdk_geo.settings import Settings
-
-T = TypeVar("T")
+from testkit.images import Blob, push_streamed, seeded_blob
+from testkit.net import free_port, wait_for
 
 DEADLINE = 180.0  # seconds; a deadline for "it happens", not a speed target
-CHUNK = 1 << 20
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 
 # Fast worker loops, so repairs by backfill and verification happen within seconds.
 FAST_REPLICATION = """\
@@ -64,92 +56,6 @@ def gdk_yml(prefix: str, extra_secondary: str = FAST_REPLICATION) -> str:
         f"  secondary:\n    port: {free_port()}\n    registry:\n      port: {free_port()}\n"
         f"{extra_secondary}"
     )
-
-
-def wait_for(
-    what: str, probe: Callable[[], T | None], *, timeout: float = DEADLINE, log: str = ""
-) -> T:
-    """Poll `probe` until it returns something truthy; fail naming `what` (and a log tail).
-
-    Transport errors count as "not yet": the faults under test make nodes vanish for a while.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError, OSError):
-            value = probe()
-            if value:
-                return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{log}")
-
-
-@dataclass(frozen=True)
-class Layer:
-    """A layer made of `size` pseudo-random bytes from `seed`: reproducible, never held whole.
-
-    Reproducible because the digest has to be known before the upload starts, so the bytes
-    are generated twice (once to hash, once to send) instead of being kept in memory.
-    """
-
-    seed: str
-    size: int
-
-    def chunks(self) -> Iterator[bytes]:
-        rng = random.Random(self.seed)
-        remaining = self.size
-        while remaining:
-            n = min(CHUNK, remaining)
-            yield rng.randbytes(n)
-            remaining -= n
-
-    @property
-    def digest(self) -> str:
-        sha = hashlib.sha256()
-        for chunk in self.chunks():
-            sha.update(chunk)
-        return f"sha256:{sha.hexdigest()}"
-
-
-async def _stream(layer: Layer) -> AsyncIterator[bytes]:
-    for chunk in layer.chunks():
-        yield chunk
-
-
-def _descriptor(media_type: str, digest: str, size: int) -> dict[str, Any]:
-    return {"mediaType": media_type, "digest": digest, "size": size}
-
-
-async def _push(url: str, ca_file: Path, repo: str, tag: str, layers: list[Layer]) -> str:
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "config": {"Labels": {"pushed-as": f"{repo}:{tag}"}},
-            "rootfs": {"type": "layers", "diff_ids": [layer.digest for layer in layers]},
-        }
-    ).encode()
-    config_digest = f"sha256:{hashlib.sha256(config).hexdigest()}"
-
-    async def config_chunks() -> AsyncIterator[bytes]:
-        yield config
-
-    async with RegistryClient(url, ca_file=ca_file) as client:
-        described = []
-        for layer in layers:
-            digest = layer.digest
-            if not await client.blob_exists(repo, digest):
-                await client.upload_blob(repo, digest, _stream(layer), layer.size)
-            described.append(_descriptor(OCI_LAYER, digest, layer.size))
-        await client.upload_blob(repo, config_digest, config_chunks(), len(config))
-        manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": _descriptor(OCI_CONFIG, config_digest, len(config)),
-                "layers": described,
-            }
-        ).encode()
-        return await client.put_manifest(repo, tag, manifest, OCI_MANIFEST)
 
 
 @dataclass(frozen=True)
@@ -187,7 +93,7 @@ class Scratch:
             result = self.invoke("geo.verify")
             return result if result.returncode == 0 else None
 
-        result = wait_for("`invoke geo.verify` to exit 0", clean, log=self.log_tail())
+        result = wait_for("`invoke geo.verify` to exit 0", clean, self.log_tail, timeout=DEADLINE)
         assert " 0 differ" in result.stdout, result.stdout
 
     # -- where things are ----------------------------------------------------------------
@@ -228,10 +134,15 @@ class Scratch:
     def tls(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file))
 
-    def push(self, repo: str, tag: str, layers: list[Layer] | None = None) -> str:
+    def push(self, repo: str, tag: str, layers: list[Blob] | None = None) -> str:
         """Push an image to the primary over verified TLS; returns its manifest digest."""
-        layers = layers or [Layer(f"{repo}:{tag}:{uuid.uuid4()}", 1024)]
-        return asyncio.run(_push(self.registry_url("primary"), self.ca_file, repo, tag, layers))
+        layers = layers or [seeded_blob(f"{repo}:{tag}:{uuid.uuid4()}", 1024)]
+
+        async def push() -> str:
+            async with RegistryClient(self.registry_url("primary"), ca_file=self.ca_file) as client:
+                return await push_streamed(client, repo, tag, layers)
+
+        return asyncio.run(push())
 
     def digest(self, node: str, repo: str, tag: str) -> str | None:
         """The tag's manifest digest on `node`'s registry, None when it has none."""
@@ -282,7 +193,9 @@ class Scratch:
             rows = self.rows()
             return all(rows.get(repo, {}).get("state") == "synced" for repo in repos)
 
-        wait_for(f"{len(repos)} repositories to be synced", all_synced, log=self.log_tail())
+        wait_for(
+            f"{len(repos)} repositories to be synced", all_synced, self.log_tail, timeout=DEADLINE
+        )
 
     def wait_replicated(self, images: dict[tuple[str, str], str]) -> None:
         """Wait until every (repo, tag) is on the secondary with the primary's digest."""
@@ -295,7 +208,8 @@ class Scratch:
         wait_for(
             f"{len(images)} images on the secondary",
             lambda: not missing(),
-            log=self.log_tail(),
+            self.log_tail,
+            timeout=DEADLINE,
         )
 
 

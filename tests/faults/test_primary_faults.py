@@ -15,9 +15,10 @@ import time
 import httpx
 import pytest
 
-from faults.kit import Scratch, kill, wait_for
+from faults.kit import DEADLINE, Scratch, kill
 from gdk_geo import services
 from gdk_geo.registry.reference import ACCEPT_MANIFESTS
+from testkit.net import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -43,7 +44,8 @@ def test_primary_service_sigkilled_during_twenty_pushes_loses_nothing(nodes_up: 
     wait_for(
         "every push in the primary's event log (the registry retried them)",
         lambda: {repo for repo, _ in images} <= {e["repository"] for e in nodes_up.events()},
-        log=nodes_up.log_tail(),
+        nodes_up.log_tail,
+        timeout=DEADLINE,
     )
     nodes_up.verify_clean()
 
@@ -116,7 +118,8 @@ def test_primary_unreachable_for_thirty_seconds(nodes_up: Scratch) -> None:
     wait_for(
         "the pushes in the primary's event log",
         lambda: set(repos) <= {event["repository"] for event in nodes_up.events()},
-        log=nodes_up.log_tail(),
+        nodes_up.log_tail,
+        timeout=DEADLINE,
     )
     primary = nodes_up.container("primary")
     primary.stop(timeout=10)

@@ -28,18 +28,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from faults.kit import Layer, Scratch, kill, wait_for
+from faults.kit import DEADLINE, Scratch, kill
 from gdk_geo import services
 from gdk_geo.registry.reference import ACCEPT_MANIFESTS
+from testkit.images import Blob, seeded_blob
+from testkit.net import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 LAYER_SIZE = 32 * 1024 * 1024
 
 
-def large_layers(name: str) -> list[Layer]:
+def large_layers(name: str) -> list[Blob]:
     unique = uuid.uuid4().hex
-    return [Layer(f"{name}:{unique}:{i}", LAYER_SIZE) for i in range(3)]
+    return [seeded_blob(f"{name}:{unique}:{i}", LAYER_SIZE) for i in range(3)]
 
 
 def uploads_dir(nodes_up: Scratch, repo: str) -> Path:
@@ -282,7 +284,11 @@ def test_tracking_database_on_a_full_disk(nodes_up: Scratch) -> None:
     with worker_stopped(nodes_up) as geo, on_tiny_tmpfs(nodes_up, geo, "1m"):
         offset = log_size(nodes_up)
         pid = start_worker_here(nodes_up)
-        wait_for("the worker", lambda: nodes_up.replication()["event_feed"]["connected"])
+        wait_for(
+            "the worker",
+            lambda: nodes_up.replication()["event_feed"]["connected"],
+            timeout=DEADLINE,
+        )
         filler = fill(geo)
         during = {("full-disk/new", "v1"): nodes_up.push("full-disk/new", "v1")}
         assert exit_status(pid) != 0

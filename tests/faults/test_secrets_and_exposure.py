@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from faults.kit import Scratch, kill, wait_for
+from faults.kit import DEADLINE, Scratch, kill
+from testkit.net import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -112,7 +113,8 @@ def day(nodes_up: Scratch, trap: Trap) -> dict[str, str]:
     wait_for(
         "the worker to act on the hostile event",
         lambda: "day/trap" in nodes_up.rows(),
-        log=nodes_up.log_tail(),
+        nodes_up.log_tail,
+        timeout=DEADLINE,
     )
     kill(nodes_up.service_pid("secondary"))
     run("geo.setup")
@@ -246,6 +248,7 @@ def test_urls_in_events_are_never_connected_to(
     wait_for(
         "the hostile event's repository to be synced",
         lambda: nodes_up.rows()["day/trap"]["state"] == "synced",
-        log=nodes_up.log_tail(),
+        nodes_up.log_tail,
+        timeout=DEADLINE,
     )
     assert trap.connections == 0

@@ -12,7 +12,6 @@ import os
 import shutil
 import ssl
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,9 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port
 
 from gdk_geo.image import ensure_registry_image
+from testkit.net import free_port, wait_for
 
 HERE = Path(__file__).resolve().parent
 COMPOSE = "docker-compose"
@@ -173,19 +172,14 @@ def registries(
         found.primary_tls,
         found.secondary_tls,
     ):
-        _wait_for(base, found.ca_file)
+        _wait_for_registry(base, found.ca_file)
     return found
 
 
-def _wait_for(base: str, ca_file: Path, timeout: float = 30.0) -> None:
+def _wait_for_registry(base: str, ca_file: Path) -> None:
     context = ssl.create_default_context(cafile=str(ca_file))
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/v2/", verify=context, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError as exc:
-            last = str(exc)
-        time.sleep(0.1)
-    raise AssertionError(f"registry at {base} did not answer within {timeout}s: {last}")
+    wait_for(
+        f"the registry at {base}",
+        lambda: httpx.get(f"{base}/v2/", verify=context, timeout=2).status_code == 200,
+        timeout=30.0,
+    )

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from conftest import free_port
 
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.copy import copy_blob, verified_chunks
@@ -25,14 +24,9 @@ from gdk_geo.registry.errors import (
 )
 from gdk_geo.registry.reference import OCI_INDEX
 from gdk_geo.registry.transport import RetryPolicy
-from sync.registry_kit import (
-    Pusher,
-    RegistryProxy,
-    ScriptedServer,
-    make_image,
-    make_index,
-    sha256,
-)
+from sync.registry_kit import RegistryProxy, ScriptedServer
+from testkit.images import Pusher, make_image, make_index, sha256
+from testkit.net import free_port
 
 pytestmark = pytest.mark.anyio
 

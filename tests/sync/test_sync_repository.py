@@ -17,10 +17,9 @@ from gdk_geo.registry.reference import DOCKER_MANIFEST_LIST
 from gdk_geo.registry.transport import RetryPolicy
 from gdk_geo.secondary.sync import BlobLocations, delete_repository, sync_repository
 from gdk_geo.secondary.verify import compare_repository
-from sync.registry_kit import (
+from sync.registry_kit import RegistryProxy, access_log
+from testkit.images import (
     Pusher,
-    RegistryProxy,
-    access_log,
     make_image,
     make_index,
     sha256,

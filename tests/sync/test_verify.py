@@ -10,7 +10,7 @@ import pytest
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.secondary.sync import sync_repository
 from gdk_geo.secondary.verify import checksum, compare_repository, diff, tag_digests
-from sync.registry_kit import Pusher, make_image
+from testkit.images import Pusher, make_image
 
 A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 
