@@ -13,8 +13,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# Python caches bytecode by itself, unless PYTHONDONTWRITEBYTECODE is set (it is on this
-# machine kind): then every `invoke` compiled our modules from source again (about 30 ms).
+# Python caches bytecode by itself, unless PYTHONDONTWRITEBYTECODE is set (some container
+# and CI images set it): then every `invoke` compiled our modules from source again.
 # Compiled here, they are read from __pycache__ whatever that variable says.
 bytecode: $(STAMP)
 	$(BIN)/python -m compileall -q gdk_geo bench tasks.py > /dev/null

@@ -377,8 +377,8 @@ CHECKS: tuple[Check, ...] = (
         "engine",
         "Docker engine answers",
         "the docker SDK reaches the engine (DOCKER_HOST, or the default socket)",
-        "start Docker (on these machines: `../shared/ci/prepare-docker`), or point "
-        "DOCKER_HOST at a running engine",
+        "start the Docker engine (Docker Desktop, or `sudo systemctl start docker`), or "
+        "point DOCKER_HOST at a running engine",
         _engine,
     ),
     Check(

@@ -1,7 +1,7 @@
 """The registry image both nodes run.
 
 The configured image (default `registry:2`) is used when the engine has it or can pull it.
-This machine kind cannot pull from any registry, so when the pull fails we build
+Where the engine cannot pull it (offline, or no access to its registry), we build
 `gdk-geo/registry:local` offline from a local `registry` binary (Debian's
 `/usr/bin/docker-registry`): the binary, the shared libraries `ldd` names and the loader,
 in a scratch image. Both images accept the same command (the config path), so the rest of

@@ -1,9 +1,10 @@
 """The two registry containers: create, start, restart, stop, and describe them.
 
 Everything goes through the docker SDK. Containers use host networking and the rendered
-config makes the registry listen on 127.0.0.1, because these machines have no bridge
-network; `host.docker.internal` is mapped to the listen address so the seed's notification
-URL works unchanged. Each container carries a label with the hash of what it reads (config
+config makes the registry listen on the listen address (127.0.0.1 by default), which works
+on every engine, those without a bridge network included; `host.docker.internal` is mapped
+to the listen address so the usual notification URL (docs/registry-replication.md) works
+unchanged. Each container carries a label with the hash of what it reads (config
 and certificate); a different hash means the container is recreated, anything else is left
 running, which is what makes `geo.setup` idempotent.
 """
@@ -29,8 +30,8 @@ LABEL_PROJECT = "org.gdk-geo.project"
 
 # Go's collector at its default (GOGC=100) runs every few MiB of garbage on the registry's
 # small heap, and Distribution allocates plenty per request: at 400 a manifest HEAD costs
-# the registry 0.8 ms of CPU instead of 1.3 ms, for about 10 MiB more memory
-# (bench/RESULTS.md). Our syncs are bound by the registries' CPU on two shared cores.
+# the registry markedly less CPU, for a few MiB more memory (bench/RESULTS.md has the
+# figures). Syncs are bound by the registries' CPU when they share a few cores.
 REGISTRY_ENVIRONMENT = {"GOGC": "400"}
 
 
@@ -42,7 +43,7 @@ def engine() -> docker.DockerClient:
     except docker.errors.DockerException as exc:
         raise GdkGeoError(
             f"no Docker engine answers ({exc})",
-            fix="start Docker (on these machines: `../shared/ci/prepare-docker`), "
+            fix="start the Docker engine (Docker Desktop, or `sudo systemctl start docker`), "
             "then run the command again",
         ) from None
     return client

@@ -4,9 +4,8 @@ The work itself lives in `lifecycle.py`, `status.py`, `config.py` and friends so
 tested without a subprocess; a task never holds logic worth testing on its own.
 
 Modules beyond the console are imported inside the tasks that use them: every `invoke`
-call imports this file, and Docker's SDK, cryptography, Jinja and the replication engine
-together took 0.8 s to import, which `geo.sync`'s no-op target (process start included)
-cannot afford.
+call imports this file, and importing Docker's SDK, cryptography, Jinja and the replication
+engine up front would be most of a quick task's time (bench/RESULTS.md has the figures).
 """
 
 from __future__ import annotations

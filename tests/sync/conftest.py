@@ -89,7 +89,7 @@ def sync_environment(
     """Image, certificates and ports, exported for compose; `down -v` on the way out, always."""
     for tool in (COMPOSE, "skopeo"):
         if shutil.which(tool) is None:
-            pytest.skip(f"`{tool}` is not installed (see ../shared/ci/prepare-docker)")
+            pytest.skip(f"`{tool}` is not installed: install it to run these tests")
     from sync.registry_kit import make_certificates
 
     image = ensure_registry_image(
