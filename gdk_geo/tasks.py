@@ -444,6 +444,7 @@ def config_list(c):
 
 
 @task(name="example")
+@user_errors
 def config_example(c):
     """Regenerate gdk.example.yml and the README's settings and troubleshooting tables."""
     from gdk_geo import checks_docs, settings_docs

@@ -1,0 +1,44 @@
+"""The README's generated sections are spliced one way: between their markers, or an error."""
+
+from __future__ import annotations
+
+import pytest
+
+from gdk_geo import readme
+from gdk_geo.errors import GdkGeoError
+
+BEGIN, END = readme.markers("table")
+
+
+def test_the_section_between_the_markers_is_replaced_and_nothing_else() -> None:
+    text = f"# Title\n\nbefore\n{BEGIN}\nold row\nold row\n{END}\nafter\n"
+    spliced = readme.splice(text, "table", "| new |")
+    assert spliced == f"# Title\n\nbefore\n{BEGIN}\n| new |\n{END}\nafter\n"
+    assert readme.splice(spliced, "table", "| new |") == spliced
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "no markers at all\n",
+        f"{BEGIN}\nan unclosed section\n",
+        f"{END}\n{BEGIN}\nend before begin\n",
+        f"{BEGIN}\none\n{END}\n{BEGIN}\ntwo\n{END}\n",
+    ],
+    ids=["missing", "unclosed", "reversed", "twice"],
+)
+def test_damaged_markers_are_an_error_not_an_appended_table(text: str) -> None:
+    with pytest.raises(GdkGeoError) as caught:
+        readme.splice(text, "table", "| new |")
+    assert BEGIN in caught.value.what and "invoke geo.config.example" in str(caught.value.fix)
+
+
+def test_both_generated_sections_are_spliced_the_same_way() -> None:
+    from gdk_geo import checks_docs, settings_docs
+
+    for name, splice in (
+        ("settings", settings_docs.readme_with_table),
+        ("troubleshooting", checks_docs.readme_with_troubleshooting),
+    ):
+        with pytest.raises(GdkGeoError, match=name):
+            splice("a README without the section\n")
