@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 # and CI images set it): then every `invoke` compiled our modules from source again.
 # Compiled here, they are read from __pycache__ whatever that variable says.
 bytecode: $(STAMP)
-	$(BIN)/python -m compileall -q gdk_geo bench tasks.py > /dev/null
+	$(BIN)/python -m compileall -q gdk_geo bench testkit tasks.py > /dev/null
 
 run: bytecode
 	$(BIN)/invoke geo.setup

@@ -114,9 +114,6 @@ class BenchProject:
     def registry_url(self, node: str) -> str:
         return self.cfg.node(node).registry_url
 
-    def registry_port(self, node: str) -> int:
-        return int(self.registry_url(node).rsplit(":", 1)[1])
-
     def client(self, node: str, **kwargs) -> RegistryClient:
         return RegistryClient(
             self.registry_url(node), ca_file=self.paths(node).certificate, **kwargs
@@ -186,12 +183,12 @@ class BenchProject:
 
     def skopeo_sync(self, repositories: list[str], destination: str) -> Timed:
         """`skopeo sync` of every tag of `repositories` into `destination` (one process)."""
-        source = f"localhost:{self.registry_port('primary')}"
+        source = self.cfg.node("primary").registry_address
         lines = [f"{source}:", f"  cert-dir: {self.trust_dir}", "  images:"]
         lines += [f"    {repo}: []" for repo in repositories]
         spec = self.workdir / "skopeo-sync.yml"
         spec.write_text("\n".join(lines) + "\n")
-        target = f"localhost:{self.registry_port('secondary')}/{destination}"
+        target = f"{self.cfg.node('secondary').registry_address}/{destination}"
         return run_timed(
             [
                 "skopeo",

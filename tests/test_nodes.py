@@ -23,6 +23,7 @@ from helpers import invoke, ports_yml, unique_prefix, write_gdk_yml
 
 from gdk_geo import health, nodes
 from gdk_geo.project import Project
+from testkit.images import make_image, skopeo_push, write_oci_layout
 from testkit.net import free_port
 
 pytestmark = pytest.mark.docker
@@ -113,17 +114,10 @@ def test_status_json(project: Project) -> None:
     assert table.returncode == 0 and "primary" in table.stdout and "✓" in table.stdout
 
 
-def _push_with_skopeo(project: Project, tmp_path: Path, reference: str) -> None:
-    from oci_layout import write_image
-
-    layout = write_image(tmp_path / "layout", "v1")
+def _push_with_skopeo(project: Project, tmp_path: Path, destination: str) -> None:
+    layout = write_oci_layout(tmp_path / "layout", "v1", make_image())
     trust = project.trust_dir(project.load())
-    subprocess.run(
-        ["skopeo", "copy", "--dest-cert-dir", str(trust), f"oci:{layout}:v1", reference],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    skopeo_push(layout, "v1", destination, f"--dest-cert-dir={trust}")
 
 
 def _events(project: Project) -> list[dict]:
@@ -151,8 +145,8 @@ def _wait_for_event(project: Project, repository: str, timeout: float = 10) -> d
 def test_skopeo_push_over_verified_tls_reaches_the_primary_service(
     project: Project, tmp_path: Path
 ) -> None:
-    port = project.load().geo.primary.registry.port
-    _push_with_skopeo(project, tmp_path, f"docker://localhost:{port}/group/skopeo:v1")
+    primary = project.load().node("primary").registry_address
+    _push_with_skopeo(project, tmp_path, f"{primary}/group/skopeo:v1")
     event = _wait_for_event(project, "group/skopeo")
     assert event["action"] == "updated" and event["tag"] == "v1"
     # The service records only notifications whose Authorization header equals the secret,
