@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gdk_geo import config
-from gdk_geo.settings import Settings
+from gdk_geo.settings import NODE_NAMES, Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO_ROOT / "templates"
 EXAMPLE = REPO_ROOT / "gdk.example.yml"
-NODES = ("primary", "secondary")
+NODES = NODE_NAMES  # in the order they are set up
 
 
 @dataclass(frozen=True)
