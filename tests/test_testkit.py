@@ -1,0 +1,72 @@
+"""The shared test kit: what its images claim matches their bytes; waits poll and fail."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import httpx
+import pytest
+
+from testkit.images import file_blob, make_image, make_index, memory_blob, seeded_blob, sha256
+from testkit.net import free_ports, wait_for
+
+
+def _bytes(blob) -> bytes:
+    return b"".join(blob.read())
+
+
+def test_every_blob_kind_has_the_digest_and_size_of_its_bytes(tmp_path) -> None:
+    for blob in (
+        memory_blob(b"x" * 3_000_000),
+        seeded_blob("a seed", 2_500_000),
+        file_blob(1_500_000, tmp_path),
+    ):
+        data = _bytes(blob)
+        assert (blob.digest, blob.size) == ("sha256:" + hashlib.sha256(data).hexdigest(), len(data))
+        assert _bytes(blob) == data  # read again, the same bytes
+
+
+def test_a_seeded_blob_is_reproducible_and_seeds_differ() -> None:
+    assert seeded_blob("s", 1000).digest == seeded_blob("s", 1000).digest
+    assert seeded_blob("s", 1000).digest != seeded_blob("t", 1000).digest
+
+
+def test_an_image_manifest_describes_its_config_and_layers() -> None:
+    image = make_image([b"one", b"two"], docker=True, platform="linux/arm64")
+    manifest = json.loads(image.manifest)
+    assert manifest["mediaType"] == image.media_type
+    assert manifest["config"]["digest"] == sha256(image.config)
+    assert [layer["digest"] for layer in manifest["layers"]] == [sha256(b"one"), sha256(b"two")]
+    assert json.loads(image.config)["architecture"] == "arm64"
+    assert make_image([b"one"]).digest != make_image([b"one"]).digest  # each image is unique
+
+
+def test_an_index_lists_its_children_by_platform() -> None:
+    index = make_index(["linux/amd64", "linux/arm64"])
+    listed = json.loads(index.manifest)["manifests"]
+    assert [m["digest"] for m in listed] == [c.digest for c in index.children.values()]
+    assert [m["platform"]["architecture"] for m in listed] == ["amd64", "arm64"]
+
+
+def test_free_ports_are_distinct() -> None:
+    ports = free_ports(8)
+    assert len(set(ports)) == 8
+
+
+def test_wait_for_returns_the_first_truthy_value_and_rides_out_transport_errors() -> None:
+    answers = iter([httpx.ConnectError("not yet"), None, 0, "ready"])
+
+    def probe() -> str | None:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert wait_for("the answer", probe, interval=0) == "ready"
+
+
+def test_wait_for_fails_naming_what_it_waited_for_with_the_log() -> None:
+    with pytest.raises(AssertionError) as caught:
+        wait_for("a thing", lambda: None, lambda: "the log tail", timeout=0.05, interval=0.01)
+    assert "waiting for a thing" in str(caught.value) and "the log tail" in str(caught.value)
