@@ -50,10 +50,9 @@ from gdk_geo.notification_probe import (
     probe_delivery,
 )
 from gdk_geo.project import NODES, NodePaths, Project
-from gdk_geo.settings import Settings, url
+from gdk_geo.settings import NOTIFICATION_PATH, Settings, url
 
 MAX_LAG = 10  # events: a few are normal while a push is being read; more means stuck
-NOTIFICATION_PATH = "/api/v4/container_registry_event/events"
 
 Status = Literal["passed", "failed", "skipped"]
 MARKS: dict[Status, str] = {"passed": "✓", "failed": "✗", "skipped": "-"}

@@ -22,7 +22,7 @@ from docker.models.containers import Container
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.image import CONFIG_PATH_IN_CONTAINER
 from gdk_geo.project import NodePaths
-from gdk_geo.settings import Settings
+from gdk_geo.settings import CONTAINER_HOST, Settings
 
 LABEL_NODE = "org.gdk-geo.node"
 LABEL_HASH = "org.gdk-geo.config-hash"
@@ -87,7 +87,7 @@ def create(
             name=container_name(cfg, paths.name),
             detach=True,
             network_mode="host",
-            extra_hosts={"host.docker.internal": cfg.listen_address},
+            extra_hosts={CONTAINER_HOST: cfg.listen_address},
             volumes=_volumes(paths),
             # Run as the user so storage stays readable and 0600 configs stay private.
             user=f"{os.getuid()}:{os.getgid()}",

@@ -226,6 +226,11 @@ def url(scheme: str, host: str, port: int) -> str:
     return f"{scheme}://{url_host(host)}:{port}"
 
 
+NOTIFICATION_PATH = "/api/v4/container_registry_event/events"  # GitLab's, on the Geo service
+# How a registry container reaches the host's listeners (nodes.py maps the name).
+CONTAINER_HOST = "host.docker.internal"
+
+
 @dataclass(frozen=True)
 class Node:
     """One node as the other parts see it: its ports, and the URLs they are reached at."""
@@ -249,6 +254,12 @@ class Node:
     @property
     def service_url(self) -> str:
         return url("http", self.hostname, self.port)
+
+    @property
+    def notification_url(self) -> str:
+        """Where the node's registry sends its events: the Geo service, seen from the
+        registry's container."""
+        return url("http", CONTAINER_HOST, self.port) + NOTIFICATION_PATH
 
     @property
     def listeners(self) -> dict[str, int]:

@@ -82,6 +82,9 @@ def test_rendered_urls_are_the_derived_ones(tmp_path: Path) -> None:
     for node in cfg.nodes:
         registry = YAML(typ="safe").load((data / node.name / "registry/config.yml").read_text())
         assert registry["http"]["host"] == node.registry_url
+    primary_registry = YAML(typ="safe").load((data / "primary/registry/config.yml").read_text())
+    endpoint = primary_registry["notifications"]["endpoints"][0]
+    assert endpoint["url"] == cfg.node("primary").notification_url
 
 
 def test_files_holding_secrets_are_private(tmp_path: Path) -> None:

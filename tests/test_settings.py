@@ -82,6 +82,9 @@ def test_node_urls_follow_the_hostname_and_ports() -> None:
     assert primary.registry_url == "https://gdk.test:6000"
     assert primary.registry_address == "gdk.test:6000"
     assert primary.service_url == "http://gdk.test:4001"
+    assert primary.notification_url == (
+        "http://host.docker.internal:4001/api/v4/container_registry_event/events"
+    )
     assert secondary.registry_url == "https://gdk.test:6001"
     assert secondary.service_url == "http://gdk.test:4002"
 
