@@ -33,7 +33,7 @@ import httpx
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from gdk_geo import certs, health, lifecycle, nodes, ports, services
+from gdk_geo import certs, config, drift, health, lifecycle, nodes, ports, services
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.image import OFFLINE_IMAGE, has_image
 from gdk_geo.node_settings import (
@@ -65,14 +65,15 @@ class Outcome:
 
     status: Status
     detail: str = ""
+    fix: str = ""  # a fix for exactly what was found, instead of the declared one
 
 
 def passed(detail: str = "") -> Outcome:
     return Outcome("passed", detail)
 
 
-def failed(detail: str) -> Outcome:
-    return Outcome("failed", detail)
+def failed(detail: str, fix: str = "") -> Outcome:
+    return Outcome("failed", detail, fix)
 
 
 def skipped(why: str) -> Outcome:
@@ -169,6 +170,22 @@ def _rendered(ctx: Context) -> Outcome:
     return passed()
 
 
+def _current(ctx: Context) -> Outcome:
+    found = drift.render_drift(ctx.project, ctx.cfg)
+    problems = [f"{path}: edited by hand since gdk-geo wrote it" for path in found.edited]
+    problems += [f"{path}: gdk.yml asks for something else now" for path in found.stale]
+    if problems:
+        return failed("\n".join(problems))
+    return passed()
+
+
+def _primary_api_url(ctx: Context) -> Outcome:
+    problem = drift.api_url_problem(ctx.cfg)
+    if problem:
+        return failed(problem)
+    return passed(config.primary_api_url(ctx.cfg))
+
+
 def _containers(ctx: Context) -> Outcome:
     problems = []
     for node in NODES:
@@ -190,6 +207,9 @@ def _certificates(ctx: Context) -> Outcome:
     now = datetime.now(UTC)
     problems, until = [], []
     for paths in ctx.project.nodes(ctx.cfg):
+        if not paths.key.exists():
+            problems.append(f"{paths.key} is missing: the registry cannot serve TLS without it")
+            continue
         info = certs.certificate_info(paths.certificate)
         until.append(info.not_after)
         problems += [f"{paths.certificate}: {p}" for p in _certificate_problems(info, ctx, now)]
@@ -337,7 +357,34 @@ def _lag(ctx: Context) -> Outcome:
     lag = status.get("lag")
     if lag is None or lag > MAX_LAG:
         return failed(f"{lag} events behind the primary (at most {MAX_LAG} is normal); {summary}")
+    failures = [row for row in status.get("repositories") or [] if row.get("state") == "failed"]
+    if failures:
+        return _failed_repositories(failures, summary, ctx.cfg)
     return passed(f"{lag} events behind; {summary}")
+
+
+SHOWN_FAILURES = 3
+
+
+def _failed_repositories(rows: list[dict[str, Any]], summary: str, cfg: Settings) -> Outcome:
+    """A ✗ naming the first few failed repositories with their failure, and its fix."""
+    shown = rows[:SHOWN_FAILURES]
+    more = len(rows) - len(shown)
+    lines = [f"{len(rows)} failed ({summary}):"]
+    lines += [f"{row['repository']}: {row.get('last_sync_failure')}" for row in shown]
+    if more:
+        lines.append(f"… and {more} more (`invoke geo.status` lists them)")
+    reason = str(shown[0].get("last_sync_failure") or "")
+    return failed("\n".join(lines), _repair(reason, cfg))
+
+
+def _repair(reason: str, cfg: Settings) -> str:
+    """The fix for a recorded sync failure: start what it could not reach, then sync now."""
+    sync = "then `invoke geo.sync --all` (retries every repository now)"
+    for node in NODES:
+        if f":{lifecycle.listeners(cfg)[f'geo.{node}.registry.port']}" in reason:
+            return f"`invoke geo.setup` (starts the {node} registry if it is down), {sync}"
+    return f"`invoke geo.logs --node secondary` shows the whole error; {sync}"
 
 
 _STATES = ("synced", "pending", "started", "failed")
@@ -404,6 +451,26 @@ CHECKS: tuple[Check, ...] = (
         needs=("gdk.yml",),
     ),
     Check(
+        "current",
+        "rendered files are what gdk.yml asks for",
+        "each node's rendered files equal what gdk.yml and the stored secrets render to now, "
+        "and none was edited by hand since gdk-geo wrote it",
+        "`invoke geo.restart --force` (renders every file from gdk.yml again, backing up "
+        "hand-edited ones, and restarts both nodes)",
+        _current,
+        needs=("ports", "rendered"),
+    ),
+    Check(
+        "primary-api-url",
+        "the secondary syncs from the primary registry",
+        "`geo.secondary.registry_replication.primary_api_url` is https on a local name and "
+        "the primary registry's port",
+        "`invoke geo.config.set geo.secondary.registry_replication.primary_api_url ''` "
+        "(derives the primary registry's URL), then `invoke geo.restart`",
+        _primary_api_url,
+        needs=("gdk.yml",),
+    ),
+    Check(
         "containers",
         "registry containers are running",
         "both registry containers exist and run",
@@ -415,8 +482,8 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "certificates",
         "certificates are valid for 30 more days",
-        "both nodes' `localhost.crt` parse, are in their validity period, name `hostname` "
-        "and do not expire within 30 days",
+        "both nodes' `localhost.key` exist and their `localhost.crt` parse, are in their "
+        "validity period, name `hostname` and do not expire within 30 days",
         "`invoke geo.restart` (renews the certificate, copies it to the secondary and "
         "restarts both registries)",
         _certificates,
@@ -437,7 +504,7 @@ CHECKS: tuple[Check, ...] = (
         "`localhost.crt` as the CA",
         "`invoke geo.restart` (both registries then serve the current certificate)",
         _secondary_verifies_primary,
-        needs=("containers", "same-certificate"),
+        needs=("containers", "same-certificate", "primary-api-url"),
     ),
     Check(
         "secret",
@@ -481,8 +548,9 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "lag",
         "replication keeps up",
-        f"the worker reads the primary's events and is at most {MAX_LAG} behind "
-        "(`/api/v4/geo/replication/status`); the repository counts are shown",
+        f"the worker reads the primary's events, is at most {MAX_LAG} behind "
+        "(`/api/v4/geo/replication/status`) and no repository is failed; the first failed "
+        "ones are named with their failure, and the fix printed is for that failure",
         "`invoke geo.logs --node secondary` shows what the worker is stuck on; "
         "`invoke geo.sync --all` catches up now",
         _lag,
@@ -554,7 +622,7 @@ def explanation(result: Result) -> list[str]:
     if result.outcome.status != "failed":
         return []
     lines = [f"    {line}" for line in result.outcome.detail.splitlines()]
-    return [*lines, f"    fix: {result.check.fix}"]
+    return [*lines, f"    fix: {result.outcome.fix or result.check.fix}"]
 
 
 # --- small helpers ------------------------------------------------------------------------

@@ -59,6 +59,26 @@ def find(client: docker.DockerClient, name: str) -> Container | None:
         return None
 
 
+def find_ours(client: docker.DockerClient, name: str, project_root: str) -> Container | None:
+    """The container `name` when this project made it; an error when another one did.
+
+    Two clones with the same `docker.container_prefix` name their containers alike; the
+    project label says whose a container is, and another project's is never touched.
+    """
+    container = find(client, name)
+    if container is None:
+        return None
+    owner = container.labels.get(LABEL_PROJECT)
+    if owner != project_root:
+        whose = f"the project at {owner}" if owner else "something other than gdk-geo"
+        raise GdkGeoError(
+            f"container {name} belongs to {whose}, not to this project ({project_root})",
+            fix="give this project a container prefix of its own, e.g. "
+            "`invoke geo.config.set docker.container_prefix gdk-geo-2`, then `invoke geo.setup`",
+        )
+    return container
+
+
 def _volumes(paths: NodePaths) -> dict[str, dict[str, str]]:
     etc = "/etc/docker/registry"
     return {
@@ -117,7 +137,7 @@ def ensure(
     project_root: str,
 ) -> EnsureResult:
     """Make the node's container run the current config; touch nothing when it already does."""
-    current = find(client, container_name(cfg, paths.name))
+    current = find_ours(client, container_name(cfg, paths.name), project_root)
     if current is not None:
         same_config = current.labels.get(LABEL_HASH) == config_hash
         same_image = (
@@ -151,16 +171,18 @@ def restart(client: docker.DockerClient, cfg: Settings, node: str, timeout: int 
     container.restart(timeout=timeout)
 
 
-def stop(client: docker.DockerClient, cfg: Settings, node: str, timeout: int = 10) -> bool:
-    container = find(client, container_name(cfg, node))
+def stop(client: docker.DockerClient, name: str, project_root: str, timeout: int = 10) -> bool:
+    """Stop this project's container `name`; False when it was not running."""
+    container = find_ours(client, name, project_root)
     if container is None or container.status != "running":
         return False
     container.stop(timeout=timeout)
     return True
 
 
-def remove(client: docker.DockerClient, cfg: Settings, node: str) -> bool:
-    container = find(client, container_name(cfg, node))
+def remove(client: docker.DockerClient, name: str, project_root: str) -> bool:
+    """Remove this project's container `name`; False when there was none."""
+    container = find_ours(client, name, project_root)
     if container is None:
         return False
     container.remove(force=True)

@@ -251,6 +251,13 @@ def sync(c, repo=None, all_=False):
     from gdk_geo.secondary.replicator import failure_reason, sync_once
 
     settings = _secondary_settings(c)
+    if not settings.replication_enabled:
+        raise GdkGeoError(
+            "replication is disabled for the secondary: nothing to sync",
+            fix="set geo.secondary.registry_replication.enabled: true in gdk.yml "
+            "(`invoke geo.config.set geo.secondary.registry_replication.enabled true`), "
+            "then `invoke geo.restart`",
+        )
     failed: list[str] = []
     total = len(repo) if repo else None
     if all_ and out.is_terminal:
@@ -308,9 +315,11 @@ def _catalog_size(settings: node_settings.SecondaryWorkerSettings) -> int | None
 @user_errors
 def verify(c, json_=False):
     """Compare every repository's tag→digest map on both registries; exit 1 on any difference."""
+    from gdk_geo import lifecycle
     from gdk_geo.secondary.verify import verify_registries
 
-    diffs = asyncio.run(verify_registries(_secondary_settings(c)))
+    primary = lifecycle.registry_url(_project(c).load(), "primary")
+    diffs = asyncio.run(verify_registries(_secondary_settings(c), primary))
     different = [d for d in diffs if not d.clean]
     if json_:
         print(
