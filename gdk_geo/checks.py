@@ -190,7 +190,10 @@ def _containers(ctx: Context) -> Outcome:
     problems = []
     for node in NODES:
         name = nodes.container_name(ctx.cfg, node)
-        container = nodes.find(ctx.client, name)
+        try:
+            container = nodes.find_ours(ctx.client, name, str(ctx.project.root))
+        except GdkGeoError as exc:
+            return failed(exc.what, exc.fix or "")
         if container is None:
             problems.append(f"{name} does not exist")
         elif container.status != "running":
@@ -514,7 +517,7 @@ CHECKS: tuple[Check, ...] = (
         "`invoke geo.restart --force` (renders both files again from the stored secret, "
         "backing up the edited ones, and restarts)",
         _secret,
-        needs=("rendered",),
+        needs=("current",),
     ),
     Check(
         "delivery",

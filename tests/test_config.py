@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 from helpers import invoke, write_gdk_yml
 
 from gdk_geo import config
@@ -216,3 +217,16 @@ def test_the_printed_fix_makes_gdk_yml_valid(tmp_path: Path) -> None:
 
 
 API_URL = "geo.secondary.registry_replication.primary_api_url"
+
+
+def test_sync_with_replication_disabled_names_the_key_and_says_restart(tmp_path: Path) -> None:
+    ports = "".join(
+        f"  {node}:\n    port: {free_port()}\n    registry:\n      port: {free_port()}\n"
+        for node in ("primary", "secondary")
+    )
+    write_gdk_yml(tmp_path, f"geo:\n{ports}  registry_replication:\n    enabled: false\n")
+    assert invoke(tmp_path, "geo.reconfigure").returncode == 0
+    result = invoke(tmp_path, "geo.sync", "--all")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "geo.secondary.registry_replication.enabled" in result.stderr
+    assert "`invoke geo.restart`" in result.stderr and "reconfigure" not in result.stderr
