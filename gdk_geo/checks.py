@@ -360,7 +360,7 @@ def _lag(ctx: Context) -> Outcome:
     lag = status.get("lag")
     if lag is None or lag > MAX_LAG:
         return failed(f"{lag} events behind the primary (at most {MAX_LAG} is normal); {summary}")
-    failures = [row for row in status.get("repositories") or [] if row.get("state") == "failed"]
+    failures = [row for row in status.get("repositories") or [] if _failing(row)]
     if failures:
         return _failed_repositories(failures, summary, ctx.cfg)
     return passed(f"{lag} events behind; {summary}")
@@ -369,11 +369,17 @@ def _lag(ctx: Context) -> Outcome:
 SHOWN_FAILURES = 3
 
 
+def _failing(row: dict[str, Any]) -> bool:
+    """Failed, or being retried after a failure: its last recorded sync did not succeed."""
+    return row.get("state") == "failed" or bool(row.get("last_sync_failure"))
+
+
 def _failed_repositories(rows: list[dict[str, Any]], summary: str, cfg: Settings) -> Outcome:
     """A ✗ naming the first few failed repositories with their failure, and its fix."""
     shown = rows[:SHOWN_FAILURES]
     more = len(rows) - len(shown)
-    lines = [f"{len(rows)} failed ({summary}):"]
+    noun = "repository" if len(rows) == 1 else "repositories"
+    lines = [f"{len(rows)} {noun} whose last sync failed ({summary}):"]
     lines += [f"{row['repository']}: {row.get('last_sync_failure')}" for row in shown]
     if more:
         lines.append(f"… and {more} more (`invoke geo.status` lists them)")

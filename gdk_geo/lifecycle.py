@@ -67,20 +67,18 @@ def _docker_or_none() -> docker.DockerClient | None:
 def _known_nodes(project: Project, cfg: Settings | None) -> list[NodePaths]:
     """The node roots gdk.yml names now and those the project last started with."""
     known = project.nodes(cfg) if cfg is not None else []
-    recorded = record.read(project)
-    for paths in recorded.nodes if recorded else []:
-        if paths not in known:
-            known.append(paths)
+    for recorded in record.read(project):
+        known += [paths for paths in recorded.nodes if paths not in known]
     return known
 
 
 def _container_names(project: Project, cfg: Settings | None) -> list[str]:
     """Our containers' names by gdk.yml now and by the record, primary's first."""
     names = [nodes.container_name(cfg, node) for node in NODES] if cfg is not None else []
-    recorded = record.read(project)
-    for node in NODES if recorded else ():
-        if recorded.container_name(node) not in names:
-            names.append(recorded.container_name(node))
+    for recorded in record.read(project):
+        names += [
+            recorded.container_name(n) for n in NODES if recorded.container_name(n) not in names
+        ]
     return names
 
 
@@ -119,7 +117,6 @@ def reconfigure(
         listeners(cfg), ours=held if check_in_use else (lambda _port: True), host=cfg.listen_address
     )
     secrets = ensure_secrets(project.secrets_dir(cfg), cfg.registry.notification_secret)
-    record.write(project, cfg)
     primary, secondary = project.nodes(cfg)
     for paths in (primary, secondary):
         for directory in (
@@ -243,7 +240,9 @@ def setup(
     result = SetupResult(done, image.name, image.how)
     progress(Step("starting the registry containers and Geo services"))
     changed = done.changed_nodes()
+    record.write(project, cfg)
     for paths in project.nodes(cfg):
+        services.stop_strays(paths, project.root)
         config_hash = render.node_config_hash(paths)
         ensured = nodes.ensure(client, cfg, paths, image.name, config_hash, str(project.root))
         result.containers[paths.name] = ensured.action
@@ -265,9 +264,11 @@ def restart(project: Project, node: str | None = None, *, force: bool = False) -
     cfg = done.cfg
     names = [node] if node else list(NODES)
     image = None
+    record.write(project, cfg)
     for name in names:
         paths = project.node(cfg, name)
         services.stop(paths)
+        services.stop_strays(paths, project.root)
         container = nodes.find_ours(client, nodes.container_name(cfg, name), str(project.root))
         config_hash = render.node_config_hash(paths)
         if container is not None and container.labels.get(nodes.LABEL_HASH) == config_hash:
@@ -305,7 +306,7 @@ def stop(project: Project) -> list[str]:
     Works from the record when gdk.yml is broken: what runs must always be stoppable.
     """
     cfg = _settings_or_none(project)
-    if cfg is None and record.read(project) is None:
+    if cfg is None and not record.read(project):
         project.load()  # nothing recorded either: say what is wrong with gdk.yml
     client = nodes.engine()
     stopped = _stop_services(project, cfg)
@@ -318,7 +319,7 @@ def stop(project: Project) -> list[str]:
 def destroy(project: Project, *, data: bool = False) -> list[str]:
     """Stop everything and remove the containers; with `data`, also registry storage and DBs."""
     cfg = _settings_or_none(project)
-    if cfg is None and record.read(project) is None:
+    if cfg is None and not record.read(project):
         project.load()
     client = nodes.engine()
     _stop_services(project, cfg)
@@ -331,4 +332,5 @@ def destroy(project: Project, *, data: bool = False) -> list[str]:
             if directory.exists():
                 shutil.rmtree(directory)
                 removed.append(str(directory))
+    record.forget(project)
     return removed

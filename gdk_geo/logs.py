@@ -228,9 +228,10 @@ def sources(project: Project, node: str | None, client: docker.DockerClient | No
         container_names = {name: nodes.container_name(cfg, name) for name in NODES}
         roots = {name: project.node(cfg, name) for name in NODES}
     except ConfigError:
-        recorded = record.read(project)
-        if recorded is None:
+        started = record.read(project)
+        if not started:
             raise
+        recorded = started[-1]  # the latest: what runs unless it was stopped since
         container_names = {name: recorded.container_name(name) for name in NODES}
         roots = {paths.name: paths for paths in recorded.nodes}
     chosen: list[Source] = []

@@ -10,6 +10,7 @@ running, which is what makes `geo.setup` idempotent.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,10 +74,17 @@ def find_ours(client: docker.DockerClient, name: str, project_root: str) -> Cont
         whose = f"the project at {owner}" if owner else "something other than gdk-geo"
         raise GdkGeoError(
             f"container {name} belongs to {whose}, not to this project ({project_root})",
-            fix="give this project a container prefix of its own, e.g. "
-            "`invoke geo.config.set docker.container_prefix gdk-geo-2`, then `invoke geo.setup`",
+            fix="give this project a container prefix of its own: "
+            f"`invoke geo.config.set docker.container_prefix {own_prefix(name, project_root)}`, "
+            "then `invoke geo.setup`",
         )
     return container
+
+
+def own_prefix(name: str, project_root: str) -> str:
+    """A container prefix for this project alone: the taken one plus a hash of its root."""
+    taken = name.rsplit("-", 2)[0]
+    return f"{taken[:32]}-{hashlib.sha256(project_root.encode()).hexdigest()[:6]}"
 
 
 def _volumes(paths: NodePaths) -> dict[str, dict[str, str]]:

@@ -22,7 +22,7 @@ RECORD_FILE = ".gdk-geo-record.json"
 
 @dataclass(frozen=True)
 class Recorded:
-    """The container prefix and node roots a project last started with."""
+    """A container prefix and the node roots a project started with."""
 
     container_prefix: str
     nodes: list[NodePaths]
@@ -30,32 +30,44 @@ class Recorded:
     def container_name(self, node: str) -> str:
         return f"{self.container_prefix}-{node}-registry"
 
+    def as_json(self) -> dict:
+        return {
+            "container_prefix": self.container_prefix,
+            "nodes": {paths.name: str(paths.root) for paths in self.nodes},
+        }
+
 
 def path(project: Project) -> Path:
     return project.root / RECORD_FILE
 
 
 def write(project: Project, cfg: Settings) -> None:
-    """Remember what this gdk.yml starts (unchanged when it is already recorded)."""
-    data = {
-        "container_prefix": cfg.docker.container_prefix,
-        "nodes": {paths.name: str(paths.root) for paths in project.nodes(cfg)},
-    }
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    target = path(project)
-    try:
-        if target.read_text() == text:
-            return
-    except OSError:
-        pass
-    atomic_write(target, text, mode=0o600)
+    """Add what this gdk.yml starts to the record (kept until `geo.destroy`): a prefix or
+    data_dir changed since is still recorded, so what it started can still be stopped."""
+    started = Recorded(cfg.docker.container_prefix, project.nodes(cfg))
+    entries = [entry.as_json() for entry in read(project)]
+    if started.as_json() in entries:
+        return
+    entries.append(started.as_json())
+    text = json.dumps({"started": entries}, indent=2, sort_keys=True) + "\n"
+    atomic_write(path(project), text, mode=0o600)
 
 
-def read(project: Project) -> Recorded | None:
-    """The record, or None when there is none or it cannot be read."""
+def read(project: Project) -> list[Recorded]:
+    """Everything recorded, oldest first (nothing when there is no readable record)."""
     try:
         data = json.loads(path(project).read_text())
-        nodes = [NodePaths(name, Path(root)) for name, root in data["nodes"].items()]
-        return Recorded(str(data["container_prefix"]), nodes)
+        return [
+            Recorded(
+                str(entry["container_prefix"]),
+                [NodePaths(name, Path(root)) for name, root in entry["nodes"].items()],
+            )
+            for entry in data["started"]
+        ]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
+        return []
+
+
+def forget(project: Project) -> None:
+    """After `geo.destroy`: nothing of the project is left to stop."""
+    path(project).unlink(missing_ok=True)

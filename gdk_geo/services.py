@@ -219,6 +219,19 @@ def stop(paths: NodePaths, timeout: float = 10.0, project_root: Path | None = No
     return bool(pids)
 
 
+def stop_strays(paths: NodePaths, project_root: Path, timeout: float = 10.0) -> bool:
+    """Stop this project's service of the node that runs from another node root (started
+    before `data_dir` moved): it holds the port the new one needs."""
+    strays = [
+        pid
+        for pid in _running_instances(paths, project_root)
+        if str(paths.gitlab_yml) not in _cmdline(pid)
+    ]
+    for pid in strays:
+        _terminate(pid, paths, timeout)
+    return bool(strays)
+
+
 def tail(path: Path, lines: int = 20) -> str:
     """The last `lines` lines of a log file (for error messages)."""
     try:

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from faults.kit import Scratch, wait_for
-from helpers import invoke, running_project
+from helpers import invoke, ports_yml, running_project, write_gdk_yml
 
 from gdk_geo import checks, checks_docs, services
 from gdk_geo.checks import Check, Outcome, failed, passed, run_checks
@@ -62,9 +62,13 @@ def _run_check(project: Project) -> subprocess.CompletedProcess:
 
 
 def _assert_fails(
-    result: subprocess.CompletedProcess, names: set[str], skipped: set[str] = frozenset()
+    result: subprocess.CompletedProcess,
+    names: set[str],
+    skipped: set[str] = frozenset(),
+    own_fix: set[str] = frozenset(),
 ) -> None:
-    """Exactly `names` failed, each with its declared ✗ line and fix; `skipped` were skipped."""
+    """Exactly `names` failed, each with its declared ✗ line and fix (or, for `own_fix`, a fix
+    for what it found, which the test checks itself); `skipped` were skipped."""
     output = result.stdout
     assert result.returncode == 1, output
     marks = _marks(output)
@@ -74,7 +78,7 @@ def _assert_fails(
     for name in names:
         check = _check(name)
         assert checks.failure_line(check) in lines, output
-        assert f"    fix: {check.fix}" in lines, output
+        assert name in own_fix or f"    fix: {check.fix}" in lines, output
 
 
 def _healthy(project: Project) -> subprocess.CompletedProcess:
@@ -311,8 +315,9 @@ def test_failed_repositories_are_named_with_their_failure(project: Project) -> N
 
     row = wait_for("the sync of failing/app to fail", failed_row, log=scratch.log_tail())
     result = _run_check(project)
-    _assert_fails(result, {"containers", "lag"}, skipped={"tls", "delivery"})
-    assert f"    failing/app: {row['last_sync_failure']}" in result.stdout
+    _assert_fails(result, {"containers", "lag"}, skipped={"tls", "delivery"}, own_fix={"lag"})
+    assert "    failing/app: " in result.stdout and row["last_sync_failure"]
+    assert "fix: `invoke geo.setup` (starts the secondary registry if it is down)" in result.stdout
     assert "then `invoke geo.sync --all`" in result.stdout
     _run_fix(project, result.stdout, "lag")
     _fixed(project)
@@ -340,6 +345,27 @@ def test_verify_compares_with_the_primary_registry_itself(project: Project) -> N
     assert result.returncode == 1, result.stdout + result.stderr
     assert "✗ verify-self/app" in result.stdout
     _fixed(project)
+
+
+@pytest.mark.docker
+def test_a_clone_with_the_same_container_prefix(project: Project, tmp_path: Path) -> None:
+    """Another clone, its own ports, the same prefix: our containers are not its own."""
+    prefix = project.load().docker.container_prefix
+    clone = Project(tmp_path / "clone")
+    write_gdk_yml(clone.root, ports_yml(*(free_port() for _ in range(4)), prefix))
+    try:
+        refused = invoke(clone.root, "geo.setup")
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert f"belongs to the project at {project.root}" in refused.stderr
+        result = _run_check(clone)
+        assert checks.failure_line(_check("containers")) in result.stdout.splitlines()
+        assert f"belongs to the project at {project.root}" in result.stdout
+        _run_fix(clone, result.stdout, "containers")
+        _fixed(clone)
+        assert clone.load().docker.container_prefix != prefix
+    finally:
+        invoke(clone.root, "geo.destroy", "--yes", "--data")
+    _fixed(project)  # ours ran on untouched
 
 
 # --- without Docker -------------------------------------------------------------------------
