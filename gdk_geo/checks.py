@@ -563,7 +563,7 @@ CHECKS: tuple[Check, ...] = (
         "`invoke geo.logs --node secondary` shows what the worker is stuck on; "
         "`invoke geo.sync --all` catches up now",
         _lag,
-        needs=("worker", "event-api"),
+        needs=("worker", "event-api", "primary-api-url"),
     ),
     Check(
         "tracking-db",
