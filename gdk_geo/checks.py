@@ -33,7 +33,17 @@ import httpx
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from gdk_geo import certs, config, drift, health, lifecycle, nodes, ports, services
+from gdk_geo import (
+    certs,
+    config,
+    drift,
+    health,
+    lifecycle,
+    nodes,
+    ports,
+    services,
+    sync_failures,
+)
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.image import OFFLINE_IMAGE, has_image
 from gdk_geo.node_settings import (
@@ -360,40 +370,14 @@ def _lag(ctx: Context) -> Outcome:
     lag = status.get("lag")
     if lag is None or lag > MAX_LAG:
         return failed(f"{lag} events behind the primary (at most {MAX_LAG} is normal); {summary}")
-    failures = [row for row in status.get("repositories") or [] if _failing(row)]
+    failures = sync_failures.failing(status.get("repositories") or [])
     if failures:
-        return _failed_repositories(failures, summary, ctx.cfg)
+        page = _http_url(secondary.listen_address, secondary.port) + "/admin/geo"
+        reason = str(failures[0].get("last_sync_failure") or "")
+        return failed(
+            sync_failures.describe(failures, summary, page), sync_failures.repair(reason, ctx.cfg)
+        )
     return passed(f"{lag} events behind; {summary}")
-
-
-SHOWN_FAILURES = 3
-
-
-def _failing(row: dict[str, Any]) -> bool:
-    """Failed, or being retried after a failure: its last recorded sync did not succeed."""
-    return row.get("state") == "failed" or bool(row.get("last_sync_failure"))
-
-
-def _failed_repositories(rows: list[dict[str, Any]], summary: str, cfg: Settings) -> Outcome:
-    """A ✗ naming the first few failed repositories with their failure, and its fix."""
-    shown = rows[:SHOWN_FAILURES]
-    more = len(rows) - len(shown)
-    noun = "repository" if len(rows) == 1 else "repositories"
-    lines = [f"{len(rows)} {noun} whose last sync failed ({summary}):"]
-    lines += [f"{row['repository']}: {row.get('last_sync_failure')}" for row in shown]
-    if more:
-        lines.append(f"… and {more} more (`invoke geo.status` lists them)")
-    reason = str(shown[0].get("last_sync_failure") or "")
-    return failed("\n".join(lines), _repair(reason, cfg))
-
-
-def _repair(reason: str, cfg: Settings) -> str:
-    """The fix for a recorded sync failure: start what it could not reach, then sync now."""
-    sync = "then `invoke geo.sync --all` (retries every repository now)"
-    for node in NODES:
-        if f":{lifecycle.listeners(cfg)[f'geo.{node}.registry.port']}" in reason:
-            return f"`invoke geo.setup` (starts the {node} registry if it is down), {sync}"
-    return f"`invoke geo.logs --node secondary` shows the whole error; {sync}"
 
 
 _STATES = ("synced", "pending", "started", "failed")

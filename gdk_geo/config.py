@@ -239,6 +239,17 @@ def validate(path: Path, document: CommentedMap) -> schema.Settings:
     return cfg
 
 
+def same_registry(url: str, other: str) -> bool:
+    """Whether two registry URLs name one local registry (scheme aside, any local name)."""
+    first, second = urlsplit(url), urlsplit(other)
+    try:
+        same_port = first.port == second.port
+    except ValueError:
+        return False
+    hosts = {first.hostname, second.hostname}
+    return same_port and (len(hosts) == 1 or hosts <= LOCAL_HOSTS)
+
+
 def _api_url_line(document: CommentedMap) -> int | None:
     """The line of primary_api_url in gdk.yml, in whichever form the file writes it."""
     for parents in (("geo", "secondary", "registry_replication"), ("geo", "registry_replication")):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from conftest import free_port
-from helpers import invoke, write_gdk_yml
+from helpers import invoke, ports_yml, write_gdk_yml
 
 from gdk_geo import config
 from gdk_geo.errors import ConfigError
@@ -230,3 +231,18 @@ def test_sync_with_replication_disabled_names_the_key_and_says_restart(tmp_path:
     assert result.returncode == 1, result.stdout + result.stderr
     assert "geo.secondary.registry_replication.enabled" in result.stderr
     assert "`invoke geo.restart`" in result.stderr and "reconfigure" not in result.stderr
+
+
+def test_sync_refuses_a_secondary_rendered_to_sync_from_itself(tmp_path: Path) -> None:
+    """An older release rendered such a primary_api_url; geo.sync must not copy the secondary
+    onto itself and report success."""
+    ports = [free_port() for _ in range(4)]
+    write_gdk_yml(tmp_path, ports_yml(*ports))
+    assert invoke(tmp_path, "geo.reconfigure").returncode == 0
+    gitlab_yml = tmp_path / ".gdk-geo" / "secondary" / "config" / "gitlab.yml"
+    text = gitlab_yml.read_text()
+    own = f"https://localhost:{ports[3]}"
+    gitlab_yml.write_text(re.sub(r"primary_api_url: .*", f"primary_api_url: {own}", text))
+    result = invoke(tmp_path, "geo.sync", "--all")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"primary_api_url ({own}) is its own registry" in result.stderr
