@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port
-from helpers import invoke, running_project
+from helpers import invoke, ports_yml, running_project
 
 from gdk_geo import nodes, services
 from gdk_geo.project import Project
@@ -58,6 +58,21 @@ def test_a_port_changed_and_changed_back_is_still_ours(project: Project) -> None
     _must(project, "geo.setup")
 
 
+def test_all_four_ports_rendered_elsewhere_and_restored_are_still_ours(project: Project) -> None:
+    """Like emptying gdk.yml and restoring it: the last render names other ports than the
+    ones our running services and containers hold."""
+    original = project.gdk_yml.read_text()
+    cfg = project.load()
+    elsewhere = ports_yml(*(free_port() for _ in range(4)), cfg.docker.container_prefix)
+    project.gdk_yml.write_text(elsewhere)
+    try:
+        _must(project, "geo.reconfigure")
+    finally:
+        project.gdk_yml.write_text(original)
+    _must(project, "geo.reconfigure")
+    _must(project, "geo.setup")
+
+
 def test_another_clone_with_the_same_prefix_leaves_our_containers_alone(
     project: Project, tmp_path: Path
 ) -> None:
@@ -70,6 +85,8 @@ def test_another_clone_with_the_same_prefix_leaves_our_containers_alone(
         assert result.returncode == 1, result.stdout + result.stderr
         assert f"belongs to the project at {project.root}" in result.stderr
         assert "docker.container_prefix" in result.stderr
+    status = invoke(clone, "geo.status", "--json")
+    assert f"belongs to another project ({project.root})" in status.stdout, status.stdout
     client = nodes.engine()
     assert all(client.containers.get(name).status == "running" for name in names)
 
