@@ -171,7 +171,7 @@ class BenchProject:
         client = nodes.engine()
         paths = self.paths(node)
         services.stop(paths)
-        nodes.stop(client, self.cfg, node, timeout=5)
+        nodes.stop(client, nodes.container_name(self.cfg, node), str(self.project.root), timeout=5)
         shutil.rmtree(paths.registry_storage, ignore_errors=True)
         shutil.rmtree(paths.root / "geo", ignore_errors=True)
         paths.registry_storage.mkdir(parents=True)

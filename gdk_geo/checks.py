@@ -33,7 +33,16 @@ import httpx
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from gdk_geo import certs, health, lifecycle, nodes, ports, services
+from gdk_geo import (
+    certs,
+    drift,
+    health,
+    lifecycle,
+    nodes,
+    ports,
+    services,
+    sync_failures,
+)
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.image import OFFLINE_IMAGE, has_image
 from gdk_geo.node_settings import (
@@ -64,14 +73,15 @@ class Outcome:
 
     status: Status
     detail: str = ""
+    fix: str = ""  # a fix for exactly what was found, instead of the declared one
 
 
 def passed(detail: str = "") -> Outcome:
     return Outcome("passed", detail)
 
 
-def failed(detail: str) -> Outcome:
-    return Outcome("failed", detail)
+def failed(detail: str, fix: str = "") -> Outcome:
+    return Outcome("failed", detail, fix)
 
 
 def skipped(why: str) -> Outcome:
@@ -174,11 +184,30 @@ def _rendered(ctx: Context) -> Outcome:
     return passed()
 
 
+def _current(ctx: Context) -> Outcome:
+    found = drift.render_drift(ctx.project, ctx.cfg)
+    problems = [f"{path}: edited by hand since gdk-geo wrote it" for path in found.edited]
+    problems += [f"{path}: gdk.yml asks for something else now" for path in found.stale]
+    if problems:
+        return failed("\n".join(problems))
+    return passed()
+
+
+def _primary_api_url(ctx: Context) -> Outcome:
+    problem = drift.api_url_problem(ctx.cfg)
+    if problem:
+        return failed(problem)
+    return passed(ctx.cfg.primary_api_url)
+
+
 def _containers(ctx: Context) -> Outcome:
     problems = []
     for node in NODES:
         name = nodes.container_name(ctx.cfg, node)
-        container = nodes.find(ctx.client, name)
+        try:
+            container = nodes.find_ours(ctx.client, name, str(ctx.project.root))
+        except GdkGeoError as exc:
+            return failed(exc.what, exc.fix or "")
         if container is None:
             problems.append(f"{name} does not exist")
         elif container.status != "running":
@@ -195,6 +224,9 @@ def _certificates(ctx: Context) -> Outcome:
     now = datetime.now(UTC)
     problems, until = [], []
     for paths in ctx.project.nodes(ctx.cfg):
+        if not paths.key.exists():
+            problems.append(f"{paths.key} is missing: the registry cannot serve TLS without it")
+            continue
         info = certs.certificate_info(paths.certificate)
         until.append(info.not_after)
         problems += [f"{paths.certificate}: {p}" for p in _certificate_problems(info, ctx, now)]
@@ -340,6 +372,13 @@ def _lag(ctx: Context) -> Outcome:
     lag = status.get("lag")
     if lag is None or lag > MAX_LAG:
         return failed(f"{lag} events behind the primary (at most {MAX_LAG} is normal); {summary}")
+    failures = sync_failures.failing(status.get("repositories") or [])
+    if failures:
+        page = ctx.service_url("secondary") + "/admin/geo"
+        reason = str(failures[0].get("last_sync_failure") or "")
+        return failed(
+            sync_failures.describe(failures, summary, page), sync_failures.repair(reason, ctx.cfg)
+        )
     return passed(f"{lag} events behind; {summary}")
 
 
@@ -407,6 +446,26 @@ CHECKS: tuple[Check, ...] = (
         needs=("gdk.yml",),
     ),
     Check(
+        "current",
+        "rendered files are what gdk.yml asks for",
+        "each node's rendered files equal what gdk.yml and the stored secrets render to now, "
+        "and none was edited by hand since gdk-geo wrote it",
+        "`invoke geo.restart --force` (renders every file from gdk.yml again, backing up "
+        "hand-edited ones, and restarts both nodes)",
+        _current,
+        needs=("ports", "rendered"),
+    ),
+    Check(
+        "primary-api-url",
+        "the secondary syncs from the primary registry",
+        "`geo.secondary.registry_replication.primary_api_url` is https on a local name and "
+        "the primary registry's port",
+        "`invoke geo.config.set geo.secondary.registry_replication.primary_api_url ''` "
+        "(derives the primary registry's URL), then `invoke geo.restart`",
+        _primary_api_url,
+        needs=("gdk.yml",),
+    ),
+    Check(
         "containers",
         "registry containers are running",
         "both registry containers exist and run",
@@ -418,8 +477,8 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "certificates",
         "certificates are valid for 30 more days",
-        "both nodes' `localhost.crt` parse, are in their validity period, name `hostname` "
-        "and do not expire within 30 days",
+        "both nodes' `localhost.key` exist and their `localhost.crt` parse, are in their "
+        "validity period, name `hostname` and do not expire within 30 days",
         "`invoke geo.restart` (renews the certificate, copies it to the secondary and "
         "restarts both registries)",
         _certificates,
@@ -440,7 +499,7 @@ CHECKS: tuple[Check, ...] = (
         "`localhost.crt` as the CA",
         "`invoke geo.restart` (both registries then serve the current certificate)",
         _secondary_verifies_primary,
-        needs=("containers", "same-certificate"),
+        needs=("containers", "same-certificate", "primary-api-url"),
     ),
     Check(
         "secret",
@@ -450,7 +509,7 @@ CHECKS: tuple[Check, ...] = (
         "`invoke geo.restart --force` (renders both files again from the stored secret, "
         "backing up the edited ones, and restarts)",
         _secret,
-        needs=("rendered",),
+        needs=("current",),
     ),
     Check(
         "delivery",
@@ -484,12 +543,13 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "lag",
         "replication keeps up",
-        f"the worker reads the primary's events and is at most {MAX_LAG} behind "
-        "(`/api/v4/geo/replication/status`); the repository counts are shown",
+        f"the worker reads the primary's events, is at most {MAX_LAG} behind "
+        "(`/api/v4/geo/replication/status`) and no repository is failed; the first failed "
+        "ones are named with their failure, and the fix printed is for that failure",
         "`invoke geo.logs --node secondary` shows what the worker is stuck on; "
         "`invoke geo.sync --all` catches up now",
         _lag,
-        needs=("worker", "event-api"),
+        needs=("worker", "event-api", "primary-api-url"),
     ),
     Check(
         "tracking-db",
@@ -557,7 +617,7 @@ def explanation(result: Result) -> list[str]:
     if result.outcome.status != "failed":
         return []
     lines = [f"    {line}" for line in result.outcome.detail.splitlines()]
-    return [*lines, f"    fix: {result.check.fix}"]
+    return [*lines, f"    fix: {result.outcome.fix or result.check.fix}"]
 
 
 # --- small helpers ------------------------------------------------------------------------

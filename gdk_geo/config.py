@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import difflib
 import io
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import urlsplit
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
@@ -23,6 +24,12 @@ from gdk_geo.errors import ConfigError
 from gdk_geo.fsutil import atomic_write
 
 FIX = "edit gdk.yml (gdk.example.yml lists every key with its default), then run the command again"
+# The seed (and GDK) write the secondary's replication settings one level up, as
+# `geo.registry_replication.*`; they mean the same as `geo.secondary.registry_replication.*`.
+SEED_REPLICATION = "geo.registry_replication."
+REPLICATION = "geo.secondary.registry_replication."
+API_URL_KEY = REPLICATION + "primary_api_url"
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 @dataclass(frozen=True)
@@ -156,14 +163,45 @@ def _expected(declared: schema.Declared) -> str:
     return declared.check(probe) or _expected_type(declared.type)
 
 
+def canonical_key(key: str) -> str:
+    """The declared key for one written in the seed's form (`geo.registry_replication.x`)."""
+    if key.startswith(SEED_REPLICATION):
+        return REPLICATION + key.removeprefix(SEED_REPLICATION)
+    return key
+
+
+def _seed_replication(node: CommentedMap, prefix: str, problems: list[Problem]) -> Any:
+    """The seed's `geo.registry_replication` section, validated as the secondary's."""
+    path, line = prefix + "registry_replication", _line_of(node, "registry_replication")
+    value = node["registry_replication"]
+    secondary = node.get("secondary")
+    if isinstance(secondary, CommentedMap) and "registry_replication" in secondary:
+        problems.append(
+            Problem(path, line, f"also given as `{REPLICATION.rstrip('.')}`: keep one of the two")
+        )
+        return None
+    if not isinstance(value, CommentedMap):
+        problems.append(
+            Problem(path, line, f"got {_describe(value)}, expected a section of settings")
+        )
+        return None
+    return schema.RegistryReplication(
+        **_validate(value, schema.RegistryReplication, path + ".", problems)
+    )
+
+
 def _validate(node: CommentedMap, cls: type, prefix: str, problems: list[Problem]) -> dict:
     """Check `node` against dataclass `cls`; return the values to build it with."""
     hints = get_type_hints(cls)
     names = [f.name for f in fields(cls)]
     values: dict[str, Any] = {}
+    seed = None
     for key in node:
         path = f"{prefix}{key}"
         line = _line_of(node, key)
+        if cls is schema.Geo and key == "registry_replication" and node[key] is not None:
+            seed = _seed_replication(node, prefix, problems)
+            continue
         if key not in names:
             hint = _suggest(str(key), names, prefix) or _suggest(path, list(schema.DECLARED))
             problems.append(Problem(path, line, f"unknown key{hint}"))
@@ -179,11 +217,14 @@ def _validate(node: CommentedMap, cls: type, prefix: str, problems: list[Problem
                 continue
             values[key] = typ(**_validate(value, typ, path + ".", problems))
         else:
-            wrong = _check_leaf(schema.DECLARED[path], value)
+            wrong = _check_leaf(schema.DECLARED[canonical_key(path)], value)
             if wrong:
                 problems.append(Problem(path, line, wrong))
             else:
                 values[key] = "" if value is None else typ(value)  # drop ruamel's wrappers
+    if seed is not None:
+        secondary = values.get("secondary", schema.Secondary())
+        values["secondary"] = replace(secondary, registry_replication=seed)
     return values
 
 
@@ -193,7 +234,60 @@ def validate(path: Path, document: CommentedMap) -> schema.Settings:
     values = _validate(document, schema.Settings, "", problems)
     if problems:
         raise _invalid(path, problems)
-    return schema.Settings(**values)
+    cfg = schema.Settings(**values)
+    _check_primary_api_url(path, document, cfg)
+    return cfg
+
+
+def same_registry(url: str, other: str) -> bool:
+    """Whether two registry URLs name one local registry (scheme aside, any local name)."""
+    first, second = urlsplit(url), urlsplit(other)
+    try:
+        same_port = first.port == second.port
+    except ValueError:
+        return False
+    hosts = {first.hostname, second.hostname}
+    return same_port and (len(hosts) == 1 or hosts <= LOCAL_HOSTS)
+
+
+def _api_url_line(document: CommentedMap) -> int | None:
+    """The line of primary_api_url in gdk.yml, in whichever form the file writes it."""
+    for parents in (("geo", "secondary", "registry_replication"), ("geo", "registry_replication")):
+        node: Any = document
+        for part in parents:
+            node = node.get(part) if isinstance(node, CommentedMap) else None
+        if isinstance(node, CommentedMap) and "primary_api_url" in node:
+            return _line_of(node, "primary_api_url")
+    return None
+
+
+def _check_primary_api_url(path: Path, document: CommentedMap, cfg: schema.Settings) -> None:
+    """Refuse a primary_api_url that cannot reach the primary registry: the secondary's own
+    registry (it would replicate itself, and verify would compare it with itself), or plain
+    http to the primary registry, which serves only HTTPS (every sync would get HTTP 400)."""
+    given = cfg.geo.secondary.registry_replication.primary_api_url
+    if not given:
+        return
+    url = urlsplit(given)
+    try:
+        port = url.port
+    except ValueError:
+        return  # not a port at all: geo.check names it (nothing of ours listens there)
+    local = url.hostname in LOCAL_HOSTS | {cfg.hostname, cfg.listen_address}
+    primary = url._replace(scheme="https").geturl()  # the same URL, as the registry serves it
+    if local and port == cfg.geo.secondary.registry.port:
+        problem = "is the secondary's own registry: the secondary would replicate itself"
+        primary = cfg.node("primary").registry_url
+    elif local and port == cfg.geo.primary.registry.port and url.scheme != "https":
+        problem = "uses http, but the primary registry serves only HTTPS (every sync fails)"
+    else:
+        return
+    where = Problem(API_URL_KEY, _api_url_line(document), f"{given!r} {problem}")
+    raise ConfigError(
+        f"{path} is not valid (1 problem):\n  {where.render(path.name)}",
+        fix=f"`invoke geo.config.set {API_URL_KEY} {primary}` (the primary registry), "
+        "then `invoke geo.restart`",
+    )
 
 
 def load(path: Path) -> schema.Settings:
@@ -220,8 +314,8 @@ def value_of(cfg: schema.Settings, key: str) -> Any:
 
 
 def _declared_or_error(key: str) -> schema.Declared:
-    if key in schema.DECLARED:
-        return schema.DECLARED[key]
+    if canonical_key(key) in schema.DECLARED:
+        return schema.DECLARED[canonical_key(key)]
     hint = _suggest(key, list(schema.DECLARED))
     raise ConfigError(
         f"unknown setting `{key}`{hint}",
@@ -250,7 +344,16 @@ def parse_cli_value(key: str, raw: str) -> Any:
 def get(path: Path, key: str) -> Any:
     """The effective value of `key` for the gdk.yml at `path`."""
     _declared_or_error(key)
-    return value_of(load(path), key)
+    return value_of(load(path), canonical_key(key))
+
+
+def _written_key(document: CommentedMap, key: str) -> str:
+    """Where `key` goes in this gdk.yml: the seed's form when the file already uses it."""
+    key = canonical_key(key)
+    seed = document.get("geo") if isinstance(document.get("geo"), CommentedMap) else None
+    if key.startswith(REPLICATION) and seed is not None and "registry_replication" in seed:
+        return SEED_REPLICATION + key.removeprefix(REPLICATION)
+    return key
 
 
 def set_value(path: Path, key: str, raw: str) -> None:
@@ -258,7 +361,7 @@ def set_value(path: Path, key: str, raw: str) -> None:
     value = parse_cli_value(key, raw)
     document = parse_document(path, path.read_text()) if path.exists() else CommentedMap()
     node = document
-    *parents, leaf = key.split(".")
+    *parents, leaf = _written_key(document, key).split(".")
     for part in parents:
         child = node.get(part)
         if not isinstance(child, CommentedMap):

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
-from ruamel.yaml import YAML
 
-from gdk_geo import certs, health, nodes, ports, render, services
-from gdk_geo.errors import GdkGeoError
+from gdk_geo import certs, health, nodes, ports, record, render, services
+from gdk_geo.errors import ConfigError, GdkGeoError
 from gdk_geo.fsutil import atomic_write
 from gdk_geo.image import Progress, Step, ensure_registry_image, messages
 from gdk_geo.project import EXAMPLE, NODES, NodePaths, Project
@@ -48,15 +47,6 @@ def ensure_gdk_yml(project: Project) -> bool:
     return True
 
 
-def _rendered_ports(paths: NodePaths) -> tuple[int | None, int | None]:
-    """(service port, registry port) from the node's last rendered gitlab.yml."""
-    try:
-        data = YAML(typ="safe").load(paths.gitlab_yml.read_text()) or {}
-        return int(data["gitlab"]["port"]), int(data["registry"]["port"])
-    except (OSError, KeyError, TypeError, ValueError):
-        return None, None
-
-
 def _docker_or_none() -> docker.DockerClient | None:
     try:
         return nodes.engine()
@@ -64,17 +54,46 @@ def _docker_or_none() -> docker.DockerClient | None:
         return None
 
 
+def _known_nodes(project: Project, cfg: Settings | None) -> list[NodePaths]:
+    """The node roots gdk.yml names now and those the project last started with."""
+    known = project.nodes(cfg) if cfg is not None else []
+    for recorded in record.read(project):
+        known += [paths for paths in recorded.nodes if paths not in known]
+    return known
+
+
+def _container_names(project: Project, cfg: Settings | None) -> list[str]:
+    """Our containers' names by gdk.yml now and by the record, primary's first."""
+    names = [nodes.container_name(cfg, node) for node in NODES] if cfg is not None else []
+    for recorded in record.read(project):
+        names += [
+            recorded.container_name(n) for n in NODES if recorded.container_name(n) not in names
+        ]
+    return names
+
+
+def _our_pids(project: Project, cfg: Settings, client: docker.DockerClient | None) -> set[int]:
+    """Processes of this project's services and of the registries in its containers."""
+    pids: set[int] = set()
+    for paths in _known_nodes(project, cfg):
+        current = services.state(paths)
+        if current.running and current.pid is not None:
+            pids.add(current.pid)
+    for name in _container_names(project, cfg) if client is not None else ():
+        container = nodes.find(client, name)
+        if container is None or container.labels.get(nodes.LABEL_PROJECT) != str(project.root):
+            continue
+        pids.update(ports.process_tree(container.attrs.get("State", {}).get("Pid") or 0))
+    return pids
+
+
 def our_ports(project: Project, cfg: Settings, client: docker.DockerClient | None) -> set[int]:
-    """Ports our own running services and containers hold now (they are not conflicts)."""
-    held: set[int] = set()
-    for paths in project.nodes(cfg):
-        service_port, registry_port = _rendered_ports(paths)
-        if service_port and services.state(paths).running:
-            held.add(service_port)
-        container = nodes.find(client, nodes.container_name(cfg, paths.name)) if client else None
-        if registry_port and container is not None and container.status == "running":
-            held.add(registry_port)
-    return held
+    """Ports our own running services and containers hold now (they are not conflicts).
+
+    Found from the processes that hold them, not from the last render: after a port change
+    that was rendered but not restarted, the old port is still held by our own service.
+    """
+    return ports.listening_ports(_our_pids(project, cfg, client))
 
 
 def reconfigure(
@@ -175,9 +194,9 @@ class SetupResult:
     services: dict[str, str] = field(default_factory=dict)  # node -> action
 
 
-def _restart_service(paths: NodePaths) -> str:
+def _restart_service(paths: NodePaths, project_root: Path) -> str:
     services.stop(paths)
-    services.start(paths)
+    services.start(paths, project_root)
     return "restarted"
 
 
@@ -201,14 +220,17 @@ def setup(
     result = SetupResult(done, image.name, image.how)
     progress(Step("starting the registry containers and Geo services"))
     changed = done.changed_nodes()
+    record.write(project, cfg)
     for paths in project.nodes(cfg):
+        services.stop_strays(paths, project.root)
         config_hash = render.node_config_hash(paths)
         ensured = nodes.ensure(client, cfg, paths, image.name, config_hash, str(project.root))
         result.containers[paths.name] = ensured.action
-        if paths.name in changed and services.state(paths).running:
-            result.services[paths.name] = _restart_service(paths)
+        running = services.state(paths).running
+        if running and (paths.name in changed or not services.runs_current_settings(paths)):
+            result.services[paths.name] = _restart_service(paths, project.root)
         else:
-            _, started = services.start(paths)
+            _, started = services.start(paths, project.root)
             result.services[paths.name] = "started" if started else "unchanged"
     progress(Step("waiting until both nodes are healthy"))
     wait_healthy(client, project, cfg, list(NODES))
@@ -222,10 +244,12 @@ def restart(project: Project, node: str | None = None, *, force: bool = False) -
     cfg = done.cfg
     names = [node] if node else list(NODES)
     image = None
+    record.write(project, cfg)
     for name in names:
         paths = project.node(cfg, name)
         services.stop(paths)
-        container = nodes.find(client, nodes.container_name(cfg, name))
+        services.stop_strays(paths, project.root)
+        container = nodes.find_ours(client, nodes.container_name(cfg, name), str(project.root))
         config_hash = render.node_config_hash(paths)
         if container is not None and container.labels.get(nodes.LABEL_HASH) == config_hash:
             container.restart(timeout=10)
@@ -234,36 +258,59 @@ def restart(project: Project, node: str | None = None, *, force: bool = False) -
                 client, cfg.registry.image, Path(cfg.registry.binary), lambda _m: None
             )
             nodes.ensure(client, cfg, paths, image.name, config_hash, str(project.root))
-        services.start(paths)
+        services.start(paths, project.root)
     wait_healthy(client, project, cfg, names)
     return done
 
 
-def stop(project: Project) -> list[str]:
-    """Stop both services and containers; data stays. Returns what was stopped."""
-    cfg = project.load()
-    client = nodes.engine()
+def _settings_or_none(project: Project) -> Settings | None:
+    """gdk.yml's settings, or None when it is missing or invalid (stopping goes on anyway)."""
+    try:
+        return project.load()
+    except ConfigError:
+        return None
+
+
+def _stop_services(project: Project, cfg: Settings | None) -> list[str]:
+    """Stop every service of this project, wherever its node root is now or was."""
     stopped = []
-    for paths in reversed(project.nodes(cfg)):
-        if services.stop(paths):
+    for paths in reversed(_known_nodes(project, cfg)):
+        if services.stop(paths, project_root=project.root):
             stopped.append(f"{paths.name} Geo service")
-        if nodes.stop(client, cfg, paths.name):
-            stopped.append(nodes.container_name(cfg, paths.name))
+    return list(dict.fromkeys(stopped))
+
+
+def stop(project: Project) -> list[str]:
+    """Stop both services and containers; data stays. Returns what was stopped.
+
+    Works from the record when gdk.yml is broken: what runs must always be stoppable.
+    """
+    cfg = _settings_or_none(project)
+    if cfg is None and not record.read(project):
+        project.load()  # nothing recorded either: say what is wrong with gdk.yml
+    client = nodes.engine()
+    stopped = _stop_services(project, cfg)
+    for name in reversed(_container_names(project, cfg)):
+        if nodes.stop(client, name, str(project.root)):
+            stopped.append(name)
     return stopped
 
 
 def destroy(project: Project, *, data: bool = False) -> list[str]:
     """Stop everything and remove the containers; with `data`, also registry storage and DBs."""
-    cfg = project.load()
+    cfg = _settings_or_none(project)
+    if cfg is None and not record.read(project):
+        project.load()
     client = nodes.engine()
+    _stop_services(project, cfg)
     removed = []
-    for paths in project.nodes(cfg):
-        services.stop(paths)
-        if nodes.remove(client, cfg, paths.name):
-            removed.append(nodes.container_name(cfg, paths.name))
-        if data:
-            for directory in (paths.registry_storage, paths.root / "geo"):
-                if directory.exists():
-                    shutil.rmtree(directory)
-                    removed.append(str(directory))
+    for name in _container_names(project, cfg):
+        if nodes.remove(client, name, str(project.root)):
+            removed.append(name)
+    for paths in _known_nodes(project, cfg) if data else ():
+        for directory in (paths.registry_storage, paths.root / "geo"):
+            if directory.exists():
+                shutil.rmtree(directory)
+                removed.append(str(directory))
+    record.forget(project)
     return removed

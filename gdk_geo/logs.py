@@ -36,7 +36,8 @@ import docker
 import docker.errors
 from requests.exceptions import RequestException
 
-from gdk_geo import nodes
+from gdk_geo import nodes, record
+from gdk_geo.errors import ConfigError
 from gdk_geo.project import NODES, Project
 
 NANOS = 1_000_000_000
@@ -217,13 +218,28 @@ Source = GeoLog | RegistryLog
 
 
 def sources(project: Project, node: str | None, client: docker.DockerClient | None) -> list[Source]:
-    """The logs of `node` (or both nodes): the registry's when an engine answers, the Geo log."""
-    cfg = project.load()
+    """The logs of `node` (or both nodes): the registry's when an engine answers, the Geo log.
+
+    With a broken gdk.yml the logs are those of what the project last started (its record):
+    that is when they are needed most. Another project's container is never shown.
+    """
+    try:
+        cfg = project.load()
+        container_names = {name: nodes.container_name(cfg, name) for name in NODES}
+        roots = {name: project.node(cfg, name) for name in NODES}
+    except ConfigError:
+        started = record.read(project)
+        if not started:
+            raise
+        recorded = started[-1]  # the latest: what runs unless it was stopped since
+        container_names = {name: recorded.container_name(name) for name in NODES}
+        roots = {paths.name: paths for paths in recorded.nodes}
     chosen: list[Source] = []
     for name in [node] if node else list(NODES):
         if client is not None:
-            chosen.append(RegistryLog(name, client, nodes.container_name(cfg, name)))
-        chosen.append(GeoLog(name, project.node(cfg, name).service_log))
+            nodes.find_ours(client, container_names[name], str(project.root))
+            chosen.append(RegistryLog(name, client, container_names[name]))
+        chosen.append(GeoLog(name, roots[name].service_log))
     return chosen
 
 

@@ -11,6 +11,7 @@ running, which is what makes `geo.setup` idempotent.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,6 +59,33 @@ def find(client: docker.DockerClient, name: str) -> Container | None:
         return client.containers.get(name)
     except docker.errors.NotFound:
         return None
+
+
+def find_ours(client: docker.DockerClient, name: str, project_root: str) -> Container | None:
+    """The container `name` when this project made it; an error when another one did.
+
+    Two clones with the same `docker.container_prefix` name their containers alike; the
+    project label says whose a container is, and another project's is never touched.
+    """
+    container = find(client, name)
+    if container is None:
+        return None
+    owner = container.labels.get(LABEL_PROJECT)
+    if owner != project_root:
+        whose = f"the project at {owner}" if owner else "something other than gdk-geo"
+        raise GdkGeoError(
+            f"container {name} belongs to {whose}, not to this project ({project_root})",
+            fix="give this project a container prefix of its own: "
+            f"`invoke geo.config.set docker.container_prefix {own_prefix(name, project_root)}`, "
+            "then `invoke geo.setup`",
+        )
+    return container
+
+
+def own_prefix(name: str, project_root: str) -> str:
+    """A container prefix for this project alone: the taken one plus a hash of its root."""
+    taken = name.rsplit("-", 2)[0]
+    return f"{taken[:32]}-{hashlib.sha256(project_root.encode()).hexdigest()[:6]}"
 
 
 def _volumes(paths: NodePaths) -> dict[str, dict[str, str]]:
@@ -118,7 +146,7 @@ def ensure(
     project_root: str,
 ) -> EnsureResult:
     """Make the node's container run the current config; touch nothing when it already does."""
-    current = find(client, container_name(cfg, paths.name))
+    current = find_ours(client, container_name(cfg, paths.name), project_root)
     if current is not None:
         same_config = current.labels.get(LABEL_HASH) == config_hash
         same_image = (
@@ -152,16 +180,18 @@ def restart(client: docker.DockerClient, cfg: Settings, node: str, timeout: int 
     container.restart(timeout=timeout)
 
 
-def stop(client: docker.DockerClient, cfg: Settings, node: str, timeout: int = 10) -> bool:
-    container = find(client, container_name(cfg, node))
+def stop(client: docker.DockerClient, name: str, project_root: str, timeout: int = 10) -> bool:
+    """Stop this project's container `name`; False when it was not running."""
+    container = find_ours(client, name, project_root)
     if container is None or container.status != "running":
         return False
     container.stop(timeout=timeout)
     return True
 
 
-def remove(client: docker.DockerClient, cfg: Settings, node: str) -> bool:
-    container = find(client, container_name(cfg, node))
+def remove(client: docker.DockerClient, name: str, project_root: str) -> bool:
+    """Remove this project's container `name`; False when there was none."""
+    container = find_ours(client, name, project_root)
     if container is None:
         return False
     container.remove(force=True)

@@ -4,23 +4,22 @@ The seed leaves port picking to the developer, and a collision shows up late and
 registry container that exits with "address already in use", or worse, two services on one
 port answering each other's clients. So before anything starts we check the whole set at
 once and report every problem in one error that names the gdk.yml key, the port and, when
-/proc tells us, the process holding it.
+the system tells us (psutil), the process holding it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import socket
-from collections.abc import Callable, Collection, Mapping
-from pathlib import Path
+from collections.abc import Callable, Collection, Iterable, Mapping
+
+import psutil
 
 from gdk_geo.errors import GdkGeoError
 
 MIN_PORT = 1
 MAX_PORT = 65535
-LISTEN_STATE = "0A"  # TCP_LISTEN in /proc/net/tcp's `st` column
 COMMAND_LIMIT = 80
 SUGGESTION_TRIES = 100
 
@@ -85,17 +84,33 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 def find_holder(port: int) -> str | None:
     """`pid 1234 (python3 -m http.server)` for the process listening on `port`, if visible.
 
-    Best effort and Linux only: the listening socket's inode comes from /proc/net/tcp and
-    tcp6, and the process is the one with a `socket:[inode]` among its fds. Another
-    user's processes are invisible without root, so None is an expected answer.
+    Best effort: another user's processes are invisible without root, so None is an
+    expected answer.
     """
-    inodes = _listening_inodes(port)
-    if not inodes:
-        return None
-    for pid_dir in _process_dirs():
-        if _holds_any(pid_dir, inodes):
-            return f"pid {pid_dir.name} ({_command(pid_dir)})"
-    return None
+    pids = sorted(holders(port))
+    return f"pid {pids[0]} ({_command(pids[0])})" if pids else None
+
+
+def holders(port: int) -> set[int]:
+    """The pids listening on TCP `port`, on any address, IPv4 or IPv6 (those we may see)."""
+    return {pid for pid, held in _listeners() if held == port}
+
+
+def listening_ports(pids: Iterable[int]) -> set[int]:
+    """Every TCP port one of `pids` listens on."""
+    wanted = set(pids)
+    return {port for pid, port in _listeners() if pid in wanted}
+
+
+def process_tree(pid: int) -> set[int]:
+    """`pid` and all its descendants (a container's init and the registry it runs)."""
+    if pid <= 0:
+        return set()
+    try:
+        process = psutil.Process(pid)
+        return {pid, *(child.pid for child in process.children(recursive=True))}
+    except psutil.Error:
+        return set()
 
 
 # --- checking ------------------------------------------------------------------------------
@@ -158,54 +173,29 @@ def _join(keys: list[str]) -> str:
     return ", ".join(keys[:-1]) + " and " + keys[-1]
 
 
-# --- /proc ---------------------------------------------------------------------------------
+# --- processes -----------------------------------------------------------------------------
 
 
-def _listening_inodes(port: int) -> set[str]:
-    """Socket inodes listening on `port`, on any address, IPv4 or IPv6."""
-    inodes: set[str] = set()
-    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
-        try:
-            lines = table.read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            local_port = int(fields[1].rsplit(":", 1)[1], 16)
-            if local_port == port and fields[3] == LISTEN_STATE and fields[9] != "0":
-                inodes.add(fields[9])
-    return inodes
-
-
-def _process_dirs() -> list[Path]:
+def _listeners() -> list[tuple[int, int]]:
+    """(pid, port) of every listening TCP socket whose process we may see."""
     try:
-        return [entry for entry in Path("/proc").iterdir() if entry.name.isdigit()]
-    except OSError:
+        connections = psutil.net_connections(kind="tcp")
+    except (psutil.Error, OSError):
         return []
+    return [
+        (c.pid, c.laddr.port)
+        for c in connections
+        if c.status == psutil.CONN_LISTEN and c.pid is not None and c.laddr
+    ]
 
 
-def _holds_any(pid_dir: Path, inodes: set[str]) -> bool:
-    wanted = {f"socket:[{inode}]" for inode in inodes}
+def _command(pid: int) -> str:
+    """The command line as typed (kernel threads and zombies have none: fall back to name)."""
     try:
-        fds = list((pid_dir / "fd").iterdir())
-    except OSError:
-        return False  # gone, or not ours to look at
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            if os.readlink(fd) in wanted:
-                return True
-    return False
-
-
-def _command(pid_dir: Path) -> str:
-    """The command line as typed (kernel threads and zombies have none: fall back to comm)."""
-    try:
-        argv = (pid_dir / "cmdline").read_bytes().split(b"\0")
+        process = psutil.Process(pid)
         # split() folds newlines (`python -c` scripts) so the message stays on one line.
-        command = " ".join(b" ".join(argv).decode(errors="replace").split())
-        if not command:
-            command = (pid_dir / "comm").read_text().strip()
-    except OSError:
+        command = " ".join(" ".join(process.cmdline()).split()) or process.name()
+    except (psutil.Error, OSError):
         return "unknown command"
     if len(command) > COMMAND_LIMIT:
         return command[: COMMAND_LIMIT - 1] + "…"

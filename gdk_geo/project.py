@@ -59,6 +59,11 @@ class NodePaths:
     def pidfile(self) -> Path:
         return self.root / "geo.pid"
 
+    @property
+    def loaded_settings(self) -> Path:
+        """The hash of the gitlab.yml the running service started with."""
+        return self.root / "geo.loaded"
+
 
 @dataclass(frozen=True)
 class Project:

@@ -6,19 +6,27 @@ GDK's runit services keep a pid and a log per service. A pidfile whose process i
 belongs to some other program, is stale and is removed rather than trusted. A service that
 runs without a pidfile (Ctrl-C landed between starting it and writing the pidfile) is found
 by its command line and adopted, never started a second time.
+
+Processes are looked up with psutil. Each service started here carries its project root in
+its environment (`GDK_GEO_PROJECT`), so it is still found, and stopped, after `data_dir`
+moved and its command line names a directory gdk.yml no longer points at. Next to the
+pidfile, `geo.loaded` keeps a hash of the gitlab.yml the service started with, so setup can
+tell a service running old settings from one running what is rendered now.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.fsutil import atomic_write
@@ -28,6 +36,7 @@ MODULES = {"primary": "gdk_geo.primary", "secondary": "gdk_geo.secondary"}
 # What earlier releases ran: a service started by one of them is still ours to find, stop
 # and replace after an upgrade.
 LEGACY_MODULES = {"primary": ("gdk_geo.primary_service",), "secondary": ("gdk_geo.worker",)}
+PROJECT_ENV = "GDK_GEO_PROJECT"  # the project root, in each service's environment
 
 
 @dataclass(frozen=True)
@@ -42,39 +51,82 @@ class ServiceState:
 
 def _cmdline(pid: int) -> list[str]:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
+        return psutil.Process(pid).cmdline()
+    except (psutil.Error, OSError):
         return []
 
 
 def _read_pid(pidfile: Path) -> int | None:
     try:
         return int(pidfile.read_text().strip())
-    except (FileNotFoundError, ValueError):
+    except (OSError, ValueError):
         return None
+
+
+def _runs_module(argv: list[str], node: str) -> bool:
+    modules = {MODULES[node], *LEGACY_MODULES[node]}
+    return any(a == "-m" and b in modules for a, b in itertools.pairwise(argv))
 
 
 def _is_ours(pid: int, paths: NodePaths) -> bool:
     """True when `pid` is this node's service (not a recycled pid of another program)."""
     argv = _cmdline(pid)
-    modules = {MODULES[paths.name], *LEGACY_MODULES[paths.name]}
-    runs_module = any(a == "-m" and b in modules for a, b in itertools.pairwise(argv))
-    return runs_module and str(paths.gitlab_yml) in argv
+    return _runs_module(argv, paths.name) and str(paths.gitlab_yml) in argv
 
 
-def _running_instances(paths: NodePaths) -> list[int]:
-    """Every process of this node's service found in /proc, recorded in the pidfile or not."""
-    return sorted(
-        int(entry.name)
-        for entry in Path("/proc").iterdir()
-        if entry.name.isdigit() and _is_ours(int(entry.name), paths)
-    )
+def _project_of(process: psutil.Process) -> str | None:
+    try:
+        return process.environ().get(PROJECT_ENV)
+    except (psutil.Error, OSError):
+        return None
+
+
+def _running_instances(paths: NodePaths, project_root: Path | None = None) -> list[int]:
+    """Every process of this node's service, recorded in the pidfile or not: by its
+    gitlab.yml, or (with `project_root`) by the project it was started for."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        argv = process.info["cmdline"] or []
+        if not _runs_module(argv, paths.name):
+            continue
+        if str(paths.gitlab_yml) in argv or (
+            project_root is not None and _project_of(process) == str(project_root)
+        ):
+            found.append(process.info["pid"])
+    return sorted(found)
 
 
 def _find_unrecorded(paths: NodePaths) -> int | None:
-    """This node's service found in /proc, for when its pidfile does not name it."""
+    """This node's service, for when its pidfile does not name it."""
     instances = _running_instances(paths)
     return instances[0] if instances else None
+
+
+def _settings_hash(paths: NodePaths) -> str | None:
+    try:
+        return hashlib.sha256(paths.gitlab_yml.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def runs_current_settings(paths: NodePaths) -> bool:
+    """Whether the running service loaded the gitlab.yml that is rendered now.
+
+    A service started without the record (by an earlier release) counts as current only
+    when gitlab.yml has not changed since the process started.
+    """
+    current = state(paths)
+    if not current.running or current.pid is None:
+        return False
+    try:
+        recorded = paths.loaded_settings.read_text().strip()
+    except OSError:
+        try:
+            started = psutil.Process(current.pid).create_time()
+            return paths.gitlab_yml.stat().st_mtime <= started
+        except (psutil.Error, OSError):
+            return False
+    return recorded == _settings_hash(paths)
 
 
 def state(paths: NodePaths) -> ServiceState:
@@ -88,7 +140,7 @@ def state(paths: NodePaths) -> ServiceState:
     return ServiceState(paths.name, pid, False, pid is not None)
 
 
-def start(paths: NodePaths) -> tuple[int, bool]:
+def start(paths: NodePaths, project_root: Path | None = None) -> tuple[int, bool]:
     """Start the node's service unless it runs; returns (pid, started_now)."""
     current = state(paths)
     if current.running and current.pid is not None:
@@ -99,9 +151,14 @@ def start(paths: NodePaths) -> tuple[int, bool]:
         paths.pidfile.unlink(missing_ok=True)
     paths.log_dir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", MODULES[paths.name], "--config", str(paths.gitlab_yml)]
+    environment = dict(os.environ)
+    if project_root is not None:
+        environment[PROJECT_ENV] = str(project_root)
+    loaded = _settings_hash(paths)
     with open(paths.service_log, "ab") as log:
         process = subprocess.Popen(
             command,
+            env=environment,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -109,25 +166,24 @@ def start(paths: NodePaths) -> tuple[int, bool]:
             close_fds=True,
         )
     atomic_write(paths.pidfile, f"{process.pid}\n")
+    if loaded is not None:
+        atomic_write(paths.loaded_settings, loaded + "\n")
     return process.pid, True
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)  # reap it when it is our child
-        if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _is_zombie(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it when it is our child
     try:
-        return " Z " in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1][:4]
-    except OSError:
-        return True
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return True
+        process.wait(timeout)
+    except psutil.TimeoutExpired:
+        return False
+    except psutil.Error:
+        pass  # gone already
+    return True
 
 
 def _terminate(pid: int, paths: NodePaths, timeout: float) -> None:
@@ -145,20 +201,35 @@ def _terminate(pid: int, paths: NodePaths, timeout: float) -> None:
         )
 
 
-def stop(paths: NodePaths, timeout: float = 10.0) -> bool:
+def stop(paths: NodePaths, timeout: float = 10.0, project_root: Path | None = None) -> bool:
     """Stop every process of the node's service; returns whether one was running.
 
     Every instance, not only the one the pidfile names: an interrupted task can leave one
     started but unrecorded, and a stop that missed it would leave it holding the port.
+    With `project_root`, also the project's services whose data lives somewhere else now.
     """
     current = state(paths)
-    pids = set(_running_instances(paths))
+    pids = set(_running_instances(paths, project_root))
     if current.running and current.pid is not None:
         pids.add(current.pid)
     for pid in sorted(pids):
         _terminate(pid, paths, timeout)
     paths.pidfile.unlink(missing_ok=True)
+    paths.loaded_settings.unlink(missing_ok=True)
     return bool(pids)
+
+
+def stop_strays(paths: NodePaths, project_root: Path, timeout: float = 10.0) -> bool:
+    """Stop this project's service of the node that runs from another node root (started
+    before `data_dir` moved): it holds the port the new one needs."""
+    strays = [
+        pid
+        for pid in _running_instances(paths, project_root)
+        if str(paths.gitlab_yml) not in _cmdline(pid)
+    ]
+    for pid in strays:
+        _terminate(pid, paths, timeout)
+    return bool(strays)
 
 
 def tail(path: Path, lines: int = 20) -> str:

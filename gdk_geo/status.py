@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,9 +16,12 @@ from gdk_geo.project import Project
 from gdk_geo.settings import Settings
 
 
-def _container(client: Any, cfg: Settings, node: str) -> dict[str, Any]:
+def _container(client: Any, cfg: Settings, node: str, project_root: Path) -> dict[str, Any]:
     name = nodes.container_name(cfg, node)
     container = nodes.find(client, name) if client else None
+    owner = container.labels.get(nodes.LABEL_PROJECT) if container is not None else None
+    if container is not None and owner != str(project_root):
+        return {"name": name, "state": f"belongs to another project ({owner or 'not gdk-geo'})"}
     if container is None:
         return {"name": name, "state": "absent" if client else "unknown (no engine)"}
     started = nodes.started_at(container)
@@ -77,7 +81,7 @@ def collect(project: Project) -> dict[str, Any]:
         registry_probe = health.probe_registry(registry_url, paths.certificate, timeout=1.0)
         service_probe = health.probe_service(service_url, timeout=1.0)
         report["nodes"][node] = {
-            "container": _container(client, cfg, node),
+            "container": _container(client, cfg, node, project.root),
             "registry": {
                 "url": registry_url,
                 "healthy": registry_probe.ok,

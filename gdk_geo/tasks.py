@@ -245,9 +245,24 @@ def _secondary_settings(c):
 @user_errors
 def sync(c, repo=None, all_=False):
     """One blocking sync pass now; exits 1 if any repository failed."""
+    from gdk_geo import config as gdk_config
     from gdk_geo.secondary.replicator import failure_reason, sync_once
 
     settings = _secondary_settings(c)
+    if not settings.replication_enabled:
+        raise GdkGeoError(
+            "replication is disabled for the secondary: nothing to sync",
+            fix="set geo.secondary.registry_replication.enabled: true in gdk.yml "
+            "(`invoke geo.config.set geo.secondary.registry_replication.enabled true`), "
+            "then `invoke geo.restart`",
+        )
+    if gdk_config.same_registry(settings.primary_api_url, settings.registry_api_url):
+        raise GdkGeoError(
+            f"the secondary's primary_api_url ({settings.primary_api_url}) is its own "
+            "registry: a sync would copy the secondary onto itself",
+            fix=f"`invoke geo.config.set {gdk_config.API_URL_KEY} ''` (derives the primary "
+            "registry's URL), then `invoke geo.restart`",
+        )
     failed: list[str] = []
     total = len(repo) if repo else None
     if all_ and out.is_terminal:
@@ -307,7 +322,8 @@ def verify(c, json_=False):
     """Compare every repository's tag→digest map on both registries; exit 1 on any difference."""
     from gdk_geo.secondary.verify import verify_registries
 
-    diffs = asyncio.run(verify_registries(_secondary_settings(c)))
+    primary = _project(c).load().node("primary").registry_url
+    diffs = asyncio.run(verify_registries(_secondary_settings(c), primary))
     different = [d for d in diffs if not d.clean]
     if json_:
         print(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shlex
 import socket
 import subprocess
 import time
@@ -25,11 +26,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from helpers import REPO_ROOT, invoke, running_project
+from faults.kit import Scratch
+from helpers import REPO_ROOT, invoke, ports_yml, running_project, write_gdk_yml
 
 from gdk_geo import checks, checks_docs, services
 from gdk_geo.checks import Check, Outcome, failed, passed, run_checks
 from gdk_geo.project import Project
+from testkit.net import free_port, wait_for
 
 HEALTHY_DEADLINE = 60.0  # a restarted worker reconnects to the event feed with backoff
 
@@ -59,9 +62,13 @@ def _run_check(project: Project) -> subprocess.CompletedProcess:
 
 
 def _assert_fails(
-    result: subprocess.CompletedProcess, names: set[str], skipped: set[str] = frozenset()
+    result: subprocess.CompletedProcess,
+    names: set[str],
+    skipped: set[str] = frozenset(),
+    own_fix: set[str] = frozenset(),
 ) -> None:
-    """Exactly `names` failed, each with its declared ✗ line and fix; `skipped` were skipped."""
+    """Exactly `names` failed, each with its declared ✗ line and fix (or, for `own_fix`, a fix
+    for what it found, which the test checks itself); `skipped` were skipped."""
     output = result.stdout
     assert result.returncode == 1, output
     marks = _marks(output)
@@ -71,7 +78,7 @@ def _assert_fails(
     for name in names:
         check = _check(name)
         assert checks.failure_line(check) in lines, output
-        assert f"    fix: {check.fix}" in lines, output
+        assert name in own_fix or f"    fix: {check.fix}" in lines, output
 
 
 def _healthy(project: Project) -> subprocess.CompletedProcess:
@@ -104,7 +111,8 @@ def test_a_healthy_project_passes_every_check(project: Project) -> None:
 def test_unreachable_engine(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
     result = _run_check(project)
-    _assert_fails(result, {"engine"}, skipped={"image", "ports", "containers", "tls", "delivery"})
+    skipped = {"image", "ports", "current", "containers", "tls", "secret", "delivery"}
+    _assert_fails(result, {"engine"}, skipped=skipped)
     assert "no Docker engine answers" in result.stdout
     assert "skipped: needs “Docker engine answers”" in result.stdout
 
@@ -124,7 +132,7 @@ def test_a_foreign_socket_on_a_port(project: Project) -> None:
             result = _run_check(project)
         finally:
             project.gdk_yml.write_text(original)
-    _assert_fails(result, {"ports"})
+    _assert_fails(result, {"ports"}, skipped={"current", "secret", "delivery"})
     assert f"geo.primary.port: port {taken} on 127.0.0.1 is already in use" in result.stdout
 
 
@@ -139,7 +147,7 @@ def test_a_hand_set_secret_in_the_rendered_registry_config(project: Project) -> 
         result = _run_check(project)
     finally:
         config.write_bytes(original)
-    _assert_fails(result, {"secret"}, skipped={"delivery"})
+    _assert_fails(result, {"current"}, skipped={"secret", "delivery"})
     assert secret not in result.stdout + result.stderr  # never printed
     assert "a-secret-set-by-hand" not in result.stdout
 
@@ -208,6 +216,156 @@ def test_a_stopped_primary_service(project: Project) -> None:
     assert "the primary Geo service does not answer" in result.stdout
     assert invoke(project.root, "geo.restart", "--node", "primary").returncode == 0
     assert _healthy(project).returncode == 0
+
+
+# --- each ✗ is fixed by running its printed fix, verbatim ----------------------------------
+
+
+def _printed_fix(output: str, check: Check) -> list[list[str]]:
+    """The commands of the fix printed under `check`'s ✗, in order, as argv lists."""
+    lines = output.splitlines()
+    at = lines.index(checks.failure_line(check))
+    fix = next(line for line in lines[at:] if line.startswith("    fix: "))
+    return [shlex.split(command) for command in re.findall(r"`(invoke [^`]+)`", fix)]
+
+
+def _run_fix(project: Project, output: str, name: str) -> None:
+    """Run every command of the printed fix of check `name`, as a user would paste it."""
+    commands = _printed_fix(output, _check(name))
+    assert commands, output
+    for argv in commands:
+        assert argv[0] == "invoke", argv
+        result = invoke(project.root, *argv[1:])
+        assert result.returncode == 0, f"{argv}:\n{result.stdout}{result.stderr}"
+
+
+def _fixed(project: Project) -> None:
+    result = _healthy(project)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.docker
+def test_a_hand_edited_rendered_file(project: Project) -> None:
+    config = project.node(project.load(), "secondary").registry_config
+    config.write_text(config.read_text() + "# tried something\n")
+    result = _run_check(project)
+    _assert_fails(result, {"current"}, skipped={"secret", "delivery"})
+    assert f"{config}: edited by hand since gdk-geo wrote it" in result.stdout
+    refused = invoke(project.root, "geo.restart")
+    assert refused.returncode == 1 and "edited by hand" in refused.stderr, refused.stderr
+    _run_fix(project, result.stdout, "current")
+    _fixed(project)
+
+
+@pytest.mark.docker
+def test_gdk_yml_changed_after_the_last_render(project: Project) -> None:
+    gitlab_yml = project.node(project.load(), "secondary").gitlab_yml
+    original = project.gdk_yml.read_text()
+    project.gdk_yml.write_text(original + "registry:\n  notifications:\n    threshold: 7\n")
+    try:
+        result = _run_check(project)
+        _assert_fails(result, {"current"}, skipped={"secret", "delivery"})
+        assert "gdk.yml asks for something else now" in result.stdout
+        _run_fix(project, result.stdout, "current")
+        _fixed(project)
+    finally:
+        project.gdk_yml.write_text(original)
+    assert invoke(project.root, "geo.restart").returncode == 0
+    assert gitlab_yml.exists()
+    _fixed(project)
+
+
+@pytest.mark.docker
+def test_a_deleted_primary_key(project: Project) -> None:
+    key = project.node(project.load(), "primary").key
+    key.unlink()
+    result = _run_check(project)
+    _assert_fails(result, {"certificates"}, skipped={"same-certificate", "tls", "delivery"})
+    assert f"{key} is missing" in result.stdout
+    _run_fix(project, result.stdout, "certificates")
+    _fixed(project)
+
+
+API_URL = "geo.secondary.registry_replication.primary_api_url"
+
+
+@pytest.mark.docker
+def test_a_primary_api_url_where_nothing_of_ours_listens(project: Project) -> None:
+    port = free_port()
+    assert (
+        invoke(project.root, "geo.config.set", API_URL, f"https://localhost:{port}").returncode == 0
+    )
+    assert invoke(project.root, "geo.reconfigure").returncode == 0
+    result = _run_check(project)
+    _assert_fails(result, {"primary-api-url"}, skipped={"tls", "lag"})
+    assert f"{API_URL} is 'https://localhost:{port}': nothing of ours listens" in result.stdout
+    _run_fix(project, result.stdout, "primary-api-url")
+    _fixed(project)
+
+
+@pytest.mark.docker
+def test_failed_repositories_are_named_with_their_failure(project: Project) -> None:
+    scratch = Scratch(project.root)
+    scratch.container("secondary").stop(timeout=10)
+    scratch.push("failing/app", "v1")
+
+    def failed_row() -> dict | None:
+        row = scratch.rows().get("failing/app")
+        return row if row and row["state"] == "failed" else None
+
+    row = wait_for("the sync of failing/app to fail", failed_row, log=scratch.log_tail())
+    result = _run_check(project)
+    _assert_fails(result, {"containers", "lag"}, skipped={"tls", "delivery"}, own_fix={"lag"})
+    assert "    failing/app: " in result.stdout and row["last_sync_failure"]
+    assert "fix: `invoke geo.setup` (starts the secondary registry if it is down)" in result.stdout
+    assert "then `invoke geo.sync --all`" in result.stdout
+    _run_fix(project, result.stdout, "lag")
+    _fixed(project)
+
+
+@pytest.mark.docker
+def test_verify_compares_with_the_primary_registry_itself(project: Project) -> None:
+    """A secondary rendered to sync from itself (an older release allowed it) must not
+    verify clean: verify reads the primary registry, not the secondary's primary_api_url."""
+    scratch = Scratch(project.root)
+    cfg = project.load()
+    secondary = project.node(cfg, "secondary")
+    assert services.stop(secondary)
+    text = secondary.gitlab_yml.read_text()
+    own = f"https://{cfg.hostname}:{cfg.geo.secondary.registry.port}"
+    secondary.gitlab_yml.write_text(
+        re.sub(r"primary_api_url: .*", f"primary_api_url: {own}", text, count=1)
+    )
+    scratch.push("verify-self/app", "v1")
+    try:
+        result = invoke(project.root, "geo.verify")
+    finally:
+        secondary.gitlab_yml.write_text(text)
+        assert invoke(project.root, "geo.restart", "--node", "secondary").returncode == 0
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "✗ verify-self/app" in result.stdout
+    _fixed(project)
+
+
+@pytest.mark.docker
+def test_a_clone_with_the_same_container_prefix(project: Project, tmp_path: Path) -> None:
+    """Another clone, its own ports, the same prefix: our containers are not its own."""
+    prefix = project.load().docker.container_prefix
+    clone = Project(tmp_path / "clone")
+    write_gdk_yml(clone.root, ports_yml(*(free_port() for _ in range(4)), prefix))
+    try:
+        refused = invoke(clone.root, "geo.setup")
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert f"belongs to the project at {project.root}" in refused.stderr
+        result = _run_check(clone)
+        assert checks.failure_line(_check("containers")) in result.stdout.splitlines()
+        assert f"belongs to the project at {project.root}" in result.stdout
+        _run_fix(clone, result.stdout, "containers")
+        _fixed(clone)
+        assert clone.load().docker.container_prefix != prefix
+    finally:
+        invoke(clone.root, "geo.destroy", "--yes", "--data")
+    _fixed(project)  # ours ran on untouched
 
 
 # --- without Docker -------------------------------------------------------------------------

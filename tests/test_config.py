@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
-from helpers import invoke, write_gdk_yml
+from helpers import invoke, ports_yml, write_gdk_yml
 
 from gdk_geo import config
 from gdk_geo.errors import ConfigError
+from testkit.net import free_port
 
 
 def _error(tmp_path: Path, text: str) -> str:
@@ -148,3 +150,99 @@ def test_cli_get_and_set(tmp_path: Path) -> None:
     assert (tmp_path / "gdk.yml").read_text().startswith("# mine\nhostname: localhost\n")
     bad = invoke(tmp_path, "geo.config.get", "geo.primary.regsitry.port")
     assert bad.returncode == 1 and "did you mean `geo.primary.registry.port`" in bad.stderr
+
+
+# -- primary_api_url: the seed's key path, and URLs that cannot reach the primary registry ------
+
+SEED_FORM = """\
+geo:
+  registry_replication:
+    enabled: false
+    primary_api_url: https://localhost:5000
+"""
+
+
+def test_the_seeds_key_path_is_the_secondarys_replication(tmp_path: Path) -> None:
+    cfg = config.load(write_gdk_yml(tmp_path, SEED_FORM))
+    replication = cfg.geo.secondary.registry_replication
+    assert (replication.enabled, replication.primary_api_url) == (False, "https://localhost:5000")
+
+
+def test_the_seeds_key_path_is_validated_like_the_secondarys(tmp_path: Path) -> None:
+    message = _error(tmp_path, "geo:\n  registry_replication:\n    enabled: maybe\n")
+    assert "gdk.yml:3: geo.registry_replication.enabled: got 'maybe' (a string)" in message
+
+
+def test_both_key_paths_at_once_are_refused(tmp_path: Path) -> None:
+    both = SEED_FORM + "  secondary:\n    registry_replication:\n      enabled: true\n"
+    message = _error(tmp_path, both)
+    assert "geo.registry_replication: also given as `geo.secondary.registry_replication`" in message
+
+
+def test_set_and_get_keep_to_the_seeds_form(tmp_path: Path) -> None:
+    path = write_gdk_yml(tmp_path, SEED_FORM)
+    config.set_value(path, "geo.secondary.registry_replication.enabled", "true")
+    assert "  registry_replication:\n    enabled: true\n" in path.read_text()
+    assert "secondary" not in path.read_text()
+    assert config.get(path, "geo.registry_replication.enabled") is True
+
+
+def _refusal(tmp_path: Path, url: str) -> ConfigError:
+    yml = f"geo:\n  secondary:\n    registry_replication:\n      primary_api_url: {url}\n"
+    with pytest.raises(ConfigError) as raised:
+        config.load(write_gdk_yml(tmp_path, yml))
+    return raised.value
+
+
+def test_the_secondarys_own_registry_is_refused(tmp_path: Path) -> None:
+    error = _refusal(tmp_path, "https://localhost:5001")
+    assert "gdk.yml:4: geo.secondary.registry_replication.primary_api_url" in error.what
+    assert "is the secondary's own registry" in error.what
+    assert error.fix.startswith(
+        "`invoke geo.config.set geo.secondary.registry_replication.primary_api_url "
+        "https://localhost:5000`"
+    )
+
+
+def test_plain_http_to_the_primary_registry_is_refused_with_https(tmp_path: Path) -> None:
+    error = _refusal(tmp_path, "http://localhost:5000")
+    assert "uses http, but the primary registry serves only HTTPS" in error.what
+    assert "primary_api_url https://localhost:5000`" in error.fix
+
+
+def test_the_printed_fix_makes_gdk_yml_valid(tmp_path: Path) -> None:
+    _refusal(tmp_path, "http://localhost:5000")
+    result = invoke(tmp_path, "geo.config.set", API_URL, "https://localhost:5000")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert config.get(tmp_path / "gdk.yml", API_URL) == "https://localhost:5000"
+
+
+API_URL = "geo.secondary.registry_replication.primary_api_url"
+
+
+def test_sync_with_replication_disabled_names_the_key_and_says_restart(tmp_path: Path) -> None:
+    ports = "".join(
+        f"  {node}:\n    port: {free_port()}\n    registry:\n      port: {free_port()}\n"
+        for node in ("primary", "secondary")
+    )
+    write_gdk_yml(tmp_path, f"geo:\n{ports}  registry_replication:\n    enabled: false\n")
+    assert invoke(tmp_path, "geo.reconfigure").returncode == 0
+    result = invoke(tmp_path, "geo.sync", "--all")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "geo.secondary.registry_replication.enabled" in result.stderr
+    assert "`invoke geo.restart`" in result.stderr and "reconfigure" not in result.stderr
+
+
+def test_sync_refuses_a_secondary_rendered_to_sync_from_itself(tmp_path: Path) -> None:
+    """An older release rendered such a primary_api_url; geo.sync must not copy the secondary
+    onto itself and report success."""
+    ports = [free_port() for _ in range(4)]
+    write_gdk_yml(tmp_path, ports_yml(*ports))
+    assert invoke(tmp_path, "geo.reconfigure").returncode == 0
+    gitlab_yml = tmp_path / ".gdk-geo" / "secondary" / "config" / "gitlab.yml"
+    text = gitlab_yml.read_text()
+    own = f"https://localhost:{ports[3]}"
+    gitlab_yml.write_text(re.sub(r"primary_api_url: .*", f"primary_api_url: {own}", text))
+    result = invoke(tmp_path, "geo.sync", "--all")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"primary_api_url ({own}) is its own registry" in result.stderr

@@ -209,7 +209,7 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "geo.secondary.registry.port": st.integers(1, 65535),
     "geo.secondary.registry_replication.enabled": st.booleans(),
     "geo.secondary.registry_replication.primary_api_url": st.sampled_from(
-        ["", "https://localhost:5000", "http://127.0.0.1:5000/"]
+        ["", "https://primary.test:5000", "http://registry.test:5000/"]
     ),
     "geo.secondary.registry_replication.backfill_interval": durations,
     "geo.secondary.registry_replication.verification_interval": durations,

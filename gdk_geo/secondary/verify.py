@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gdk_geo.node_settings import SecondaryWorkerSettings
 from gdk_geo.registry.client import RegistryClient, gather_all
@@ -89,12 +89,18 @@ async def compare_repository(
     return diff(repository, source_digests, target_digests)
 
 
-async def verify_registries(settings: SecondaryWorkerSettings) -> list[RepositoryDiff]:
+async def verify_registries(
+    settings: SecondaryWorkerSettings, primary_registry_url: str | None = None
+) -> list[RepositoryDiff]:
     """Compare every repository either registry knows, for `invoke geo.verify`.
 
     Both catalogs count: a repository only on the secondary is a difference too (it should
     have been deleted). Listing either catalog failing raises; never "nothing to compare".
+    `primary_registry_url` is the primary registry itself: verification must not trust the
+    secondary's `primary_api_url`, which may point somewhere else (even at the secondary).
     """
+    if primary_registry_url:
+        settings = replace(settings, primary_api_url=primary_registry_url)
     async with registry_clients(settings) as (source, target):
         names = sorted(set(await source.catalog()) | set(await target.catalog()))
         return await gather_all([compare_repository(source, target, name) for name in names])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import time
 
 import httpx
@@ -74,18 +75,20 @@ def _backoff_observations(
     nodes_up: Scratch, repos: list[str], until: float
 ) -> dict[str, dict[int, tuple[float, float]]]:
     """Watch the tracking rows of `repos` until `until` (monotonic): per repository, per
-    retry_count seen while failed, (retry_at - updated_at, retry_at - now when observed)."""
+    retry_count seen while failed, (updated_at, retry_at) as the worker recorded them.
+
+    Only the worker's own timestamps are kept, never this process's clock: how late an
+    answer arrives (a busy machine) must not change what the rows say."""
     seen: dict[str, dict[int, tuple[float, float]]] = {repo: {} for repo in repos}
     while time.monotonic() < until:
         with contextlib.suppress(httpx.HTTPError):
             rows = nodes_up.rows()
-            now = time.time()
             for repo in repos:
                 row = rows.get(repo)
                 if row and row["state"] == "failed":
                     assert row["last_sync_failure"], row
-                    gap = row["retry_at"] - row["updated_at"]
-                    seen[repo].setdefault(row["retry_count"], (gap, row["retry_at"] - now))
+                    failed_at = (row["updated_at"], row["retry_at"])
+                    seen[repo].setdefault(row["retry_count"], failed_at)
         time.sleep(0.2)
     return seen
 
@@ -136,9 +139,12 @@ def test_primary_unreachable_for_thirty_seconds(nodes_up: Scratch) -> None:
     for repo in repos:
         observed = {**seen[repo], **seen_later[repo]}
         assert len(observed) >= 2 and max(observed) >= 3, (repo, observed, nodes_up.log_tail())
-        gaps = [observed[count][0] for count in sorted(observed)]
+        counts = sorted(observed)
+        gaps = [observed[count][1] - observed[count][0] for count in counts]
         assert gaps == sorted(gaps), f"backoff must grow with retry_count: {observed}"
-        assert all(until_retry > 0 for _, until_retry in observed.values()), observed
+        assert all(gap > 0 for gap in gaps), observed
+        for before, after in itertools.pairwise(counts):  # never retried before retry_at
+            assert observed[after][0] >= observed[before][1], (before, after, observed)
     nodes_up.wait_replicated(waiting)
     nodes_up.wait_synced(repos)
     rows = nodes_up.rows()
