@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import json
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -21,6 +22,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from gdk_geo import settings as schema
 from gdk_geo.errors import ConfigError
 from gdk_geo.fsutil import atomic_write
+from gdk_geo.secret_store import masked
 
 FIX = "edit gdk.yml (gdk.example.yml lists every key with its default), then run the command again"
 
@@ -265,6 +267,14 @@ def get(path: Path, key: str) -> Any:
     """The effective value of `key` for the gdk.yml at `path`."""
     _declared_or_error(key)
     return value_of(load(path), key)
+
+
+def shown(key: str, value: Any) -> str:
+    """A value as `geo.config.get/set` print it: a secret-bearing setting masked, whatever
+    its value, since a terminal's scrollback and a CI log outlive the secret's rotation."""
+    if _declared_or_error(key).check is schema.secret:
+        return masked(str(value))
+    return json.dumps(value) if isinstance(value, bool) else str(value)
 
 
 def set_value(path: Path, key: str, raw: str) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -135,11 +136,32 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# Rendered keys whose value is a secret, and how that value is written: `key: "value"` or
+# `Authorization: ["value"]`. Masking by key, not only by the current values, hides every
+# value such a key ever held: the old one in the diff of a rotated secret included.
+_SECRET_LINE = re.compile(
+    r"^(?P<lead>\s*(?:secret|notification_secret|node_token|Authorization):\s*\[?)"
+    r'(?P<value>"(?:[^"\\]|\\.)*"|[^\s\]]+)',
+    re.MULTILINE,
+)
+
+
+def _mask_secret_keys(text: str) -> str:
+    """Every value of a secret-bearing key, whichever value it is, masked."""
+
+    def hide(match: re.Match[str]) -> str:
+        value = match["value"]
+        bare = value[1:-1] if value.startswith('"') else value
+        return match["lead"] + masked(bare)
+
+    return _SECRET_LINE.sub(hide, text)
+
+
 def _mask(text: str, secrets: Iterable[str]) -> str:
     for value in secrets:
         if value:
             text = text.replace(value, masked(value))
-    return text
+    return _mask_secret_keys(text)
 
 
 def _load_state(path: Path) -> dict[str, str]:

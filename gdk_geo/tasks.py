@@ -421,8 +421,7 @@ def config_get(c, key):
     """Print the effective value of a setting (defaults and derived values included)."""
     from gdk_geo import config as gdk_config
 
-    value = gdk_config.get(_project(c).gdk_yml, key)
-    print(json.dumps(value) if isinstance(value, bool) else value)
+    print(gdk_config.shown(key, gdk_config.get(_project(c).gdk_yml, key)))
 
 
 @task(name="set")
@@ -435,7 +434,8 @@ def config_set(c, key, value):
     project = _project(c)
     lifecycle.ensure_gdk_yml(project)
     gdk_config.set_value(project.gdk_yml, key, value)
-    out.print(f"{key} = {gdk_config.get(project.gdk_yml, key)}  (run `invoke geo.restart`)")
+    value = gdk_config.shown(key, gdk_config.get(project.gdk_yml, key))
+    out.print(f"{key} = {value}  (run `invoke geo.restart`)", markup=False)
 
 
 @task(name="list")

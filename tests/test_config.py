@@ -148,3 +148,16 @@ def test_cli_get_and_set(tmp_path: Path) -> None:
     assert (tmp_path / "gdk.yml").read_text().startswith("# mine\nhostname: localhost\n")
     bad = invoke(tmp_path, "geo.config.get", "geo.primary.regsitry.port")
     assert bad.returncode == 1 and "did you mean `geo.primary.registry.port`" in bad.stderr
+
+
+def test_cli_get_and_set_mask_the_notification_secret(tmp_path: Path) -> None:
+    """Issue 13 #11: `geo.config.get/set` echoed `registry.notification_secret` in full."""
+    write_gdk_yml(tmp_path, "hostname: localhost\n")
+    secret = "a-secret-nobody-may-read-0123"
+    result = invoke(tmp_path, "geo.config.set", "registry.notification_secret", secret)
+    assert result.returncode == 0, result.stderr
+    assert "registry.notification_secret = a-se…(hidden)" in result.stdout
+    got = invoke(tmp_path, "geo.config.get", "registry.notification_secret")
+    assert got.returncode == 0 and got.stdout.strip() == "a-se…(hidden)"
+    for output in (result, got):
+        assert secret not in output.stdout + output.stderr
