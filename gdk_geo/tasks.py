@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from invoke import Collection, task
 from invoke.exceptions import Exit
+from rich.markup import escape
 from rich.text import Text
 
 from gdk_geo.console import diff, err, out, user_errors
@@ -307,10 +308,17 @@ def _catalog_size(settings: node_settings.SecondaryWorkerSettings) -> int | None
 @task(help={"json": "Print JSON for scripts instead of text."})
 @user_errors
 def verify(c, json_=False):
-    """Compare every repository's tag→digest map on both registries; exit 1 on any difference."""
-    from gdk_geo.secondary.verify import verify_registries
+    """Compare every repository's tag→digest map on both registries; exit 1 on any difference,
+    2 when a registry cannot be read."""
+    from gdk_geo.secondary.verify import SideUnreadable, unreachable, verify_registries
 
-    diffs = asyncio.run(verify_registries(_secondary_settings(c)))
+    try:
+        diffs = asyncio.run(verify_registries(_secondary_settings(c)))
+    except SideUnreadable as exc:
+        line, fix = unreachable(exc)
+        err.print(f"[bold red]✗[/] {escape(line)}", soft_wrap=True)
+        err.print(f"  fix:   {fix}", markup=False, soft_wrap=True)
+        raise Exit(code=2) from None
     different = [d for d in diffs if not d.clean]
     if json_:
         print(

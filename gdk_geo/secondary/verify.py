@@ -9,13 +9,16 @@ explained (and sent back to sync) without another round trip.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from gdk_geo.node_settings import SecondaryWorkerSettings
 from gdk_geo.registry.client import RegistryClient, gather_all
-from gdk_geo.registry.errors import RepositoryNotFound
+from gdk_geo.registry.errors import RegistryError, RepositoryNotFound
 from gdk_geo.secondary.replicator import registry_clients
+
+T = TypeVar("T")
 
 
 async def tag_digests(
@@ -82,8 +85,10 @@ async def compare_repository(
     """Read both sides of `repository` at once and compare them."""
     source_digests, target_digests = await gather_all(
         [
-            tag_digests(source, repository, concurrency=concurrency),
-            tag_digests(target, repository, concurrency=concurrency),
+            read_side("primary", source, tag_digests(source, repository, concurrency=concurrency)),
+            read_side(
+                "secondary", target, tag_digests(target, repository, concurrency=concurrency)
+            ),
         ]
     )
     return diff(repository, source_digests, target_digests)
@@ -96,5 +101,48 @@ async def verify_registries(settings: SecondaryWorkerSettings) -> list[Repositor
     have been deleted). Listing either catalog failing raises; never "nothing to compare".
     """
     async with registry_clients(settings) as (source, target):
-        names = sorted(set(await source.catalog()) | set(await target.catalog()))
+        names = sorted(
+            set(await read_side("primary", source, source.catalog()))
+            | set(await read_side("secondary", target, target.catalog()))
+        )
         return await gather_all([compare_repository(source, target, name) for name in names])
+
+
+class SideUnreadable(RegistryError):
+    """One side of a verification could not be read: which side, at which URL, and why."""
+
+    def __init__(self, side: str, url: str, cause: RegistryError) -> None:
+        super().__init__(str(cause), status=cause.status, code=cause.code)
+        self.side = side
+        self.url = url
+
+
+async def read_side(side: str, client: RegistryClient, read: Awaitable[T]) -> T:
+    """`read`'s result; a registry failure is re-raised naming `side` and its URL, since a
+    message such as "catalog: HTTP 404" does not say which registry answered it."""
+    try:
+        return await read
+    except SideUnreadable:
+        raise
+    except RegistryError as exc:
+        raise SideUnreadable(side, str(client.base_url), exc) from exc
+
+
+def unreachable(exc: SideUnreadable) -> tuple[str, str]:
+    """(one line, its fix) for `invoke geo.verify` when a registry could not be read.
+
+    Verification cannot say anything about a side it cannot list, so it stops at the first
+    such failure; the line names the side and URL, the fix what makes that side readable.
+    """
+    reason = " ".join(str(exc).split())
+    if exc.side == "primary":
+        return (
+            f"cannot read the primary registry at {exc.url}: {reason}",
+            "start it with `invoke geo.setup`; if it runs, set "
+            "`geo.secondary.registry_replication.primary_api_url` to the primary registry's "
+            "URL (`invoke geo.status` shows it), then `invoke geo.restart`",
+        )
+    return (
+        f"cannot read the secondary registry at {exc.url}: {reason}",
+        "start it with `invoke geo.setup`; `invoke geo.logs --node secondary` shows why it stopped",
+    )
