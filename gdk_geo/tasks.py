@@ -310,16 +310,22 @@ def _catalog_size(settings: node_settings.SecondaryWorkerSettings) -> int | None
 def verify(c, json_=False):
     """Compare every repository's tag→digest map on both registries; exit 1 on any difference,
     2 when a registry cannot be read."""
-    from gdk_geo.secondary.verify import SideUnreadable, unreachable, verify_registries
+    from gdk_geo.secondary.verify import (
+        SideUnreadable,
+        unreachable,
+        verify_registries,
+    )
 
+    settings = _secondary_settings(c)
     try:
-        diffs = asyncio.run(verify_registries(_secondary_settings(c)))
+        diffs = asyncio.run(verify_registries(settings))
     except SideUnreadable as exc:
         line, fix = unreachable(exc)
         err.print(f"[bold red]✗[/] {escape(line)}", soft_wrap=True)
         err.print(f"  fix:   {fix}", markup=False, soft_wrap=True)
         raise Exit(code=2) from None
     different = [d for d in diffs if not d.clean]
+    queued = _queue_differences(settings, different)
     if json_:
         print(
             json.dumps(
@@ -327,6 +333,7 @@ def verify(c, json_=False):
                     "repositories": len(diffs),
                     "clean": not different,
                     "differences": [asdict(d) for d in different],
+                    "queued_for_sync": queued,
                 },
                 indent=2,
             )
@@ -343,8 +350,26 @@ def verify(c, json_=False):
                     f"    different digest:         {tag} primary {primary} secondary {secondary}"
                 )
         out.print(f"{len(diffs)} repositories compared, {len(different)} differ")
+        if queued:
+            out.print(
+                f"queued for sync: {', '.join(queued)}. The worker repairs them within 30 s "
+                "while it runs; `invoke geo.sync --all` repairs them now",
+                markup=False,
+                soft_wrap=True,
+            )
     if different:
         raise Exit(code=1)
+
+
+def _queue_differences(settings, different) -> list[str]:
+    """Queue what differs for the worker; a tracking database we cannot write is a note."""
+    from gdk_geo.secondary.verify import queue_for_sync
+
+    try:
+        return queue_for_sync(settings, different)
+    except GdkGeoError as exc:
+        err.print(f"note: not queued for sync: {exc.what}", markup=False, soft_wrap=True)
+        return []
 
 
 # Operator experience: geo.check and geo.logs.

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,7 +227,7 @@ async def sync_once(
                 unknown = await unknown_repositories(source, target, names)
                 names = [name for name in names if name not in {r.repository for r in unknown}]
             if all_ or names:
-                names = names or await _catalog(source)
+                names = names or await _every_repository(source, target)
                 db.start(names)
             elif not unknown:
                 db.mark_many_pending(
@@ -286,6 +286,25 @@ async def unknown_repositories(
     return unknown
 
 
+async def secondary_only(primary: Collection[str], target: RegistryClient) -> list[str]:
+    """Repositories with tags on the secondary that the primary's catalog (`primary`) lacks.
+
+    Someone pushed them straight to the secondary. Backfill reads only the primary's
+    catalog, so without this nothing would ever sync (here: delete) them. A name the
+    secondary lists without tags is what a replicated deletion leaves: nothing to do.
+    """
+    known = set(primary)
+    candidates = [name for name in await target.catalog() if name not in known]
+    found = []
+    for name in candidates:
+        try:
+            if await target.list_tags(name):
+                found.append(name)
+        except RepositoryNotFound:
+            continue
+    return found
+
+
 def _checked_name(name: str) -> str:
     try:
         return check_repository(name)
@@ -303,4 +322,16 @@ async def _catalog(source: RegistryClient) -> list[str]:
         raise GdkGeoError(
             f"cannot list the primary registry's catalog: {exc}",
             fix="check that the primary registry runs (`invoke geo.status`)",
+        ) from None
+
+
+async def _every_repository(source: RegistryClient, target: RegistryClient) -> list[str]:
+    """What `geo.sync --all` syncs: the primary's catalog, and what only the secondary has."""
+    names = await _catalog(source)
+    try:
+        return names + await secondary_only(names, target)
+    except RegistryError as exc:
+        raise GdkGeoError(
+            f"cannot list the secondary registry's catalog: {exc}",
+            fix="check that the secondary registry runs (`invoke geo.status`)",
         ) from None

@@ -17,6 +17,7 @@ from gdk_geo.node_settings import SecondaryWorkerSettings
 from gdk_geo.registry.client import RegistryClient, gather_all
 from gdk_geo.registry.errors import RegistryError, RepositoryNotFound
 from gdk_geo.secondary.replicator import registry_clients
+from gdk_geo.secondary.tracking import TrackingDB
 
 T = TypeVar("T")
 
@@ -146,3 +147,20 @@ def unreachable(exc: SideUnreadable) -> tuple[str, str]:
         f"cannot read the secondary registry at {exc.url}: {reason}",
         "start it with `invoke geo.setup`; `invoke geo.logs --node secondary` shows why it stopped",
     )
+
+
+def queue_for_sync(settings: SecondaryWorkerSettings, diffs: list[RepositoryDiff]) -> list[str]:
+    """Mark every repository that differs pending in the tracking database; their names.
+
+    A difference `geo.verify` reports is one the worker repairs at its next look at the
+    database (at most 30 s), or `geo.sync --all` now; reporting it without queueing left a
+    tag pushed straight to the secondary in place until the worker's own verification.
+    """
+    names = [d.repository for d in diffs if not d.clean]
+    if names:
+        db = TrackingDB(settings.tracking_db_path)
+        try:
+            db.mark_many_pending(names)
+        finally:
+            db.close()
+    return names
