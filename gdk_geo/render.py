@@ -63,8 +63,12 @@ class Change:
     backup: Path | None = None
 
 
-def _ipv6_brackets(address: str) -> str:
-    return f"[{address}]" if ":" in address else address
+def _host_port(address: str, port: int) -> str:
+    """`address:port` as a YAML scalar: an IPv6 address is bracketed, and then quoted,
+    since a plain scalar starting with `[` is a YAML list (`[::1]:5000` does not parse)."""
+    if ":" in address:
+        return json.dumps(f"[{address}]:{port}")
+    return f"{address}:{port}"
 
 
 def environment() -> Environment:
@@ -75,7 +79,7 @@ def environment() -> Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.filters["ipv6_brackets"] = _ipv6_brackets
+    env.filters["host_port"] = _host_port
     return env
 
 

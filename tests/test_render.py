@@ -224,3 +224,15 @@ def test_rotated_secrets_are_masked_old_and_new(tmp_path: Path) -> None:
     for value in (user_secret, FIXED_SECRETS["node_token"], new.node_token.value):
         assert value not in diffs
     assert new.notification_secret.value not in diffs
+
+
+def test_ipv6_listen_address_renders_valid_yaml(tmp_path: Path) -> None:
+    """Issue 13 #12: `listen_address: ::1` rendered `addr: [::1]:5000` unquoted, which YAML
+    reads as a list followed by garbage."""
+    project = _project(tmp_path, 'listen_address: "::1"\n')
+    _reconfigure(project)
+    yaml = YAML(typ="safe")
+    config_yml = yaml.load((tmp_path / ".gdk-geo/primary/registry/config.yml").read_text())
+    gitlab_yml = yaml.load((tmp_path / ".gdk-geo/secondary/config/gitlab.yml").read_text())
+    assert config_yml["http"]["addr"] == "[::1]:5000"
+    assert gitlab_yml["gitlab"]["listen_address"] == "::1"
