@@ -193,9 +193,39 @@ def validate(path: Path, document: CommentedMap) -> schema.Settings:
     """Typed settings from a parsed gdk.yml, or one ConfigError listing every problem."""
     problems: list[Problem] = []
     values = _validate(document, schema.Settings, "", problems)
+    wrong_dir = _data_dir_problem(path.parent, values.get("data_dir", schema.Settings.data_dir))
+    if wrong_dir:
+        problems.append(Problem("data_dir", _line_of(document, "data_dir"), wrong_dir))
     if problems:
         raise _invalid(path, problems)
     return schema.Settings(**values)
+
+
+# What gdk-geo writes first into a data directory (`secret_store.ensure_secrets`): a
+# directory holding it is one of ours, whatever else gdk-geo has added since.
+OURS = "secrets"
+KERNEL_FILE_SYSTEMS = ("/proc", "/sys", "/dev")
+_OWN_DIR = "expected a directory of its own, such as .gdk-geo (the default)"
+
+
+def _data_dir_problem(project_root: Path, data_dir: str) -> str | None:
+    """What makes `data_dir` unusable, or None: it must be (or become) a directory that
+    holds only gdk-geo's files, since setup writes node roots and secrets into it and
+    `geo.destroy --data` deletes what it wrote there."""
+    try:
+        where = (project_root / data_dir).resolve()
+        if any(where.is_relative_to(top) for top in KERNEL_FILE_SYSTEMS):
+            return f"{where} is in a kernel file system; {_OWN_DIR}"
+        existing = next(p for p in (where, *where.parents) if p.exists())
+        if not existing.is_dir():
+            return f"{existing} is a file, not a directory; {_OWN_DIR}"
+        if existing == where and where != Path("/") and (where / OURS).is_dir():
+            return None
+        if existing == where and (where == Path("/") or any(where.iterdir())):
+            return f"{where} holds other files; {_OWN_DIR}"
+    except (OSError, ValueError) as exc:  # unreadable, a name too long, a NUL byte
+        return f"{data_dir!r} is not a usable path ({exc}); {_OWN_DIR}"
+    return None
 
 
 def load(path: Path) -> schema.Settings:

@@ -161,3 +161,47 @@ def test_cli_get_and_set_mask_the_notification_secret(tmp_path: Path) -> None:
     assert got.returncode == 0 and got.stdout.strip() == "a-se…(hidden)"
     for output in (result, got):
         assert secret not in output.stdout + output.stderr
+
+
+@pytest.mark.parametrize(
+    ("data_dir", "expected"),
+    [
+        ("afile", "is a file, not a directory"),
+        ("afile/below", "is a file, not a directory"),
+        ("/dev/null", "a kernel file system"),
+        ("/proc/gdk-geo", "a kernel file system"),
+        ("/", "holds other files"),
+        (".", "holds other files"),
+        ("full", "holds other files"),
+    ],
+)
+def test_unusable_data_dir_is_refused(tmp_path: Path, data_dir: str, expected: str) -> None:
+    """Issue 13 #13 and #14: a file, /dev/null or /proc gave a traceback; `/` was used,
+    writing primary/, secondary/ and secrets/ into the filesystem root. (Loaded, not
+    reconfigured: before the fix, reconfiguring `/` would write there.)"""
+    (tmp_path / "afile").write_text("not a directory\n")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "thesis.tex").write_text("someone else's\n")
+    write_gdk_yml(tmp_path, f"data_dir: {data_dir}\n")
+    with pytest.raises(ConfigError, match=expected) as raised:
+        config.load(tmp_path / "gdk.yml")
+    assert "gdk.yml:1: data_dir: " in raised.value.what
+
+
+def test_cli_data_dir_dev_null_has_no_traceback(tmp_path: Path) -> None:
+    write_gdk_yml(tmp_path, "data_dir: /dev/null\n")
+    result = invoke(tmp_path, "geo.reconfigure")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "data_dir: " in result.stderr and "a kernel file system" in result.stderr
+    assert "fix:" in result.stderr
+
+
+def test_data_dir_of_our_own_is_accepted(tmp_path: Path) -> None:
+    """An empty directory, one gdk-geo already wrote to, and one not there yet are fine."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "used" / "secrets").mkdir(parents=True)
+    (tmp_path / "used" / "rendered.json").write_text("{}\n")
+    for data_dir in ("empty", "used", "new/nested", ".gdk-geo"):
+        write_gdk_yml(tmp_path, f"data_dir: {data_dir}\n")
+        assert config.load(tmp_path / "gdk.yml").data_dir == data_dir
