@@ -307,6 +307,24 @@ def shown(key: str, value: Any) -> str:
     return json.dumps(value) if isinstance(value, bool) else str(value)
 
 
+def _refuse_shared_port(cfg: schema.Settings, key: str) -> None:
+    """Refuse setting `key` to a port another listener already has: the change would be
+    written, then `geo.restart` (which the message says to run) would refuse it."""
+    if schema.DECLARED[key].check is not schema.port:
+        return
+    value = value_of(cfg, key)
+    others = [
+        other
+        for other, declared in schema.DECLARED.items()
+        if declared.check is schema.port and other != key and value_of(cfg, other) == value
+    ]
+    if others:
+        raise ConfigError(
+            f"{key}: port {value} is already {others[0]}'s (each listener needs its own)",
+            fix=f"choose another port for {key}, or change {others[0]} first",
+        )
+
+
 def set_value(path: Path, key: str, raw: str) -> None:
     """Set `key` in gdk.yml, keeping comments and key order; nothing is written if invalid."""
     value = parse_cli_value(key, raw)
@@ -320,7 +338,7 @@ def set_value(path: Path, key: str, raw: str) -> None:
             node[part] = child
         node = child
     node[leaf] = value
-    validate(path, document)  # raises before anything is written
+    _refuse_shared_port(validate(path, document), key)  # both raise before any write
     buffer = io.StringIO()
     _round_trip().dump(document, buffer)
     atomic_write(path, buffer.getvalue(), mode=0o600)

@@ -205,3 +205,16 @@ def test_data_dir_of_our_own_is_accepted(tmp_path: Path) -> None:
     for data_dir in ("empty", "used", "new/nested", ".gdk-geo"):
         write_gdk_yml(tmp_path, f"data_dir: {data_dir}\n")
         assert config.load(tmp_path / "gdk.yml").data_dir == data_dir
+
+
+def test_set_refuses_a_port_another_listener_has(tmp_path: Path) -> None:
+    """Issue 13 #17: `set` accepted a duplicate port and said to restart, which then failed."""
+    path = write_gdk_yml(tmp_path, "geo:\n  primary:\n    port: 3101\n")
+    before = path.read_text()
+    result = invoke(tmp_path, "geo.config.set", "geo.secondary.registry.port", "3101")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "geo.restart" not in result.stdout
+    assert "geo.primary.port" in result.stderr and "3101" in result.stderr
+    assert path.read_text() == before
+    config.set_value(path, "geo.primary.port", "3102")  # a port of its own is fine
+    assert config.get(path, "geo.primary.port") == 3102
