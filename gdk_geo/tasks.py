@@ -406,6 +406,18 @@ def check(c):
         raise Exit(code=1)
 
 
+def _tail_count(raw: str) -> int:
+    """`--tail` as a count of lines; anything else is a usage error, like a wrong --node.
+
+    The flag is read as text (an int default made invoke's own int() raise a traceback at
+    `--tail abc`), and a negative count used to mean "everything"."""
+    text = str(raw).strip()
+    if not (text.isascii() and text.isdigit()):
+        err.print(f"--tail must be a number of lines (0 or more; 0: all), not {raw!r}")
+        raise Exit(code=2)
+    return int(text)
+
+
 def _write_line(line: geo_logs.LogLine) -> None:
     sys.stdout.write(line.render() + "\n")
     sys.stdout.flush()
@@ -419,12 +431,13 @@ def _write_line(line: geo_logs.LogLine) -> None:
     }
 )
 @user_errors
-def logs(c, node=None, follow=False, tail=0):
+def logs(c, node=None, follow=False, tail="0"):
     """The registry and Geo service logs of both nodes, interleaved by time, with prefixes."""
     from gdk_geo import logs as geo_logs
     from gdk_geo import nodes
 
     _check_node(node)
+    count = _tail_count(tail)
     project = _project(c)
     try:
         client = nodes.engine()
@@ -433,7 +446,7 @@ def logs(c, node=None, follow=False, tail=0):
         client = None
     chosen = geo_logs.sources(project, node, client)
     try:
-        for line in geo_logs.history(chosen, int(tail)):
+        for line in geo_logs.history(chosen, count):
             sys.stdout.write(line.render() + "\n")
         sys.stdout.flush()
         if follow:

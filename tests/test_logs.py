@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT
-from helpers import invoke, running_project
+from helpers import invoke, running_project, write_gdk_yml
 
 from gdk_geo import lifecycle, logs
 from gdk_geo.notification_probe import PROBE_REPOSITORY, Delivery, Endpoint, probe_delivery
@@ -245,3 +245,14 @@ def test_following_a_file_emits_appended_whole_lines(tmp_path: Path) -> None:
     stop.set()
     follower.join()
     assert emitted == ["2024-05-01 10:00:01,000 INFO new"]  # the half line waits for its end
+
+
+@pytest.mark.parametrize("tail", ["abc", "-5", "2.5", "²"])
+def test_tail_must_be_a_count_of_lines(tmp_path: Path, tail: str) -> None:
+    """Issue 13 #16: `--tail abc` was a traceback from invoke's int(), `--tail -5` printed
+    everything."""
+    write_gdk_yml(tmp_path, "hostname: localhost\n")
+    result = invoke(tmp_path, "geo.logs", f"--tail={tail}")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"--tail must be a number of lines (0 or more; 0: all), not {tail!r}" in result.stderr
