@@ -42,6 +42,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from gdk_geo.errors import GdkGeoError
+from gdk_geo.log_format import FORMAT as LOG_FORMAT
+from gdk_geo.log_format import ZonedFormatter
 from gdk_geo.node_settings import PrimaryServiceSettings, load_primary
 from gdk_geo.primary.eventlog import EventLog, GeoEvent, RegistryEvent
 
@@ -548,7 +550,7 @@ LOG_CONFIG: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "timestamped": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "timestamped": {"()": ZonedFormatter, "fmt": LOG_FORMAT},
     },
     "handlers": {
         "stderr": {

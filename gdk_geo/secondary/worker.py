@@ -37,6 +37,7 @@ from typing import Any
 
 import uvicorn
 
+from gdk_geo import log_format
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node_settings import SecondaryWorkerSettings, load_secondary
 from gdk_geo.registry.errors import RegistryError
@@ -434,11 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--retry-cap", type=float, default=300.0, help="longest retry delay (s)")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(level=logging.INFO, handlers=[log_format.handler(sys.stderr)])
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         settings = load_secondary(args.config)
