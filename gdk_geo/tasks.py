@@ -115,9 +115,9 @@ def reconfigure(c, force=False):
     _print_reconfigured(lifecycle.reconfigure(_project(c), force=force))
 
 
-@task
+@task(help={"pull": "Pull registry.image even when present, or when an earlier pull failed."})
 @user_errors
-def image(c):
+def image(c, pull=False):
     """Make sure the registry image exists: present, pulled, or built offline."""
     from gdk_geo import nodes
     from gdk_geo.image import ensure_registry_image
@@ -126,7 +126,7 @@ def image(c):
     cfg = project.load()
     with _long_steps() as progress:
         result = ensure_registry_image(
-            nodes.engine(), cfg.registry.image, Path(cfg.registry.binary), progress
+            nodes.engine(), cfg.registry.image, Path(cfg.registry.binary), progress, pull=pull
         )
     out.print(f"registry image: {result.name} ({result.how})")
 
@@ -138,7 +138,8 @@ def _summary(project: Project, result: lifecycle.SetupResult) -> None:
     if result.image_how == "built offline":
         out.print(
             f"[yellow]note[/]: {cfg.registry.image} is not available here, so both nodes "
-            f"run {result.image}, built offline from {cfg.registry.binary}"
+            f"run {result.image}, built offline from {cfg.registry.binary} "
+            "(`invoke geo.image --pull` tries the pull again)"
         )
     for node in ("primary", "secondary"):
         out.print(
