@@ -12,8 +12,10 @@ from rich.console import Console
 
 from gdk_geo.errors import GdkGeoError
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Wrapping is for a terminal: in a pipe, a file or CI, rich's 80 columns broke lines in the
+# middle of URLs and paths, and a line is what scripts and readers search for.
+out = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+err = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
 
 F = TypeVar("F", bound=Callable[..., Any])
 

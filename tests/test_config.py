@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT
 from helpers import invoke, write_gdk_yml
 
 from gdk_geo import config
@@ -218,3 +222,23 @@ def test_set_refuses_a_port_another_listener_has(tmp_path: Path) -> None:
     assert path.read_text() == before
     config.set_value(path, "geo.primary.port", "3102")  # a port of its own is fine
     assert config.get(path, "geo.primary.port") == 3102
+
+
+KEY = "registry.binary"
+
+
+def test_output_is_not_wrapped_when_stdout_is_not_a_terminal(tmp_path: Path) -> None:
+    """Issue 13 #25: piped output wrapped at 80 columns, in the middle of paths and URLs."""
+    write_gdk_yml(tmp_path, "hostname: localhost\n")
+    binary = "/opt/" + "/".join(["a-rather-long-directory-name"] * 4) + "/docker-registry"
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "-r", str(REPO_ROOT), *("geo.config.set", KEY, binary)],
+        capture_output=True,
+        text=True,
+        env={**env, "GDK_GEO_ROOT": str(tmp_path)},
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"{KEY} = {binary}  (run `invoke geo.restart`)\n" in result.stdout
