@@ -162,8 +162,9 @@ def setup(c, force=False):
 
     project = _project(c)
     with _long_steps() as progress:
-        result = lifecycle.setup(project, _say, force=force, progress=progress)
-    _print_reconfigured(result.reconfigured)
+        result = lifecycle.setup(
+            project, _say, force=force, progress=progress, on_reconfigured=_print_reconfigured
+        )
     _summary(project, result)
 
 
