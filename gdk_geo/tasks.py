@@ -351,6 +351,8 @@ def verify(c, json_=False):
                 out.print(
                     f"    different digest:         {tag} primary {primary} secondary {secondary}"
                 )
+            for referrer, subject in d.missing_referrers.items():
+                out.print(f"    referrer missing:         {referrer} (of {subject})")
         out.print(f"{len(diffs)} repositories compared, {len(different)} differ")
         if queued:
             out.print(

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from gdk_geo.node_settings import SecondaryWorkerSettings
 from gdk_geo.registry.client import RegistryClient, gather_all
 from gdk_geo.registry.errors import RegistryError, RepositoryNotFound
+from gdk_geo.secondary.referrers import wanted_referrers
 from gdk_geo.secondary.replicator import registry_clients
 from gdk_geo.secondary.tracking import TrackingDB
 
@@ -57,11 +58,13 @@ class RepositoryDiff:
     mismatched: dict[str, tuple[str, str]] = field(
         default_factory=dict
     )  # tag → (primary, secondary)
+    missing_referrers: dict[str, str] = field(default_factory=dict)  # referrer → its subject
 
     @property
     def clean(self) -> bool:
-        """True when both sides hold exactly the same tags at the same digests."""
-        return self.source_checksum == self.target_checksum
+        """True when both sides hold exactly the same tags at the same digests, and the
+        secondary has every referrer (signature, SBOM...) the primary has of them."""
+        return self.source_checksum == self.target_checksum and not self.missing_referrers
 
 
 def diff(repository: str, source: Mapping[str, str], target: Mapping[str, str]) -> RepositoryDiff:
@@ -92,7 +95,15 @@ async def compare_repository(
             ),
         ]
     )
-    return diff(repository, source_digests, target_digests)
+    found = diff(repository, source_digests, target_digests)
+    wanted = await read_side(
+        "primary", source, wanted_referrers(source, repository, source_digests)
+    )
+    if not wanted:
+        return found
+    present = await read_side("secondary", target, target.head_manifests(repository, wanted))
+    missing = {referrer: s for referrer, s in wanted.items() if referrer not in present}
+    return replace(found, missing_referrers=missing)
 
 
 async def verify_registries(settings: SecondaryWorkerSettings) -> list[RepositoryDiff]:
