@@ -201,9 +201,10 @@ def validate(path: Path, document: CommentedMap) -> schema.Settings:
     return schema.Settings(**values)
 
 
-# What gdk-geo writes first into a data directory (`secret_store.ensure_secrets`): a
-# directory holding it is one of ours, whatever else gdk-geo has added since.
-OURS = "secrets"
+# What gdk-geo writes into a data directory: its secrets first (`ensure_secrets`), the
+# render record last (`render.STATE_FILE`). A directory holding either is one of ours,
+# whatever else gdk-geo has added since.
+OURS = ("secrets", "rendered.json")
 KERNEL_FILE_SYSTEMS = ("/proc", "/sys", "/dev")
 _OWN_DIR = "expected a directory of its own, such as .gdk-geo (the default)"
 
@@ -219,7 +220,7 @@ def _data_dir_problem(project_root: Path, data_dir: str) -> str | None:
         existing = next(p for p in (where, *where.parents) if p.exists())
         if not existing.is_dir():
             return f"{existing} is a file, not a directory; {_OWN_DIR}"
-        if existing == where and where != Path("/") and (where / OURS).is_dir():
+        if existing == where and where != Path("/") and any((where / n).exists() for n in OURS):
             return None
         if existing == where and (where == Path("/") or any(where.iterdir())):
             return f"{where} holds other files; {_OWN_DIR}"

@@ -206,7 +206,9 @@ def test_data_dir_of_our_own_is_accepted(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "used" / "secrets").mkdir(parents=True)
     (tmp_path / "used" / "rendered.json").write_text("{}\n")
-    for data_dir in ("empty", "used", "new/nested", ".gdk-geo"):
+    (tmp_path / "secrets-deleted").mkdir()  # a user removed secrets/ to regenerate them
+    (tmp_path / "secrets-deleted" / "rendered.json").write_text("{}\n")
+    for data_dir in ("empty", "used", "secrets-deleted", "new/nested", ".gdk-geo"):
         write_gdk_yml(tmp_path, f"data_dir: {data_dir}\n")
         assert config.load(tmp_path / "gdk.yml").data_dir == data_dir
 
