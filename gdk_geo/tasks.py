@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from gdk_geo import checks, lifecycle, node_settings
     from gdk_geo import logs as geo_logs
     from gdk_geo.image import Progress as ImageProgress
+    from gdk_geo.secondary.verify import RepositoryDiff
 
 
 def _project(c) -> Project:
@@ -312,11 +313,7 @@ def _catalog_size(settings: node_settings.SecondaryWorkerSettings) -> int | None
 def verify(c, json_=False):
     """Compare every repository's tag→digest map on both registries; exit 1 on any difference,
     2 when a registry cannot be read."""
-    from gdk_geo.secondary.verify import (
-        SideUnreadable,
-        unreachable,
-        verify_registries,
-    )
+    from gdk_geo.secondary.verify import SideUnreadable, unreachable, verify_registries
 
     settings = _secondary_settings(c)
     try:
@@ -365,7 +362,9 @@ def verify(c, json_=False):
         raise Exit(code=1)
 
 
-def _queue_differences(settings, different) -> list[str]:
+def _queue_differences(
+    settings: node_settings.SecondaryWorkerSettings, different: list[RepositoryDiff]
+) -> list[str]:
     """Queue what differs for the worker; a tracking database we cannot write is a note."""
     from gdk_geo.secondary.verify import queue_for_sync
 
@@ -417,7 +416,9 @@ def _tail_count(raw: str) -> int:
     `--tail abc`), and a negative count used to mean "everything"."""
     text = str(raw).strip()
     if not (text.isascii() and text.isdigit()):
-        err.print(f"--tail must be a number of lines (0 or more; 0: all), not {raw!r}")
+        err.print(
+            f"--tail must be a number of lines (0 or more; 0: all), not {raw!r}", markup=False
+        )
         raise Exit(code=2)
     return int(text)
 
