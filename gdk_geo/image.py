@@ -152,14 +152,14 @@ def build_offline_image(
     """Build `gdk-geo/registry:local` from `binary`; reuse it while the binary is unchanged
     and it records `pull_failed` (the image that could not be pulled) among its failures."""
     progress = progress or messages(print)
-    failed = failed_pulls(client)
-    if pull_failed:  # the latest last; a few are enough (registry.image rarely changes)
-        failed = [*(name for name in failed if name != pull_failed), pull_failed][-MAX_RECORDED:]
+    recorded = failed_pulls(client)
+    failed = recorded
+    if pull_failed and pull_failed not in recorded:  # a few are enough: the latest kept
+        failed = [*recorded, pull_failed][-MAX_RECORDED:]
     context, digest = build_context(binary, failed)
     try:
-        existing = client.images.get(OFFLINE_IMAGE)
-        labels = existing.labels or {}
-        if labels.get(BINARY_LABEL) == digest and failed == failed_pulls(client):
+        labels = client.images.get(OFFLINE_IMAGE).labels or {}
+        if labels.get(BINARY_LABEL) == digest and failed == recorded:
             return OFFLINE_IMAGE
     except docker.errors.ImageNotFound:
         pass
