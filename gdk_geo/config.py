@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import json
 from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -22,6 +23,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from gdk_geo import settings as schema
 from gdk_geo.errors import ConfigError
 from gdk_geo.fsutil import atomic_write
+from gdk_geo.secret_store import masked
 
 FIX = "edit gdk.yml (gdk.example.yml lists every key with its default), then run the command again"
 # The seed (and GDK) write the secondary's replication settings one level up, as
@@ -232,6 +234,9 @@ def validate(path: Path, document: CommentedMap) -> schema.Settings:
     """Typed settings from a parsed gdk.yml, or one ConfigError listing every problem."""
     problems: list[Problem] = []
     values = _validate(document, schema.Settings, "", problems)
+    wrong_dir = _data_dir_problem(path.parent, values.get("data_dir", schema.Settings.data_dir))
+    if wrong_dir:
+        problems.append(Problem("data_dir", _line_of(document, "data_dir"), wrong_dir))
     if problems:
         raise _invalid(path, problems)
     cfg = schema.Settings(**values)
@@ -288,6 +293,34 @@ def _check_primary_api_url(path: Path, document: CommentedMap, cfg: schema.Setti
         fix=f"`invoke geo.config.set {API_URL_KEY} {primary}` (the primary registry), "
         "then `invoke geo.restart`",
     )
+
+
+# What gdk-geo writes into a data directory: its secrets first (`ensure_secrets`), the
+# render record last (`render.STATE_FILE`). A directory holding either is one of ours,
+# whatever else gdk-geo has added since.
+OURS = ("secrets", "rendered.json")
+KERNEL_FILE_SYSTEMS = ("/proc", "/sys", "/dev")
+_OWN_DIR = "expected a directory of its own, such as .gdk-geo (the default)"
+
+
+def _data_dir_problem(project_root: Path, data_dir: str) -> str | None:
+    """What makes `data_dir` unusable, or None: it must be (or become) a directory that
+    holds only gdk-geo's files, since setup writes node roots and secrets into it and
+    `geo.destroy --data` deletes what it wrote there."""
+    try:
+        where = (project_root / data_dir).resolve()
+        if any(where.is_relative_to(top) for top in KERNEL_FILE_SYSTEMS):
+            return f"{where} is in a kernel file system; {_OWN_DIR}"
+        existing = next(p for p in (where, *where.parents) if p.exists())
+        if not existing.is_dir():
+            return f"{existing} is a file, not a directory; {_OWN_DIR}"
+        if existing == where and where != Path("/") and any((where / n).exists() for n in OURS):
+            return None
+        if existing == where and (where == Path("/") or any(where.iterdir())):
+            return f"{where} holds other files; {_OWN_DIR}"
+    except (OSError, ValueError) as exc:  # unreadable, a name too long, a NUL byte
+        return f"{data_dir!r} is not a usable path ({exc}); {_OWN_DIR}"
+    return None
 
 
 def load(path: Path) -> schema.Settings:
@@ -356,6 +389,32 @@ def _written_key(document: CommentedMap, key: str) -> str:
     return key
 
 
+def shown(key: str, value: Any) -> str:
+    """A value as `geo.config.get/set` print it: a secret-bearing setting masked, whatever
+    its value, since a terminal's scrollback and a CI log outlive the secret's rotation."""
+    if _declared_or_error(key).check is schema.secret:
+        return masked(str(value))
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def _refuse_shared_port(cfg: schema.Settings, key: str) -> None:
+    """Refuse setting `key` to a port another listener already has: the change would be
+    written, then `geo.restart` (which the message says to run) would refuse it."""
+    if schema.DECLARED[key].check is not schema.port:
+        return
+    value = value_of(cfg, key)
+    others = [
+        other
+        for other, declared in schema.DECLARED.items()
+        if declared.check is schema.port and other != key and value_of(cfg, other) == value
+    ]
+    if others:
+        raise ConfigError(
+            f"{key}: port {value} is already {others[0]}'s (each listener needs its own)",
+            fix=f"choose another port for {key}, or change {others[0]} first",
+        )
+
+
 def set_value(path: Path, key: str, raw: str) -> None:
     """Set `key` in gdk.yml, keeping comments and key order; nothing is written if invalid."""
     value = parse_cli_value(key, raw)
@@ -369,7 +428,7 @@ def set_value(path: Path, key: str, raw: str) -> None:
             node[part] = child
         node = child
     node[leaf] = value
-    validate(path, document)  # raises before anything is written
+    _refuse_shared_port(validate(path, document), key)  # both raise before any write
     buffer = io.StringIO()
     _round_trip().dump(document, buffer)
     atomic_write(path, buffer.getvalue(), mode=0o600)

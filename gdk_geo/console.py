@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from invoke.exceptions import Exit
 from rich.console import Console
 
 from gdk_geo.errors import GdkGeoError
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+UNBOUNDED = 10_000  # columns for output that is not a terminal
+
+
+def _console(stream: TextIO) -> Console:
+    """A console for `stream` that wraps only on a terminal.
+
+    In a pipe, a file or CI, rich assumed 80 columns: lines broke in the middle of URLs and
+    paths, and tables were cropped with "…". There a line is what scripts and readers search
+    for, so nothing wraps and tables take the width they need (COLUMNS, when set, still
+    rules, as on a terminal).
+    """
+    terminal = stream.isatty()
+    width = None if terminal or "COLUMNS" in os.environ else UNBOUNDED
+    return Console(
+        stderr=stream is sys.stderr, highlight=False, soft_wrap=not terminal, width=width
+    )
+
+
+out = _console(sys.stdout)
+err = _console(sys.stderr)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 import subprocess
 import tarfile
@@ -27,6 +28,10 @@ from gdk_geo.errors import GdkGeoError
 OFFLINE_IMAGE = "gdk-geo/registry:local"
 CONFIG_PATH_IN_CONTAINER = "/etc/docker/registry/config.yml"
 BINARY_LABEL = "org.gdk-geo.registry-binary-sha256"
+# The images whose pull failed when the offline image was built (JSON list): the record that
+# keeps every later setup from trying the same pull again. `geo.image --pull` retries.
+PULL_FAILED_LABEL = "org.gdk-geo.pull-failed"
+MAX_RECORDED = 8
 
 # A minimal name-service setup so the Go binary resolves host.docker.internal from the
 # /etc/hosts Docker writes into the container.
@@ -35,6 +40,7 @@ _DOCKERFILE = """\
 FROM scratch
 COPY rootfs/ /
 LABEL {label}="{digest}"
+LABEL {pull_label}={pull_failed}
 ENTRYPOINT ["/bin/registry", "serve"]
 CMD ["{config}"]
 """
@@ -107,13 +113,17 @@ def _add_dir(tar: tarfile.TarFile, arcname: str, mode: int = 0o755) -> None:
     tar.addfile(info)
 
 
-def build_context(binary: Path) -> tuple[bytes, str]:
+def build_context(binary: Path, pull_failed: list[str] | None = None) -> tuple[bytes, str]:
     """A gzip-free tar build context for the offline image, and the binary's sha256."""
-    digest = hashlib.sha256(binary.read_bytes()).hexdigest()
+    digest = _sha256_of(binary)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         dockerfile = _DOCKERFILE.format(
-            label=BINARY_LABEL, digest=digest, config=CONFIG_PATH_IN_CONTAINER
+            label=BINARY_LABEL,
+            digest=digest,
+            config=CONFIG_PATH_IN_CONTAINER,
+            pull_label=PULL_FAILED_LABEL,
+            pull_failed=json.dumps(json.dumps(pull_failed or [])),
         )
         _add_bytes(tar, "Dockerfile", dockerfile.encode())
         for directory in (
@@ -134,14 +144,22 @@ def build_context(binary: Path) -> tuple[bytes, str]:
 
 
 def build_offline_image(
-    client: docker.DockerClient, binary: Path, progress: Progress | None = None
+    client: docker.DockerClient,
+    binary: Path,
+    progress: Progress | None = None,
+    pull_failed: str = "",
 ) -> str:
-    """Build `gdk-geo/registry:local` from `binary`; reuse it while the binary is unchanged."""
+    """Build `gdk-geo/registry:local` from `binary`; reuse it while the binary is unchanged
+    and it records `pull_failed` (the image that could not be pulled) among its failures."""
     progress = progress or messages(print)
-    context, digest = build_context(binary)
+    recorded = failed_pulls(client)
+    failed = recorded
+    if pull_failed and pull_failed not in recorded:  # a few are enough: the latest kept
+        failed = [*recorded, pull_failed][-MAX_RECORDED:]
+    context, digest = build_context(binary, failed)
     try:
-        existing = client.images.get(OFFLINE_IMAGE)
-        if (existing.labels or {}).get(BINARY_LABEL) == digest:
+        labels = client.images.get(OFFLINE_IMAGE).labels or {}
+        if labels.get(BINARY_LABEL) == digest and failed == recorded:
             return OFFLINE_IMAGE
     except docker.errors.ImageNotFound:
         pass
@@ -156,6 +174,29 @@ def build_offline_image(
             fix=f"check `docker info` and that the binary runs: `{binary} --version`",
         ) from None
     return OFFLINE_IMAGE
+
+
+def failed_pulls(client: docker.DockerClient) -> list[str]:
+    """The images the offline image records as not pullable, oldest first ([]: no record)."""
+    try:
+        labels = client.images.get(OFFLINE_IMAGE).labels or {}
+        recorded = json.loads(labels.get(PULL_FAILED_LABEL, "[]"))
+    except (docker.errors.ImageNotFound, ValueError):
+        return []
+    return [str(name) for name in recorded] if isinstance(recorded, list) else []
+
+
+def _offline_is_current(client: docker.DockerClient, binary: Path) -> bool:
+    """Whether the offline image exists and was built from `binary` as it is now."""
+    try:
+        labels = client.images.get(OFFLINE_IMAGE).labels or {}
+    except docker.errors.ImageNotFound:
+        return False
+    return binary.is_file() and labels.get(BINARY_LABEL) == _sha256_of(binary)
+
+
+def _sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def has_image(client: docker.DockerClient, name: str) -> bool:
@@ -210,21 +251,29 @@ def ensure_registry_image(
     image: str,
     binary: Path,
     progress: Progress | None = None,
+    *,
+    pull: bool = False,
 ) -> ImageResult:
     """The image to run: `image` if present or pullable, else one built offline from `binary`.
 
+    A pull is tried once: when it fails, the offline image records that, and later calls
+    use it without asking the network again (each `geo.setup` did). `pull` tries anyway,
+    and pulls a present `image` again too (`invoke geo.image --pull`).
     `progress` hears of each step (default: its messages, printed).
     """
     progress = progress or messages(print)
-    if has_image(client, image):
+    if not pull and has_image(client, image):
         return ImageResult(image, "present")
+    if not pull and image in failed_pulls(client) and _offline_is_current(client, binary):
+        return ImageResult(OFFLINE_IMAGE, "built offline")
     progress(Step(f"pulling {image}"))
     pull_error = _pull(client, image, progress)
     if pull_error is None and has_image(client, image):
         return ImageResult(image, "pulled")
     if binary.is_file():
         progress(Step(f"could not pull {image} ({pull_error}); using the local registry binary"))
-        return ImageResult(build_offline_image(client, binary, progress), "built offline")
+        built = build_offline_image(client, binary, progress, pull_failed=image)
+        return ImageResult(built, "built offline")
     raise GdkGeoError(
         f"registry image {image} is not present and could not be pulled ({pull_error}), "
         f"and there is no registry binary at {binary}",

@@ -206,15 +206,20 @@ def setup(
     *,
     force: bool = False,
     progress: Progress | None = None,
+    on_reconfigured: Callable[[Reconfigured], None] | None = None,
 ) -> SetupResult:
     """Render, get the image, converge both containers and services, wait until healthy.
 
     `progress` hears of each long step (the image pull or build, starting, the health
     waits) so a terminal can show a bar; without it the steps are passed to `say`.
+    `on_reconfigured` hears of the render as soon as it is done, so what it reports is
+    printed before the later steps, in the order things happened.
     """
     progress = progress or messages(say)
     client = nodes.engine()
     done = reconfigure(project, force=force)
+    if on_reconfigured is not None:
+        on_reconfigured(done)
     cfg = done.cfg
     image = ensure_registry_image(client, cfg.registry.image, Path(cfg.registry.binary), progress)
     result = SetupResult(done, image.name, image.how)

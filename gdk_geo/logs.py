@@ -6,12 +6,13 @@ registry's (which received the push and sent the notification), the primary Geo 
 registry's (which received the copy). Here they are one stream, each line prefixed with
 its node and source:
 
-    primary registry   | 2024-05-01 12:00:00,120 time="…" msg="response completed" …
-    primary geo        | 2024-05-01 12:00:00,123 INFO gdk_geo…: registry notification …
+    primary registry   | 2024-05-01 12:00:00,120+0000 time="…" msg="response completed" …
+    primary geo        | 2024-05-01 12:00:00,123+0000 INFO gdk_geo…: registry notification …
 
 The two sources keep time differently, so each line gets one comparable instant first:
 Docker stamps container output in RFC 3339 UTC (with nanoseconds), while the Geo services'
-`logging` writes `YYYY-MM-DD HH:MM:SS,mmm` in local time, without a zone. Registry lines are
+logs write `YYYY-MM-DD HH:MM:SS,mmm+hhmm`, local time with its UTC offset (`log_format.py`;
+an older release's lines have no offset and are read as local time). Registry lines are
 shown in that same local format so the column reads the same all the way down. A line
 without a timestamp (a traceback, an uvicorn warning) belongs to the line before it.
 
@@ -44,7 +45,7 @@ NANOS = 1_000_000_000
 SOURCE_WIDTH = len("secondary registry")
 POLL_SECONDS = 0.25  # how often a followed file is looked at, and a stopped container
 
-_GEO_TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),(\d{3})\b")
+_GEO_TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),(\d{3})([+-]\d{4})?\b")
 _DOCKER_TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z")
 
 Emit = Callable[["LogLine"], None]
@@ -66,12 +67,16 @@ class LogLine:
 
 
 def geo_timestamp(line: str) -> int | None:
-    """The instant a Geo service line was logged: `logging`'s asctime is local time."""
+    """The instant a Geo service line was logged: local time with its UTC offset
+    (`gdk_geo.log_format`), or without one in an older release's lines."""
     match = _GEO_TIMESTAMP.match(line)
     if match is None:
         return None
-    local = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").astimezone()
-    return int(local.timestamp()) * NANOS + int(match.group(2)) * 1_000_000
+    if match.group(3):
+        moment = datetime.strptime(match.group(1) + match.group(3), "%Y-%m-%d %H:%M:%S%z")
+    else:
+        moment = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").astimezone()
+    return int(moment.timestamp()) * NANOS + int(match.group(2)) * 1_000_000
 
 
 def docker_timestamp(stamp: str) -> int | None:
@@ -86,8 +91,8 @@ def docker_timestamp(stamp: str) -> int | None:
 
 def local_time(at: int) -> str:
     """An instant in the Geo logs' own format, so every line's time reads alike."""
-    moment = datetime.fromtimestamp(at // NANOS)
-    return f"{moment:%Y-%m-%d %H:%M:%S},{at % NANOS // 1_000_000:03d}"
+    moment = datetime.fromtimestamp(at // NANOS).astimezone()
+    return f"{moment:%Y-%m-%d %H:%M:%S},{at % NANOS // 1_000_000:03d}{moment:%z}"
 
 
 # --- the Geo service's log file -----------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -51,6 +52,14 @@ class Change:
     backup: Path | None = None
 
 
+def _host_port(address: str, port: int) -> str:
+    """`address:port` as a YAML scalar: an IPv6 address is bracketed, and then quoted,
+    since a plain scalar starting with `[` is a YAML list (`[::1]:5000` does not parse)."""
+    if ":" in address:
+        return json.dumps(f"{url_host(address)}:{port}")
+    return f"{address}:{port}"
+
+
 def environment() -> Environment:
     """Jinja with StrictUndefined: a typo in a template is an error, not an empty string."""
     env = Environment(
@@ -59,7 +68,7 @@ def environment() -> Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.filters["ipv6_brackets"] = url_host
+    env.filters["host_port"] = _host_port
     return env
 
 
@@ -113,11 +122,32 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# Rendered keys whose value is a secret, and how that value is written: `key: "value"` or
+# `Authorization: ["value"]`. Masking by key, not only by the current values, hides every
+# value such a key ever held: the old one in the diff of a rotated secret included.
+_SECRET_LINE = re.compile(
+    r"^(?P<lead>\s*(?:secret|notification_secret|node_token|Authorization):\s*\[?)"
+    r'(?P<value>"(?:[^"\\]|\\.)*"|[^\s\]]+)',
+    re.MULTILINE,
+)
+
+
+def _mask_secret_keys(text: str) -> str:
+    """Every value of a secret-bearing key, whichever value it is, masked."""
+
+    def hide(match: re.Match[str]) -> str:
+        value = match["value"]
+        bare = value[1:-1] if value.startswith('"') else value
+        return match["lead"] + masked(bare)
+
+    return _SECRET_LINE.sub(hide, text)
+
+
 def _mask(text: str, secrets: Iterable[str]) -> str:
     for value in secrets:
         if value:
             text = text.replace(value, masked(value))
-    return text
+    return _mask_secret_keys(text)
 
 
 def _load_state(path: Path) -> dict[str, str]:

@@ -282,7 +282,8 @@ class Settings:
     )
     listen_address: str = setting("127.0.0.1", "Address every listener binds.", check=ip_address)
     data_dir: str = setting(
-        ".gdk-geo", "Node roots, secrets and certificates (relative to gdk.yml)."
+        ".gdk-geo",
+        "Node roots, secrets and certificates (relative to gdk.yml); a directory of its own.",
     )
     docker: Docker = section(Docker, "Docker containers.")
     registry: Registry = section(Registry, "The registry both nodes run.")

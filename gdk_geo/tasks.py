@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from invoke import Collection, task
 from invoke.exceptions import Exit
+from rich.markup import escape
 from rich.text import Text
 
 from gdk_geo.console import diff, err, out, user_errors
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from gdk_geo import checks, lifecycle, node_settings
     from gdk_geo import logs as geo_logs
     from gdk_geo.image import Progress as ImageProgress
+    from gdk_geo.secondary.verify import RepositoryDiff
 
 
 def _project(c) -> Project:
@@ -113,9 +115,9 @@ def reconfigure(c, force=False):
     _print_reconfigured(lifecycle.reconfigure(_project(c), force=force))
 
 
-@task
+@task(help={"pull": "Pull registry.image even when present, or when an earlier pull failed."})
 @user_errors
-def image(c):
+def image(c, pull=False):
     """Make sure the registry image exists: present, pulled, or built offline."""
     from gdk_geo import nodes
     from gdk_geo.image import ensure_registry_image
@@ -124,7 +126,7 @@ def image(c):
     cfg = project.load()
     with _long_steps() as progress:
         result = ensure_registry_image(
-            nodes.engine(), cfg.registry.image, Path(cfg.registry.binary), progress
+            nodes.engine(), cfg.registry.image, Path(cfg.registry.binary), progress, pull=pull
         )
     out.print(f"registry image: {result.name} ({result.how})")
 
@@ -135,7 +137,8 @@ def _summary(project: Project, result: lifecycle.SetupResult) -> None:
     if result.image_how == "built offline":
         out.print(
             f"[yellow]note[/]: {cfg.registry.image} is not available here, so both nodes "
-            f"run {result.image}, built offline from {cfg.registry.binary}"
+            f"run {result.image}, built offline from {cfg.registry.binary} "
+            "(`invoke geo.image --pull` tries the pull again)"
         )
     for node in ("primary", "secondary"):
         out.print(
@@ -157,8 +160,9 @@ def setup(c, force=False):
 
     project = _project(c)
     with _long_steps() as progress:
-        result = lifecycle.setup(project, _say, force=force, progress=progress)
-    _print_reconfigured(result.reconfigured)
+        result = lifecycle.setup(
+            project, _say, force=force, progress=progress, on_reconfigured=_print_reconfigured
+        )
     _summary(project, result)
 
 
@@ -319,12 +323,21 @@ def _catalog_size(settings: node_settings.SecondaryWorkerSettings) -> int | None
 @task(help={"json": "Print JSON for scripts instead of text."})
 @user_errors
 def verify(c, json_=False):
-    """Compare every repository's tag→digest map on both registries; exit 1 on any difference."""
-    from gdk_geo.secondary.verify import verify_registries
+    """Compare every repository's tag→digest map on both registries; exit 1 on any difference,
+    2 when a registry cannot be read."""
+    from gdk_geo.secondary.verify import SideUnreadable, unreachable, verify_registries
 
-    primary = _project(c).load().node("primary").registry_url
-    diffs = asyncio.run(verify_registries(_secondary_settings(c), primary))
+    settings = _secondary_settings(c)
+    try:
+        primary = _project(c).load().node("primary").registry_url
+        diffs = asyncio.run(verify_registries(settings, primary))
+    except SideUnreadable as exc:
+        line, fix = unreachable(exc)
+        err.print(f"[bold red]✗[/] {escape(line)}", soft_wrap=True)
+        err.print(f"  fix:   {fix}", markup=False, soft_wrap=True)
+        raise Exit(code=2) from None
     different = [d for d in diffs if not d.clean]
+    queued = _queue_differences(settings, different)
     if json_:
         print(
             json.dumps(
@@ -332,6 +345,7 @@ def verify(c, json_=False):
                     "repositories": len(diffs),
                     "clean": not different,
                     "differences": [asdict(d) for d in different],
+                    "queued_for_sync": queued,
                 },
                 indent=2,
             )
@@ -347,9 +361,31 @@ def verify(c, json_=False):
                 out.print(
                     f"    different digest:         {tag} primary {primary} secondary {secondary}"
                 )
+            for referrer, subject in d.missing_referrers.items():
+                out.print(f"    referrer missing:         {referrer} (of {subject})")
         out.print(f"{len(diffs)} repositories compared, {len(different)} differ")
+        if queued:
+            out.print(
+                f"queued for sync: {', '.join(queued)}. The worker repairs them within 30 s "
+                "while it runs; `invoke geo.sync --all` repairs them now",
+                markup=False,
+                soft_wrap=True,
+            )
     if different:
         raise Exit(code=1)
+
+
+def _queue_differences(
+    settings: node_settings.SecondaryWorkerSettings, different: list[RepositoryDiff]
+) -> list[str]:
+    """Queue what differs for the worker; a tracking database we cannot write is a note."""
+    from gdk_geo.secondary.verify import queue_for_sync
+
+    try:
+        return queue_for_sync(settings, different)
+    except GdkGeoError as exc:
+        err.print(f"note: not queued for sync: {exc.what}", markup=False, soft_wrap=True)
+        return []
 
 
 # Operator experience: geo.check and geo.logs.
@@ -386,6 +422,20 @@ def check(c):
         raise Exit(code=1)
 
 
+def _tail_count(raw: str) -> int:
+    """`--tail` as a count of lines; anything else is a usage error, like a wrong --node.
+
+    The flag is read as text (an int default made invoke's own int() raise a traceback at
+    `--tail abc`), and a negative count used to mean "everything"."""
+    text = str(raw).strip()
+    if not (text.isascii() and text.isdigit()):
+        err.print(
+            f"--tail must be a number of lines (0 or more; 0: all), not {raw!r}", markup=False
+        )
+        raise Exit(code=2)
+    return int(text)
+
+
 def _write_line(line: geo_logs.LogLine) -> None:
     sys.stdout.write(line.render() + "\n")
     sys.stdout.flush()
@@ -399,12 +449,13 @@ def _write_line(line: geo_logs.LogLine) -> None:
     }
 )
 @user_errors
-def logs(c, node=None, follow=False, tail=0):
+def logs(c, node=None, follow=False, tail="0"):
     """The registry and Geo service logs of both nodes, interleaved by time, with prefixes."""
     from gdk_geo import logs as geo_logs
     from gdk_geo import nodes
 
     _check_node(node)
+    count = _tail_count(tail)
     project = _project(c)
     try:
         client = nodes.engine()
@@ -413,7 +464,7 @@ def logs(c, node=None, follow=False, tail=0):
         client = None
     chosen = geo_logs.sources(project, node, client)
     try:
-        for line in geo_logs.history(chosen, int(tail)):
+        for line in geo_logs.history(chosen, count):
             sys.stdout.write(line.render() + "\n")
         sys.stdout.flush()
         if follow:
@@ -434,8 +485,7 @@ def config_get(c, key):
     """Print the effective value of a setting (defaults and derived values included)."""
     from gdk_geo import config as gdk_config
 
-    value = gdk_config.get(_project(c).gdk_yml, key)
-    print(json.dumps(value) if isinstance(value, bool) else value)
+    print(gdk_config.shown(key, gdk_config.get(_project(c).gdk_yml, key)))
 
 
 @task(name="set")
@@ -448,7 +498,8 @@ def config_set(c, key, value):
     project = _project(c)
     lifecycle.ensure_gdk_yml(project)
     gdk_config.set_value(project.gdk_yml, key, value)
-    out.print(f"{key} = {gdk_config.get(project.gdk_yml, key)}  (run `invoke geo.restart`)")
+    value = gdk_config.shown(key, gdk_config.get(project.gdk_yml, key))
+    out.print(f"{key} = {value}  (run `invoke geo.restart`)", markup=False)
 
 
 @task(name="list")

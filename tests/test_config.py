@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from helpers import invoke, ports_yml, write_gdk_yml
+from helpers import REPO_ROOT, invoke, ports_yml, write_gdk_yml
 
 from gdk_geo import config
 from gdk_geo.errors import ConfigError
@@ -246,3 +249,95 @@ def test_sync_refuses_a_secondary_rendered_to_sync_from_itself(tmp_path: Path) -
     result = invoke(tmp_path, "geo.sync", "--all")
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"primary_api_url ({own}) is its own registry" in result.stderr
+
+
+def test_cli_get_and_set_mask_the_notification_secret(tmp_path: Path) -> None:
+    """Issue 13 #11: `geo.config.get/set` echoed `registry.notification_secret` in full."""
+    write_gdk_yml(tmp_path, "hostname: localhost\n")
+    secret = "a-secret-nobody-may-read-0123"
+    result = invoke(tmp_path, "geo.config.set", "registry.notification_secret", secret)
+    assert result.returncode == 0, result.stderr
+    assert "registry.notification_secret = a-se…(hidden)" in result.stdout
+    got = invoke(tmp_path, "geo.config.get", "registry.notification_secret")
+    assert got.returncode == 0 and got.stdout.strip() == "a-se…(hidden)"
+    for output in (result, got):
+        assert secret not in output.stdout + output.stderr
+
+
+@pytest.mark.parametrize(
+    ("data_dir", "expected"),
+    [
+        ("afile", "is a file, not a directory"),
+        ("afile/below", "is a file, not a directory"),
+        ("/dev/null", "a kernel file system"),
+        ("/proc/gdk-geo", "a kernel file system"),
+        ("/", "holds other files"),
+        (".", "holds other files"),
+        ("full", "holds other files"),
+    ],
+)
+def test_unusable_data_dir_is_refused(tmp_path: Path, data_dir: str, expected: str) -> None:
+    """Issue 13 #13 and #14: a file, /dev/null or /proc gave a traceback; `/` was used,
+    writing primary/, secondary/ and secrets/ into the filesystem root. (Loaded, not
+    reconfigured: before the fix, reconfiguring `/` would write there.)"""
+    (tmp_path / "afile").write_text("not a directory\n")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "thesis.tex").write_text("someone else's\n")
+    write_gdk_yml(tmp_path, f"data_dir: {data_dir}\n")
+    with pytest.raises(ConfigError, match=expected) as raised:
+        config.load(tmp_path / "gdk.yml")
+    assert "gdk.yml:1: data_dir: " in raised.value.what
+
+
+def test_cli_data_dir_dev_null_has_no_traceback(tmp_path: Path) -> None:
+    write_gdk_yml(tmp_path, "data_dir: /dev/null\n")
+    result = invoke(tmp_path, "geo.reconfigure")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "data_dir: " in result.stderr and "a kernel file system" in result.stderr
+    assert "fix:" in result.stderr
+
+
+def test_data_dir_of_our_own_is_accepted(tmp_path: Path) -> None:
+    """An empty directory, one gdk-geo already wrote to, and one not there yet are fine."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "used" / "secrets").mkdir(parents=True)
+    (tmp_path / "used" / "rendered.json").write_text("{}\n")
+    (tmp_path / "secrets-deleted").mkdir()  # a user removed secrets/ to regenerate them
+    (tmp_path / "secrets-deleted" / "rendered.json").write_text("{}\n")
+    for data_dir in ("empty", "used", "secrets-deleted", "new/nested", ".gdk-geo"):
+        write_gdk_yml(tmp_path, f"data_dir: {data_dir}\n")
+        assert config.load(tmp_path / "gdk.yml").data_dir == data_dir
+
+
+def test_set_refuses_a_port_another_listener_has(tmp_path: Path) -> None:
+    """Issue 13 #17: `set` accepted a duplicate port and said to restart, which then failed."""
+    path = write_gdk_yml(tmp_path, "geo:\n  primary:\n    port: 3101\n")
+    before = path.read_text()
+    result = invoke(tmp_path, "geo.config.set", "geo.secondary.registry.port", "3101")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "geo.restart" not in result.stdout
+    assert "geo.primary.port" in result.stderr and "3101" in result.stderr
+    assert path.read_text() == before
+    config.set_value(path, "geo.primary.port", "3102")  # a port of its own is fine
+    assert config.get(path, "geo.primary.port") == 3102
+
+
+KEY = "registry.binary"
+
+
+def test_output_is_not_wrapped_when_stdout_is_not_a_terminal(tmp_path: Path) -> None:
+    """Issue 13 #25: piped output wrapped at 80 columns, in the middle of paths and URLs."""
+    write_gdk_yml(tmp_path, "hostname: localhost\n")
+    binary = "/opt/" + "/".join(["a-rather-long-directory-name"] * 4) + "/docker-registry"
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "-r", str(REPO_ROOT), *("geo.config.set", KEY, binary)],
+        capture_output=True,
+        text=True,
+        env={**env, "GDK_GEO_ROOT": str(tmp_path)},
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"{KEY} = {binary}  (run `invoke geo.restart`)\n" in result.stdout

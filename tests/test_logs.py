@@ -8,6 +8,7 @@ belongs, which the window check below catches.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import re
@@ -21,16 +22,16 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from helpers import REPO_ROOT, invoke, running_project
+from helpers import REPO_ROOT, invoke, running_project, write_gdk_yml
 
-from gdk_geo import logs
+from gdk_geo import log_format, logs
 from gdk_geo.notification_probe import PROBE_REPOSITORY, Delivery, Endpoint, probe_delivery
 from gdk_geo.project import Project
 
 FAR_FROM_UTC = "IST-5:30"
 SOURCES = {"primary registry", "primary geo", "secondary registry", "secondary geo"}
 _LINE = re.compile(r"^(?P<source>[a-z]+ [a-z]+) +\| (?P<text>.*)$")
-_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),(\d{3}) ")
+_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),(\d{3})([+-]\d{4})? ")
 FOLLOW_DEADLINE = 30.0
 
 
@@ -204,8 +205,27 @@ def test_docker_timestamps_keep_nanoseconds_and_trimmed_zeros() -> None:
 def test_geo_timestamps_are_local_time(far_timezone: None) -> None:
     geo = logs.geo_timestamp("2024-05-01 15:30:00,250 INFO gdk_geo.worker: synced")
     assert geo == logs.docker_timestamp("2024-05-01T10:00:00.25Z")  # 15:30 IST is 10:00 UTC
-    assert logs.local_time(geo) == "2024-05-01 15:30:00,250"
+    assert logs.local_time(geo) == "2024-05-01 15:30:00,250+0530"
     assert logs.geo_timestamp("Traceback (most recent call last):") is None
+
+
+def test_geo_lines_written_in_one_zone_are_placed_right_in_another() -> None:
+    """Issue 13 #19: a service started in one time zone and `TZ=Asia/Tokyo invoke geo.logs`
+    read the zoneless local times as Tokyo's, hours from the registry's UTC lines."""
+    record = logging.LogRecord("gdk_geo.worker", logging.INFO, __file__, 1, "synced", (), None)
+    record.created, record.msecs = 1714557600.25, 250.0  # 2024-05-01T10:00:00.25Z
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TZ", FAR_FROM_UTC)
+        time.tzset()
+        line = log_format.handler(sys.stderr).format(record)
+        patch.setenv("TZ", "JST-9")  # Asia/Tokyo as a POSIX TZ string (no tzdata needed)
+        time.tzset()
+        at = logs.geo_timestamp(line)
+        shown = logs.local_time(at or 0)
+    time.tzset()
+    assert line.startswith("2024-05-01 15:30:00,250+0530 INFO gdk_geo.worker: synced")
+    assert at == logs.docker_timestamp("2024-05-01T10:00:00.25Z")
+    assert shown == "2024-05-01 19:00:00,250+0900"
 
 
 def test_history_merges_by_time_and_keeps_continuation_lines(tmp_path: Path) -> None:
@@ -244,3 +264,14 @@ def test_following_a_file_emits_appended_whole_lines(tmp_path: Path) -> None:
     stop.set()
     follower.join()
     assert emitted == ["2024-05-01 10:00:01,000 INFO new"]  # the half line waits for its end
+
+
+@pytest.mark.parametrize("tail", ["abc", "-5", "2.5", "²"])
+def test_tail_must_be_a_count_of_lines(tmp_path: Path, tail: str) -> None:
+    """Issue 13 #16: `--tail abc` was a traceback from invoke's int(), `--tail -5` printed
+    everything."""
+    write_gdk_yml(tmp_path, "hostname: localhost\n")
+    result = invoke(tmp_path, "geo.logs", f"--tail={tail}")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"--tail must be a number of lines (0 or more; 0: all), not {tail!r}" in result.stderr

@@ -86,6 +86,26 @@ def test_setup_from_nothing(first_setup) -> None:
         assert health.probe_service(cfg.node(node).service_url).ok
 
 
+def test_setup_prints_its_steps_in_order(first_setup) -> None:
+    """Issue 13 #26: "certificates: created" came after "waiting until ... healthy"."""
+    _, result = first_setup
+    lines = result.stdout.splitlines()
+
+    def first(prefix: str) -> int:
+        found = [i for i, line in enumerate(lines) if line.startswith(prefix)]
+        assert found, f"no line starting {prefix!r} in:\n{result.stdout}"
+        return found[0]
+
+    order = [
+        first("certificates: created"),
+        first("created: "),  # a rendered file
+        first("starting the registry containers"),
+        first("waiting until both nodes are healthy"),
+        first("primary    registry "),  # the summary
+    ]
+    assert order == sorted(order), result.stdout
+
+
 def test_registry_refuses_a_client_that_does_not_trust_our_ca(project: Project) -> None:
     cfg = project.load()
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):

@@ -496,3 +496,26 @@ def test_the_repository_grammar_does_not_backtrack() -> None:
     for name in ["a" * 254 + "!", "a-" * 126 + "!", "a" + "__a" * 80 + "-"]:
         assert not is_repository_name(name)
     assert time.monotonic() - started < 5  # exponential would be hours, not seconds
+
+
+def _post_whole(primary: Primary, body: bytes) -> int | str:
+    """POST `body` as a plain client does (send it all, then read); the status, or the
+    error that stopped the exchange."""
+    port = int(primary.url.rsplit(":", 1)[1])
+    head = request_head(primary, f"Authorization: {primary.secret}", f"Content-Length: {len(body)}")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(head + body)
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+    except OSError as exc:  # BrokenPipeError, ConnectionResetError
+        return type(exc).__name__
+    return status_of(reply) or repr(reply[:80])
+
+
+def test_a_two_mib_body_gets_its_413_every_time(primary: Primary) -> None:
+    """Issue 13 #22: answered before the body was read, the 413 raced the client's upload
+    and half the tries ended in a broken pipe instead of a status."""
+    body = b" " * (2 * MAX_BODY_BYTES)
+    assert [_post_whole(primary, body) for _ in range(20)] == [413] * 20

@@ -211,3 +211,36 @@ def test_loosened_secret_file_is_tightened(tmp_path: Path) -> None:
     path.chmod(0o644)
     load_or_create(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def _diffs(done: lifecycle.Reconfigured) -> str:
+    return "".join(c.diff for c in done.changes)
+
+
+def test_rotated_secrets_are_masked_old_and_new(tmp_path: Path) -> None:
+    """Issue 13 #11: the old value of a rotated secret is in the diff's `-` lines; masking
+    only the current secrets printed it in full."""
+    user_secret = "a-user-set-notification-secret-42"
+    project = _project(tmp_path, f"registry:\n  notification_secret: {user_secret}\n")
+    _reconfigure(project)
+    (tmp_path / ".gdk-geo/secrets/node_token").unlink()  # rotate the node token
+    write_gdk_yml(tmp_path, "registry:\n  notification_secret: ''\n")  # back to generated
+    done = _reconfigure(project)
+    diffs = _diffs(done)
+    assert "-  node_token: " in diffs and "+  notification_secret: " in diffs
+    new = ensure_secrets(tmp_path / ".gdk-geo/secrets", "")
+    for value in (user_secret, FIXED_SECRETS["node_token"], new.node_token.value):
+        assert value not in diffs
+    assert new.notification_secret.value not in diffs
+
+
+def test_ipv6_listen_address_renders_valid_yaml(tmp_path: Path) -> None:
+    """Issue 13 #12: `listen_address: ::1` rendered `addr: [::1]:5000` unquoted, which YAML
+    reads as a list followed by garbage."""
+    project = _project(tmp_path, 'listen_address: "::1"\n')
+    _reconfigure(project)
+    yaml = YAML(typ="safe")
+    config_yml = yaml.load((tmp_path / ".gdk-geo/primary/registry/config.yml").read_text())
+    gitlab_yml = yaml.load((tmp_path / ".gdk-geo/secondary/config/gitlab.yml").read_text())
+    assert config_yml["http"]["addr"] == "[::1]:5000"
+    assert gitlab_yml["gitlab"]["listen_address"] == "::1"

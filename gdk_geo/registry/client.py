@@ -28,6 +28,7 @@ from gdk_geo.registry.errors import (
 from gdk_geo.registry.reference import (
     ACCEPT_MANIFESTS,
     MANIFEST_MEDIA_TYPES,
+    OCI_INDEX,
     check_digest,
     check_reference,
     check_repository,
@@ -105,6 +106,7 @@ class RegistryClient:
         self.retry = retry or RetryPolicy()
         self.chunk_size = chunk_size
         self.supports_tag_deletion: bool | None = None  # learnt on the first DELETE by tag
+        self.supports_referrers: bool | None = None  # learnt on the first referrers query
         self._tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
         self._max_connections = max_connections
         # No total: a big blob takes as long as it takes; a stalled read or connect fails.
@@ -342,6 +344,31 @@ class RegistryClient:
             raise DigestMismatch(f"{what}: registry says {claimed}")
         return Manifest(raw, _media_type(reply, raw), digest)
 
+    async def referrers(self, repo: str, digest: str) -> list[dict[str, object]] | None:
+        """Descriptors of the manifests whose `subject` is `digest` (the OCI 1.1 referrers
+        API); None when the registry has no such API.
+
+        A registry with the API answers any digest with an index (empty when nothing refers
+        to it), so a 404 means no API (Distribution 2.x): remembered, so that an older
+        registry costs one request per client, not one per manifest.
+        """
+        if self.supports_referrers is False:
+            return None
+        what = f"referrers of {repo}@{digest}"
+        path = f"/v2/{check_repository(repo)}/referrers/{check_digest(digest)}"
+        reply = await self._send("GET", self._url(path), what=what, headers=_ACCEPT_INDEX)
+        if reply.status == 404 and not self.supports_referrers:
+            self.supports_referrers = False
+            return None
+        if reply.status != 200:
+            raise error_from(reply, what)
+        self.supports_referrers = True
+        try:
+            found = reply.json().get("manifests") or []  # type: ignore[union-attr]
+        except (ValueError, AttributeError) as exc:
+            raise RegistryError(f"{what}: the answer is not an image index") from exc
+        return [item for item in found if isinstance(item, dict)]
+
     async def put_manifest(self, repo: str, reference: str, raw: bytes, media_type: str) -> str:
         """Push `raw` unchanged under a tag or digest; return the digest the registry stored.
 
@@ -534,3 +561,4 @@ def _media_type(reply: Reply, raw: bytes) -> str:
 
 
 _ACCEPT = {"Accept": ACCEPT_MANIFESTS}
+_ACCEPT_INDEX = {"Accept": OCI_INDEX}

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,7 @@ from pathlib import Path
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node_settings import SecondaryWorkerSettings
 from gdk_geo.registry.client import RegistryClient
-from gdk_geo.registry.errors import RegistryError
+from gdk_geo.registry.errors import RegistryError, RepositoryNotFound
 from gdk_geo.registry.reference import check_repository
 from gdk_geo.secondary.sync import BlobLocations, RepositorySyncResult, sync_repository
 from gdk_geo.secondary.tracking import TrackingDB
@@ -222,15 +222,19 @@ async def sync_once(
     try:
         async with registry_clients(settings) as (source, target):
             replicator = Replicator(settings, db, source, target)
+            unknown: list[RepositorySyncResult] = []
+            if names:
+                unknown = await unknown_repositories(source, target, names)
+                names = [name for name in names if name not in {r.repository for r in unknown}]
             if all_ or names:
-                names = names or await _catalog(source)
+                names = names or await _every_repository(source, target)
                 db.start(names)
-            else:
+            elif not unknown:
                 db.mark_many_pending(
                     db.needs_backfill(await _catalog(source), settings.backfill_interval)
                 )
                 names = db.claim_due(sys.maxsize)
-            return await _run_bounded(replicator, names, settings, progress)
+            return unknown + await _run_bounded(replicator, names, settings, progress)
     finally:
         db.close()
 
@@ -255,6 +259,52 @@ async def _run_bounded(
     return [task.result() for task in tasks]
 
 
+async def unknown_repositories(
+    source: RegistryClient, target: RegistryClient, names: Sequence[str]
+) -> list[RepositorySyncResult]:
+    """A failed result for each named repository neither registry has heard of.
+
+    Syncing such a name "succeeds" with nothing to copy, and recorded it as synced: a
+    typo in `geo.sync --repo` printed ✓ and left a phantom row on the status page. A name
+    only the secondary knows is a real sync (its deletion), so it is left alone.
+    """
+
+    async def known(client: RegistryClient, name: str) -> bool:
+        try:
+            await client.list_tags(name)
+        except RepositoryNotFound:
+            return False
+        except RegistryError:
+            return True  # could not ask: the sync itself fails and records why
+        return True
+
+    unknown = []
+    for name in names:
+        if not await known(source, name) and not await known(target, name):
+            error = f"neither registry has a repository named {name} (check its spelling)"
+            unknown.append(RepositorySyncResult(name, error=error).finish())
+    return unknown
+
+
+async def secondary_only(primary: Collection[str], target: RegistryClient) -> list[str]:
+    """Repositories with tags on the secondary that the primary's catalog (`primary`) lacks.
+
+    Someone pushed them straight to the secondary. Backfill reads only the primary's
+    catalog, so without this nothing would ever sync (here: delete) them. A name the
+    secondary lists without tags is what a replicated deletion leaves: nothing to do.
+    """
+    known = set(primary)
+    candidates = [name for name in await target.catalog() if name not in known]
+    found = []
+    for name in candidates:
+        try:
+            if await target.list_tags(name):
+                found.append(name)
+        except RepositoryNotFound:
+            continue
+    return found
+
+
 def _checked_name(name: str) -> str:
     try:
         return check_repository(name)
@@ -272,4 +322,16 @@ async def _catalog(source: RegistryClient) -> list[str]:
         raise GdkGeoError(
             f"cannot list the primary registry's catalog: {exc}",
             fix="check that the primary registry runs (`invoke geo.status`)",
+        ) from None
+
+
+async def _every_repository(source: RegistryClient, target: RegistryClient) -> list[str]:
+    """What `geo.sync --all` syncs: the primary's catalog, and what only the secondary has."""
+    names = await _catalog(source)
+    try:
+        return names + await secondary_only(names, target)
+    except RegistryError as exc:
+        raise GdkGeoError(
+            f"cannot list the secondary registry's catalog: {exc}",
+            fix="check that the secondary registry runs (`invoke geo.status`)",
         ) from None

@@ -30,6 +30,7 @@ from gdk_geo.registry.client import Manifest, ManifestRef, RegistryClient, gathe
 from gdk_geo.registry.copy import copy_blob
 from gdk_geo.registry.errors import RegistryError, RepositoryNotFound, TagDeletionUnsupported
 from gdk_geo.registry.reference import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, check_digest, is_tag
+from gdk_geo.secondary.referrers import referrer_digests
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -252,6 +253,7 @@ class RepositorySync:
         ]
         result.skipped_tags = sorted(set(primary) - set(stale) - set(self._pushed))
         await gather_all(self._sync_tag(tag, primary[tag]) for tag in sorted(stale))
+        await self._sync_referrers(primary, primary_listed)
 
         gone = [tag for tag in secondary if tag not in primary and tag not in unsettled]
         kept = self._kept_digests([*primary, *unsettled], secondary)
@@ -352,6 +354,31 @@ class RepositorySync:
         for tag in set(listed) - compared:
             found[tag] = None
         return found, unsettled
+
+    async def _sync_referrers(
+        self, primary: dict[str, ManifestRef | None], listed: Collection[str]
+    ) -> None:
+        """Push, by digest, what refers to each tagged manifest through `subject`, and what
+        refers to those (`gdk_geo.secondary.referrers`): no tag names them, so the tag pass
+        never copies them. Each goes like an index child: content first, skipped when the
+        secondary has it. Against a registry with neither the API nor a fallback tag this
+        costs one request per client."""
+        subjects = [
+            self._pushed.get(tag) or (ref.digest if ref else "") for tag, ref in primary.items()
+        ]
+        todo = sorted({digest for digest in subjects if digest})
+        seen = set(todo)
+        while todo:
+            subject = todo.pop()
+            try:
+                found = await referrer_digests(self.source, self.repository, subject, listed)
+                await gather_all(self._ensure_child(digest) for digest in found)
+            except _TAG_ERRORS as exc:
+                reason = str(exc) or exc.__class__.__name__
+                self.result.failed_tags[f"referrers of {subject}"] = reason
+                continue
+            todo += [digest for digest in found if digest not in seen]
+            seen.update(found)
 
     # -- tags and manifests ----------------------------------------------------------------
 

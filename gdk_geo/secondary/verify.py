@@ -9,13 +9,18 @@ explained (and sent back to sync) without another round trip.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from gdk_geo.node_settings import SecondaryWorkerSettings
 from gdk_geo.registry.client import RegistryClient, gather_all
-from gdk_geo.registry.errors import RepositoryNotFound
+from gdk_geo.registry.errors import RegistryError, RepositoryNotFound
+from gdk_geo.secondary.referrers import wanted_referrers
 from gdk_geo.secondary.replicator import registry_clients
+from gdk_geo.secondary.tracking import TrackingDB
+
+T = TypeVar("T")
 
 
 async def tag_digests(
@@ -53,11 +58,13 @@ class RepositoryDiff:
     mismatched: dict[str, tuple[str, str]] = field(
         default_factory=dict
     )  # tag → (primary, secondary)
+    missing_referrers: dict[str, str] = field(default_factory=dict)  # referrer → its subject
 
     @property
     def clean(self) -> bool:
-        """True when both sides hold exactly the same tags at the same digests."""
-        return self.source_checksum == self.target_checksum
+        """True when both sides hold exactly the same tags at the same digests, and the
+        secondary has every referrer (signature, SBOM...) the primary has of them."""
+        return self.source_checksum == self.target_checksum and not self.missing_referrers
 
 
 def diff(repository: str, source: Mapping[str, str], target: Mapping[str, str]) -> RepositoryDiff:
@@ -82,11 +89,21 @@ async def compare_repository(
     """Read both sides of `repository` at once and compare them."""
     source_digests, target_digests = await gather_all(
         [
-            tag_digests(source, repository, concurrency=concurrency),
-            tag_digests(target, repository, concurrency=concurrency),
+            read_side("primary", source, tag_digests(source, repository, concurrency=concurrency)),
+            read_side(
+                "secondary", target, tag_digests(target, repository, concurrency=concurrency)
+            ),
         ]
     )
-    return diff(repository, source_digests, target_digests)
+    found = diff(repository, source_digests, target_digests)
+    wanted = await read_side(
+        "primary", source, wanted_referrers(source, repository, source_digests)
+    )
+    if not wanted:
+        return found
+    present = await read_side("secondary", target, target.head_manifests(repository, wanted))
+    missing = {referrer: s for referrer, s in wanted.items() if referrer not in present}
+    return replace(found, missing_referrers=missing)
 
 
 async def verify_registries(
@@ -102,5 +119,64 @@ async def verify_registries(
     if primary_registry_url:
         settings = replace(settings, primary_api_url=primary_registry_url)
     async with registry_clients(settings) as (source, target):
-        names = sorted(set(await source.catalog()) | set(await target.catalog()))
+        names = sorted(
+            set(await read_side("primary", source, source.catalog()))
+            | set(await read_side("secondary", target, target.catalog()))
+        )
         return await gather_all([compare_repository(source, target, name) for name in names])
+
+
+class SideUnreadable(RegistryError):
+    """One side of a verification could not be read: which side, at which URL, and why."""
+
+    def __init__(self, side: str, url: str, cause: RegistryError) -> None:
+        super().__init__(str(cause), status=cause.status, code=cause.code)
+        self.side = side
+        self.url = url
+
+
+async def read_side(side: str, client: RegistryClient, read: Awaitable[T]) -> T:
+    """`read`'s result; a registry failure is re-raised naming `side` and its URL, since a
+    message such as "catalog: HTTP 404" does not say which registry answered it."""
+    try:
+        return await read
+    except SideUnreadable:
+        raise
+    except RegistryError as exc:
+        raise SideUnreadable(side, str(client.base_url), exc) from exc
+
+
+def unreachable(exc: SideUnreadable) -> tuple[str, str]:
+    """(one line, its fix) for `invoke geo.verify` when a registry could not be read.
+
+    Verification cannot say anything about a side it cannot list, so it stops at the first
+    such failure; the line names the side and URL, the fix what makes that side readable.
+    """
+    reason = " ".join(str(exc).split())
+    if exc.side == "primary":
+        return (
+            f"cannot read the primary registry at {exc.url}: {reason}",
+            "start it with `invoke geo.setup`; `invoke geo.logs --node primary` shows why it "
+            "stopped",
+        )
+    return (
+        f"cannot read the secondary registry at {exc.url}: {reason}",
+        "start it with `invoke geo.setup`; `invoke geo.logs --node secondary` shows why it stopped",
+    )
+
+
+def queue_for_sync(settings: SecondaryWorkerSettings, diffs: list[RepositoryDiff]) -> list[str]:
+    """Mark every repository that differs pending in the tracking database; their names.
+
+    A difference `geo.verify` reports is one the worker repairs at its next look at the
+    database (at most 30 s), or `geo.sync --all` now; reporting it without queueing left a
+    tag pushed straight to the secondary in place until the worker's own verification.
+    """
+    names = [d.repository for d in diffs if not d.clean]
+    if names:
+        db = TrackingDB(settings.tracking_db_path)
+        try:
+            db.mark_many_pending(names)
+        finally:
+            db.close()
+    return names

@@ -37,6 +37,7 @@ from typing import Any
 
 import uvicorn
 
+from gdk_geo import log_format
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node_settings import SecondaryWorkerSettings, load_secondary
 from gdk_geo.registry.errors import RegistryError
@@ -46,6 +47,7 @@ from gdk_geo.secondary.replicator import (
     Totals,
     ca_file_for,
     registry_clients,
+    secondary_only,
     sync_once,
 )
 from gdk_geo.secondary.status_page import create_app
@@ -260,9 +262,29 @@ class Worker:
         async with asyncio.TaskGroup() as group:
             for repository in self.db.repositories_in("synced"):
                 group.create_task(one(repository))
+        mismatches += await self.queue_secondary_only()
         self.replicator.totals.verification_mismatches += mismatches
         self.activity.last_verification_at = time.time()
         return mismatches
+
+    async def queue_secondary_only(self) -> int:
+        """Queue the repositories only the secondary has; how many there were.
+
+        Someone pushed them straight to the secondary. The comparison above covers tracked
+        repositories only, and backfill reads only the primary's catalog, so without this
+        such a repository would differ forever; its sync deletes its tags.
+        """
+        try:
+            primary = await self.replicator.source.catalog()
+            stray = await secondary_only(primary, self.replicator.target)
+        except RegistryError as exc:
+            logger.warning("verification could not compare the catalogs: %s", exc)
+            return 0
+        if stray:
+            logger.warning("verification: only on the secondary, queued: %s", stray)
+            self.db.mark_many_pending(stray)
+            self._wake.set()
+        return len(stray)
 
     # -- status ----------------------------------------------------------------------------
 
@@ -413,11 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--retry-cap", type=float, default=300.0, help="longest retry delay (s)")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(level=logging.INFO, handlers=[log_format.handler(sys.stderr)])
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         settings = load_secondary(args.config)
