@@ -100,6 +100,13 @@ def template_context(cfg: Settings, secrets: ProjectSecrets, node: NodeContext) 
         "registry_http_secret": secrets.registry_http_secret.value,
         "registry_log_level": cfg.registry.log_level,
         "notifications": cfg.registry.notifications,
+        "auth": {
+            "enabled": cfg.registry.auth_enabled,
+            "realm": f"http://{cfg.hostname}:{node.port}/jwt/auth",
+            "username": cfg.registry.auth.username,
+            "password": secrets.registry_password.value,
+            "token_expire_delay": duration_seconds(cfg.registry.auth.token_expire_delay),
+        },
         "replication": {
             "enabled": replication.enabled,
             "primary_api_url": config.primary_api_url(cfg),
@@ -183,7 +190,12 @@ def write_files(
         )
     hidden = [
         s.value
-        for s in (secrets.notification_secret, secrets.node_token, secrets.registry_http_secret)
+        for s in (
+            secrets.notification_secret,
+            secrets.node_token,
+            secrets.registry_http_secret,
+            secrets.registry_password,
+        )
     ]
     changes = []
     for f in files:
@@ -213,6 +225,6 @@ def write_files(
 def node_config_hash(paths: NodePaths) -> str:
     """A hash of everything a registry container reads; a change means recreate it."""
     digest = hashlib.sha256()
-    for path in (paths.registry_config, paths.certificate, paths.key):
+    for path in (paths.registry_config, paths.certificate, paths.key, paths.signing_certificate):
         digest.update(path.read_bytes() if path.exists() else b"")
     return digest.hexdigest()[:16]
