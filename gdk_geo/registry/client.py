@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import aiohttp
 from yarl import URL
 
-from gdk_geo.registry.auth import RegistryAuth, repository_of
+from gdk_geo.registry.auth import MintedTokens, RegistryAuth, repository_of
 from gdk_geo.registry.copy import DEFAULT_CHUNK_SIZE, verified_chunks
 from gdk_geo.registry.errors import (
     BlobNotFound,
@@ -100,6 +100,7 @@ class RegistryClient:
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        tokens: MintedTokens | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
@@ -112,6 +113,7 @@ class RegistryClient:
             total=None, sock_connect=min(timeout, 5.0), sock_read=timeout
         )
         self._auth = RegistryAuth(username, password)
+        self._tokens = tokens  # minted by us: sent up front, no challenge round trip
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> RegistryClient:
@@ -212,17 +214,30 @@ class RegistryClient:
         http = self._http()
 
         async def send() -> aiohttp.ClientResponse:
+            credentials = (
+                self._tokens.header(method, url)
+                if self._tokens is not None
+                else self._auth.header(repository)
+            )
             return await http.request(
                 method,
                 url,
                 data=data,
-                headers={**headers, **self._auth.header(repository)},
+                headers={**headers, **credentials},
                 allow_redirects=method in ("GET", "HEAD"),  # blob GETs may redirect to storage
             )
 
         response = await send()
         replayable = data is None or isinstance(data, bytes)
-        if response.status != 401 or not replayable:
+        if response.status != 401:
+            return response
+        if self._tokens is not None:  # refused (expired, rotated key): re-mint once
+            self._tokens.forget(method, url)
+            if not replayable:
+                return response  # the caller restarts the stream with a fresh token
+            response.release()
+            return await send()
+        if not replayable:
             return response
         challenge = response.headers.get("WWW-Authenticate", "")
         if not await self._auth.answer(challenge, repository, self._fetch_token):

@@ -1,0 +1,33 @@
+"""A node's registry token auth, built from its `gitlab.yml`: the minter and `/jwt/auth`.
+
+Both Geo services read the same settings (`node_settings.TokenAuthSettings`); only the
+policy differs (the primary grants writes, the secondary is read-only for users).
+"""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from gdk_geo import signing
+from gdk_geo.node_settings import TokenAuthSettings
+from gdk_geo.registry.token_service import Policy, TokenService
+from gdk_geo.registry.tokens import Minter
+
+
+def minter_for(auth: TokenAuthSettings) -> Minter:
+    """A minter signing with the node's `localhost.key` for its issuer and service."""
+    return Minter(
+        signing.load_signing_key(auth.key_path),
+        signing.load_signing_certificate(auth.certificate_path),
+        lifetime=auth.token_expire_delay,
+        issuer=auth.issuer,
+        audience=auth.service,
+    )
+
+
+def token_routes(auth: TokenAuthSettings, policy: Policy) -> list[Route]:
+    """`[GET /jwt/auth]` when auth is on, else no route (anonymous registries ask nothing)."""
+    if not auth.enabled:
+        return []
+    service = TokenService(minter_for(auth), auth.username, auth.password, auth.service, policy)
+    return [service.route()]
