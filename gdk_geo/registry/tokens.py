@@ -145,20 +145,20 @@ class Minter:
 
     def mint(self, subject: str, access: Iterable[Access]) -> MintedToken:
         """A token for `subject` granting exactly `access` (empty: only `GET /v2/`)."""
-        now = self._clock()
-        expires = now + self.lifetime
+        now = int(self._clock())  # JWT times are whole seconds
+        expires = now + max(1, round(self.lifetime))
         claims = {
             "iss": self.issuer,
             "sub": subject,
             "aud": self.audience,
-            "exp": int(expires),
-            "nbf": int(now),
-            "iat": int(now),
+            "exp": expires,
+            "nbf": now,
+            "iat": now,
             "jti": secrets.token_hex(16),
             "access": [entry.claim() for entry in access],
         }
         token = jwt.encode(claims, self._key, algorithm="RS256", headers=self._header)
-        return MintedToken(token, now, float(int(expires)))
+        return MintedToken(token, float(now), float(expires))
 
 
 def _b64(data: bytes) -> str:
