@@ -6,12 +6,19 @@ policy differs (the primary grants writes, the secondary is read-only for users)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from starlette.routing import Route
 
 from gdk_geo import signing
 from gdk_geo.node_settings import TokenAuthSettings
+from gdk_geo.registry.auth import MintedTokens
 from gdk_geo.registry.token_service import Policy, TokenService
-from gdk_geo.registry.tokens import Minter
+from gdk_geo.registry.tokens import Access, MintedToken, Minter
+
+TOOL_SUBJECT = "gdk-geo"
+ALL_ACTIONS = frozenset({"pull", "push", "delete"})
+PULL = frozenset({"pull"})
 
 
 def minter_for(auth: TokenAuthSettings) -> Minter:
@@ -31,3 +38,16 @@ def token_routes(auth: TokenAuthSettings, policy: Policy) -> list[Route]:
         return []
     service = TokenService(minter_for(auth), auth.username, auth.password, auth.service, policy)
     return [service.route()]
+
+
+def tool_tokens(auth: TokenAuthSettings, actions: frozenset[str]) -> MintedTokens | None:
+    """Request-scoped tokens for gdk-geo's own tools (`geo.check`'s probe), minted with the
+    node's key like the worker's; None when auth is off (the registry asks for nothing)."""
+    if not auth.enabled:
+        return None
+    minter = minter_for(auth)
+
+    def mint(access: Iterable[Access]) -> MintedToken:
+        return minter.mint(TOOL_SUBJECT, access)
+
+    return MintedTokens(mint, allowed=actions, catalog=True)

@@ -24,9 +24,10 @@ import pytest
 from conftest import REPO_ROOT
 from helpers import invoke, running_project
 
-from gdk_geo import lifecycle, logs
+from gdk_geo import lifecycle, logs, node_settings
 from gdk_geo.notification_probe import PROBE_REPOSITORY, Delivery, Endpoint, probe_delivery
 from gdk_geo.project import Project
+from gdk_geo.token_auth import ALL_ACTIONS, PULL, tool_tokens
 
 FAR_FROM_UTC = "IST-5:30"
 SOURCES = {"primary registry", "primary geo", "secondary registry", "secondary geo"}
@@ -57,11 +58,23 @@ def _probe(project: Project) -> Delivery:
     cfg = project.load()
     primary, secondary = project.node(cfg, "primary"), project.node(cfg, "secondary")
     token = (project.secrets_dir(cfg) / "node_token").read_text().strip()
+    auth = {
+        "primary": node_settings.load_primary(primary.gitlab_yml).auth,
+        "secondary": node_settings.load_secondary(secondary.gitlab_yml).auth,
+    }
     return probe_delivery(
-        Endpoint(lifecycle.registry_url(cfg, "primary"), primary.certificate),
+        Endpoint(
+            lifecycle.registry_url(cfg, "primary"),
+            primary.certificate,
+            tool_tokens(auth["primary"], ALL_ACTIONS),
+        ),
         lifecycle.service_url(cfg, "primary"),
         token,
-        replica=Endpoint(lifecycle.registry_url(cfg, "secondary"), secondary.certificate),
+        replica=Endpoint(
+            lifecycle.registry_url(cfg, "secondary"),
+            secondary.certificate,
+            tool_tokens(auth["secondary"], PULL),
+        ),
     )
 
 

@@ -21,6 +21,7 @@ import httpx
 import pytest
 from conftest import free_port
 from helpers import invoke, ports_yml, unique_prefix, write_gdk_yml
+from registry_login import RegistryLogin, creds_argument
 
 from gdk_geo import health, lifecycle, nodes
 from gdk_geo.project import Project
@@ -119,7 +120,16 @@ def _push_with_skopeo(project: Project, tmp_path: Path, reference: str) -> None:
     layout = write_image(tmp_path / "layout", "v1")
     trust = project.trust_dir(project.load())
     subprocess.run(
-        ["skopeo", "copy", "--dest-cert-dir", str(trust), f"oci:{layout}:v1", reference],
+        [
+            "skopeo",
+            "copy",
+            "--dest-cert-dir",
+            str(trust),
+            "--dest-creds",
+            creds_argument(project),
+            f"oci:{layout}:v1",
+            reference,
+        ],
         check=True,
         capture_output=True,
         timeout=60,
@@ -194,7 +204,8 @@ def _wait_for_tag(project: Project, node: str, repository: str, tag: str) -> Non
     )
     verify = ssl.create_default_context(cafile=str(project.node(cfg, node).certificate))
     deadline = time.monotonic() + 30  # it takes well under a second (see bench/RESULTS.md)
-    while httpx.head(url, headers={"Accept": accept}, verify=verify).status_code != 200:
+    login = RegistryLogin.of(project)
+    while httpx.head(url, headers={"Accept": accept}, verify=verify, auth=login).status_code != 200:
         assert time.monotonic() < deadline, f"{repository}:{tag} never reached the {node}"
         time.sleep(0.1)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import running_project
 from oci_layout import write_image
+from registry_login import creds_argument
 
 from gdk_geo import lifecycle
 from gdk_geo.project import Project
@@ -78,6 +79,8 @@ def _push(project: Project, tmp_path: Path, repository: str) -> None:
             "copy",
             "--dest-cert-dir",
             str(project.trust_dir(cfg)),
+            "--dest-creds",
+            creds_argument(project),
             f"oci:{layout}:v1",
             reference,
         ],

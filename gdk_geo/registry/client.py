@@ -24,6 +24,7 @@ from gdk_geo.registry.errors import (
     RegistryError,
     RegistryUnavailable,
     TagDeletionUnsupported,
+    TokenRefused,
 )
 from gdk_geo.registry.reference import (
     ACCEPT_MANIFESTS,
@@ -197,6 +198,8 @@ class RegistryClient:
                     ) from exc
                 await asyncio.sleep(self.retry.delay(attempt))
                 continue
+            if answer.status == 401 and self._tokens is not None:
+                raise await self._token_refused(answer, what)
             if answer.status in RETRY_STATUSES and attempt + 1 < attempts:
                 retry_after = retry_after_seconds(answer.headers)
                 if isinstance(answer, aiohttp.ClientResponse):
@@ -244,6 +247,21 @@ class RegistryClient:
             return response  # nothing to answer with: the caller sees the 401
         response.release()
         return await send()
+
+    async def _token_refused(
+        self, answer: Reply | aiohttp.ClientResponse, what: str
+    ) -> TokenRefused:
+        """Why a minted token was refused, in words that lead to the check that finds out."""
+        reply = await read_reply(answer) if isinstance(answer, aiohttp.ClientResponse) else answer
+        code = error_code(reply)
+        return TokenRefused(
+            f"{what}: the registry at {self.base_url} refused the Geo worker's token "
+            f"(HTTP 401{' ' + code if code else ''}): it does not trust the signing key in "
+            "localhost.key; `invoke geo.check` tells whether the nodes' signing pairs "
+            "differ or the registry needs a restart",
+            status=401,
+            code=code,
+        )
 
     async def _fetch_token(self, url: URL, headers: dict[str, str]) -> Reply:
         return await read_reply(await self._http().get(url, headers=headers))

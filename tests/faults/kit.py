@@ -32,6 +32,7 @@ import httpx
 import pytest
 from conftest import free_port
 from helpers import invoke, write_gdk_yml
+from registry_login import RegistryLogin, credentials
 
 from gdk_geo import nodes, services
 from gdk_geo.project import NodePaths, Project
@@ -119,7 +120,9 @@ def _descriptor(media_type: str, digest: str, size: int) -> dict[str, Any]:
     return {"mediaType": media_type, "digest": digest, "size": size}
 
 
-async def _push(url: str, ca_file: Path, repo: str, tag: str, layers: list[Layer]) -> str:
+async def _push(
+    url: str, ca_file: Path, repo: str, tag: str, layers: list[Layer], login: tuple[str, str]
+) -> str:
     config = json.dumps(
         {
             "architecture": "amd64",
@@ -133,7 +136,8 @@ async def _push(url: str, ca_file: Path, repo: str, tag: str, layers: list[Layer
     async def config_chunks() -> AsyncIterator[bytes]:
         yield config
 
-    async with RegistryClient(url, ca_file=ca_file) as client:
+    username, password = login
+    async with RegistryClient(url, ca_file=ca_file, username=username, password=password) as client:
         described = []
         for layer in layers:
             digest = layer.digest
@@ -231,19 +235,25 @@ class Scratch:
 
     # -- talking to the nodes ------------------------------------------------------------
 
+    def login(self) -> RegistryLogin:
+        """What a logged-in user's client sends (pull only on the secondary)."""
+        return RegistryLogin.of(self.project)
+
     def tls(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file))
 
     def push(self, repo: str, tag: str, layers: list[Layer] | None = None) -> str:
         """Push an image to the primary over verified TLS; returns its manifest digest."""
         layers = layers or [Layer(f"{repo}:{tag}:{uuid.uuid4()}", 1024)]
-        return asyncio.run(_push(self.registry_url("primary"), self.ca_file, repo, tag, layers))
+        url, login = self.registry_url("primary"), credentials(self.project)
+        return asyncio.run(_push(url, self.ca_file, repo, tag, layers, login))
 
     def digest(self, node: str, repo: str, tag: str) -> str | None:
         """The tag's manifest digest on `node`'s registry, None when it has none."""
         response = httpx.head(
             f"{self.registry_url(node)}/v2/{repo}/manifests/{tag}",
             headers={"Accept": ACCEPT_MANIFESTS},
+            auth=self.login(),
             verify=self.tls(),
             timeout=10,
         )

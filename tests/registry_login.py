@@ -1,0 +1,57 @@
+"""Log test clients in to a project's registries the way Docker does.
+
+With `registry.auth_enabled` on (the default), a registry answers 401 with a Bearer
+challenge; a client fetches a token from the advertised realm with Basic credentials and
+sends the request again. `RegistryLogin` does that for httpx clients, and `credentials`
+reads the user and generated password of a project set up by `geo.setup`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Generator
+
+import httpx
+
+from gdk_geo.project import Project
+
+
+def credentials(project: Project) -> tuple[str, str]:
+    """(username, password) of the project's registry user."""
+    cfg = project.load()
+    password = cfg.registry.auth.password or (
+        (project.secrets_dir(cfg) / "registry_password").read_text().strip()
+    )
+    return cfg.registry.auth.username, password
+
+
+def creds_argument(project: Project) -> str:
+    """`user:password`, as skopeo's `--src-creds`/`--dest-creds` take it."""
+    return ":".join(credentials(project))
+
+
+class RegistryLogin(httpx.Auth):
+    """Answers a registry's Bearer challenge at its realm, with Basic credentials."""
+
+    def __init__(self, username: str, password: str) -> None:
+        self._basic = httpx.BasicAuth(username, password)
+
+    @classmethod
+    def of(cls, project: Project) -> RegistryLogin:
+        return cls(*credentials(project))
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        response = yield request
+        challenge = response.headers.get("WWW-Authenticate", "")
+        if response.status_code != 401 or not challenge.lower().startswith("bearer "):
+            return
+        params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+        query = {key: params[key] for key in ("service", "scope") if key in params}
+        token_request = httpx.Request("GET", params["realm"], params=query)
+        token_request = next(self._basic.auth_flow(token_request))
+        token_response = yield token_request
+        token_response.read()
+        if token_response.status_code != 200:
+            return
+        request.headers["Authorization"] = f"Bearer {token_response.json()['token']}"
+        yield request
