@@ -150,6 +150,10 @@ def _summary(project: Project, result: lifecycle.SetupResult) -> None:
     out.print(f"  docker push {cfg.hostname}:{p}/group/app:v1")
     out.print(f"  docker pull {cfg.hostname}:{s}/group/app:v1")
     out.print(f"  status page: {lifecycle.service_url(cfg, 'secondary')}/admin/geo")
+    from gdk_geo.login import login_hint
+
+    for line in login_hint(project, cfg):
+        out.print(line)
 
 
 @task(help={"force": "Overwrite rendered files edited by hand (each is backed up first)."})
@@ -163,6 +167,16 @@ def setup(c, force=False):
         result = lifecycle.setup(project, _say, force=force, progress=progress)
     _print_reconfigured(result.reconfigured)
     _summary(project, result)
+
+
+@task
+@user_errors
+def login(c):
+    """Log the Docker CLI in to both registries (the password goes through stdin)."""
+    from gdk_geo.login import docker_login
+
+    for done in docker_login(_project(c)):
+        out.print(f"logged in to {done.registry} ({done.node}) as {done.username}")
 
 
 @task(
@@ -460,6 +474,6 @@ def config_example(c):
 
 config_ns = Collection("config", config_get, config_set, config_list, config_example)
 ns = Collection(
-    reconfigure, setup, restart, stop, destroy, status, image, sync, verify, check, logs
+    reconfigure, setup, restart, stop, destroy, status, image, sync, verify, check, logs, login
 )
 ns.add_collection(config_ns)
