@@ -12,8 +12,10 @@ import re
 from collections.abc import Generator
 
 import httpx
+from yarl import URL
 
 from gdk_geo.project import Project
+from gdk_geo.registry.auth import request_access
 
 
 def credentials(project: Project) -> tuple[str, str]:
@@ -34,13 +36,17 @@ class RegistryLogin(httpx.Auth):
     """Answers a registry's Bearer challenge at its realm, with Basic credentials."""
 
     def __init__(self, username: str, password: str) -> None:
-        self._basic = httpx.BasicAuth(username, password)
+        self.basic = httpx.BasicAuth(username, password)
+        self._tokens: dict[str, str] = {}  # by the scopes a request needs, as docker keeps them
 
     @classmethod
     def of(cls, project: Project) -> RegistryLogin:
         return cls(*credentials(project))
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        key = " ".join(a.scope() for a in request_access(request.method, URL(str(request.url))))
+        if key in self._tokens:
+            request.headers["Authorization"] = f"Bearer {self._tokens[key]}"
         response = yield request
         challenge = response.headers.get("WWW-Authenticate", "")
         if response.status_code != 401 or not challenge.lower().startswith("bearer "):
@@ -48,10 +54,11 @@ class RegistryLogin(httpx.Auth):
         params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
         query = {key: params[key] for key in ("service", "scope") if key in params}
         token_request = httpx.Request("GET", params["realm"], params=query)
-        token_request = next(self._basic.auth_flow(token_request))
+        token_request = next(self.basic.auth_flow(token_request))
         token_response = yield token_request
         token_response.read()
         if token_response.status_code != 200:
             return
-        request.headers["Authorization"] = f"Bearer {token_response.json()['token']}"
+        self._tokens[key] = token_response.json()["token"]
+        request.headers["Authorization"] = f"Bearer {self._tokens[key]}"
         yield request
