@@ -8,14 +8,19 @@ reads the user and generated password of a project set up by `geo.setup`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import ssl
 from collections.abc import Generator
 
 import httpx
 from yarl import URL
 
+from gdk_geo import lifecycle
 from gdk_geo.project import Project
 from gdk_geo.registry.auth import request_access
+from gdk_geo.registry.reference import OCI_MANIFEST
 
 
 def credentials(project: Project) -> tuple[str, str]:
@@ -62,3 +67,33 @@ class RegistryLogin(httpx.Auth):
         self._tokens[key] = token_response.json()["token"]
         request.headers["Authorization"] = f"Bearer {self._tokens[key]}"
         yield request
+
+
+def push_image(project: Project, repo: str, payload: bytes) -> str:
+    """A one-layer image pushed as the user (Bearer challenge answered at the realm)."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {}}).encode()
+    with httpx.Client(
+        base_url=lifecycle.registry_url(project.load(), "primary"),
+        verify=ssl.create_default_context(cafile=str(project.trust_dir(project.load()) / "ca.crt")),
+        auth=RegistryLogin.of(project),
+        timeout=120,
+    ) as client:
+        descriptors = []
+        for data, media in ((payload, "application/vnd.oci.image.layer.v1.tar"), (config, None)):
+            digest = "sha256:" + hashlib.sha256(data).hexdigest()
+            start = client.post(f"/v2/{repo}/blobs/uploads/")
+            assert start.status_code == 202, start.text
+            location = start.url.join(start.headers["Location"])
+            done = client.put(location.copy_merge_params({"digest": digest}), content=data)
+            assert done.status_code == 201, done.text
+            descriptors.append({"mediaType": media, "digest": digest, "size": len(data)})
+        layer, conf = descriptors
+        conf["mediaType"] = "application/vnd.oci.image.config.v1+json"
+        manifest = json.dumps(
+            {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": conf, "layers": [layer]}
+        ).encode()
+        response = client.put(
+            f"/v2/{repo}/manifests/v1", content=manifest, headers={"Content-Type": OCI_MANIFEST}
+        )
+        assert response.status_code == 201, response.text
+        return "sha256:" + hashlib.sha256(manifest).hexdigest()

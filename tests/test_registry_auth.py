@@ -24,7 +24,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from helpers import running_project
-from registry_login import RegistryLogin, credentials
+from registry_login import RegistryLogin, credentials, push_image
 
 from gdk_geo import lifecycle, node_settings, signing
 from gdk_geo.project import Project
@@ -249,40 +249,10 @@ def test_hostile_requests_leave_no_5xx_and_no_secret_in_any_log(project: Project
 # -- the worker's own tokens -----------------------------------------------------------------
 
 
-def _push_with_login(project: Project, repo: str, payload: bytes) -> str:
-    """A one-layer image pushed as the user (Bearer challenge answered at the realm)."""
-    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {}}).encode()
-    with httpx.Client(
-        base_url=_url(project, "primary"),
-        verify=_verify(project),
-        auth=RegistryLogin.of(project),
-        timeout=120,
-    ) as client:
-        descriptors = []
-        for data, media in ((payload, "application/vnd.oci.image.layer.v1.tar"), (config, None)):
-            digest = "sha256:" + hashlib.sha256(data).hexdigest()
-            start = client.post(f"/v2/{repo}/blobs/uploads/")
-            assert start.status_code == 202, start.text
-            location = start.url.join(start.headers["Location"])
-            done = client.put(location.copy_merge_params({"digest": digest}), content=data)
-            assert done.status_code == 201, done.text
-            descriptors.append({"mediaType": media, "digest": digest, "size": len(data)})
-        layer, conf = descriptors
-        conf["mediaType"] = "application/vnd.oci.image.config.v1+json"
-        manifest = json.dumps(
-            {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": conf, "layers": [layer]}
-        ).encode()
-        response = client.put(
-            f"/v2/{repo}/manifests/v1", content=manifest, headers={"Content-Type": OCI_MANIFEST}
-        )
-        assert response.status_code == 201, response.text
-        return "sha256:" + hashlib.sha256(manifest).hexdigest()
-
-
 def test_geo_sync_and_verify_run_on_minted_tokens(project: Project) -> None:
     from helpers import invoke
 
-    digest = _push_with_login(project, "auth/synced", b"synced with minted tokens")
+    digest = push_image(project, "auth/synced", b"synced with minted tokens")
     synced = invoke(project.root, "geo.sync", "--repo", "auth/synced")
     assert synced.returncode == 0, synced.stdout + synced.stderr
     verified = invoke(project.root, "geo.verify")
@@ -349,7 +319,7 @@ def test_a_blob_copy_that_outlasts_its_token_completes(project: Project) -> None
     from gdk_geo.registry.client import RegistryClient
 
     payload = bytes(range(256)) * (64 * 1024 * 4)  # 64 MiB
-    _push_with_login(project, "auth/big", payload)
+    push_image(project, "auth/big", payload)
     digest = "sha256:" + hashlib.sha256(payload).hexdigest()
     minter = _minter(project)
     minter.lifetime = 2
