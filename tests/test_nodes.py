@@ -210,7 +210,12 @@ def _wait_for_tag(project: Project, node: str, repository: str, tag: str) -> Non
         time.sleep(0.1)
 
 
-def test_docker_cli_push_to_primary_pulls_from_secondary(project: Project) -> None:
+def test_docker_cli_push_to_primary_pulls_from_secondary(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))  # not the user's
+    login = invoke(project.root, "geo.login")
+    assert login.returncode == 0, login.stdout + login.stderr
     cfg = project.load()
     primary = f"localhost:{cfg.geo.primary.registry.port}/group/cli:v1"
     secondary = f"localhost:{cfg.geo.secondary.registry.port}/group/cli:v1"
