@@ -15,12 +15,15 @@ import ssl
 from collections.abc import Generator
 
 import httpx
+from ruamel.yaml import YAML
 from yarl import URL
 
 from gdk_geo import lifecycle
+from gdk_geo.node_settings import load_token_auth
 from gdk_geo.project import Project
-from gdk_geo.registry.auth import request_access
+from gdk_geo.registry.auth import MintedTokens, request_access
 from gdk_geo.registry.reference import OCI_MANIFEST
+from gdk_geo.token_auth import ALL_ACTIONS, tool_tokens
 
 
 def credentials(project: Project) -> tuple[str, str]:
@@ -97,3 +100,25 @@ def push_image(project: Project, repo: str, payload: bytes) -> str:
         )
         assert response.status_code == 201, response.text
         return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+class MintedAuth(httpx.Auth):
+    """Tokens signed with a node's own key, like the Geo worker's: no realm is asked, so it
+    works while that node's Geo service is down (as the fault tests need)."""
+
+    def __init__(self, project: Project, node: str, actions: frozenset[str] = ALL_ACTIONS) -> None:
+        self.tokens = minted_tokens(project, node, actions)
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if self.tokens is not None:
+            request.headers.update(self.tokens.header(request.method, URL(str(request.url))))
+        yield request
+
+
+def minted_tokens(
+    project: Project, node: str, actions: frozenset[str] = ALL_ACTIONS
+) -> MintedTokens | None:
+    """Request-scoped tokens for `node`'s registry, signed with its `localhost.key`."""
+    paths = project.node(project.load(), node)
+    data = YAML(typ="safe").load(paths.gitlab_yml.read_text())
+    return tool_tokens(load_token_auth(data, paths.root), actions)

@@ -32,10 +32,11 @@ import httpx
 import pytest
 from conftest import free_port
 from helpers import invoke, write_gdk_yml
-from registry_login import RegistryLogin, credentials
+from registry_login import MintedAuth, minted_tokens
 
 from gdk_geo import nodes, services
 from gdk_geo.project import NodePaths, Project
+from gdk_geo.registry.auth import MintedTokens
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.reference import ACCEPT_MANIFESTS, OCI_MANIFEST
 from gdk_geo.settings import Settings
@@ -121,7 +122,7 @@ def _descriptor(media_type: str, digest: str, size: int) -> dict[str, Any]:
 
 
 async def _push(
-    url: str, ca_file: Path, repo: str, tag: str, layers: list[Layer], login: tuple[str, str]
+    url: str, ca_file: Path, repo: str, tag: str, layers: list[Layer], tokens: MintedTokens | None
 ) -> str:
     config = json.dumps(
         {
@@ -136,8 +137,7 @@ async def _push(
     async def config_chunks() -> AsyncIterator[bytes]:
         yield config
 
-    username, password = login
-    async with RegistryClient(url, ca_file=ca_file, username=username, password=password) as client:
+    async with RegistryClient(url, ca_file=ca_file, tokens=tokens) as client:
         described = []
         for layer in layers:
             digest = layer.digest
@@ -235,9 +235,10 @@ class Scratch:
 
     # -- talking to the nodes ------------------------------------------------------------
 
-    def login(self) -> RegistryLogin:
-        """What a logged-in user's client sends (pull only on the secondary)."""
-        return RegistryLogin.of(self.project)
+    def login(self, node: str) -> MintedAuth:
+        """Tokens signed with the node's key: they need no Geo service, and the faults
+        here stop those services while reading the registries."""
+        return MintedAuth(self.project, node)
 
     def tls(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file))
@@ -245,15 +246,15 @@ class Scratch:
     def push(self, repo: str, tag: str, layers: list[Layer] | None = None) -> str:
         """Push an image to the primary over verified TLS; returns its manifest digest."""
         layers = layers or [Layer(f"{repo}:{tag}:{uuid.uuid4()}", 1024)]
-        url, login = self.registry_url("primary"), credentials(self.project)
-        return asyncio.run(_push(url, self.ca_file, repo, tag, layers, login))
+        url, tokens = self.registry_url("primary"), minted_tokens(self.project, "primary")
+        return asyncio.run(_push(url, self.ca_file, repo, tag, layers, tokens))
 
     def digest(self, node: str, repo: str, tag: str) -> str | None:
         """The tag's manifest digest on `node`'s registry, None when it has none."""
         response = httpx.head(
             f"{self.registry_url(node)}/v2/{repo}/manifests/{tag}",
             headers={"Accept": ACCEPT_MANIFESTS},
-            auth=self.login(),
+            auth=self.login(node),
             verify=self.tls(),
             timeout=10,
         )

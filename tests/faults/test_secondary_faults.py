@@ -79,7 +79,7 @@ class ManifestWatch:
         self.url = f"{nodes_up.registry_url('secondary')}/v2/{repo}"
         self.tag = tag
         self.tls = nodes_up.tls()
-        self.login = nodes_up.login()
+        self.login = nodes_up.login("secondary")
         self.violations: list[str] = []
         self.complete_sightings = 0
         self._seen_complete = threading.Event()
