@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -142,11 +143,25 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# Keys whose values are secrets in our renders: the diff masks them on both sides, so a
+# secret that was changed or rotated does not show through the "before" lines.
+_SECRET_LINE = re.compile(
+    r'^(?P<key>\s*(?:password|secret|notification_secret|node_token|Authorization): \[?)"'
+    r'(?P<value>[^"]*)"'
+)
+
+
 def _mask(text: str, secrets: Iterable[str]) -> str:
     for value in secrets:
         if value:
             text = text.replace(value, masked(value))
-    return text
+    lines = [
+        _SECRET_LINE.sub(lambda m: f'{m["key"]}"{masked(m["value"])}"', line)
+        if "…(hidden)" not in line
+        else line
+        for line in text.splitlines(keepends=True)
+    ]
+    return "".join(lines)
 
 
 def _load_state(path: Path) -> dict[str, str]:
