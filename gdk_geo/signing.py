@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from gdk_geo import certs
-from gdk_geo.errors import GdkGeoError
 from gdk_geo.fsutil import atomic_write
+from gdk_geo.registry.tokens import load_signing_files
 
 CERT_NAME = "localhost.crt"
 KEY_NAME = "localhost.key"
@@ -64,21 +64,13 @@ def ensure_signing_pair(
 
 
 def load_signing_key(key_path: Path) -> rsa.RSAPrivateKey:
-    """The node's signing key; anything but RSA is a user error with a fix."""
-    key = certs.load_private_key(key_path)
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise GdkGeoError(
-            f"{key_path.name} is not an RSA key, so it cannot sign registry tokens",
-            where=str(key_path),
-            fix="run `invoke geo.reconfigure` (it re-makes the signing pair on the primary "
-            "and copies it to the secondary)",
-        )
-    return key
+    """The node's signing key (with its certificate beside it); a bad one is a user error."""
+    return load_signing_files(key_path, key_path.with_name(CERT_NAME))[0]
 
 
 def load_signing_certificate(cert_path: Path) -> x509.Certificate:
     """The first certificate of `localhost.crt` (what tokens put in `x5c`)."""
-    return x509.load_pem_x509_certificates(cert_path.read_bytes())[0]
+    return load_signing_files(cert_path.with_name(KEY_NAME), cert_path)[1]
 
 
 def differing_files(primary_root: Path, secondary_root: Path) -> list[str]:

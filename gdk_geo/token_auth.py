@@ -1,7 +1,9 @@
 """A node's registry token auth, built from its `gitlab.yml`: the minter and `/jwt/auth`.
 
 Both Geo services read the same settings (`node_settings.TokenAuthSettings`); only the
-policy differs (the primary grants writes, the secondary is read-only for users).
+policy differs (the primary grants writes, the secondary is read-only for users). A shared
+leaf like `node_settings.py`: it imports only that, the registry package and `errors.py`,
+so the services and the CLI can both use it.
 """
 
 from __future__ import annotations
@@ -10,11 +12,10 @@ from collections.abc import Iterable
 
 from starlette.routing import Route
 
-from gdk_geo import signing
 from gdk_geo.node_settings import TokenAuthSettings
 from gdk_geo.registry.auth import MintedTokens
 from gdk_geo.registry.token_service import Policy, TokenService
-from gdk_geo.registry.tokens import Access, MintedToken, Minter
+from gdk_geo.registry.tokens import Access, MintedToken, Minter, load_signing_files
 
 TOOL_SUBJECT = "gdk-geo"
 ALL_ACTIONS = frozenset({"pull", "push", "delete"})
@@ -23,9 +24,10 @@ PULL = frozenset({"pull"})
 
 def minter_for(auth: TokenAuthSettings) -> Minter:
     """A minter signing with the node's `localhost.key` for its issuer and service."""
+    key, certificate = load_signing_files(auth.key_path, auth.certificate_path)
     return Minter(
-        signing.load_signing_key(auth.key_path),
-        signing.load_signing_certificate(auth.certificate_path),
+        key,
+        certificate,
         lifetime=auth.token_expire_delay,
         issuer=auth.issuer,
         audience=auth.service,

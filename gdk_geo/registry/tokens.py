@@ -23,11 +23,15 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import jwt
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from gdk_geo.errors import GdkGeoError
 
 ISSUER = "gitlab-issuer"
 SERVICE = "container_registry"
@@ -159,6 +163,36 @@ class Minter:
         }
         token = jwt.encode(claims, self._key, algorithm="RS256", headers=self._header)
         return MintedToken(token, float(now), float(expires))
+
+
+def load_signing_files(
+    key_path: Path, cert_path: Path
+) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    """The RSA key and first certificate a node signs with; a bad file is a user error."""
+    fix = (
+        "run `invoke geo.reconfigure` (it re-makes the signing pair on the primary and copies "
+        "it to the secondary)"
+    )
+    try:
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        certificate = x509.load_pem_x509_certificates(cert_path.read_bytes())[0]
+    except FileNotFoundError as exc:
+        raise GdkGeoError(
+            f"{Path(exc.filename).name} does not exist", where=exc.filename, fix=fix
+        ) from None
+    except (ValueError, TypeError, UnsupportedAlgorithm, IndexError):
+        raise GdkGeoError(
+            f"{key_path.name} or {cert_path.name} is not a valid PEM file",
+            where=str(key_path.parent),
+            fix=fix,
+        ) from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise GdkGeoError(
+            f"{key_path.name} is not an RSA key, so it cannot sign registry tokens",
+            where=str(key_path),
+            fix=fix,
+        )
+    return key, certificate
 
 
 def _b64(data: bytes) -> str:
