@@ -221,7 +221,7 @@ class BenchProject:
         spec = self.workdir / "skopeo-sync.yml"
         spec.write_text("\n".join(lines) + "\n")
         target = f"localhost:{self.registry_port('secondary')}/{destination}"
-        return run_timed(
+        timed = run_timed(
             [
                 "skopeo",
                 "sync",
@@ -237,6 +237,9 @@ class BenchProject:
                 target,
             ]
         )
+        if timed.returncode != 0:  # a failed baseline looks fast: stop rather than compare
+            raise RuntimeError(f"skopeo sync failed:\n{timed.output[-2000:]}")
+        return timed
 
     def _skopeo_tokens(self, repositories: list[str], destination: str) -> list[str]:
         """With auth on, one token each way as the worker would mint them: skopeo
@@ -244,7 +247,11 @@ class BenchProject:
         if not self.auth("primary").enabled:
             return []
         pull = [Access("repository", repo, ("pull",)) for repo in repositories]
-        push = [Access("repository", f"{destination}/{r}", ("pull", "push")) for r in repositories]
+        # skopeo sync writes <destination>/<last component of the name>
+        push = [
+            Access("repository", f"{destination}/{r.rsplit('/', 1)[-1]}", ("pull", "push"))
+            for r in repositories
+        ]
         source = self.bearer("primary", pull)["Authorization"].split(" ", 1)[1]
         target = self.bearer("secondary", push)["Authorization"].split(" ", 1)[1]
         return ["--src-registry-token", source, "--dest-registry-token", target]
