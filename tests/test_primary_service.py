@@ -21,7 +21,7 @@ from conftest import REPO_ROOT, free_port
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node_settings import PrimaryServiceSettings
-from gdk_geo.primary.service import create_app
+from gdk_geo.primary.app import create_app
 
 NOTIFY = "/api/v4/container_registry_event/events"
 EVENTS = "/api/v4/geo/events"

@@ -32,13 +32,14 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from conftest import REPO_ROOT, free_port
+from prometheus_client.parser import text_string_to_metric_families
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node_settings import load_secondary
 from gdk_geo.registry.client import RegistryClient
-from gdk_geo.secondary.event_feed import EventFeed, EventPage, FeedEvent, parse_page
+from gdk_geo.secondary.event_feed import EventFeed, EventPage, FeedEvent
 from gdk_geo.secondary.replicator import Replicator
-from gdk_geo.secondary.status_page import render_admin_page, render_metrics
+from gdk_geo.secondary.snapshot import RepositoryStatus, StatusSnapshot
 from gdk_geo.secondary.sync import RepositorySyncResult
 from gdk_geo.secondary.tracking import TrackingDB
 from gdk_geo.secondary.worker import Worker, _first_user_error, sync_once
@@ -409,17 +410,20 @@ class WorkerProcess:
         response = httpx.get(f"{self.url}/-/health", timeout=2)
         return response.json() if response.status_code == 200 else None
 
-    def status(self) -> dict[str, Any]:
+    def status_json(self) -> dict[str, Any]:
         return httpx.get(f"{self.url}/api/v4/geo/replication/status", timeout=5).json()
 
-    def row(self, repository: str) -> dict[str, Any] | None:
-        rows = self.status()["repositories"]
-        return next((row for row in rows if row["repository"] == repository), None)
+    def status(self) -> StatusSnapshot:
+        return StatusSnapshot.from_json(self.status_json())
 
-    def wait_state(self, repository: str, state: str) -> dict[str, Any]:
-        def probe() -> dict[str, Any] | None:
+    def row(self, repository: str) -> RepositoryStatus | None:
+        rows = self.status().repositories
+        return next((row for row in rows if row.repository == repository), None)
+
+    def wait_state(self, repository: str, state: str) -> RepositoryStatus:
+        def probe() -> RepositoryStatus | None:
             row = self.row(repository)
-            return row if row and row["state"] == state else None
+            return row if row and row.state == state else None
 
         return wait_for(f"{repository} to be {state}", probe, self.logs)
 
@@ -485,8 +489,8 @@ def paused(registry: Registry) -> Iterator[None]:
 def test_a_push_replicates_through_the_event(geo: GeoSetup, workers) -> None:
     worker = workers()
     worker.start()
-    wait_for("the event feed", lambda: worker.status()["event_feed"]["connected"], worker.logs)
-    wait_for("the start-up backfill", lambda: worker.status()["last_backfill_at"], worker.logs)
+    wait_for("the event feed", lambda: worker.status().event_feed.connected, worker.logs)
+    wait_for("the start-up backfill", lambda: worker.status().last_backfill_at, worker.logs)
     repo = unique("events/app")
 
     digest = push_image(geo.primary.url, repo, "v1")
@@ -513,10 +517,10 @@ def test_cursor_resumes_after_a_restart(geo: GeoSetup, workers) -> None:
     worker.wait_state(new, "synced")
     wait_for(
         "the cursor to reach the primary's last event",
-        lambda: worker.status()["cursor"] == geo.service.last_event_id(),
+        lambda: worker.status().cursor == geo.service.last_event_id(),
         worker.logs,
     )
-    first_sync = worker.row(old)["last_synced_at"]
+    first_sync = worker.row(old).last_synced_at
     assert worker.stop() == 0, "SIGTERM is a clean shutdown"
 
     # While the worker is down: a new tag in an already synced repository. Backfill at start
@@ -529,9 +533,8 @@ def test_cursor_resumes_after_a_restart(geo: GeoSetup, workers) -> None:
         worker.logs,
     )
     worker.wait_state(new, "synced")
-    status = worker.status()
-    assert status["cursor"] == geo.service.last_event_id()
-    assert worker.row(old)["last_synced_at"] == first_sync, "old events were not replayed"
+    assert worker.status().cursor == geo.service.last_event_id()
+    assert worker.row(old).last_synced_at == first_sync, "old events were not replayed"
     assert "Traceback" not in worker.logs()
 
 
@@ -568,13 +571,13 @@ def test_primary_registry_down_fails_with_backoff_then_syncs(geo: GeoSetup, work
     try:
         worker.start()
 
-        def failed_twice() -> dict[str, Any] | None:
+        def failed_twice() -> RepositoryStatus | None:
             row = worker.row(repo)
-            return row if row and row["state"] == "failed" and row["retry_count"] >= 2 else None
+            return row if row and row.state == "failed" and row.retry_count >= 2 else None
 
         row = wait_for("repeated failures", failed_twice, worker.logs)
-        assert row["last_sync_failure"], "the reason is recorded"
-        assert row["retry_at"] > row["updated_at"], "a failure waits before its retry"
+        assert row.last_sync_failure, "the reason is recorded"
+        assert row.retry_at > row.updated_at, "a failure waits before its retry"
         assert digest_of_tag(geo.secondary.url, repo, "v1") is None
     finally:
         geo.primary.start()
@@ -582,7 +585,7 @@ def test_primary_registry_down_fails_with_backoff_then_syncs(geo: GeoSetup, work
     worker.wait_state(repo, "synced")
     assert digest_of_tag(geo.secondary.url, repo, "v1") == digest
     row = worker.row(repo)
-    assert (row["retry_count"], row["last_sync_failure"]) == (0, None)
+    assert (row.retry_count, row.last_sync_failure) == (0, None)
 
 
 @pytest.mark.docker
@@ -592,11 +595,7 @@ def test_sigkill_mid_sync_is_recovered_at_restart(geo: GeoSetup, workers) -> Non
     worker = workers()
 
     def in_flight() -> list[str]:
-        return [
-            row["repository"]
-            for row in worker.status()["repositories"]
-            if row["state"] == "started"
-        ]
+        return [row.repository for row in worker.status().repositories if row.state == "started"]
 
     with paused(geo.primary):  # every sync hangs on the frozen primary
         worker.start()
@@ -635,7 +634,7 @@ def test_verification_sends_a_tampered_repository_back_to_sync(geo: GeoSetup, wo
     )
     wait_for(
         "a counted mismatch",
-        lambda: worker.status()["totals"]["verification_mismatches"] >= 1,
+        lambda: worker.status().totals.verification_mismatches >= 1,
         worker.logs,
     )
 
@@ -648,15 +647,17 @@ def test_status_json_metrics_and_admin_page_show_the_repositories(geo: GeoSetup,
     push_image(geo.primary.url, repo, "v1")
     worker.wait_state(repo, "synced")
 
-    status = worker.status()
-    assert status["node"] == "secondary"
-    assert status["replication_enabled"] is True
-    assert status["counts"]["synced"] >= 1
-    assert status["primary_last_event_id"] >= status["cursor"] >= 1
-    assert status["lag"] == status["primary_last_event_id"] - status["cursor"]
-    assert status["last_event_age_seconds"] >= 0
-    assert status["totals"]["blobs_copied"] >= 2
-    assert {"repository", "state", "retry_count", "last_synced_at"} <= worker.row(repo).keys()
+    raw = worker.status_json()
+    assert raw["node"] == "secondary"
+    assert raw["lag"] == raw["primary_last_event_id"] - raw["cursor"]
+    row = next(row for row in raw["repositories"] if row["repository"] == repo)
+    assert {"repository", "state", "retry_count", "last_synced_at"} <= row.keys()
+    status = StatusSnapshot.from_json(raw)
+    assert status.replication_enabled is True
+    assert status.counts["synced"] >= 1
+    assert status.primary_last_event_id >= status.cursor >= 1
+    assert status.last_event_age_seconds >= 0
+    assert status.totals.blobs_copied >= 2
 
     health = httpx.get(f"{worker.url}/-/health").json()
     assert health == {
@@ -665,9 +666,13 @@ def test_status_json_metrics_and_admin_page_show_the_repositories(geo: GeoSetup,
         "cursor": health["cursor"],
         "replication_enabled": True,
     }
-    metrics = httpx.get(f"{worker.url}/-/metrics").text
-    assert 'gdk_geo_repositories{state="synced"}' in metrics
-    assert "gdk_geo_bytes_copied_total" in metrics
+    metrics = {
+        (sample.name, tuple(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(httpx.get(f"{worker.url}/-/metrics").text)
+        for sample in family.samples
+    }
+    assert metrics["gdk_geo_repositories", (("state", "synced"),)] >= 1
+    assert metrics["gdk_geo_bytes_copied_total", ()] == status.totals.bytes_copied
 
     page = httpx.get(f"{worker.url}/admin/geo")
     assert page.headers["content-type"].startswith("text/html")
@@ -785,68 +790,16 @@ def test_disabled_replication_serves_health_and_syncs_nothing(tmp_path: Path) ->
             lambda: (tmp_path / "worker.log").read_text(),
         )
         assert health["replication_enabled"] is False
-        status = httpx.get(f"http://127.0.0.1:{port}/api/v4/geo/replication/status").json()
-        assert status["event_feed"]["connected"] is False
-        assert sum(status["counts"].values()) == 0
+        status = StatusSnapshot.from_json(
+            httpx.get(f"http://127.0.0.1:{port}/api/v4/geo/replication/status").json()
+        )
+        assert status.event_feed.connected is False
+        assert sum(status.counts.values()) == 0
         page = httpx.get(f"http://127.0.0.1:{port}/admin/geo").text
         assert "Replication is disabled" in page
     finally:
         assert terminate(process) == 0
     assert "Traceback" not in (tmp_path / "worker.log").read_text()
-
-
-def test_admin_page_escapes_what_it_shows() -> None:
-    hostile = "<script>alert(1)</script>"
-    snapshot = _snapshot(
-        [
-            {
-                "repository": "group/app",
-                "state": "failed",
-                "retry_count": 2,
-                "retry_at": time.time() + 5,
-                "last_sync_failure": hostile,
-                "last_synced_at": None,
-                "last_checked_at": None,
-                "checksum": None,
-                "resync_requested": False,
-                "updated_at": time.time(),
-            }
-        ]
-    )
-    page = render_admin_page(snapshot)
-    assert hostile not in page
-    assert "&lt;script&gt;" in page
-    assert "group/app" in page
-
-
-def test_metrics_are_prometheus_text() -> None:
-    text = render_metrics(_snapshot([]))
-    assert 'gdk_geo_repositories{state="pending"} 0' in text
-    assert "gdk_geo_primary_last_event_id NaN" in text, "unknown is NaN, not 0"
-    assert "gdk_geo_replication_enabled 1" in text
-    assert "# TYPE gdk_geo_syncs_total counter" in text
-    assert text.endswith("\n")
-
-
-def test_event_page_skips_unusable_events_but_moves_past_them() -> None:
-    page = parse_page(
-        {
-            "events": [
-                {"id": 4, "action": "updated", "repository": "group/app", "tag": "v1"},
-                {"id": 5, "action": "updated", "repository": "../../etc", "tag": None},
-                {"id": 6, "action": "deleted", "repository": "group/app", "tag": "v1"},
-            ],
-            "last_event_id": 9,
-        }
-    )
-    assert [event.id for event in page.events] == [4, 6]
-    assert page.last_seen_id == 6
-    assert page.primary_last_event_id == 9
-
-
-def test_event_page_without_events_list_is_an_error() -> None:
-    with pytest.raises(ValueError):
-        parse_page({"last_event_id": 3})
 
 
 def test_event_page_queues_repositories_and_moves_the_cursor(tmp_path: Path) -> None:
@@ -869,7 +822,7 @@ def test_event_page_queues_repositories_and_moves_the_cursor(tmp_path: Path) -> 
     assert db.last_event_at() == 102.0
     assert db.counts()["pending"] == 2
     assert worker.replicator.hints == {"group/app": {"v2"}}
-    assert worker.status()["lag"] == 3
+    assert worker.status().lag == 3
 
     # The primary's log was recreated (its ids start again below our cursor): start over.
     worker.apply(EventPage([], last_seen_id=0, primary_last_event_id=2))
@@ -884,31 +837,3 @@ def test_the_user_error_is_found_inside_task_groups() -> None:
     nested = BaseExceptionGroup("outer", [ExceptionGroup("inner", [ValueError(), error])])
     assert _first_user_error(nested) is error
     assert _first_user_error(ValueError()) is None
-
-
-def _snapshot(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "node": "secondary",
-        "replication_enabled": True,
-        "cursor": 0,
-        "primary_last_event_id": None,
-        "lag": None,
-        "last_event_at": None,
-        "last_event_age_seconds": None,
-        "event_feed": {"connected": False, "error": "down"},
-        "last_backfill_at": None,
-        "backfill_error": None,
-        "last_verification_at": None,
-        "counts": {"pending": 0, "started": 0, "synced": 0, "failed": len(rows)},
-        "totals": {
-            "syncs": 0,
-            "sync_failures": 0,
-            "blobs_copied": 0,
-            "blobs_mounted": 0,
-            "blobs_present": 0,
-            "bytes_copied": 0,
-            "tags_deleted": 0,
-            "verification_mismatches": 0,
-        },
-        "repositories": rows,
-    }

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from yarl import URL
 
-from gdk_geo.registry.transport import Reply, with_query
+from gdk_geo.registry.replies import Reply, with_query
 
 
 class RegistryAuth:

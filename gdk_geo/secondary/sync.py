@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import json
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from gdk_geo.registry.client import Manifest, ManifestRef, RegistryClient, gather_all
-from gdk_geo.registry.copy import copy_blob
+from gdk_geo.registry.copy import Descriptor, copy_blob, references
 from gdk_geo.registry.errors import RegistryError, RepositoryNotFound, TagDeletionUnsupported
-from gdk_geo.registry.reference import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, check_digest, is_tag
+from gdk_geo.registry.reference import INDEX_MEDIA_TYPES, is_tag
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -37,16 +36,6 @@ B = TypeVar("B")
 
 DEFAULT_HINT_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
 SMALL_BLOB = 1 << 20  # bytes; see RepositorySync._skip_presence_check
-
-# Layers the registry is not meant to store (Windows base layers): fetched from `urls`.
-_FOREIGN_LAYER_TYPES = frozenset(
-    {
-        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-    }
-)
 
 # Errors that fail one tag rather than the whole run: the registry said no, or the
 # manifest is not something we can copy.
@@ -131,50 +120,6 @@ class BlobLocations:
     def _forget_copy(self, digest: str, task: asyncio.Task[str]) -> None:
         if self._copies.get(digest) is task:
             del self._copies[digest]
-
-
-@dataclass(frozen=True)
-class Descriptor:
-    """The part of an OCI/Docker content descriptor a sync needs."""
-
-    digest: str
-    size: int | None
-    media_type: str
-    urls: tuple[str, ...] = ()
-
-    @property
-    def foreign(self) -> bool:
-        """A layer the registry does not store (it is fetched from `urls` instead)."""
-        return bool(self.urls) and self.media_type in _FOREIGN_LAYER_TYPES
-
-
-class UnsupportedManifest(ValueError):
-    """A manifest type we cannot copy faithfully (e.g. Docker schema 1)."""
-
-
-def references(manifest: Manifest) -> tuple[list[Descriptor], list[Descriptor]]:
-    """(child manifests, blobs) a manifest points at: children for an index, else config+layers."""
-    if manifest.media_type not in MANIFEST_MEDIA_TYPES:
-        raise UnsupportedManifest(f"unsupported manifest media type {manifest.media_type!r}")
-    try:
-        body = json.loads(manifest.raw)
-    except ValueError as exc:
-        raise UnsupportedManifest(f"manifest {manifest.digest} is not JSON") from exc
-    if manifest.media_type in INDEX_MEDIA_TYPES:
-        return [_descriptor(item) for item in body.get("manifests") or []], []
-    blobs = [_descriptor(body["config"])] if body.get("config") else []
-    blobs += [_descriptor(item) for item in body.get("layers") or []]
-    return [], [blob for blob in blobs if not blob.foreign]
-
-
-def _descriptor(item: dict[str, object]) -> Descriptor:
-    size = item.get("size")
-    return Descriptor(
-        digest=check_digest(str(item.get("digest", ""))),
-        size=size if isinstance(size, int) else None,
-        media_type=str(item.get("mediaType", "")),
-        urls=tuple(str(url) for url in item.get("urls") or ()),  # type: ignore[attr-defined]
-    )
 
 
 class _BlobOutcome(enum.Enum):

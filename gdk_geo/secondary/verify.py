@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from gdk_geo.node_settings import SecondaryWorkerSettings
 from gdk_geo.registry.client import RegistryClient, gather_all
 from gdk_geo.registry.errors import RepositoryNotFound
-from gdk_geo.secondary.replicator import registry_clients
+from gdk_geo.secondary.clients import registry_clients
 
 
 async def tag_digests(

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from conftest import free_port
 
+from gdk_geo.registry.backoff import Backoff
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.copy import copy_blob, verified_chunks
 from gdk_geo.registry.errors import (
@@ -36,7 +37,7 @@ from sync.registry_kit import (
 
 pytestmark = pytest.mark.anyio
 
-FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
+FAST = RetryPolicy(attempts=3, backoff=Backoff(0.01, 0.05))
 
 
 def unique(name: str) -> str:
