@@ -23,7 +23,7 @@ import asyncio
 import enum
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gdk_geo.registry.client import Manifest, ManifestRef, RegistryClient, gather_all
 from gdk_geo.registry.copy import Descriptor, copy_blob, references
@@ -540,18 +540,15 @@ async def sync_repository(
     target: RegistryClient,
     repository: str,
     *,
-    blob_locations: BlobLocations | None = None,
     tags_hint: Collection[str] = (),
-    max_concurrent_blobs: int = 4,
-    max_concurrent_tags: int = 4,
-    max_concurrent_heads: int = 8,
-    hint_retry_delays: Sequence[float] = DEFAULT_HINT_RETRY_DELAYS,
     hinted_only: bool = False,
+    **options: Any,
 ) -> RepositorySyncResult:
     """Make `repository` on `target` (the secondary) match `source` (the primary).
 
-    `blob_locations`: one per target registry, shared by every sync in the process (enables
-    cross-repository mounts and collapses identical copies). `tags_hint`: tags a push event
+    `options` are `RepositorySync`'s keyword arguments (`blob_locations`: one per target
+    registry, shared by every sync in the process, enables cross-repository mounts and
+    collapses identical copies; the concurrency bounds). `tags_hint`: tags a push event
     named; they are pushed first, and waited for briefly if the primary does not list them
     yet. `hinted_only`: the repository was in sync and only the hinted tags were pushed
     since, so when they all settle the full listing of both sides is skipped. A repository
@@ -564,16 +561,7 @@ async def sync_repository(
     repository before syncing it): the decision to delete by digest relies on nobody else
     writing the repository on the target meanwhile.
     """
-    run = RepositorySync(
-        source,
-        target,
-        repository,
-        blob_locations=blob_locations,
-        max_concurrent_blobs=max_concurrent_blobs,
-        max_concurrent_tags=max_concurrent_tags,
-        max_concurrent_heads=max_concurrent_heads,
-        hint_retry_delays=hint_retry_delays,
-    )
+    run = RepositorySync(source, target, repository, **options)
     return await run.run(tags_hint, hinted_only=hinted_only)
 
 
