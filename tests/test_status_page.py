@@ -18,7 +18,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gdk_geo.node_settings import SecondaryWorkerSettings
-from gdk_geo.secondary.snapshot import STATES, StatusSnapshot, Totals
+from gdk_geo.secondary.results import Totals
+from gdk_geo.secondary.snapshot import STATES, StatusSnapshot
 from gdk_geo.secondary.status_page import create_app, render_admin_page, render_metrics
 from gdk_geo.secondary.tracking import TrackingDB
 from gdk_geo.secondary.worker import Activity, status_snapshot

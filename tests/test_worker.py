@@ -33,14 +33,17 @@ import httpx
 import pytest
 from conftest import REPO_ROOT, free_port
 from prometheus_client.parser import text_string_to_metric_families
+from ruamel.yaml import YAML
 
+from gdk_geo import render
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node_settings import load_secondary
 from gdk_geo.registry.client import RegistryClient
+from gdk_geo.render import NodeContext
 from gdk_geo.secondary.event_feed import EventFeed, EventPage, FeedEvent
 from gdk_geo.secondary.replicator import Replicator
+from gdk_geo.secondary.results import RepositorySyncResult
 from gdk_geo.secondary.snapshot import RepositoryStatus, StatusSnapshot
-from gdk_geo.secondary.sync import RepositorySyncResult
 from gdk_geo.secondary.tracking import TrackingDB
 from gdk_geo.secondary.worker import Worker, _first_user_error, sync_once
 
@@ -166,37 +169,37 @@ class Registry:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def create(self) -> None:
-        config: dict[str, Any] = {
-            "version": 0.1,
-            "log": {"level": "warn"},
-            "storage": {
-                "filesystem": {"rootdirectory": "/var/lib/registry"},
-                "delete": {"enabled": True},
-            },
-            "http": {"addr": f"127.0.0.1:{self.port}", "secret": "test-http-secret"},
+    def config(self) -> dict[str, Any]:
+        """The node's `config.yml` rendered from the real template, then served over plain
+        HTTP: the template's TLS section is dropped (TLS is tested in tests/sync)."""
+        primary = self.notify_port is not None
+        context = {
+            "node": NodeContext(
+                "primary" if primary else "secondary", primary, self.notify_port or 0, self.port
+            ),
+            "hostname": "127.0.0.1",
+            "listen_address": "127.0.0.1",
+            "registry_http_secret": "test-http-secret",
+            "notification_secret": NOTIFICATION_SECRET,
+            "registry_log_level": "warn",
+            # Quick redelivery: a test restarts the primary service under the registry.
+            "notifications": {"timeout": "500ms", "threshold": 5, "backoff": "1s"},
         }
-        if self.notify_port is not None:
-            config["notifications"] = {
-                "endpoints": [
-                    {
-                        "name": "geo_event",
-                        "url": f"http://127.0.0.1:{self.notify_port}"
-                        "/api/v4/container_registry_event/events",
-                        "headers": {"Authorization": [NOTIFICATION_SECRET]},
-                        "timeout": "500ms",
-                        "threshold": 5,
-                        "backoff": "1s",
-                    }
-                ]
-            }
-        config_file = write_yaml(self.root / f"{self.name}.yml", config)
+        text = render.environment().get_template("registry/config.yml.j2").render(context)
+        config = YAML(typ="safe").load(text)
+        del config["http"]["tls"]
+        config["http"]["host"] = self.url
+        return config
+
+    def create(self) -> None:
+        config_file = write_yaml(self.root / f"{self.name}.yml", self.config())
         self.container = self.client.containers.run(
             self.image,
             command=["/etc/docker/registry/config.yml"],
             name=self.name,
             detach=True,
             network_mode="host",
+            extra_hosts={"host.docker.internal": "127.0.0.1"},  # where the template notifies
             volumes={str(config_file): {"bind": "/etc/docker/registry/config.yml", "mode": "ro"}},
         )
         self.wait_ready()

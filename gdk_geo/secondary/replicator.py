@@ -19,10 +19,11 @@ from gdk_geo.node_settings import SecondaryWorkerSettings
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.errors import RegistryError
 from gdk_geo.registry.reference import check_repository
+from gdk_geo.secondary.blob_locations import BlobLocations
 from gdk_geo.secondary.clients import registry_clients
 from gdk_geo.secondary.event_feed import FeedEvent
-from gdk_geo.secondary.snapshot import Totals
-from gdk_geo.secondary.sync import BlobLocations, RepositorySyncResult, sync_repository
+from gdk_geo.secondary.results import RepositorySyncResult, Totals
+from gdk_geo.secondary.sync import sync_repository
 from gdk_geo.secondary.tracking import TrackingDB
 
 logger = logging.getLogger("gdk_geo.worker")

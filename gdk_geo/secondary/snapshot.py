@@ -12,35 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from gdk_geo.secondary.sync import RepositorySyncResult
+from gdk_geo.secondary.results import Totals
 
 STATES = ("pending", "started", "synced", "failed")
-
-
-@dataclass
-class Totals:
-    """What the syncs of this process did, for /-/metrics and the status page."""
-
-    syncs: int = 0
-    sync_failures: int = 0
-    blobs_copied: int = 0
-    blobs_mounted: int = 0
-    blobs_present: int = 0
-    bytes_copied: int = 0
-    tags_deleted: int = 0
-    verification_mismatches: int = 0
-
-    def add(self, result: RepositorySyncResult) -> None:
-        self.syncs += 1
-        self.sync_failures += 0 if result.ok else 1
-        self.blobs_copied += result.blobs_copied
-        self.blobs_mounted += result.blobs_mounted
-        self.blobs_present += result.blobs_present
-        self.bytes_copied += result.bytes_copied
-        self.tags_deleted += len(result.deleted_tags)
 
 
 @dataclass(frozen=True)

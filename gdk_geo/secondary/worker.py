@@ -44,7 +44,8 @@ from gdk_geo.registry.errors import RegistryError
 from gdk_geo.secondary.clients import ca_file_for, registry_clients
 from gdk_geo.secondary.event_feed import EventFeed, EventFeedError, EventPage
 from gdk_geo.secondary.replicator import Replicator, sync_once
-from gdk_geo.secondary.snapshot import FeedState, RepositoryStatus, StatusSnapshot, Totals
+from gdk_geo.secondary.results import Totals
+from gdk_geo.secondary.snapshot import FeedState, RepositoryStatus, StatusSnapshot
 from gdk_geo.secondary.status_page import create_app
 from gdk_geo.secondary.tracking import TrackingDB
 from gdk_geo.secondary.verify import compare_repository

@@ -16,7 +16,9 @@ from gdk_geo.registry.backoff import Backoff
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.reference import DOCKER_MANIFEST_LIST
 from gdk_geo.registry.transport import RetryPolicy
-from gdk_geo.secondary.sync import BlobLocations, delete_repository, sync_repository
+from gdk_geo.secondary.blob_locations import BlobLocations
+from gdk_geo.secondary.sync import sync_repository
+from gdk_geo.secondary.tag_removal import delete_repository
 from gdk_geo.secondary.verify import compare_repository
 from sync.registry_kit import (
     Pusher,
