@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import REPO_ROOT, free_port
+from prometheus_client.parser import text_string_to_metric_families
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node_settings import PrimaryServiceSettings
@@ -213,12 +214,16 @@ def unique_repository(prefix: str = "group") -> str:
 
 
 def metric(primary: Primary, name: str) -> float:
+    """One sample of /-/metrics, read with Prometheus' own parser."""
     with primary.client() as client:
         text = client.get("/-/metrics").text
-    for line in text.splitlines():
-        if line.startswith(f"{name} "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in /-/metrics:\n{text}")
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    assert name in samples, f"{name} not in /-/metrics:\n{text}"
+    return samples[name]
 
 
 # --- Notifications ------------------------------------------------------------------------
@@ -546,18 +551,19 @@ def test_metrics_are_prometheus_text(primary: Primary) -> None:
         response = client.get("/-/metrics")
 
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
-    lines = response.text.splitlines()
+    families = {family.name: family for family in text_string_to_metric_families(response.text)}
     for name, kind in [
-        ("gdk_geo_registry_events_received_total", "counter"),
-        ("gdk_geo_registry_events_recorded_total", "counter"),
-        ("gdk_geo_registry_events_ignored_total", "counter"),
-        ("gdk_geo_registry_events_rejected_total", "counter"),
-        ("gdk_geo_notifications_unauthorized_total", "counter"),
+        ("gdk_geo_registry_events_received", "counter"),
+        ("gdk_geo_registry_events_recorded", "counter"),
+        ("gdk_geo_registry_events_ignored", "counter"),
+        ("gdk_geo_registry_events_rejected", "counter"),
+        ("gdk_geo_notifications_unauthorized", "counter"),
         ("gdk_geo_event_log_last_id", "gauge"),
     ]:
-        assert any(line.startswith(f"# HELP {name} ") for line in lines)
-        assert f"# TYPE {name} {kind}" in lines
-        assert any(line.startswith(f"{name} ") for line in lines)
+        family = families[name]
+        assert (family.type, bool(family.documentation)) == (kind, True), name
+        sample = f"{name}_total" if kind == "counter" else name
+        assert [s.name for s in family.samples] == [sample]
 
 
 def test_the_log_has_timestamps_and_never_the_secret_or_token(primary: Primary) -> None:

@@ -58,6 +58,27 @@ def aiohttp_session(
     )
 
 
+class LazySession:
+    """An `aiohttp_session` opened on first use, inside the event loop that uses it.
+
+    Call it for the session; `aclose` closes it (and the next call opens a new one).
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._session: aiohttp.ClientSession | None = None
+
+    def __call__(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp_session(**self._options)
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 def _httpx_options(
     ca_file: Path | None, timeout: float | httpx.Timeout, headers: dict[str, str] | None
 ) -> dict[str, Any]:

@@ -67,32 +67,22 @@ class Transport:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.retry = retry
-        self._ca_file = ca_file
-        self._max_connections = max_connections
-        # No total: a big blob takes as long as it takes; a stalled read or connect fails.
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=min(timeout, 5.0), sock_read=timeout
-        )
         self._auth = auth
-        self._session: aiohttp.ClientSession | None = None
+        self._http = http.LazySession(
+            ca_file=ca_file,
+            max_connections=max_connections,
+            # No total: a big blob takes as long as it takes; a stalled read or connect fails.
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=min(timeout, 5.0), sock_read=timeout
+            ),
+            # Bytes exactly as stored: a decompressed blob would not match its digest.
+            auto_decompress=False,
+            skip_auto_headers=("Accept-Encoding",),
+        )
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = http.aiohttp_session(
-                ca_file=self._ca_file,
-                max_connections=self._max_connections,
-                timeout=self._timeout,
-                # Bytes exactly as stored: a decompressed blob would not match its digest.
-                auto_decompress=False,
-                skip_auto_headers=("Accept-Encoding",),
-            )
-        return self._session
+        await self._http.aclose()
 
     def url(self, path_and_query: str) -> URL:
         """An absolute URL for a path built by `gdk_geo.registry.reference` (escaped there)."""

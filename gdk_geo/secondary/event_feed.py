@@ -75,30 +75,19 @@ class EventFeed:
         self.url = primary_geo_url.rstrip("/") + "/api/v4/geo/events"
         self.wait = wait
         self.limit = limit
-        self._ca_file = ca_file
-        self._headers = {"Authorization": f"Bearer {node_token}", "User-Agent": "gdk-geo-worker"}
-        self._session: aiohttp.ClientSession | None = None
+        self._http = http.LazySession(
+            ca_file=ca_file,
+            max_connections=1,
+            # The read timeout must outlast the long-poll, or every idle poll is an error.
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=wait + 15.0),
+            headers={"Authorization": f"Bearer {node_token}", "User-Agent": "gdk-geo-worker"},
+        )
 
     async def __aenter__(self) -> EventFeed:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = http.aiohttp_session(
-                ca_file=self._ca_file,
-                max_connections=1,
-                # The read timeout must outlast the long-poll, or every idle poll is an error.
-                timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=5.0, sock_read=self.wait + 15.0
-                ),
-                headers=self._headers,
-            )
-        return self._session
+        await self._http.aclose()
 
     async def next_page(self, after: int, *, wait: int | None = None) -> EventPage:
         """Events after `after`, waiting up to `wait` seconds (default: the feed's) for one."""
