@@ -57,7 +57,7 @@ from gdk_geo.primary.triage import (
     triage,
 )
 
-# Named, not __name__: run with -m, this module is `__main__`.
+# The service's one logger, named after the package `python -m` runs.
 logger = logging.getLogger("gdk_geo.primary")
 
 MAX_BODY_BYTES = 1024 * 1024
