@@ -26,7 +26,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from gdk_geo.errors import GdkGeoError
@@ -67,6 +67,13 @@ class TrackedRepository(RepositoryStatus):
     """One row of the tracking table: its status, and when it was first seen."""
 
     created_at: float
+
+    def status(self) -> RepositoryStatus:
+        """The row as the status shows it (without its creation time)."""
+        return RepositoryStatus(**{f.name: getattr(self, f.name) for f in _STATUS_FIELDS})
+
+
+_STATUS_FIELDS = fields(RepositoryStatus)
 
 
 class TrackingDB:

@@ -25,14 +25,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import signal
 import socket
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import uvicorn
@@ -45,7 +44,7 @@ from gdk_geo.secondary.clients import ca_file_for, registry_clients
 from gdk_geo.secondary.event_feed import EventFeed, EventFeedError, EventPage
 from gdk_geo.secondary.replicator import Replicator, sync_once
 from gdk_geo.secondary.results import Totals
-from gdk_geo.secondary.snapshot import FeedState, RepositoryStatus, StatusSnapshot
+from gdk_geo.secondary.snapshot import FeedState, StatusSnapshot
 from gdk_geo.secondary.status_page import create_app
 from gdk_geo.secondary.tracking import TrackingDB
 from gdk_geo.secondary.verify import compare_repository
@@ -273,15 +272,9 @@ def status_snapshot(
         backfill_error=activity.backfill_error,
         last_verification_at=activity.last_verification_at,
         counts=db.counts(),
-        totals=dataclasses.replace(totals),
-        repositories=tuple(
-            RepositoryStatus(**{f.name: getattr(row, f.name) for f in _ROW_FIELDS})
-            for row in db.rows()
-        ),
+        totals=replace(totals),
+        repositories=tuple(row.status() for row in db.rows()),
     )
-
-
-_ROW_FIELDS = fields(RepositoryStatus)
 
 
 # -- the process -----------------------------------------------------------------------------
