@@ -59,6 +59,8 @@ from gdk_geo.notification_probe import (
     probe_delivery,
 )
 from gdk_geo.project import NODES, NodePaths, Project
+from gdk_geo.registry import http
+from gdk_geo.secondary.snapshot import StatusSnapshot
 from gdk_geo.settings import NOTIFICATION_PATH, Settings, url
 from gdk_geo.token_auth import ALL_ACTIONS, PULL, tool_tokens
 
@@ -349,14 +351,11 @@ def _event_api(ctx: Context) -> Outcome:
         return skipped(f"the primary Geo service does not answer at {own_url}")
     url = secondary.primary_geo_url.rstrip("/") + "/api/v4/geo/events"
     try:
-        response = httpx.get(
-            url,
-            params={"after": 0, "limit": 1},
+        with http.httpx_client(
+            ca_file=http.ca_for(url, secondary.ca_file),
             headers={"Authorization": f"Bearer {secondary.node_token}"},
-            verify=_verify(url, secondary.ca_file),
-            timeout=5.0,
-            trust_env=False,
-        )
+        ) as client:
+            response = client.get(url, params={"after": 0, "limit": 1})
     except httpx.HTTPError as exc:
         return failed(f"GET {url}: {type(exc).__name__}: {exc}")
     if response.status_code == 401:
@@ -379,17 +378,16 @@ def _worker(ctx: Context) -> Outcome:
 def _lag(ctx: Context) -> Outcome:
     url = ctx.service_url("secondary") + "/api/v4/geo/replication/status"
     try:
-        response = httpx.get(url, timeout=5.0, trust_env=False)
+        with http.httpx_client() as client:
+            response = client.get(url)
         response.raise_for_status()
-        status: dict[str, Any] = response.json()
+        status = StatusSnapshot.from_json(response.json())
     except (httpx.HTTPError, ValueError) as exc:
         return failed(f"GET {url}: {exc}")
-    counts = status.get("counts") or {}
-    summary = ", ".join(f"{state} {counts.get(state, 0)}" for state in _STATES)
-    feed = status.get("event_feed") or {}
-    if not feed.get("connected"):
-        return failed(f"the worker is not reading the primary's events: {feed.get('error')}")
-    lag = status.get("lag")
+    summary = ", ".join(f"{state} {status.counts.get(state, 0)}" for state in _STATES)
+    if not status.event_feed.connected:
+        return failed(f"the worker is not reading the primary's events: {status.event_feed.error}")
+    lag = status.lag
     if lag is None or lag > MAX_LAG:
         return failed(f"{lag} events behind the primary (at most {MAX_LAG} is normal); {summary}")
     failures = sync_failures.failing(status.get("repositories") or [])
@@ -717,6 +715,11 @@ def tracking_db_problem(path: Path) -> str | None:
     except OSError as exc:
         return f"{path} does not exist yet and cannot be created in {directory} ({exc.strerror})"
     return None
+
+
+def _database_files(path: Path) -> list[Path]:
+    """The database, its WAL and shared-memory files, and the directory that holds them."""
+    return [path, Path(f"{path}-wal"), Path(f"{path}-shm"), path.parent]
 
 
 def _try_create(directory: Path) -> None:
