@@ -219,7 +219,7 @@ CHECKS: tuple[Check, ...] = (
         "`invoke geo.restart --force` (renders each registry's realm again, backing up "
         "edited files, and restarts both nodes)",
         live_checks.auth(auth_checks.realms),
-        needs=("delivery", "worker"),
+        needs=("containers", "tls", "event-api", "worker"),
     ),
     Check(
         "lag",
