@@ -49,6 +49,7 @@ class SecondaryWorkerSettings:
     verification_interval: float
     max_concurrent_repositories: int
     max_concurrent_blobs: int
+    hostname: str = "localhost"  # `gitlab.host`: a Host the worker's pages answer to
 
 
 def _load(gitlab_yml: Path) -> dict[str, Any]:
@@ -135,4 +136,5 @@ def load_secondary(gitlab_yml: Path) -> SecondaryWorkerSettings:
         verification_interval=float(get(replication + "verification_interval")),
         max_concurrent_repositories=int(get(replication + "max_concurrent_repositories")),
         max_concurrent_blobs=int(get(replication + "max_concurrent_blobs")),
+        hostname=str(get("gitlab.host")),
     )

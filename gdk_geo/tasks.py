@@ -11,6 +11,7 @@ engine up front would be most of a quick task's time (bench/RESULTS.md has the f
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import sys
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from invoke import Collection, task
 from invoke.exceptions import Exit
@@ -244,13 +245,13 @@ def _secondary_settings(c):
     help={
         "repo": "A repository to sync (repeatable), e.g. group/app.",
         "all": "Every repository in the primary's catalog.",
+        "failed": "Every repository whose last sync failed.",
     },
 )
 @user_errors
-def sync(c, repo=None, all_=False):
-    """One blocking sync pass now; exits 1 if any repository failed."""
+def sync(c, repo=None, all_=False, failed=False):
+    """One blocking sync pass now, run by the worker when it runs; exits 1 if any failed."""
     from gdk_geo import config as gdk_config
-    from gdk_geo.secondary.replicator import failure_reason, sync_once
 
     settings = _secondary_settings(c)
     if not settings.replication_enabled:
@@ -267,42 +268,98 @@ def sync(c, repo=None, all_=False):
             fix=f"`invoke geo.config.set {gdk_config.API_URL_KEY} ''` (derives the primary "
             "registry's URL), then `invoke geo.restart`",
         )
-    failed: list[str] = []
-    total = len(repo) if repo else None
-    if all_ and out.is_terminal:
-        total = _catalog_size(settings)
-    with _repository_bar(total) as advance:
-
-        def on_result(result) -> None:
-            advance(result.repository)
-            if not result.ok:
-                failed.append(result.repository)
-
-        results = asyncio.run(sync_once(settings, repo or None, all_, on_result))
+    selection = {"repositories": list(repo or []), "all": all_, "failed": failed}
+    results = _through_worker(settings, "resync", selection, "synced")
+    if results is None:
+        results = _sync_in_process(settings, selection)
+    failures = [result for result in results if not result["ok"]]
     for result in results:
-        mark = "[green]✓[/]" if result.ok else "[red]✗[/]"
-        detail = (
-            f"{len(result.synced_tags)} pushed, {len(result.skipped_tags)} unchanged, "
-            f"{len(result.deleted_tags)} deleted; blobs {result.blobs_copied} copied, "
-            f"{result.blobs_mounted} mounted"
+        mark = "[green]✓[/]" if result["ok"] else "[red]✗[/]"
+        detail = result["reason"] or (
+            f"{result['pushed']} pushed, {result['unchanged']} unchanged, "
+            f"{result['deleted']} deleted; blobs {result['blobs_copied']} copied, "
+            f"{result['blobs_mounted']} mounted"
         )
-        if not result.ok:
-            detail = failure_reason(result)
-        out.print(f"{mark} {result.repository}: {detail}")
-    out.print(f"{len(results) - len(failed)} synced, {len(failed)} failed")
-    if failed:
+        out.print(f"{mark} {result['repository']}: {detail}")
+    out.print(f"{len(results) - len(failures)} synced, {len(failures)} failed")
+    if failures:
         raise Exit(code=1)
 
 
+_IN_PROCESS = {"resync": "syncing", "reverify": "verifying"}
+
+
+def _through_worker(settings, kind: str, selection: dict, verb: str) -> list[dict] | None:
+    """The pass's per-repository events, run by the worker; None when it cannot take it
+    (then the caller runs the pass in-process, having said so)."""
+    from gdk_geo import worker_client
+
+    events = worker_client.start_pass(settings, kind, selection)
+    try:
+        first = next(events)
+    except worker_client.WorkerUnavailable as exc:
+        err.print(
+            f"note: the Geo worker cannot take this ({exc}): {_IN_PROCESS[kind]} in this process",
+            markup=False,
+            soft_wrap=True,
+        )
+        return None
+    done: dict = {}
+    found: list[dict] = []
+    with _repository_bar(first.get("total"), verb) as advance:
+        for event in itertools.chain([first], events):
+            if event["type"] == "done":
+                done = event
+            elif event["type"] in ("result", "diff"):
+                advance(event["repository"])
+                found.append(event)
+    _raise_pass_error(done)
+    found.sort(key=lambda event: event["position"])
+    return found
+
+
+def _raise_pass_error(done: dict) -> None:
+    """Report a pass the worker could not finish the way the in-process run would."""
+    if done.get("error") == "unreadable":
+        _unreadable(done["line"], done["fix"])
+    if done.get("error"):
+        raise GdkGeoError(done["error"], fix=done.get("fix"))
+
+
+def _sync_in_process(settings, selection: dict) -> list[dict]:
+    """`geo.sync` without the worker: the sync engine in this process, as before."""
+    from gdk_geo.secondary.passes import result_json
+    from gdk_geo.secondary.replicator import sync_once
+    from gdk_geo.secondary.tracking import TrackingDB
+
+    names = selection["repositories"]
+    if selection["failed"] and not names:
+        db = TrackingDB(settings.tracking_db_path)
+        try:
+            names = db.repositories_in("failed")
+        finally:
+            db.close()
+        if not names:
+            return []
+    total = len(names) if names else None
+    if selection["all"] and out.is_terminal:
+        total = _catalog_size(settings)
+    with _repository_bar(total, "synced") as advance:
+        results = asyncio.run(
+            sync_once(settings, names or None, selection["all"], lambda r: advance(r.repository))
+        )
+    return [result_json(result) for result in results]
+
+
 @contextmanager
-def _repository_bar(total: int | None) -> Iterator[Callable[[str], None]]:
-    """A live bar of synced repositories on a terminal; nothing elsewhere (scripts, CI)."""
+def _repository_bar(total: int | None, verb: str = "synced") -> Iterator[Callable[[str], None]]:
+    """A live bar of repositories done on a terminal; nothing elsewhere (scripts, CI)."""
     if not out.is_terminal:
         yield lambda _repository: None
         return
     with _progress("{task.completed} repositories") as progress:
-        bar = progress.add_task("syncing", total=total)
-        yield lambda repository: progress.update(bar, advance=1, description=f"synced {repository}")
+        bar = progress.add_task(verb, total=total)
+        yield lambda repository: progress.update(bar, advance=1, description=f"{verb} {repository}")
 
 
 def _catalog_size(settings: node_settings.SecondaryWorkerSettings) -> int | None:
@@ -324,27 +381,33 @@ def _catalog_size(settings: node_settings.SecondaryWorkerSettings) -> int | None
 @user_errors
 def verify(c, json_=False):
     """Compare every repository's tag→digest map on both registries; exit 1 on any difference,
-    2 when a registry cannot be read."""
-    from gdk_geo.secondary.verify import SideUnreadable, unreachable, verify_registries
+    2 when a registry cannot be read. The worker runs it when it runs and reads the primary."""
+    from gdk_geo import config as gdk_config
 
     settings = _secondary_settings(c)
-    try:
-        primary = _project(c).load().node("primary").registry_url
-        diffs = asyncio.run(verify_registries(settings, primary))
-    except SideUnreadable as exc:
-        line, fix = unreachable(exc)
-        err.print(f"[bold red]✗[/] {escape(line)}", soft_wrap=True)
-        err.print(f"  fix:   {fix}", markup=False, soft_wrap=True)
-        raise Exit(code=2) from None
-    different = [d for d in diffs if not d.clean]
-    queued = _queue_differences(settings, different)
+    primary = _project(c).load().node("primary").registry_url
+    diffs = None
+    if gdk_config.same_registry(primary, settings.primary_api_url):
+        diffs = _through_worker(settings, "reverify", {}, "verified")
+    else:  # the worker's primary is not the primary registry: it cannot vouch for it
+        err.print(
+            f"note: the Geo worker reads {settings.primary_api_url}, not the primary registry "
+            f"{primary}: verifying in this process",
+            markup=False,
+            soft_wrap=True,
+        )
+    if diffs is None:
+        diffs, queued = _verify_in_process(settings, primary)
+    else:
+        queued = [d["repository"] for d in diffs if not d["clean"]]
+    different = [_difference(d) for d in diffs if not d["clean"]]
     if json_:
         print(
             json.dumps(
                 {
                     "repositories": len(diffs),
                     "clean": not different,
-                    "differences": [asdict(d) for d in different],
+                    "differences": different,
                     "queued_for_sync": queued,
                 },
                 indent=2,
@@ -352,17 +415,7 @@ def verify(c, json_=False):
         )
     else:
         for d in different:
-            out.print(f"[red]✗[/] {d.repository}")
-            for tag, digest in d.missing.items():
-                out.print(f"    missing on the secondary: {tag} ({digest})")
-            for tag, digest in d.extra.items():
-                out.print(f"    only on the secondary:    {tag} ({digest})")
-            for tag, (primary, secondary) in d.mismatched.items():
-                out.print(
-                    f"    different digest:         {tag} primary {primary} secondary {secondary}"
-                )
-            for referrer, subject in d.missing_referrers.items():
-                out.print(f"    referrer missing:         {referrer} (of {subject})")
+            _print_difference(d)
         out.print(f"{len(diffs)} repositories compared, {len(different)} differ")
         if queued:
             out.print(
@@ -373,6 +426,42 @@ def verify(c, json_=False):
             )
     if different:
         raise Exit(code=1)
+
+
+def _difference(event: dict) -> dict:
+    """A verification event as `geo.verify --json` prints a difference (RepositoryDiff's)."""
+    return {key: value for key, value in event.items() if key not in ("type", "position", "clean")}
+
+
+def _print_difference(d: dict) -> None:
+    out.print(f"[red]✗[/] {d['repository']}")
+    for tag, digest in d["missing"].items():
+        out.print(f"    missing on the secondary: {tag} ({digest})")
+    for tag, digest in d["extra"].items():
+        out.print(f"    only on the secondary:    {tag} ({digest})")
+    for tag, (primary, secondary) in d["mismatched"].items():
+        out.print(f"    different digest:         {tag} primary {primary} secondary {secondary}")
+    for referrer, subject in d["missing_referrers"].items():
+        out.print(f"    referrer missing:         {referrer} (of {subject})")
+
+
+def _unreadable(line: str, fix: str) -> NoReturn:
+    err.print(f"[bold red]✗[/] {escape(line)}", soft_wrap=True)
+    err.print(f"  fix:   {fix}", markup=False, soft_wrap=True)
+    raise Exit(code=2)
+
+
+def _verify_in_process(settings, primary: str) -> tuple[list[dict], list[str]]:
+    """`geo.verify` without the worker: both registries compared from this process, what
+    differs queued for the worker's next look at the database (the results, the queued)."""
+    from gdk_geo.secondary.verify import SideUnreadable, unreachable, verify_registries
+
+    try:
+        diffs = asyncio.run(verify_registries(settings, primary))
+    except SideUnreadable as exc:
+        _unreadable(*unreachable(exc))
+    queued = _queue_differences(settings, [d for d in diffs if not d.clean])
+    return [{**asdict(d), "clean": d.clean} for d in diffs], queued
 
 
 def _queue_differences(

@@ -42,6 +42,7 @@ from gdk_geo.errors import GdkGeoError
 from gdk_geo.node_settings import SecondaryWorkerSettings, load_secondary
 from gdk_geo.registry.errors import RegistryError
 from gdk_geo.secondary.event_feed import EventFeed, EventFeedError, EventPage, FeedEvent
+from gdk_geo.secondary.passes import InFlight, diff_summary
 from gdk_geo.secondary.replicator import (
     Replicator,
     Totals,
@@ -50,9 +51,10 @@ from gdk_geo.secondary.replicator import (
     secondary_only,
     sync_once,
 )
-from gdk_geo.secondary.status_page import create_app
+from gdk_geo.secondary.repository_index import RepositoryIndex
 from gdk_geo.secondary.tracking import Backoff, TrackedRepository, TrackingDB
 from gdk_geo.secondary.verify import compare_repository
+from gdk_geo.secondary.web import worker_app
 
 __all__ = ["Worker", "main", "serve", "status_snapshot", "sync_once"]
 
@@ -87,6 +89,8 @@ class Worker:
         self.db = replicator.db
         self.feed = feed
         self.activity = Activity()
+        self.in_flight = InFlight(replicator)  # every sync goes through it: a resync joins
+        self.index = RepositoryIndex(self.db.path)
         self._wake = asyncio.Event()
         self._backfill_now = asyncio.Event()
         self._running = 0
@@ -183,10 +187,14 @@ class Worker:
 
     async def _sync_claimed(self, repository: str) -> None:
         try:
-            await self.replicator.run(repository)
+            await self.in_flight.run_claimed(repository)
         finally:
             self._running -= 1
             self._wake.set()
+
+    def wake(self) -> None:
+        """Have the scheduler look at the database now (a requested pass queued work)."""
+        self._wake.set()
 
     async def _sleep_until_news(self, limit: int) -> None:
         timeout = IDLE_RECHECK_SECONDS
@@ -245,6 +253,7 @@ class Worker:
                 except RegistryError as exc:
                     logger.warning("verification of %s could not run: %s", repository, exc)
                     return
+            self.index.record(repository, diff.clean, None if diff.clean else diff_summary(diff))
             if diff.clean:
                 self.db.mark_checked(repository, diff.target_checksum)
                 return
@@ -290,7 +299,8 @@ class Worker:
 
     def status(self) -> dict[str, Any]:
         """The snapshot every HTTP endpoint renders (see `gdk_geo.secondary.status_page`)."""
-        return status_snapshot(self.settings, self.db, self.replicator.totals, self.activity)
+        snapshot = status_snapshot(self.settings, self.db, self.replicator.totals, self.activity)
+        return {**snapshot, "verification_counts": self.index.verification_counts()}
 
 
 def status_snapshot(
@@ -381,7 +391,7 @@ async def _run_until_stopped(
     settings: SecondaryWorkerSettings, worker: Worker, sock: socket.socket
 ) -> None:
     config = uvicorn.Config(
-        create_app(worker.status),
+        worker_app(settings, worker),
         log_level="warning",
         lifespan="off",
         access_log=False,
