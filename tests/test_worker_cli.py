@@ -220,3 +220,11 @@ def test_no_secret_in_the_page_or_its_json(worker: RunningWorker) -> None:
     for path in ("/admin/geo", "/admin/geo/repositories.json", "/api/v4/geo/replication/status"):
         body = httpx.get(f"{worker.url}{path}").text
         assert not [s for s in secrets if s in body], path
+
+
+def test_metrics_count_every_sync_and_verification_state(worker: RunningWorker) -> None:
+    text = httpx.get(f"{worker.url}/-/metrics").text
+    for state in ("pending", "started", "synced", "failed"):
+        assert f'gdk_geo_repositories{{state="{state}"}} 0' in text
+    for state in ("pending", "succeeded", "failed"):
+        assert f'gdk_geo_repositories_verification{{state="{state}"}} 0' in text

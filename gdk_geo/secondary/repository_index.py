@@ -3,9 +3,9 @@
 GitLab keeps a verification state beside each registry row (pending, succeeded, failed) and
 lists rows by sync and verification state with keyset paging. The verification outcome is
 kept in a table of its own in the tracking database file, beside `repositories`, so the
-sync state machine (`gdk_geo.secondary.tracking`) stays as it is: a verification older than
-the repository's last sync counts as pending again, since that sync may have changed the
-tags it vouched for. Whoever syncs (the worker, or `geo.sync` in-process) needs no hook.
+sync state machine (`gdk_geo.secondary.tracking`) stays as it is: a passed verification older
+than the repository's last sync counts as pending again, since that sync may have changed
+the tags it vouched for. Whoever syncs (the worker, `geo.sync` in-process) needs no hook.
 
 Keyset paging (`repository > after ORDER BY repository LIMIT n`) reads only one page from
 the primary key, where OFFSET would walk every earlier row: page 200 of 10,000 repositories
@@ -36,9 +36,13 @@ CREATE TABLE IF NOT EXISTS verification (
 );
 """
 
-# The effective verification state of a joined row (r: repositories, v: verification).
+# The effective verification state of a joined row (r: repositories, v: verification). A
+# failure stands until a verification passes, so the failed filter and "Reverify all failed"
+# still find a repository whose mismatch the worker has since resynced.
 _VERIFICATION_STATE = (
-    "CASE WHEN v.state IS NULL OR r.last_synced_at > v.verified_at THEN 'pending' ELSE v.state END"
+    "CASE WHEN v.state IS NULL THEN 'pending'"
+    " WHEN v.state = 'succeeded' AND r.last_synced_at > v.verified_at THEN 'pending'"
+    " ELSE v.state END"
 )
 
 _COLUMNS = (

@@ -118,6 +118,12 @@ def render_metrics(snapshot: Status) -> str:
     ]
     for state, count in snapshot["counts"].items():
         lines.append(f'gdk_geo_repositories{{state="{state}"}} {count}')
+    lines += [
+        "# HELP gdk_geo_repositories_verification Repositories by verification state.",
+        "# TYPE gdk_geo_repositories_verification gauge",
+    ]
+    for state, count in snapshot.get("verification_counts", {}).items():
+        lines.append(f'gdk_geo_repositories_verification{{state="{state}"}} {count}')
     for name, kind, help_text, key in _METRICS:
         lines += [
             f"# HELP {name} {help_text}",
