@@ -307,12 +307,19 @@ def _through_worker(settings, kind: str, selection: dict, verb: str) -> list[dic
     done: dict = {}
     found: list[dict] = []
     with _repository_bar(first.get("total"), verb) as advance:
-        for event in itertools.chain([first], events):
-            if event["type"] == "done":
-                done = event
-            elif event["type"] in ("result", "diff"):
-                advance(event["repository"])
-                found.append(event)
+        try:
+            for event in itertools.chain([first], events):
+                if event["type"] == "done":
+                    done = event
+                elif event["type"] in ("result", "diff"):
+                    advance(event["repository"])
+                    found.append(event)
+        except OSError as exc:
+            raise GdkGeoError(
+                f"the Geo worker stopped answering during the pass: {exc}",
+                fix="`invoke geo.status` shows whether it runs (the pass goes on if it does); "
+                "then run this task again",
+            ) from None
     _raise_pass_error(done)
     found.sort(key=lambda event: event["position"])
     return found
