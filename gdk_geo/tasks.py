@@ -10,21 +10,17 @@ engine up front would be most of a quick task's time (bench/RESULTS.md has the f
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import json
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from invoke import Collection, task
 from invoke.exceptions import Exit
-from rich.markup import escape
 from rich.text import Text
 
 from gdk_geo.console import diff, err, out, user_errors
@@ -33,10 +29,9 @@ from gdk_geo.fsutil import atomic_write
 from gdk_geo.project import EXAMPLE, REPO_ROOT, Project
 
 if TYPE_CHECKING:
-    from gdk_geo import checks, lifecycle, node_settings
+    from gdk_geo import checks, lifecycle
     from gdk_geo import logs as geo_logs
     from gdk_geo.image import Progress as ImageProgress
-    from gdk_geo.secondary.verify import RepositoryDiff
 
 
 def _project(c) -> Project:
@@ -252,6 +247,7 @@ def _secondary_settings(c):
 def sync(c, repo=None, all_=False, failed=False):
     """One blocking sync pass now, run by the worker when it runs; exits 1 if any failed."""
     from gdk_geo import config as gdk_config
+    from gdk_geo import passes_cli
 
     settings = _secondary_settings(c)
     if not settings.replication_enabled:
@@ -269,9 +265,9 @@ def sync(c, repo=None, all_=False, failed=False):
             "registry's URL), then `invoke geo.restart`",
         )
     selection = {"repositories": list(repo or []), "all": all_, "failed": failed}
-    results = _through_worker(settings, "resync", selection, "synced")
+    results = passes_cli.through_worker(settings, "resync", selection, "synced")
     if results is None:
-        results = _sync_in_process(settings, selection)
+        results = passes_cli.sync_in_process(settings, selection)
     failures = [result for result in results if not result["ok"]]
     for result in results:
         mark = "[green]✓[/]" if result["ok"] else "[red]✗[/]"
@@ -286,116 +282,19 @@ def sync(c, repo=None, all_=False, failed=False):
         raise Exit(code=1)
 
 
-_IN_PROCESS = {"resync": "syncing", "reverify": "verifying"}
-
-
-def _through_worker(settings, kind: str, selection: dict, verb: str) -> list[dict] | None:
-    """The pass's per-repository events, run by the worker; None when it cannot take it
-    (then the caller runs the pass in-process, having said so)."""
-    from gdk_geo import worker_client
-
-    events = worker_client.start_pass(settings, kind, selection)
-    try:
-        first = next(events)
-    except worker_client.WorkerUnavailable as exc:
-        err.print(
-            f"note: the Geo worker cannot take this ({exc}): {_IN_PROCESS[kind]} in this process",
-            markup=False,
-            soft_wrap=True,
-        )
-        return None
-    done: dict = {}
-    found: list[dict] = []
-    with _repository_bar(first.get("total"), verb) as advance:
-        try:
-            for event in itertools.chain([first], events):
-                if event["type"] == "done":
-                    done = event
-                elif event["type"] in ("result", "diff"):
-                    advance(event["repository"])
-                    found.append(event)
-        except OSError as exc:
-            raise GdkGeoError(
-                f"the Geo worker stopped answering during the pass: {exc}",
-                fix="`invoke geo.status` shows whether it runs (the pass goes on if it does); "
-                "then run this task again",
-            ) from None
-    _raise_pass_error(done)
-    found.sort(key=lambda event: event["position"])
-    return found
-
-
-def _raise_pass_error(done: dict) -> None:
-    """Report a pass the worker could not finish the way the in-process run would."""
-    if done.get("error") == "unreadable":
-        _unreadable(done["line"], done["fix"])
-    if done.get("error"):
-        raise GdkGeoError(done["error"], fix=done.get("fix"))
-
-
-def _sync_in_process(settings, selection: dict) -> list[dict]:
-    """`geo.sync` without the worker: the sync engine in this process, as before."""
-    from gdk_geo.secondary.passes import result_json
-    from gdk_geo.secondary.replicator import sync_once
-    from gdk_geo.secondary.tracking import TrackingDB
-
-    names = selection["repositories"]
-    if selection["failed"] and not names:
-        db = TrackingDB(settings.tracking_db_path)
-        try:
-            names = db.repositories_in("failed")
-        finally:
-            db.close()
-        if not names:
-            return []
-    total = len(names) if names else None
-    if selection["all"] and out.is_terminal:
-        total = _catalog_size(settings)
-    with _repository_bar(total, "synced") as advance:
-        results = asyncio.run(
-            sync_once(settings, names or None, selection["all"], lambda r: advance(r.repository))
-        )
-    return [result_json(result) for result in results]
-
-
-@contextmanager
-def _repository_bar(total: int | None, verb: str = "synced") -> Iterator[Callable[[str], None]]:
-    """A live bar of repositories done on a terminal; nothing elsewhere (scripts, CI)."""
-    if not out.is_terminal:
-        yield lambda _repository: None
-        return
-    with _progress("{task.completed} repositories") as progress:
-        bar = progress.add_task(verb, total=total)
-        yield lambda repository: progress.update(bar, advance=1, description=f"{verb} {repository}")
-
-
-def _catalog_size(settings: node_settings.SecondaryWorkerSettings) -> int | None:
-    """How many repositories `--all` will sync, so its bar has an end (None when unknown)."""
-    from gdk_geo.registry.errors import RegistryError
-    from gdk_geo.secondary.replicator import registry_clients
-
-    async def count() -> int:
-        async with registry_clients(settings) as (source, _target):
-            return len(await source.catalog())
-
-    try:
-        return asyncio.run(count())
-    except (RegistryError, GdkGeoError):
-        return None  # the sync itself reports the problem
-
-
 @task(help={"json": "Print JSON for scripts instead of text."})
 @user_errors
 def verify(c, json_=False):
     """Compare every repository's tag→digest map on both registries; exit 1 on any difference,
     2 when a registry cannot be read. The worker runs it when it runs and reads the primary."""
     from gdk_geo import config as gdk_config
+    from gdk_geo import passes_cli
 
     settings = _secondary_settings(c)
     primary = _project(c).load().node("primary").registry_url
     diffs = None
     if gdk_config.same_registry(primary, settings.primary_api_url):
-        diffs = _through_worker(settings, "reverify", {}, "verified")
+        diffs = passes_cli.through_worker(settings, "reverify", {}, "verified")
     else:  # the worker's primary is not the primary registry: it cannot vouch for it
         err.print(
             f"note: the Geo worker reads {settings.primary_api_url}, not the primary registry "
@@ -404,10 +303,10 @@ def verify(c, json_=False):
             soft_wrap=True,
         )
     if diffs is None:
-        diffs, queued = _verify_in_process(settings, primary)
+        diffs, queued = passes_cli.verify_in_process(settings, primary)
     else:
         queued = [d["repository"] for d in diffs if not d["clean"]]
-    different = [_difference(d) for d in diffs if not d["clean"]]
+    different = [passes_cli.difference(d) for d in diffs if not d["clean"]]
     if json_:
         print(
             json.dumps(
@@ -422,7 +321,7 @@ def verify(c, json_=False):
         )
     else:
         for d in different:
-            _print_difference(d)
+            passes_cli.print_difference(d)
         out.print(f"{len(diffs)} repositories compared, {len(different)} differ")
         if queued:
             out.print(
@@ -433,55 +332,6 @@ def verify(c, json_=False):
             )
     if different:
         raise Exit(code=1)
-
-
-def _difference(event: dict) -> dict:
-    """A verification event as `geo.verify --json` prints a difference (RepositoryDiff's)."""
-    return {key: value for key, value in event.items() if key not in ("type", "position", "clean")}
-
-
-def _print_difference(d: dict) -> None:
-    out.print(f"[red]✗[/] {d['repository']}")
-    for tag, digest in d["missing"].items():
-        out.print(f"    missing on the secondary: {tag} ({digest})")
-    for tag, digest in d["extra"].items():
-        out.print(f"    only on the secondary:    {tag} ({digest})")
-    for tag, (primary, secondary) in d["mismatched"].items():
-        out.print(f"    different digest:         {tag} primary {primary} secondary {secondary}")
-    for referrer, subject in d["missing_referrers"].items():
-        out.print(f"    referrer missing:         {referrer} (of {subject})")
-
-
-def _unreadable(line: str, fix: str) -> NoReturn:
-    err.print(f"[bold red]✗[/] {escape(line)}", soft_wrap=True)
-    err.print(f"  fix:   {fix}", markup=False, soft_wrap=True)
-    raise Exit(code=2)
-
-
-def _verify_in_process(settings, primary: str) -> tuple[list[dict], list[str]]:
-    """`geo.verify` without the worker: both registries compared from this process, what
-    differs queued for the worker's next look at the database (the results, the queued)."""
-    from gdk_geo.secondary.verify import SideUnreadable, unreachable, verify_registries
-
-    try:
-        diffs = asyncio.run(verify_registries(settings, primary))
-    except SideUnreadable as exc:
-        _unreadable(*unreachable(exc))
-    queued = _queue_differences(settings, [d for d in diffs if not d.clean])
-    return [{**asdict(d), "clean": d.clean} for d in diffs], queued
-
-
-def _queue_differences(
-    settings: node_settings.SecondaryWorkerSettings, different: list[RepositoryDiff]
-) -> list[str]:
-    """Queue what differs for the worker; a tracking database we cannot write is a note."""
-    from gdk_geo.secondary.verify import queue_for_sync
-
-    try:
-        return queue_for_sync(settings, different)
-    except GdkGeoError as exc:
-        err.print(f"note: not queued for sync: {exc.what}", markup=False, soft_wrap=True)
-        return []
 
 
 # Operator experience: geo.check and geo.logs.

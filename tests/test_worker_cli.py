@@ -138,7 +138,7 @@ def test_geo_sync_imports_no_engine_beyond_invoke_list(worker: RunningWorker) ->
     assert "gdk_geo.worker_client" in extra, "the task went through the worker client"
     engine = sorted(name for name in extra if name.startswith(ENGINE))
     assert not engine, f"geo.sync imported the engine: {engine}"
-    ours = {"gdk_geo.worker_client", "gdk_geo.node_settings"}
+    ours = {"gdk_geo.passes_cli", "gdk_geo.worker_client", "gdk_geo.node_settings"}
     others = sorted(
         name
         for name in extra - ours
