@@ -133,7 +133,7 @@ def difference(event: dict) -> dict:
     return {key: value for key, value in event.items() if key not in ("type", "position", "clean")}
 
 
-def _printdifference(d: dict) -> None:
+def print_difference(d: dict) -> None:
     out.print(f"[red]✗[/] {d['repository']}")
     for tag, digest in d["missing"].items():
         out.print(f"    missing on the secondary: {tag} ({digest})")

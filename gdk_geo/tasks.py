@@ -227,6 +227,16 @@ def status(c, json_=False):
 # Replication: one sync pass, and verification of both registries.
 
 
+def _primary_registry_url(c) -> str:
+    """The primary registry itself, as its own node's gitlab.yml names it: what the
+    secondary is compared with, whatever its `primary_api_url` says."""
+    from gdk_geo import node_settings
+
+    project = _project(c)
+    cfg = project.load()
+    return node_settings.load_primary(project.node(cfg, "primary").gitlab_yml).registry_api_url
+
+
 def _secondary_settings(c):
     from gdk_geo import node_settings
 
@@ -291,7 +301,7 @@ def verify(c, json_=False):
     from gdk_geo import passes_cli
 
     settings = _secondary_settings(c)
-    primary = _project(c).load().node("primary").registry_url
+    primary = _primary_registry_url(c)
     diffs = None
     if gdk_config.same_registry(primary, settings.primary_api_url):
         diffs = passes_cli.through_worker(settings, "reverify", {}, "verified")

@@ -29,6 +29,12 @@ def _project_on(registries, root: Path) -> Path:
         end = text.index("\n", start)
         text = text[:start] + f"{key}: {url}" + text[end:]
     gitlab_yml.write_text(text)
+    # geo.verify compares with the primary registry itself, as the primary's gitlab.yml names it.
+    primary_yml = root / ".gdk-geo/primary/config/gitlab.yml"
+    text = primary_yml.read_text()
+    start = text.index(" api_url: ") + 1
+    end = text.index("\n", start)
+    primary_yml.write_text(text[:start] + f"api_url: {registries.primary}" + text[end:])
     return root / ".gdk-geo/secondary/geo/tracking.sqlite3"
 
 
