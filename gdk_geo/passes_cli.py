@@ -37,6 +37,11 @@ def through_worker(settings, kind: str, selection: dict, verb: str) -> list[dict
     events = worker_client.start_pass(settings, kind, selection)
     try:
         first = next(events)
+    except worker_client.PassRefused as exc:
+        raise GdkGeoError(
+            str(exc),
+            fix="use the path part of the image, e.g. `group/app` for localhost:5000/group/app",
+        ) from None
     except worker_client.WorkerUnavailable as exc:
         err.print(
             f"note: the Geo worker cannot take this ({exc}): {_IN_PROCESS[kind]} in this process",

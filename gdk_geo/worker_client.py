@@ -25,6 +25,10 @@ class WorkerUnavailable(Exception):
     """The worker cannot take the pass (not running, refused the token, too old); why."""
 
 
+class PassRefused(Exception):
+    """The worker refused what was asked (a name that is not a repository name); why."""
+
+
 def _connection(settings: SecondaryWorkerSettings) -> http.client.HTTPConnection:
     host = settings.listen_address
     if host in ("0.0.0.0", "::"):
@@ -58,6 +62,8 @@ def start_pass(
             reply = response.read()
         except OSError as exc:
             raise WorkerUnavailable(_why(exc, settings)) from None
+        if response.status == 400:
+            raise PassRefused(_message(reply))
         if response.status != 202:
             raise WorkerUnavailable(_refusal(response.status, reply))
         events_url = json.loads(reply)["events_url"]
@@ -85,11 +91,15 @@ def _why(exc: OSError, settings: SecondaryWorkerSettings) -> str:
     return f"{where}: {exc.strerror or exc}"
 
 
-def _refusal(status: int, reply: bytes) -> str:
+def _message(reply: bytes) -> str:
     try:
-        message = json.loads(reply).get("message", "")
+        return str(json.loads(reply).get("message", ""))
     except (ValueError, AttributeError):
-        message = ""
+        return ""
+
+
+def _refusal(status: int, reply: bytes) -> str:
+    message = _message(reply)
     if status == 401:
         return "it refused the node token (restart it after `invoke geo.reconfigure`)"
     if status == 404:

@@ -95,6 +95,14 @@ def test_geo_sync_asks_the_worker(worker: RunningWorker) -> None:
     assert "note:" not in result.stderr, "the worker answered: no in-process fallback"
 
 
+def test_a_name_the_worker_refuses_is_a_user_error(worker: RunningWorker) -> None:
+    result = invoke(worker.root, "geo.sync", "--repo", "Group/App")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "note:" not in result.stderr, "a refused name is not a reason to run in-process"
+    assert "'Group/App' is not a repository name" in result.stderr
+    assert "fix:   use the path part of the image" in result.stderr
+
+
 def test_geo_verify_through_the_worker_reports_an_unreadable_primary(
     worker: RunningWorker,
 ) -> None:

@@ -43,7 +43,7 @@ from gdk_geo.secondary.verify import (
 
 logger = logging.getLogger("gdk_geo.worker")
 
-KEEP_PASSES = 50  # finished passes kept for late readers; older ones are forgotten
+KEEP_PASSES = 20  # finished passes kept for late readers; older ones are forgotten
 Event = dict[str, Any]
 
 
