@@ -13,7 +13,7 @@ from pathlib import Path
 
 import docker
 
-from gdk_geo import certs, health, nodes, ports, record, render, services
+from gdk_geo import certs, health, nodes, ports, record, render, services, signing
 from gdk_geo.errors import ConfigError, GdkGeoError
 from gdk_geo.fsutil import atomic_write
 from gdk_geo.image import Progress, Step, ensure_registry_image, messages
@@ -106,7 +106,9 @@ def reconfigure(
     ports.check_ports(
         cfg.listeners, ours=held if check_in_use else (lambda _port: True), host=cfg.listen_address
     )
-    secrets = ensure_secrets(project.secrets_dir(cfg), cfg.registry.notification_secret)
+    secrets = ensure_secrets(
+        project.secrets_dir(cfg), cfg.registry.notification_secret, cfg.registry.auth.password
+    )
     primary, secondary = project.nodes(cfg)
     for paths in (primary, secondary):
         for directory in (
@@ -119,6 +121,7 @@ def reconfigure(
     report = certs.ensure_certificates(
         project.data_dir(cfg), primary.root, secondary.root, cfg.hostname
     )
+    signing.ensure_signing_pair(primary.root, secondary.root)
     _write_trust_dir(project.trust_dir(cfg), report.ca_certificate)
     files = render.render_files(project, cfg, secrets)
     changes = render.write_files(

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import httpx
 
+from gdk_geo.registry import http
+from gdk_geo.registry.auth import MintedTokens
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.errors import RegistryError
 from gdk_geo.registry.reference import OCI_MANIFEST
@@ -54,6 +56,7 @@ class Endpoint:
 
     url: str
     ca_file: Path
+    tokens: MintedTokens | None = None  # with registry auth on: tokens minted with the node's key
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,9 @@ async def _probe(
     tag = f"check-{int(time.time())}-{uuid.uuid4().hex[:8]}"
     image = probe_image(tag)
     events = EventReader(service_url, node_token)
-    async with RegistryClient(registry.url, ca_file=registry.ca_file) as client:
+    async with RegistryClient(
+        registry.url, ca_file=registry.ca_file, tokens=registry.tokens
+    ) as client:
         after = await events.last_id()
         started = time.monotonic()
         digest = await _push(client, tag, image)
@@ -160,7 +165,9 @@ async def _delete(client: RegistryClient, digest: str) -> None:
 
 async def _wait_replicated(replica: Endpoint, tag: str) -> bool:
     deadline = time.monotonic() + REPLICA_TIMEOUT
-    async with RegistryClient(replica.url, ca_file=replica.ca_file) as client:
+    async with RegistryClient(
+        replica.url, ca_file=replica.ca_file, tokens=replica.tokens
+    ) as client:
         while time.monotonic() < deadline:
             try:
                 if await client.head_manifest(PROBE_REPOSITORY, tag) is not None:
@@ -201,8 +208,8 @@ class EventReader:
 
     async def _get(self, path: str, params: dict[str, int]) -> dict:
         try:
-            async with httpx.AsyncClient(timeout=POLL_SECONDS + 5.0, trust_env=False) as http:
-                response = await http.get(self.url + path, params=params, headers=self.headers)
+            async with http.httpx_async_client(timeout=POLL_SECONDS + 5.0) as client:
+                response = await client.get(self.url + path, params=params, headers=self.headers)
         except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
             raise ProbeFailed(
                 f"the primary Geo service does not answer at {self.url} "

@@ -146,6 +146,10 @@ def _summary(project: Project, result: lifecycle.SetupResult) -> None:
     out.print(f"  docker push {cfg.node('primary').registry_address}/group/app:v1")
     out.print(f"  docker pull {cfg.node('secondary').registry_address}/group/app:v1")
     out.print(f"  status page: {cfg.node('secondary').service_url}/admin/geo")
+    from gdk_geo.login import login_hint
+
+    for line in login_hint(project, cfg):
+        out.print(line)
 
 
 @task(help={"force": "Overwrite rendered files edited by hand (each is backed up first)."})
@@ -160,6 +164,16 @@ def setup(c, force=False):
             project, _say, force=force, progress=progress, on_reconfigured=_print_reconfigured
         )
     _summary(project, result)
+
+
+@task
+@user_errors
+def login(c):
+    """Log the Docker CLI in to both registries (the password goes through stdin)."""
+    from gdk_geo.login import docker_login
+
+    for done in docker_login(_project(c)):
+        out.print(f"logged in to {done.registry} ({done.node}) as {done.username}")
 
 
 @task(
@@ -481,6 +495,6 @@ def config_example(c):
 
 config_ns = Collection("config", config_get, config_set, config_list, config_example)
 ns = Collection(
-    reconfigure, setup, restart, stop, destroy, status, image, sync, verify, check, logs
+    reconfigure, setup, restart, stop, destroy, status, image, sync, verify, check, logs, login
 )
 ns.add_collection(config_ns)

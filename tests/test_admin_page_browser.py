@@ -64,7 +64,14 @@ def _filter(driver: Any, state: str = "", search: str = "") -> None:
     box = driver.find_element(By.NAME, "search")
     box.clear()
     box.send_keys(search)
+    _mark(driver)
     driver.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
+    # The filter is a GET form: wait for the new page, or the old page's rows would answer.
+    _wait(driver, "the filtered page", lambda d: not _not_reloaded(d) and _loaded(d))
+
+
+def _loaded(driver: Any) -> bool:
+    return driver.execute_script("return document.readyState") == "complete"
 
 
 def test_resync_a_failed_row_then_filter_and_search(geo: GeoSetup, workers, browser) -> None:
@@ -111,7 +118,7 @@ def test_reverify_all_fills_the_verified_bar(geo: GeoSetup, workers, browser) ->
     wait_for(
         "every repository synced",
         lambda: (
-            (counts := worker.status()["counts"])["synced"] > 0
+            (counts := worker.status().counts)["synced"] > 0
             and counts["synced"] == sum(counts.values())
         ),
         worker.logs,

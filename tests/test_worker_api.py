@@ -66,14 +66,14 @@ def test_resync_named_unknown_and_failed(geo: GeoSetup, workers) -> None:
     worker = workers()
     _failed_row(worker, repo, "primary registry unavailable")
     worker.start()
-    assert worker.row(repo)["state"] == "failed"
+    assert worker.row(repo).state == "failed"
     assert [r["repository"] for r in _listing(worker, state="failed")["repositories"]] == [repo]
 
     events = _pass(worker, "resync", failed=True)
     assert [e["type"] for e in events] == ["planned", "result", "done"]
     assert events[1]["repository"] == repo and events[1]["ok"], events
     assert (events[-1]["synced"], events[-1]["failed"]) == (1, 0)
-    assert worker.row(repo)["state"] == "synced"
+    assert worker.row(repo).state == "synced"
     assert digest_of_tag(geo.secondary.url, repo, "v1") == digest
 
     again = _pass(worker, "resync", repositories=[repo, "no/such-repository"])
@@ -145,7 +145,8 @@ def test_a_resync_during_the_workers_sync_joins_it(geo: GeoSetup, workers) -> No
     with paused(geo.secondary):  # the worker's own sync of the push hangs on the secondary
         digest = push_announced(geo, repo, "v1")
         wait_for(
-            "the worker's sync to start", lambda: (worker.row(repo) or {}).get("state") == "started"
+            "the worker's sync to start",
+            lambda: getattr(worker.row(repo), "state", None) == "started",
         )
         events: list[dict[str, Any]] = []
         client = threading.Thread(
@@ -158,6 +159,6 @@ def test_a_resync_during_the_workers_sync_joins_it(geo: GeoSetup, workers) -> No
     result = next(e for e in events if e["type"] == "result")
     assert result["ok"] and result["pushed"] == 1, result
     row = worker.wait_state(repo, "synced")
-    assert row["last_sync_failure"] is None
+    assert row.last_sync_failure is None
     assert worker.logs().count(f"synced {repo}:") == 1, "one sync, not two"
     assert digest_of_tag(geo.secondary.url, repo, "v1") == digest

@@ -29,11 +29,25 @@ from starlette.routing import Route
 from gdk_geo.secondary.api import error, listing, pass_accepted
 from gdk_geo.secondary.passes import Passes, Selection
 from gdk_geo.secondary.repository_index import VERIFICATION_STATES, RepositoryIndex
-from gdk_geo.secondary.status_page import _when
 from gdk_geo.secondary.tracking import STATES, TrackingDB
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 SiteHealth = Callable[[], dict[str, Any]]
+
+
+def _when(timestamp: float | None, now: float) -> str:
+    """A past or future time as "12s ago" / "in 3s" (the page is read by a human)."""
+    if timestamp is None:
+        return "—"
+    delta = now - timestamp
+    amount = abs(delta)
+    if amount < 120:
+        text = f"{amount:.0f}s"
+    elif amount < 7200:
+        text = f"{amount / 60:.0f}m"
+    else:
+        text = f"{amount / 3600:.1f}h"
+    return f"{text} ago" if delta >= 0 else f"in {text}"
 
 
 def _percent(part: int, whole: int) -> int:

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gdk_geo.secondary.snapshot import VERIFICATION_STATES
 from gdk_geo.secondary.tracking import STATES, TrackingDatabaseError
 
-VERIFICATION_STATES = ("pending", "succeeded", "failed")
 MAX_PER_PAGE = 200
 MAX_FAILURE_TEXT = 1000
 

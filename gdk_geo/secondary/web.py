@@ -7,9 +7,11 @@ other name (DNS rebinding) gets nothing from any route.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from gdk_geo.node_settings import SecondaryWorkerSettings
@@ -45,8 +47,10 @@ def site_health(worker: Worker) -> dict[str, Any]:
     }
 
 
-def worker_app(settings: SecondaryWorkerSettings, worker: Worker) -> ASGIApp:
-    """Every route of the worker, answering only to its own `Host`."""
+def worker_app(
+    settings: SecondaryWorkerSettings, worker: Worker, token_routes: Sequence[BaseRoute] = ()
+) -> ASGIApp:
+    """Every route of the worker (and the registry's token realm), only for its own `Host`."""
     passes = Passes(
         worker.in_flight,
         worker.index,
@@ -59,6 +63,7 @@ def worker_app(settings: SecondaryWorkerSettings, worker: Worker) -> ASGIApp:
             *api_routes(worker.db, worker.index, passes, settings.node_token),
             *admin_routes(worker.db, worker.index, passes, lambda: site_health(worker)),
             *create_app(worker.status).routes,
+            *token_routes,
         ]
     )
     return HostCheck(app, allowed_hosts(settings.hostname, settings.listen_address, settings.port))
