@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,9 +89,7 @@ def run_timed(command: list[str], env: dict[str, str] | None = None) -> Timed:
 class BenchProject:
     """A scratch project: both nodes, helpers to pause the worker and empty a registry."""
 
-    def __init__(self, workdir: Path, extra_yml: str = "", prefix: str | None = None) -> None:
-        # Containers of a run of its own: two runs on one engine removed each other's.
-        prefix = prefix or f"gdkgeo-bench-{uuid.uuid4().hex[:6]}"
+    def __init__(self, workdir: Path, extra_yml: str = "", prefix: str = "gdkgeo-bench") -> None:
         root = workdir / "project"
         root.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
