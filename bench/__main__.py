@@ -18,6 +18,7 @@ import platform
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,6 +71,7 @@ def write_results(report: str) -> None:
 
 
 AUTH_OFF = "registry:\n  auth_enabled: false\n"
+RUN = uuid.uuid4().hex[:6]  # containers of this run only: two runs on one engine collided
 
 
 @contextlib.contextmanager
@@ -103,9 +105,9 @@ def main() -> int:
     chosen = args.scenarios or list(SCENARIOS)
     rows: list[Row] = []
     with contextlib.ExitStack() as stack:
-        benches = [(stack.enter_context(_bench_project("", "gdkgeo-bench")), "")]
+        benches = [(stack.enter_context(_bench_project("", f"gdkgeo-bench-{RUN}")), "")]
         if args.compare_auth:
-            off = _bench_project(AUTH_OFF, "gdkgeo-bench-noauth")
+            off = _bench_project(AUTH_OFF, f"gdkgeo-bench-{RUN}-noauth")
             benches.append((stack.enter_context(off), " (auth off)"))
         for name in chosen:
             for bench, label in benches:  # side by side: the same scenario, one after the other

@@ -7,6 +7,7 @@ environment can stay up while `make bench` runs.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import resource
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 from ruamel.yaml import YAML
 
 from gdk_geo import health, lifecycle, nodes, services
@@ -26,6 +28,7 @@ from gdk_geo.node_settings import TokenAuthSettings, load_token_auth
 from gdk_geo.project import REPO_ROOT, Project
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.tokens import Access
+from gdk_geo.secondary.tracking import TrackingDB
 from gdk_geo.token_auth import ALL_ACTIONS, minter_for, tool_tokens
 from testkit.net import free_port
 
@@ -160,6 +163,38 @@ class BenchProject:
     def start_worker(self) -> None:
         self.start_service("secondary")
 
+    def start_idle_worker(self) -> None:
+        """A running, warm worker with nothing to do, so a timed `geo.sync` is all the work
+        and the worker does it: the primary's Geo service is stopped (no events reach the
+        worker) and every repository of the primary is recorded as synced and checked just
+        now (nothing for its first backfill). `start_service("primary")` ends it."""
+        self.stop_worker()
+        self.stop_service("primary")
+
+        async def catalog() -> list[str]:
+            async with self.client("primary") as primary:
+                return await primary.catalog()
+
+        repositories = asyncio.run(catalog())
+        db = TrackingDB(self.paths("secondary").root / "geo" / "tracking.sqlite3")
+        try:
+            db.start(repositories)
+            for name in repositories:
+                db.finish_success(name, None)
+        finally:
+            db.close()
+        self.start_worker()
+
+    def worker_process(self) -> psutil.Process:
+        """The secondary's running worker (its CPU time and RSS are part of a sync now)."""
+        pid = services.state(self.paths("secondary")).pid
+        if pid is None:
+            raise RuntimeError("the secondary's worker does not run")
+        return psutil.Process(pid)
+
+    def admin_url(self, path: str = "/admin/geo") -> str:
+        return f"{self.cfg.node('secondary').service_url}{path}"
+
     def restart_registry(self, node: str) -> None:
         client = nodes.engine()
         nodes.restart(client, self.cfg, node, timeout=5)
@@ -178,6 +213,16 @@ class BenchProject:
         url = f"{self.cfg.node('secondary').service_url}/api/v4/geo/replication/status"
         try:
             return httpx.get(url, timeout=5).json()
+        except httpx.HTTPError:
+            return None
+
+    def worker_counts(self) -> dict | None:
+        """The counts per state, from one row of the admin page's JSON: the full status has
+        every repository, which at 5,000 would make the polling itself the load."""
+        try:
+            return httpx.get(
+                self.admin_url("/admin/geo/repositories.json?per_page=1"), timeout=5
+            ).json()
         except httpx.HTTPError:
             return None
 

@@ -69,6 +69,7 @@ class SecondaryWorkerSettings:
     max_concurrent_repositories: int
     max_concurrent_blobs: int
     auth: TokenAuthSettings = TokenAuthSettings()
+    hostname: str = "localhost"  # `gitlab.host`: a Host the worker's pages answer to
 
 
 def _load(gitlab_yml: Path) -> dict[str, Any]:
@@ -176,4 +177,5 @@ def load_secondary(gitlab_yml: Path) -> SecondaryWorkerSettings:
         max_concurrent_repositories=int(get(replication + "max_concurrent_repositories")),
         max_concurrent_blobs=int(get(replication + "max_concurrent_blobs")),
         auth=load_token_auth(data, root),
+        hostname=str(get("gitlab.host")),
     )

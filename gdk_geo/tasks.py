@@ -10,20 +10,17 @@ engine up front would be most of a quick task's time (bench/RESULTS.md has the f
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from invoke import Collection, task
 from invoke.exceptions import Exit
-from rich.markup import escape
 from rich.text import Text
 
 from gdk_geo.console import diff, err, out, user_errors
@@ -32,10 +29,9 @@ from gdk_geo.fsutil import atomic_write
 from gdk_geo.project import EXAMPLE, REPO_ROOT, Project
 
 if TYPE_CHECKING:
-    from gdk_geo import checks, lifecycle, node_settings
+    from gdk_geo import checks, lifecycle
     from gdk_geo import logs as geo_logs
     from gdk_geo.image import Progress as ImageProgress
-    from gdk_geo.secondary.verify import RepositoryDiff
 
 
 def _project(c) -> Project:
@@ -268,13 +264,14 @@ def _secondary_settings(c):
     help={
         "repo": "A repository to sync (repeatable), e.g. group/app.",
         "all": "Every repository in the primary's catalog.",
+        "failed": "Every repository whose last sync failed.",
     },
 )
 @user_errors
-def sync(c, repo=None, all_=False):
-    """One blocking sync pass now; exits 1 if any repository failed."""
+def sync(c, repo=None, all_=False, failed=False):
+    """One blocking sync pass now, run by the worker when it runs; exits 1 if any failed."""
     from gdk_geo import config as gdk_config
-    from gdk_geo.secondary.replicator import failure_reason, sync_once
+    from gdk_geo import passes_cli
 
     settings = _secondary_settings(c)
     if not settings.replication_enabled:
@@ -291,84 +288,56 @@ def sync(c, repo=None, all_=False):
             fix=f"`invoke geo.config.set {gdk_config.API_URL_KEY} ''` (derives the primary "
             "registry's URL), then `invoke geo.restart`",
         )
-    failed: list[str] = []
-    total = len(repo) if repo else None
-    if all_ and out.is_terminal:
-        total = _catalog_size(settings)
-    with _repository_bar(total) as advance:
-
-        def on_result(result) -> None:
-            advance(result.repository)
-            if not result.ok:
-                failed.append(result.repository)
-
-        results = asyncio.run(sync_once(settings, repo or None, all_, on_result))
+    selection = {"repositories": list(repo or []), "all": all_, "failed": failed}
+    results = passes_cli.through_worker(settings, "resync", selection, "synced")
+    if results is None:
+        results = passes_cli.sync_in_process(settings, selection)
+    failures = [result for result in results if not result["ok"]]
     for result in results:
-        mark = "[green]✓[/]" if result.ok else "[red]✗[/]"
-        detail = (
-            f"{len(result.synced_tags)} pushed, {len(result.skipped_tags)} unchanged, "
-            f"{len(result.deleted_tags)} deleted; blobs {result.blobs_copied} copied, "
-            f"{result.blobs_mounted} mounted"
+        mark = "[green]✓[/]" if result["ok"] else "[red]✗[/]"
+        detail = result["reason"] or (
+            f"{result['pushed']} pushed, {result['unchanged']} unchanged, "
+            f"{result['deleted']} deleted; blobs {result['blobs_copied']} copied, "
+            f"{result['blobs_mounted']} mounted"
         )
-        if not result.ok:
-            detail = failure_reason(result)
-        out.print(f"{mark} {result.repository}: {detail}")
-    out.print(f"{len(results) - len(failed)} synced, {len(failed)} failed")
-    if failed:
+        out.print(f"{mark} {result['repository']}: {detail}")
+    out.print(f"{len(results) - len(failures)} synced, {len(failures)} failed")
+    if failures:
         raise Exit(code=1)
-
-
-@contextmanager
-def _repository_bar(total: int | None) -> Iterator[Callable[[str], None]]:
-    """A live bar of synced repositories on a terminal; nothing elsewhere (scripts, CI)."""
-    if not out.is_terminal:
-        yield lambda _repository: None
-        return
-    with _progress("{task.completed} repositories") as progress:
-        bar = progress.add_task("syncing", total=total)
-        yield lambda repository: progress.update(bar, advance=1, description=f"synced {repository}")
-
-
-def _catalog_size(settings: node_settings.SecondaryWorkerSettings) -> int | None:
-    """How many repositories `--all` will sync, so its bar has an end (None when unknown)."""
-    from gdk_geo.registry.errors import RegistryError
-    from gdk_geo.secondary.clients import registry_clients
-
-    async def count() -> int:
-        async with registry_clients(settings) as (source, _target):
-            return len(await source.catalog())
-
-    try:
-        return asyncio.run(count())
-    except (RegistryError, GdkGeoError):
-        return None  # the sync itself reports the problem
 
 
 @task(help={"json": "Print JSON for scripts instead of text."})
 @user_errors
 def verify(c, json_=False):
     """Compare every repository's tag→digest map on both registries; exit 1 on any difference,
-    2 when a registry cannot be read."""
-    from gdk_geo.secondary.verify import SideUnreadable, unreachable, verify_registries
+    2 when a registry cannot be read. The worker runs it when it runs and reads the primary."""
+    from gdk_geo import config as gdk_config
+    from gdk_geo import passes_cli
 
     settings = _secondary_settings(c)
-    try:
-        primary = _primary_registry_url(c)
-        diffs = asyncio.run(verify_registries(settings, primary))
-    except SideUnreadable as exc:
-        line, fix = unreachable(exc)
-        err.print(f"[bold red]✗[/] {escape(line)}", soft_wrap=True)
-        err.print(f"  fix:   {fix}", markup=False, soft_wrap=True)
-        raise Exit(code=2) from None
-    different = [d for d in diffs if not d.clean]
-    queued = _queue_differences(settings, different)
+    primary = _primary_registry_url(c)
+    diffs = None
+    if gdk_config.same_registry(primary, settings.primary_api_url):
+        diffs = passes_cli.through_worker(settings, "reverify", {}, "verified")
+    else:  # the worker's primary is not the primary registry: it cannot vouch for it
+        err.print(
+            f"note: the Geo worker reads {settings.primary_api_url}, not the primary registry "
+            f"{primary}: verifying in this process",
+            markup=False,
+            soft_wrap=True,
+        )
+    if diffs is None:
+        diffs, queued = passes_cli.verify_in_process(settings, primary)
+    else:
+        queued = [d["repository"] for d in diffs if not d["clean"]]
+    different = [passes_cli.difference(d) for d in diffs if not d["clean"]]
     if json_:
         print(
             json.dumps(
                 {
                     "repositories": len(diffs),
                     "clean": not different,
-                    "differences": [asdict(d) for d in different],
+                    "differences": different,
                     "queued_for_sync": queued,
                 },
                 indent=2,
@@ -376,17 +345,7 @@ def verify(c, json_=False):
         )
     else:
         for d in different:
-            out.print(f"[red]✗[/] {d.repository}")
-            for tag, digest in d.missing.items():
-                out.print(f"    missing on the secondary: {tag} ({digest})")
-            for tag, digest in d.extra.items():
-                out.print(f"    only on the secondary:    {tag} ({digest})")
-            for tag, (primary, secondary) in d.mismatched.items():
-                out.print(
-                    f"    different digest:         {tag} primary {primary} secondary {secondary}"
-                )
-            for referrer, subject in d.missing_referrers.items():
-                out.print(f"    referrer missing:         {referrer} (of {subject})")
+            passes_cli.print_difference(d)
         out.print(f"{len(diffs)} repositories compared, {len(different)} differ")
         if queued:
             out.print(
@@ -397,19 +356,6 @@ def verify(c, json_=False):
             )
     if different:
         raise Exit(code=1)
-
-
-def _queue_differences(
-    settings: node_settings.SecondaryWorkerSettings, different: list[RepositoryDiff]
-) -> list[str]:
-    """Queue what differs for the worker; a tracking database we cannot write is a note."""
-    from gdk_geo.secondary.verify import queue_for_sync
-
-    try:
-        return queue_for_sync(settings, different)
-    except GdkGeoError as exc:
-        err.print(f"note: not queued for sync: {exc.what}", markup=False, soft_wrap=True)
-        return []
 
 
 # Operator experience: geo.check and geo.logs.

@@ -1,4 +1,6 @@
-"""The secondary worker's HTTP face, in-process: JSON, Prometheus metrics, the admin page.
+"""The secondary worker's HTTP face, in-process: JSON and Prometheus metrics.
+
+The admin page is `tests/test_admin_page.py`'s (template) and `test_admin_page_browser.py`'s.
 
 Every snapshot here is taken the way the worker takes it (`status_snapshot` over a real
 tracking database), never written out by hand.
@@ -19,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gdk_geo.node_settings import SecondaryWorkerSettings
 from gdk_geo.secondary.results import Totals
-from gdk_geo.secondary.snapshot import STATES, StatusSnapshot
-from gdk_geo.secondary.status_page import create_app, render_admin_page, render_metrics
+from gdk_geo.secondary.snapshot import STATES, VERIFICATION_STATES, StatusSnapshot
+from gdk_geo.secondary.status_page import create_app, render_metrics
 from gdk_geo.secondary.tracking import TrackingDB
 from gdk_geo.secondary.worker import Activity, status_snapshot
 
@@ -74,23 +76,6 @@ def metric_values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
     }
 
 
-def test_admin_page_escapes_what_it_shows(db: TrackingDB, tmp_path: Path) -> None:
-    failed_row(db, "group/app", HOSTILE)
-    page = render_admin_page(snapshot_of(db, tmp_path))
-    assert HOSTILE not in page
-    assert "&lt;script&gt;" in page
-    assert "group/app" in page
-    assert '<meta http-equiv="refresh" content="2">' in page
-    assert "failed: 1" in page
-
-
-def test_admin_page_says_when_replication_is_disabled(db: TrackingDB, tmp_path: Path) -> None:
-    snapshot = status_snapshot(settings(tmp_path, enabled=False), db, Totals(), Activity())
-    page = render_admin_page(snapshot)
-    assert "Replication is disabled" in page
-    assert "No repositories yet." in page
-
-
 def test_metrics_are_prometheus_text(db: TrackingDB, tmp_path: Path) -> None:
     failed_row(db, "group/app", "down")
     totals = Totals(syncs=3, sync_failures=1, bytes_copied=1024)
@@ -102,6 +87,8 @@ def test_metrics_are_prometheus_text(db: TrackingDB, tmp_path: Path) -> None:
     values = metric_values(text)
     assert values["gdk_geo_repositories", (("state", "failed"),)] == 1
     assert {values["gdk_geo_repositories", (("state", s),)] for s in STATES} == {0, 1}
+    for state in VERIFICATION_STATES:  # issue 15: each verification count too
+        assert values["gdk_geo_repositories_verification", (("state", state),)] == 0
     assert values["gdk_geo_replication_enabled", ()] == 1
     assert values["gdk_geo_syncs_total", ()] == 3
     assert values["gdk_geo_sync_failures_total", ()] == 1
@@ -142,6 +129,7 @@ def test_the_json_reads_back_as_the_same_snapshot(db: TrackingDB, tmp_path: Path
         "backfill_error",
         "last_verification_at",
         "counts",
+        "verification_counts",
         "totals",
         "repositories",
     ], "the keys `geo.status --json` shows"
@@ -156,7 +144,7 @@ def test_what_is_not_a_status_is_a_value_error(body: object) -> None:
         StatusSnapshot.from_json(body)
 
 
-def test_the_app_serves_one_snapshot_four_ways(db: TrackingDB, tmp_path: Path) -> None:
+def test_the_app_serves_one_snapshot_three_ways(db: TrackingDB, tmp_path: Path) -> None:
     failed_row(db, "group/app", HOSTILE)
     app = create_app(lambda: snapshot_of(db, tmp_path))
 
@@ -165,13 +153,11 @@ def test_the_app_serves_one_snapshot_four_ways(db: TrackingDB, tmp_path: Path) -
         async with httpx.AsyncClient(transport=transport, base_url="http://secondary") as client:
             return [await client.get(path) for path in paths]
 
-    health, status, metrics, page = asyncio.run(
-        get("/-/health", "/api/v4/geo/replication/status", "/-/metrics", "/admin/geo")
+    health, status, metrics = asyncio.run(
+        get("/-/health", "/api/v4/geo/replication/status", "/-/metrics")
     )
     health, status = health.json(), status.json()
     assert health == {"status": "ok", "node": "secondary", "cursor": 0, "replication_enabled": True}
     assert StatusSnapshot.from_json(status).repositories[0].last_sync_failure == HOSTILE
     assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
     assert metric_values(metrics.text)["gdk_geo_repositories", (("state", "failed"),)] == 1
-    assert page.headers["content-type"].startswith("text/html")
-    assert HOSTILE not in page.text

@@ -23,7 +23,11 @@ def _rendered_project(root: Path) -> Path:
 def _assert_one_line_and_fix(result) -> None:
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
+    note, *lines = result.stderr.splitlines()
+    # No worker runs, or it reads another primary: the task says so and verifies in-process
+    # (issue 15).
+    assert note.startswith("note: the Geo worker "), note
+    assert note.endswith("verifying in this process"), note
     assert len(lines) == 2, result.stderr
     assert lines[0].startswith("✗ cannot read the primary registry at ")
     assert lines[1].startswith("  fix:   ") and "invoke geo.setup" in lines[1]

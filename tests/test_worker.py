@@ -618,7 +618,7 @@ def test_status_json_metrics_and_admin_page_show_the_repositories(geo: GeoSetup,
     page = httpx.get(f"{worker.url}/admin/geo")
     assert page.headers["content-type"].startswith("text/html")
     assert repo in page.text
-    assert '<meta http-equiv="refresh" content="2">' in page.text
+    assert "/admin/geo/repositories.json" in page.text, "the page polls its JSON (issue 15)"
     assert "http://" not in page.text.replace(geo.primary.url, ""), "no external assets"
 
 

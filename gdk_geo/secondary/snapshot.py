@@ -17,6 +17,7 @@ from typing import Any
 from gdk_geo.secondary.results import Totals
 
 STATES = ("pending", "started", "synced", "failed")
+VERIFICATION_STATES = ("pending", "succeeded", "failed")
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ class StatusSnapshot:
     backfill_error: str | None = None
     last_verification_at: float | None = None
     counts: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(STATES, 0))
+    verification_counts: Mapping[str, int] = field(
+        default_factory=lambda: dict.fromkeys(VERIFICATION_STATES, 0)
+    )
     totals: Totals = field(default_factory=Totals)
     repositories: tuple[RepositoryStatus, ...] = ()
 
@@ -90,6 +94,7 @@ class StatusSnapshot:
             "backfill_error": self.backfill_error,
             "last_verification_at": self.last_verification_at,
             "counts": dict(self.counts),
+            "verification_counts": dict(self.verification_counts),
             "totals": asdict(self.totals),
             "repositories": [asdict(row) for row in self.repositories],
         }
@@ -117,6 +122,12 @@ class StatusSnapshot:
                 backfill_error=data.get("backfill_error"),
                 last_verification_at=_optional(float, data.get("last_verification_at")),
                 counts={state: int(n) for state, n in (data.get("counts") or {}).items()},
+                verification_counts={
+                    state: int(n)
+                    for state, n in (
+                        data.get("verification_counts") or dict.fromkeys(VERIFICATION_STATES, 0)
+                    ).items()
+                },
                 totals=Totals(**_known(Totals, data.get("totals") or {})),
                 repositories=tuple(
                     RepositoryStatus(**_known(RepositoryStatus, row))

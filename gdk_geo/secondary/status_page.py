@@ -1,35 +1,28 @@
-"""The secondary worker's HTTP face: health, metrics, replication status, and an admin page.
+"""The secondary worker's HTTP face for machines: health, metrics, replication status.
 
 Everything here reads one `StatusSnapshot` (`gdk_geo.secondary.snapshot`, taken by
-`gdk_geo.secondary.worker.Worker.status`), so the JSON the `geo.status` task reads, the
-Prometheus numbers and the HTML page can never disagree. The page
-(`templates/admin/geo.html.j2`) is GitLab's Admin > Geo > Nodes in miniature: no external
-assets, values escaped by Jinja's autoescape, and a two-second `<meta refresh>` so it
-follows a push without any JavaScript.
+`gdk_geo.secondary.worker.Worker.status`), so the JSON the `geo.status` task reads and the
+Prometheus numbers can never disagree. The admin page and the worker API are
+`gdk_geo.secondary.admin` and `gdk_geo.secondary.api`.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector, CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gdk_geo.secondary.snapshot import StatusSnapshot
 
 StatusSource = Callable[[], StatusSnapshot]
-
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 _GAUGES: tuple[tuple[str, str, Callable[[StatusSnapshot], float | int | bool | None]], ...] = (
     (
@@ -83,6 +76,14 @@ class StatusCollector(Collector):
         for state, count in snapshot.counts.items():
             repositories.add_metric([state], count)
         yield repositories
+        verification = GaugeMetricFamily(
+            "gdk_geo_repositories_verification",
+            "Repositories in the tracking database, by verification state.",
+            labels=["state"],
+        )
+        for state, count in snapshot.verification_counts.items():
+            verification.add_metric([state], count)
+        yield verification
         for name, help_text, value_of in _GAUGES:
             yield GaugeMetricFamily(name, help_text, value=_number(value_of(snapshot)))
         for name, help_text, key in _COUNTERS:
@@ -124,15 +125,11 @@ def create_app(status: StatusSource) -> Starlette:
     async def replication_status(request: Request) -> Response:
         return JSONResponse(status().to_json())
 
-    async def admin(request: Request) -> Response:
-        return HTMLResponse(render_admin_page(status()))
-
     return Starlette(
         routes=[
             Route("/-/health", health, methods=["GET"]),
             Route("/-/metrics", metrics, methods=["GET"]),
             Route("/api/v4/geo/replication/status", replication_status, methods=["GET"]),
-            Route("/admin/geo", admin, methods=["GET"]),
         ]
     )
 
@@ -140,34 +137,3 @@ def create_app(status: StatusSource) -> Starlette:
 def render_metrics(snapshot: StatusSnapshot) -> str:
     """The metrics of `snapshot` in Prometheus' text format (what /-/metrics serves)."""
     return generate_latest(metrics_registry(lambda: snapshot)).decode()
-
-
-def _when(timestamp: float | None, now: float) -> str:
-    """A past or future time as "12s ago" / "in 3s" (the page is read by a human)."""
-    if timestamp is None:
-        return "—"
-    delta = now - timestamp
-    amount = abs(delta)
-    if amount < 120:
-        text = f"{amount:.0f}s"
-    elif amount < 7200:
-        text = f"{amount / 60:.0f}m"
-    else:
-        text = f"{amount / 3600:.1f}h"
-    return f"{text} ago" if delta >= 0 else f"in {text}"
-
-
-_ENVIRONMENT = Environment(
-    loader=FileSystemLoader(TEMPLATES),
-    autoescape=True,
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-_ENVIRONMENT.filters["when"] = _when
-
-
-def render_admin_page(snapshot: StatusSnapshot, now: float | None = None) -> str:
-    """The admin page as HTML; every value from the snapshot is escaped."""
-    page = _ENVIRONMENT.get_template("admin/geo.html.j2")
-    return page.render(s=snapshot, now=time.time() if now is None else now)

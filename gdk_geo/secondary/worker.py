@@ -44,12 +44,14 @@ from gdk_geo.registry.errors import RegistryError
 from gdk_geo.registry.token_service import SECONDARY_POLICY
 from gdk_geo.secondary.clients import ca_file_for, registry_clients
 from gdk_geo.secondary.event_feed import EventFeed, EventFeedError, EventPage
+from gdk_geo.secondary.passes import InFlight, diff_summary
 from gdk_geo.secondary.replicator import Replicator, secondary_only, sync_once
+from gdk_geo.secondary.repository_index import RepositoryIndex
 from gdk_geo.secondary.results import Totals
 from gdk_geo.secondary.snapshot import FeedState, StatusSnapshot
-from gdk_geo.secondary.status_page import create_app
 from gdk_geo.secondary.tracking import TrackingDB
 from gdk_geo.secondary.verify import compare_repository
+from gdk_geo.secondary.web import worker_app
 from gdk_geo.token_auth import token_routes
 
 __all__ = ["Worker", "main", "serve", "status_snapshot", "sync_once"]
@@ -85,6 +87,8 @@ class Worker:
         self.db = replicator.db
         self.feed = feed
         self.activity = Activity()
+        self.in_flight = InFlight(replicator)  # every sync goes through it: a resync joins
+        self.index = RepositoryIndex(self.db.path)
         self._wake = asyncio.Event()
         self._backfill_now = asyncio.Event()
         self._running = 0
@@ -167,10 +171,14 @@ class Worker:
 
     async def _sync_claimed(self, repository: str) -> None:
         try:
-            await self.replicator.run(repository)
+            await self.in_flight.run_claimed(repository)
         finally:
             self._running -= 1
             self._wake.set()
+
+    def wake(self) -> None:
+        """Have the scheduler look at the database now (a requested pass queued work)."""
+        self._wake.set()
 
     async def _sleep_until_news(self, limit: int) -> None:
         timeout = IDLE_RECHECK_SECONDS
@@ -229,6 +237,7 @@ class Worker:
                 except RegistryError as exc:
                     logger.warning("verification of %s could not run: %s", repository, exc)
                     return
+            self.index.record(repository, diff.clean, None if diff.clean else diff_summary(diff))
             if diff.clean:
                 self.db.mark_checked(repository, diff.target_checksum)
                 return
@@ -274,7 +283,8 @@ class Worker:
 
     def status(self) -> StatusSnapshot:
         """The snapshot every HTTP endpoint renders (see `gdk_geo.secondary.status_page`)."""
-        return status_snapshot(self.settings, self.db, self.replicator.totals, self.activity)
+        snapshot = status_snapshot(self.settings, self.db, self.replicator.totals, self.activity)
+        return replace(snapshot, verification_counts=self.index.verification_counts())
 
 
 def status_snapshot(
@@ -353,8 +363,7 @@ async def serve(settings: SecondaryWorkerSettings, backoff: Backoff | None = Non
 async def _run_until_stopped(
     settings: SecondaryWorkerSettings, worker: Worker, sock: socket.socket
 ) -> None:
-    app = create_app(worker.status)
-    app.router.routes.extend(token_routes(settings.auth, SECONDARY_POLICY))
+    app = worker_app(settings, worker, token_routes(settings.auth, SECONDARY_POLICY))
     config = uvicorn.Config(
         app,
         log_level="warning",
