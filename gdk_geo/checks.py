@@ -39,6 +39,7 @@ from gdk_geo import (
     lifecycle,
     nodes,
     ports,
+    roles,
     services,
     sync_failures,
 )
@@ -57,7 +58,7 @@ from gdk_geo.notification_probe import (
     ProbeFailed,
     probe_delivery,
 )
-from gdk_geo.project import NODES, NodePaths, Project
+from gdk_geo.project import NodePaths, Project
 from gdk_geo.settings import NOTIFICATION_PATH, Settings, url
 
 MAX_LAG = 10  # events: a few are normal while a push is being read; more means stuck
@@ -108,18 +109,27 @@ class Context:
     def node(self, name: str) -> NodePaths:
         return self.project.node(self.cfg, name)
 
+    @property
+    def primary_name(self) -> str:
+        return self.cfg.primary_name
+
+    @property
+    def secondary_name(self) -> str:
+        """The secondary the replication checks look at: the first one."""
+        return self.cfg.secondaries[0].name
+
     @cached_property
     def primary(self) -> PrimaryServiceSettings:
-        return load_primary(self.node("primary").gitlab_yml)
+        return load_primary(self.node(self.primary_name).gitlab_yml)
 
     @cached_property
     def secondary(self) -> SecondaryWorkerSettings:
-        return load_secondary(self.node("secondary").gitlab_yml)
+        return load_secondary(self.node(self.secondary_name).gitlab_yml)
 
     def service_url(self, name: str) -> str:
         """Where the node's Geo service listens, as its rendered gitlab.yml says: what runs,
         even when gdk.yml has changed since (the ports check tells of that)."""
-        service = self.primary if name == "primary" else self.secondary
+        service = self.primary if name == self.primary_name else self.secondary
         return url("http", service.listen_address, service.port)
 
 
@@ -199,9 +209,20 @@ def _primary_api_url(ctx: Context) -> Outcome:
     return passed(ctx.cfg.primary_api_url)
 
 
+def _one_primary(ctx: Context) -> Outcome:
+    files = {paths.name: paths.gitlab_yml for paths in ctx.project.nodes(ctx.cfg)}
+    claimed = roles.claimed_primaries(files)
+    if len(claimed) > 1:
+        return failed(
+            f"{' and '.join(claimed)} all believe they are primary (`geo.primary: true` in "
+            f"their gitlab.yml); the recorded primary is {ctx.primary_name}"
+        )
+    return passed(f"{ctx.primary_name} is primary")
+
+
 def _containers(ctx: Context) -> Outcome:
     problems = []
-    for node in NODES:
+    for node in ctx.cfg.node_names:
         name = nodes.container_name(ctx.cfg, node)
         try:
             container = nodes.find_ours(ctx.client, name, str(ctx.project.root))
@@ -216,7 +237,7 @@ def _containers(ctx: Context) -> Outcome:
             )
     if problems:
         return failed("\n".join(problems))
-    return passed(", ".join(nodes.container_name(ctx.cfg, node) for node in NODES))
+    return passed(", ".join(nodes.container_name(ctx.cfg, n) for n in ctx.cfg.node_names))
 
 
 def _certificates(ctx: Context) -> Outcome:
@@ -251,8 +272,8 @@ def _certificate_problems(info: certs.CertInfo, ctx: Context, now: datetime) -> 
 
 
 def _same_certificate(ctx: Context) -> Outcome:
-    primary = certs.fingerprint(ctx.node("primary").certificate)
-    secondary = certs.fingerprint(ctx.node("secondary").certificate)
+    primary = certs.fingerprint(ctx.node(ctx.primary_name).certificate)
+    secondary = certs.fingerprint(ctx.node(ctx.secondary_name).certificate)
     if primary != secondary:
         return failed(
             f"the secondary's localhost.crt ({secondary[:23]}…) is not the primary's "
@@ -270,7 +291,7 @@ def _secondary_verifies_primary(ctx: Context) -> Outcome:
 
 
 def _secret(ctx: Context) -> Outcome:
-    paths = ctx.node("primary")
+    paths = ctx.node(ctx.primary_name)
     expected = _dig(_yaml_mapping(paths.gitlab_yml), "registry", "notification_secret")
     sent = _notification_header(_yaml_mapping(paths.registry_config))
     if not expected:
@@ -293,7 +314,7 @@ def _secret(ctx: Context) -> Outcome:
 
 def _delivery(ctx: Context) -> Outcome:
     primary = ctx.primary
-    service_url = ctx.service_url("primary")
+    service_url = ctx.service_url(ctx.primary_name)
     probe = health.probe_service(service_url)
     if not probe.ok:
         return failed(f"the primary Geo service does not answer at {service_url} ({probe.detail})")
@@ -316,14 +337,14 @@ def _delivery(ctx: Context) -> Outcome:
 def _replica(ctx: Context) -> Endpoint | None:
     """The secondary registry, when a worker runs that would replicate the probe."""
     secondary = ctx.secondary
-    if not health.probe_service(ctx.service_url("secondary")).ok:
+    if not health.probe_service(ctx.service_url(ctx.secondary_name)).ok:
         return None
     return Endpoint(secondary.registry_api_url, secondary.ca_file)
 
 
 def _event_api(ctx: Context) -> Outcome:
     secondary = ctx.secondary
-    own_url = ctx.service_url("primary")
+    own_url = ctx.service_url(ctx.primary_name)
     if not health.probe_service(own_url).ok:
         return skipped(f"the primary Geo service does not answer at {own_url}")
     url = secondary.primary_geo_url.rstrip("/") + "/api/v4/geo/events"
@@ -346,17 +367,17 @@ def _event_api(ctx: Context) -> Outcome:
 
 
 def _worker(ctx: Context) -> Outcome:
-    url = ctx.service_url("secondary")
+    url = ctx.service_url(ctx.secondary_name)
     probe = health.probe_service(url)
     if not probe.ok:
-        state = services.state(ctx.node("secondary"))
+        state = services.state(ctx.node(ctx.secondary_name))
         running = f"pid {state.pid} runs" if state.running else "no worker process runs"
         return failed(f"{url}/-/health: {probe.detail} ({running})")
     return passed(url)
 
 
 def _lag(ctx: Context) -> Outcome:
-    url = ctx.service_url("secondary") + "/api/v4/geo/replication/status"
+    url = ctx.service_url(ctx.secondary_name) + "/api/v4/geo/replication/status"
     try:
         response = httpx.get(url, timeout=5.0, trust_env=False)
         response.raise_for_status()
@@ -373,7 +394,7 @@ def _lag(ctx: Context) -> Outcome:
         return failed(f"{lag} events behind the primary (at most {MAX_LAG} is normal); {summary}")
     failures = sync_failures.failing(status.get("repositories") or [])
     if failures:
-        page = ctx.service_url("secondary") + "/admin/geo"
+        page = ctx.service_url(ctx.secondary_name) + "/admin/geo"
         reason = str(failures[0].get("last_sync_failure") or "")
         return failed(
             sync_failures.describe(failures, summary, page), sync_failures.repair(reason, ctx.cfg)
@@ -444,6 +465,15 @@ CHECKS: tuple[Check, ...] = (
         "hand-edited ones, and restarts both nodes)",
         _current,
         needs=("ports", "rendered"),
+    ),
+    Check(
+        "one-primary",
+        "exactly one node believes it is primary",
+        "no two nodes' rendered `config/gitlab.yml` say `geo.primary: true`",
+        "`invoke geo.restart --force` (renders every node's role from the recorded roles "
+        "again and restarts every node)",
+        _one_primary,
+        needs=("rendered",),
     ),
     Check(
         "primary-api-url",

@@ -73,12 +73,12 @@ def environment() -> Environment:
 
 
 def template_context(cfg: Settings, secrets: ProjectSecrets, node: Node) -> dict:
-    """What the templates see: the node they render for, the primary (the secondary points
+    """What the templates see: the node they render for, the primary (a secondary points
     at it) and the settings; every URL comes from the derived values in `settings`."""
-    replication = cfg.geo.secondary.registry_replication
+    replication = cfg.replication(node.name)
     return {
         "node": node,
-        "primary": cfg.node("primary"),
+        "primary": cfg.primary,
         "hostname": cfg.hostname,
         "listen_address": cfg.listen_address,
         "notification_secret": secrets.notification_secret.value,
@@ -88,7 +88,7 @@ def template_context(cfg: Settings, secrets: ProjectSecrets, node: Node) -> dict
         "notifications": cfg.registry.notifications,
         "replication": {
             "enabled": replication.enabled,
-            "primary_api_url": cfg.primary_api_url,
+            "primary_api_url": cfg.primary_api_url_of(node.name),
             "backfill_interval": duration_seconds(replication.backfill_interval),
             "verification_interval": duration_seconds(replication.verification_interval),
             "max_concurrent_repositories": replication.max_concurrent_repositories,

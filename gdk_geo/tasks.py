@@ -26,10 +26,12 @@ from invoke.exceptions import Exit
 from rich.markup import escape
 from rich.text import Text
 
+from gdk_geo import record
 from gdk_geo.console import diff, err, out, user_errors
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.fsutil import atomic_write
 from gdk_geo.project import EXAMPLE, REPO_ROOT, Project
+from gdk_geo.settings import NODE_NAMES
 
 if TYPE_CHECKING:
     from gdk_geo import checks, lifecycle, node_settings
@@ -43,9 +45,18 @@ def _project(c) -> Project:
     return Project.locate(Path(root) if root else None)
 
 
-def _check_node(node: str | None) -> None:
-    if node not in (None, "primary", "secondary"):
-        err.print(f"--node must be primary or secondary, not {node!r}")
+def _check_node(c, node: str | None) -> None:
+    """A usage error (exit 2) unless `node` names a node of gdk.yml (or of the record)."""
+    if node is None:
+        return
+    project = _project(c)
+    try:
+        names = list(project.load().node_names)
+    except GdkGeoError:  # a broken gdk.yml: the nodes the project last started
+        names = [n for r in record.read(project) for n in r.node_names] or list(NODE_NAMES)
+    if node not in names:
+        *rest, last = list(dict.fromkeys(names))
+        err.print(f"--node must be {', '.join(rest)} or {last}, not {node!r}")
         raise Exit(code=2)
 
 
@@ -131,6 +142,12 @@ def image(c, pull=False):
     out.print(f"registry image: {result.name} ({result.how})")
 
 
+def _labelled(node) -> str:
+    """A node's name, with its role when the name does not say it (`dc2 (primary)`)."""
+    role = "primary" if node.is_primary else "secondary"
+    return node.name if node.name == role else f"{node.name} ({role})"
+
+
 def _summary(project: Project, result: lifecycle.SetupResult) -> None:
 
     cfg = result.reconfigured.cfg
@@ -140,16 +157,19 @@ def _summary(project: Project, result: lifecycle.SetupResult) -> None:
             f"run {result.image}, built offline from {cfg.registry.binary} "
             "(`invoke geo.image --pull` tries the pull again)"
         )
-    for node in ("primary", "secondary"):
+    labels = {node.name: _labelled(node) for node in cfg.nodes}
+    width = max(9, *(len(label) for label in labels.values()))
+    for node in cfg.nodes:
         out.print(
-            f"{node:9}  registry {cfg.node(node).registry_url:28} "
-            f"({result.containers[node]})  Geo service {cfg.node(node).service_url} "
-            f"({result.services[node]})"
+            f"{labels[node.name]:{width}}  registry {node.registry_url:28} "
+            f"({result.containers[node.name]})  Geo service {node.service_url} "
+            f"({result.services[node.name]})"
         )
     out.print("\nTry it:")
-    out.print(f"  docker push {cfg.node('primary').registry_address}/group/app:v1")
-    out.print(f"  docker pull {cfg.node('secondary').registry_address}/group/app:v1")
-    out.print(f"  status page: {cfg.node('secondary').service_url}/admin/geo")
+    out.print(f"  docker push {cfg.primary.registry_address}/group/app:v1")
+    for node in cfg.secondaries:
+        out.print(f"  docker pull {node.registry_address}/group/app:v1")
+    out.print(f"  status page: {cfg.secondaries[0].service_url}/admin/geo")
 
 
 @task(help={"force": "Overwrite rendered files edited by hand (each is backed up first)."})
@@ -177,7 +197,7 @@ def restart(c, node=None, force=False):
     """Re-render what changed, restart containers and services, wait until healthy."""
     from gdk_geo import lifecycle
 
-    _check_node(node)
+    _check_node(c, node)
     with out.status(f"restarting {node or 'both nodes'} and waiting until healthy"):
         done = lifecycle.restart(_project(c), node, force=force)
     _print_reconfigured(done)
@@ -238,7 +258,8 @@ def _primary_registry_url(c) -> str:
 
     project = _project(c)
     cfg = project.load()
-    return node_settings.load_primary(project.node(cfg, "primary").gitlab_yml).registry_api_url
+    primary = project.node(cfg, cfg.primary_name)
+    return node_settings.load_primary(primary.gitlab_yml).registry_api_url
 
 
 def _secondary_settings(c):
@@ -246,7 +267,7 @@ def _secondary_settings(c):
 
     project = _project(c)
     cfg = project.load()
-    return node_settings.load_secondary(project.node(cfg, "secondary").gitlab_yml)
+    return node_settings.load_secondary(project.node(cfg, cfg.secondaries[0].name).gitlab_yml)
 
 
 @task(
@@ -464,7 +485,7 @@ def logs(c, node=None, follow=False, tail="0"):
     from gdk_geo import logs as geo_logs
     from gdk_geo import nodes
 
-    _check_node(node)
+    _check_node(c, node)
     count = _tail_count(tail)
     project = _project(c)
     try:
