@@ -25,6 +25,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from gdk_geo import roles
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.fsutil import atomic_write
 from gdk_geo.project import TEMPLATES, NodePaths, Project
@@ -72,12 +73,15 @@ def environment() -> Environment:
     return env
 
 
-def template_context(cfg: Settings, secrets: ProjectSecrets, node: Node) -> dict:
+def template_context(
+    cfg: Settings, secrets: ProjectSecrets, node: Node, read_only: frozenset[str] = frozenset()
+) -> dict:
     """What the templates see: the node they render for, the primary (a secondary points
     at it) and the settings; every URL comes from the derived values in `settings`."""
     replication = cfg.replication(node.name)
     return {
         "node": node,
+        "read_only": node.name in read_only,
         "primary": cfg.primary,
         "hostname": cfg.hostname,
         "listen_address": cfg.listen_address,
@@ -101,10 +105,11 @@ def render_files(project: Project, cfg: Settings, secrets: ProjectSecrets) -> li
     """Every rendered file of both nodes, in memory; each is checked to be valid YAML."""
     env = environment()
     files: list[RenderedFile] = []
+    read_only = roles.read_only(roles.current(cfg, project.data_dir(cfg)))
     for node in cfg.nodes:
         name = node.name
         paths = project.node(cfg, name)
-        context = template_context(cfg, secrets, node)
+        context = template_context(cfg, secrets, node, read_only)
         for template, target in (
             ("registry/config.yml.j2", paths.registry_config),
             ("gitlab.yml.j2", paths.gitlab_yml),

@@ -37,6 +37,13 @@ class Roles:
     history: list[str] = field(default_factory=list)
 
 
+def read_only(recorded: Roles) -> frozenset[str]:
+    """The nodes whose registry refuses pushes now: the primary while a planned promotion
+    waits for its target, and every fenced node."""
+    waiting = {recorded.primary} if recorded.promoting else set()
+    return frozenset(waiting | set(recorded.fenced))
+
+
 def path(data_dir: Path) -> Path:
     return data_dir / ROLES_FILE
 

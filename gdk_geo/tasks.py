@@ -554,8 +554,42 @@ def config_example(c):
     out.print(f"wrote {EXAMPLE.name}, and the settings and troubleshooting tables in README.md")
 
 
+def _seconds(raw: str) -> float:
+    """`--timeout` in seconds ("300", "90s", "5m"); anything else is a usage error."""
+    from gdk_geo.settings import duration, duration_seconds
+
+    text = raw if not raw.replace(".", "", 1).isdigit() else f"{raw}s"
+    if duration(text):
+        err.print(f"--timeout must be a duration such as 300, 90s or 5m, not {raw!r}")
+        raise Exit(code=2)
+    return duration_seconds(text)
+
+
+@task(
+    help={
+        "node": "The node to promote to primary.",
+        "timeout": "How long to wait for it to catch up (default 5m); then nothing changes.",
+    }
+)
+@user_errors
+def promote(c, node, timeout="5m"):
+    """Planned failover: primary read-only, wait for NODE, switch roles, verify every node."""
+    from gdk_geo import promote as promotion
+
+    _check_node(c, node)
+    seconds = _seconds(timeout)
+    done = promotion.promote(_project(c), node, timeout=seconds, say=_say)
+    if done.already:
+        out.print(f"{node} is primary; every node runs its role")
+    for line in done.changes:
+        out.print(f"  {line}", markup=False)
+    if done.read_only_seconds:
+        out.print(f"read-only for {done.read_only_seconds:.1f}s")
+    out.print(f"push to: docker push {done.push_address}/group/app:v1", markup=False)
+
+
 config_ns = Collection("config", config_get, config_set, config_list, config_example)
 ns = Collection(
-    reconfigure, setup, restart, stop, destroy, status, image, sync, verify, check, logs
+    reconfigure, setup, restart, stop, destroy, status, image, sync, verify, check, logs, promote
 )
 ns.add_collection(config_ns)

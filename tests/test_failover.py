@@ -1,0 +1,115 @@
+"""Failover drills on real nodes: planned promotions there and back again (issue 16).
+
+A scratch project is set up with `geo.setup` (own container prefix, free ports); images
+are pushed with the Registry API before, during and after each switch, and each is
+looked for on every node with a HEAD. Nothing is mocked: the registries are the real
+Distribution containers, the services the bundled ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from pathlib import Path
+
+import httpx
+import pytest
+from helpers import invoke, running_project
+
+from gdk_geo import promote, roles, services
+from gdk_geo.project import Project
+from gdk_geo.settings import Settings
+from testkit.images import Pusher, push_image
+from testkit.net import wait_for
+
+REPO = "group/app"
+
+
+def _ca(project: Project, cfg: Settings) -> Path:
+    return project.trust_dir(cfg) / "ca.crt"
+
+
+def _digest(project: Project, cfg: Settings, node: str, tag: str) -> str | None:
+    async def head() -> str | None:
+        async with Pusher(cfg.node(node).registry_url, ca_file=_ca(project, cfg)) as pusher:
+            return await pusher.digest_of(REPO, tag)
+
+    return asyncio.run(head())
+
+
+def _push(project: Project, cfg: Settings, tag: str) -> str:
+    return push_image(cfg.primary.registry_url, REPO, tag, ca_file=_ca(project, cfg))
+
+
+def _everywhere(project: Project, tags: dict[str, str]) -> None:
+    """Every node has every tag, at its digest (waits for the replication to get there)."""
+    cfg = project.load()
+    for node in cfg.node_names:
+        for tag, digest in tags.items():
+            wait_for(
+                f"{REPO}:{tag} on {node}",
+                lambda node=node, tag=tag, digest=digest: (
+                    _digest(project, cfg, node, tag) == digest
+                ),
+            )
+
+
+def _refused_push(project: Project, cfg: Settings) -> httpx.Response:
+    """Start a blob upload on the primary, as `docker push` does first."""
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(_ca(project, cfg)))) as http:
+        return http.post(f"{cfg.primary.registry_url}/v2/{REPO}/blobs/uploads/")
+
+
+@pytest.mark.docker
+def test_a_planned_round_trip_loses_no_image(tmp_path: Path) -> None:
+    with running_project(tmp_path, "f") as project:
+        cfg = project.load()
+        tags = {"before": _push(project, cfg, "before")}
+        _everywhere(project, tags)
+        refusals: list[httpx.Response] = []
+
+        def during(message: str) -> None:
+            if message.startswith("2/4"):  # the primary is read-only now
+                refusals.append(_refused_push(project, project.load()))
+
+        done = promote.promote(project, "secondary", timeout=60, say=during)
+        # Distribution's own refusal in read-only mode, as `docker push` shows it
+        assert refusals and refusals[0].status_code == 405, refusals
+        assert "Method not allowed" in refusals[0].text
+        assert done.push_address == cfg.node("secondary").registry_address
+        assert roles.read(project.data_dir(cfg)).primary == "secondary"
+        cfg = project.load()
+        assert cfg.primary_name == "secondary"
+        tags["after-first"] = _push(project, cfg, "after-first")
+        _everywhere(project, tags)
+        assert invoke(project.root, "geo.verify").returncode == 0
+
+        back = invoke(project.root, "geo.promote", "--node", "primary", timeout=300)
+        assert back.returncode == 0, back.stdout + back.stderr
+        assert f"push to: docker push {cfg.node('primary').registry_address}" in back.stdout
+        assert "primary: secondary → primary" in back.stdout
+        cfg = project.load()
+        assert cfg.primary_name == "primary"
+        tags["after-back"] = _push(project, cfg, "after-back")
+        _everywhere(project, tags)
+        verified = invoke(project.root, "geo.verify")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        status = invoke(project.root, "geo.status", "--json")
+        assert '"primary": "primary"' in status.stdout, status.stdout
+
+
+@pytest.mark.docker
+def test_a_promote_that_times_out_leaves_the_primary_read_write(tmp_path: Path) -> None:
+    with running_project(tmp_path, "g") as project:
+        cfg = project.load()
+        secondary = project.node(cfg, "secondary")
+        # the secondary cannot catch up: its worker is stopped (and so does not answer)
+        services.stop(secondary)
+        result = invoke(project.root, "geo.promote", "--node", "secondary", "--timeout", "2s")
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "did not catch up within 2s" in result.stderr
+        assert "primary is primary and read-write again" in result.stderr
+        assert project.load().primary_name == "primary"
+        assert not roles.read(project.data_dir(cfg)).promoting
+        digest = _push(project, project.load(), "still-writable")
+        assert digest.startswith("sha256:")
