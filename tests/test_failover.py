@@ -14,13 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import invoke, running_project
+from helpers import invoke, running_project, unique_prefix, write_gdk_yml
 
 from gdk_geo import promote, roles, services
 from gdk_geo.project import Project
 from gdk_geo.settings import Settings
 from testkit.images import Pusher, push_image
-from testkit.net import wait_for
+from testkit.net import free_ports, wait_for
 
 REPO = "group/app"
 
@@ -113,3 +113,46 @@ def test_a_promote_that_times_out_leaves_the_primary_read_write(tmp_path: Path) 
         assert not roles.read(project.data_dir(cfg)).promoting
         digest = _push(project, project.load(), "still-writable")
         assert digest.startswith("sha256:")
+
+
+def _three_nodes() -> str:
+    ports = free_ports(6)
+    lines = [f"docker:\n  container_prefix: {unique_prefix('t')}\ngeo:\n  nodes:"]
+    for index, name in enumerate(("dc1", "dc2", "dc3")):
+        service, registry = ports[2 * index], ports[2 * index + 1]
+        lines.append(
+            f"    {name}:\n      port: {service}\n      registry:\n        port: {registry}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _totals(cfg: Settings, node: str) -> dict:
+    response = httpx.get(f"{cfg.node(node).service_url}/api/v4/geo/replication/status")
+    response.raise_for_status()
+    return response.json()["totals"]
+
+
+@pytest.mark.docker
+def test_three_nodes_the_other_secondary_follows_without_copying_blobs(tmp_path: Path) -> None:
+    write_gdk_yml(tmp_path, _three_nodes())
+    setup = invoke(tmp_path, "geo.setup")
+    try:
+        assert setup.returncode == 0, setup.stdout + setup.stderr
+        project = Project(tmp_path)
+        cfg = project.load()
+        assert cfg.primary_name == "dc1"
+        tags = {"before": _push(project, cfg, "before")}
+        _everywhere(project, tags)
+        done = promote.promote(project, "dc2", timeout=60, say=lambda _m: None)
+        assert "dc3: now replicates from dc2 (keeps its data)" in done.changes
+        cfg = project.load()
+        # dc1 and dc3 restarted as secondaries of dc2 and re-verified what they hold:
+        # their workers' counters (this process's syncs) show no blob copied again
+        for node in ("dc1", "dc3"):
+            assert _totals(cfg, node)["blobs_copied"] == 0, _totals(cfg, node)
+        tags["after"] = _push(project, cfg, "after")
+        _everywhere(project, tags)
+        for node in ("dc1", "dc3"):
+            assert _totals(cfg, node)["blobs_copied"] >= 1, _totals(cfg, node)
+    finally:
+        invoke(tmp_path, "geo.destroy", "--yes", "--data")
