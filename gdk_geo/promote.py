@@ -21,6 +21,7 @@ else changes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -28,11 +29,12 @@ from pathlib import Path
 
 import httpx
 
-from gdk_geo import lifecycle, roles
+from gdk_geo import lifecycle, nodes, roles, services
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.image import messages
 from gdk_geo.node_settings import load_primary, load_secondary
 from gdk_geo.project import Project
+from gdk_geo.reconcile import Held, loss_report
 from gdk_geo.settings import Settings
 
 Say = Callable[[str], None]
@@ -51,6 +53,7 @@ class Promotion:
     changes: list[str] = field(default_factory=list)
     read_only_seconds: float = 0.0
     already: bool = False
+    lost: list[Held] | None = None  # --force: what the old primary had that NAME lacks
 
 
 def _quiet(_message: str) -> None:
@@ -129,12 +132,18 @@ def _target_or_error(cfg: Settings, target: str) -> None:
         )
 
 
-def _switch(data_dir: Path, recorded: roles.Roles, target: str) -> roles.Roles:
-    """The record after the switch: `target` primary, the old primary remembered."""
+def _switch(
+    data_dir: Path, recorded: roles.Roles, target: str, *, fence: bool = False
+) -> roles.Roles:
+    """The record after the switch: `target` primary, the old primary remembered (and
+    fenced, after a forced promotion)."""
+    fenced = [n for n in recorded.fenced if n != target]
+    if fence and recorded.primary not in fenced:
+        fenced.append(recorded.primary)
     switched = roles.Roles(
         primary=target,
         generation=recorded.generation + 1,
-        fenced=tuple(n for n in recorded.fenced if n != target),
+        fenced=tuple(fenced),
         previous=recorded.primary,
         history=[*recorded.history, recorded.primary],
     )
@@ -195,8 +204,58 @@ def promote(
     read_only = time.monotonic() - started
     done = project.load()
     say("4/4 verifying every secondary against the new primary")
+    fenced = roles.current(done, data_dir).fenced
     for node in done.secondaries:
-        wait_caught_up(project, done, node.name, timeout, say)
+        if node.name not in fenced:  # a fenced node does not sync until `geo.reconcile`
+            wait_caught_up(project, done, node.name, timeout, say)
     return Promotion(
         old, target, done.primary.registry_address, _changes(done, old, target), read_only
     )
+
+
+def _fence(project: Project, cfg: Settings, old: str) -> None:
+    """Stop what may still run of the old primary: its Geo service and registry. Its files
+    are rendered fenced already, so whatever brings it back (`geo.setup`, a restarted
+    container) starts it read-only, as a secondary that does not sync."""
+    paths = project.node(cfg, old)
+    services.stop(paths, project_root=project.root)
+    with contextlib.suppress(GdkGeoError):  # no engine: nothing of it runs in one
+        nodes.stop(nodes.engine(), nodes.container_name(cfg, old), str(project.root))
+
+
+def force_promote(project: Project, target: str, *, say: Say = print) -> Promotion:
+    """Unplanned failover: promote `target` now; report what the old primary may have had
+    that `target` lacks (when its registry can still be read); fence the old primary."""
+    cfg = project.load()
+    _target_or_error(cfg, target)
+    data_dir = project.data_dir(cfg)
+    recorded = roles.current(cfg, data_dir)
+    if recorded.primary == target:
+        return promote(project, target, say=say)  # converges: nothing to force
+    old = recorded.primary
+    say(f"1/3 comparing {old}'s registry with {target}'s (what the promotion may lose)")
+    lost = loss_report(project, cfg, old, target)
+    say(f"2/3 switching roles: {target} is primary; {old} is fenced")
+    _switch(data_dir, replace(recorded, promoting=""), target, fence=True)
+    done = project.load()
+    lifecycle.reconfigure(project)
+    _fence(project, done, old)
+    say("3/3 restarting every other node in its new role")
+    for node in done.node_names:
+        if node != old:
+            lifecycle.restart(project, node)
+    changes = [
+        f"{target}: secondary → primary (pushes go here)",
+        f"{old}: fenced: read-only and not syncing when it comes back, until "
+        f"`invoke geo.reconcile --node {old}`",
+    ]
+    return Promotion(old, target, done.primary.registry_address, changes, lost=lost)
+
+
+def rejoin(
+    project: Project, node: str, *, timeout: float = DEFAULT_TIMEOUT, say: Say = print
+) -> None:
+    """After `geo.reconcile` lifted `node`'s fence: bring it up read-write as a secondary
+    and wait until its worker has made it a copy of the primary."""
+    converge(project)
+    wait_caught_up(project, project.load(), node, timeout, say)

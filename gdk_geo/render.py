@@ -74,14 +74,18 @@ def environment() -> Environment:
 
 
 def template_context(
-    cfg: Settings, secrets: ProjectSecrets, node: Node, read_only: frozenset[str] = frozenset()
+    cfg: Settings, secrets: ProjectSecrets, node: Node, recorded: roles.Roles | None = None
 ) -> dict:
     """What the templates see: the node they render for, the primary (a secondary points
     at it) and the settings; every URL comes from the derived values in `settings`."""
     replication = cfg.replication(node.name)
+    recorded = recorded or roles.Roles(primary=cfg.primary_name)
+    # A fenced node holds what the primary may lack until `geo.reconcile`: read-only, and
+    # its worker does not sync (a sync would delete those tags).
+    fenced = node.name in recorded.fenced
     return {
         "node": node,
-        "read_only": node.name in read_only,
+        "read_only": node.name in roles.read_only(recorded),
         "primary": cfg.primary,
         "hostname": cfg.hostname,
         "listen_address": cfg.listen_address,
@@ -91,7 +95,7 @@ def template_context(
         "registry_log_level": cfg.registry.log_level,
         "notifications": cfg.registry.notifications,
         "replication": {
-            "enabled": replication.enabled,
+            "enabled": replication.enabled and not fenced,
             "primary_api_url": cfg.primary_api_url_of(node.name),
             "backfill_interval": duration_seconds(replication.backfill_interval),
             "verification_interval": duration_seconds(replication.verification_interval),
@@ -105,11 +109,11 @@ def render_files(project: Project, cfg: Settings, secrets: ProjectSecrets) -> li
     """Every rendered file of both nodes, in memory; each is checked to be valid YAML."""
     env = environment()
     files: list[RenderedFile] = []
-    read_only = roles.read_only(roles.current(cfg, project.data_dir(cfg)))
+    recorded = roles.current(cfg, project.data_dir(cfg))
     for node in cfg.nodes:
         name = node.name
         paths = project.node(cfg, name)
-        context = template_context(cfg, secrets, node, read_only)
+        context = template_context(cfg, secrets, node, recorded)
         for template, target in (
             ("registry/config.yml.j2", paths.registry_config),
             ("gitlab.yml.j2", paths.gitlab_yml),

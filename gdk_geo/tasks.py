@@ -568,17 +568,26 @@ def _seconds(raw: str) -> float:
 @task(
     help={
         "node": "The node to promote to primary.",
+        "force": "Do not wait for the primary (it is dead); fence it when it comes back.",
         "timeout": "How long to wait for it to catch up (default 5m); then nothing changes.",
     }
 )
 @user_errors
-def promote(c, node, timeout="5m"):
-    """Planned failover: primary read-only, wait for NODE, switch roles, verify every node."""
+def promote(c, node, force=False, timeout="5m"):
+    """Planned failover: primary read-only, wait for NODE, switch roles, verify every node.
+    With --force (the primary is dead): promote now, report what may be lost, fence it."""
     from gdk_geo import promote as promotion
 
     _check_node(c, node)
     seconds = _seconds(timeout)
-    done = promotion.promote(_project(c), node, timeout=seconds, say=_say)
+    if force:
+        done = promotion.force_promote(_project(c), node, say=_say)
+    else:
+        done = promotion.promote(_project(c), node, timeout=seconds, say=_say)
+    if done.lost is None and force:
+        out.print(f"{done.old_primary} cannot be read: what it had is unknown")
+    for held in done.lost or []:
+        out.print(f"  may be lost: {held.line()}", markup=False)
     if done.already:
         out.print(f"{node} is primary; every node runs its role")
     for line in done.changes:
@@ -588,8 +597,49 @@ def promote(c, node, timeout="5m"):
     out.print(f"push to: docker push {done.push_address}/group/app:v1", markup=False)
 
 
+@task(
+    help={
+        "node": "The fenced old primary.",
+        "yes": "Drop the tags it holds that the primary lacks, and let it sync again.",
+    }
+)
+@user_errors
+def reconcile(c, node, yes=False):
+    """List what a fenced node (a forced promotion's old primary) holds that the primary
+    lacks; with --yes drop it: the node becomes a read-write secondary again."""
+    from gdk_geo import promote as promotion
+    from gdk_geo import reconcile as reconciliation
+
+    _check_node(c, node)
+    project = _project(c)
+    tags, lifted = reconciliation.reconcile(project, node, yes=yes)
+    for held in tags:
+        out.print(f"  {'dropping' if lifted else 'held'}: {held.line()}", markup=False)
+    if not lifted:
+        out.print(
+            f"{len(tags)} tags on {node} that the primary lacks; "
+            f"`invoke geo.reconcile --node {node} --yes` drops them",
+            markup=False,
+        )
+        raise Exit(code=1)
+    promotion.rejoin(project, node, say=_say)
+    out.print(f"{node} is a read-write secondary of {project.load().primary_name} again")
+
+
 config_ns = Collection("config", config_get, config_set, config_list, config_example)
 ns = Collection(
-    reconfigure, setup, restart, stop, destroy, status, image, sync, verify, check, logs, promote
+    reconfigure,
+    setup,
+    restart,
+    stop,
+    destroy,
+    status,
+    image,
+    sync,
+    verify,
+    check,
+    logs,
+    promote,
+    reconcile,
 )
 ns.add_collection(config_ns)

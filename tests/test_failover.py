@@ -16,7 +16,7 @@ import httpx
 import pytest
 from helpers import invoke, running_project, unique_prefix, write_gdk_yml
 
-from gdk_geo import promote, roles, services
+from gdk_geo import checks, nodes, promote, roles, services
 from gdk_geo.project import Project
 from gdk_geo.settings import Settings
 from testkit.images import Pusher, push_image
@@ -156,3 +156,47 @@ def test_three_nodes_the_other_secondary_follows_without_copying_blobs(tmp_path:
             assert _totals(cfg, node)["blobs_copied"] >= 1, _totals(cfg, node)
     finally:
         invoke(tmp_path, "geo.destroy", "--yes", "--data")
+
+
+@pytest.mark.docker
+def test_an_unplanned_failover_fences_the_old_primary_until_reconciled(tmp_path: Path) -> None:
+    with running_project(tmp_path, "u") as project:
+        cfg = project.load()
+        tags = {"before": _push(project, cfg, "before")}
+        _everywhere(project, tags)
+        services.stop(project.node(cfg, "secondary"))  # the next push is not replicated
+        unreplicated = _push(project, cfg, "unreplicated")
+        nodes.engine().containers.get(nodes.container_name(cfg, "primary")).kill()
+        services.stop(project.node(cfg, "primary"))
+
+        forced = invoke(project.root, "geo.promote", "--node", "secondary", "--force")
+        assert forced.returncode == 0, forced.stdout + forced.stderr
+        # the old registry is dead, its event log names what the secondary never read
+        assert f"may be lost: {REPO}:unreplicated {unreplicated} (pushed to primary" in (
+            forced.stdout
+        )
+        cfg = project.load()
+        assert cfg.primary_name == "secondary"
+        tags["after-force"] = _push(project, cfg, "after-force")
+
+        back = invoke(project.root, "geo.setup")  # the old primary comes back: fenced
+        assert back.returncode == 0, back.stdout + back.stderr
+        assert roles.believes_primary(project.node(cfg, "primary").gitlab_yml) is False
+        assert checks._one_primary(checks.Context(project)).status == "passed"
+        old = cfg.node("primary").registry_url
+        ca = ssl.create_default_context(cafile=str(_ca(project, cfg)))
+        assert httpx.post(f"{old}/v2/{REPO}/blobs/uploads/", verify=ca).status_code == 405
+        assert _digest(project, cfg, "primary", "unreplicated") == unreplicated  # held
+
+        listed = invoke(project.root, "geo.reconcile", "--node", "primary")
+        assert listed.returncode == 1, listed.stdout + listed.stderr
+        assert f"held: {REPO}:unreplicated {unreplicated}" in listed.stdout
+        assert _digest(project, cfg, "primary", "unreplicated") == unreplicated  # still held
+
+        dropped = invoke(project.root, "geo.reconcile", "--node", "primary", "--yes")
+        assert dropped.returncode == 0, dropped.stdout + dropped.stderr
+        assert "primary is a read-write secondary of secondary again" in dropped.stdout
+        _everywhere(project, tags)
+        assert _digest(project, cfg, "primary", "unreplicated") is None
+        verified = invoke(project.root, "geo.verify")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
