@@ -11,11 +11,14 @@ machine, against the same primary.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import os
 import platform
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.harness import BenchProject
@@ -66,11 +69,31 @@ def write_results(report: str) -> None:
     RESULTS.write_text(f"{head}{BEGIN}\n{report}{END}{tail}")
 
 
+AUTH_OFF = "registry:\n  auth_enabled: false\n"
+
+
+@contextlib.contextmanager
+def _bench_project(extra_yml: str, prefix: str) -> Iterator[BenchProject]:
+    """A bench project set up in a scratch directory, destroyed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="gdk-geo-bench-") as workdir:
+        bench = BenchProject(Path(workdir), extra_yml, prefix)
+        try:
+            bench.setup()
+            yield bench
+        finally:
+            bench.destroy()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("scenarios", nargs="*", help=f"any of: {', '.join(SCENARIOS)}")
     parser.add_argument("--memory-size", type=_size, default=2 << 30)
     parser.add_argument("--no-write", action="store_true", help="don't update RESULTS.md")
+    parser.add_argument(
+        "--compare-auth",
+        action="store_true",
+        help="also run each scenario, right after, on a project with registry.auth_enabled: false",
+    )
     args = parser.parse_args()
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
@@ -79,19 +102,17 @@ def main() -> int:
         )
     chosen = args.scenarios or list(SCENARIOS)
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="gdk-geo-bench-") as workdir:
-        bench = BenchProject(Path(workdir))
-        try:
-            bench.setup()
-            for name in chosen:
-                print(f"running {name} …", file=sys.stderr, flush=True)
+    with contextlib.ExitStack() as stack:
+        benches = [(stack.enter_context(_bench_project("", "gdkgeo-bench")), "")]
+        if args.compare_auth:
+            off = _bench_project(AUTH_OFF, "gdkgeo-bench-noauth")
+            benches.append((stack.enter_context(off), " (auth off)"))
+        for name in chosen:
+            for bench, label in benches:  # side by side: the same scenario, one after the other
+                print(f"running {name}{label} …", file=sys.stderr, flush=True)
                 scenario = SCENARIOS[name]
-                if scenario is memory:
-                    rows += memory(bench, args.memory_size)
-                else:
-                    rows += scenario(bench)
-        finally:
-            bench.destroy()
+                found = memory(bench, args.memory_size) if scenario is memory else scenario(bench)
+                rows += [dataclasses.replace(r, scenario=r.scenario + label) for r in found]
     report = (
         f"Run on {time.strftime('%Y-%m-%d %H:%M %Z')}, {machine()}, with `make bench` "
         f"(scenarios: {', '.join(chosen)}).\n\n{table(rows)}\n"

@@ -19,10 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from ruamel.yaml import YAML
 
 from gdk_geo import health, lifecycle, nodes, services
+from gdk_geo.node_settings import TokenAuthSettings, load_token_auth
 from gdk_geo.project import REPO_ROOT, Project
 from gdk_geo.registry.client import RegistryClient
+from gdk_geo.registry.tokens import Access
+from gdk_geo.token_auth import ALL_ACTIONS, minter_for, tool_tokens
 from testkit.net import free_port
 
 
@@ -82,16 +86,16 @@ def run_timed(command: list[str], env: dict[str, str] | None = None) -> Timed:
 class BenchProject:
     """A scratch project: both nodes, helpers to pause the worker and empty a registry."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, extra_yml: str = "", prefix: str = "gdkgeo-bench") -> None:
         root = workdir / "project"
         root.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         (root / "gdk.yml").write_text(
-            "docker:\n  container_prefix: gdkgeo-bench\n"
+            f"docker:\n  container_prefix: {prefix}\n"
             "geo:\n"
             f"  primary:\n    port: {free_port()}\n    registry:\n      port: {free_port()}\n"
             f"  secondary:\n    port: {free_port()}\n    registry:\n      port: {free_port()}\n"
-            "    registry_replication:\n      max_concurrent_repositories: 8\n"
+            "    registry_replication:\n      max_concurrent_repositories: 8\n" + extra_yml
         )
         self.project = Project(root)
         self.cfg = self.project.load()
@@ -114,10 +118,27 @@ class BenchProject:
     def registry_url(self, node: str) -> str:
         return self.cfg.node(node).registry_url
 
+    def auth(self, node: str) -> TokenAuthSettings:
+        """The node's token auth, as its Geo service reads it from `gitlab.yml`."""
+        paths = self.paths(node)
+        return load_token_auth(YAML(typ="safe").load(paths.gitlab_yml.read_text()), paths.root)
+
     def client(self, node: str, **kwargs) -> RegistryClient:
+        """A client signing its own tokens with the node's key, as the Geo worker does."""
         return RegistryClient(
-            self.registry_url(node), ca_file=self.paths(node).certificate, **kwargs
+            self.registry_url(node),
+            ca_file=self.paths(node).certificate,
+            tokens=tool_tokens(self.auth(node), ALL_ACTIONS),
+            **kwargs,
         )
+
+    def bearer(self, node: str, access: list[Access]) -> dict[str, str]:
+        """`Authorization` for a plain HTTP client (one token for all of `access`), or {}."""
+        auth = self.auth(node)
+        if not auth.enabled:
+            return {}
+        token = minter_for(auth).mint("bench", access).token
+        return {"Authorization": f"Bearer {token}"}
 
     @property
     def trust_dir(self) -> Path:
@@ -189,7 +210,7 @@ class BenchProject:
         spec = self.workdir / "skopeo-sync.yml"
         spec.write_text("\n".join(lines) + "\n")
         target = f"{self.cfg.node('secondary').registry_address}/{destination}"
-        return run_timed(
+        timed = run_timed(
             [
                 "skopeo",
                 "sync",
@@ -200,7 +221,26 @@ class BenchProject:
                 "docker",
                 "--dest-cert-dir",
                 str(self.trust_dir),
+                *self._skopeo_tokens(repositories, destination),
                 str(spec),
                 target,
             ]
         )
+        if timed.returncode != 0:  # a failed baseline looks fast: stop rather than compare
+            raise RuntimeError(f"skopeo sync failed:\n{timed.output[-2000:]}")
+        return timed
+
+    def _skopeo_tokens(self, repositories: list[str], destination: str) -> list[str]:
+        """With auth on, one token each way as the worker would mint them: skopeo
+        reads the primary and writes the secondary, where users may not push."""
+        if not self.auth("primary").enabled:
+            return []
+        pull = [Access("repository", repo, ("pull",)) for repo in repositories]
+        # skopeo sync writes <destination>/<last component of the name>
+        push = [
+            Access("repository", f"{destination}/{r.rsplit('/', 1)[-1]}", ("pull", "push"))
+            for r in repositories
+        ]
+        source = self.bearer("primary", pull)["Authorization"].split(" ", 1)[1]
+        target = self.bearer("secondary", push)["Authorization"].split(" ", 1)[1]
+        return ["--src-registry-token", source, "--dest-registry-token", target]

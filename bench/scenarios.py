@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import httpx
 
 from bench.harness import BenchProject
+from gdk_geo.registry.tokens import Access
 from testkit.images import Blob, file_blob, push_streamed, random_blob
 
 MiB = 1 << 20
@@ -160,15 +161,20 @@ async def _push_large(bench: BenchProject) -> tuple[list[str], list[Blob]]:
 def _floor_copy(bench: BenchProject, repo_of: dict[str, str], blobs: list[Blob]) -> float:
     """One connection each way, each unique blob streamed GET → PUT once, in sequence."""
     limits = httpx.Limits(max_connections=1)
+    repos = sorted(set(repo_of.values()))
     source = httpx.Client(
         base_url=bench.registry_url("primary"),
         limits=limits,
         verify=ssl.create_default_context(cafile=str(bench.paths("primary").certificate)),
+        headers=bench.bearer("primary", [Access("repository", r, ("pull",)) for r in repos]),
     )
     target = httpx.Client(
         base_url=bench.registry_url("secondary"),
         limits=limits,
         verify=ssl.create_default_context(cafile=str(bench.paths("secondary").certificate)),
+        headers=bench.bearer(
+            "secondary", [Access("repository", f"floor/{r}", ("pull", "push")) for r in repos]
+        ),
     )
     start = time.perf_counter()
     with source, target:
@@ -433,7 +439,11 @@ async def _heads_httpx(bench: BenchProject, references: list) -> tuple[float, fl
     verify = ssl.create_default_context(cafile=str(bench.paths("primary").certificate))
     limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
     url = bench.registry_url("primary")
-    async with httpx.AsyncClient(base_url=url, verify=verify, limits=limits) as client:
+    repos = sorted({repo for repo, _ in references})
+    headers = bench.bearer("primary", [Access("repository", r, ("pull",)) for r in repos])
+    async with httpx.AsyncClient(
+        base_url=url, verify=verify, limits=limits, headers=headers
+    ) as client:
 
         async def head(repo: str, tag: str) -> None:
             response = await client.head(

@@ -1,7 +1,8 @@
-"""Local TLS for both nodes: a CA of our own and the `localhost.crt`/`localhost.key` they serve.
+"""Local TLS for both nodes: a CA of our own and the `registry_host.crt`/`.key` they serve.
 
-The seed tells the developer to copy `localhost.crt` and `localhost.key` from the primary
-node to the secondary by hand. Here the pair is generated, signed by a local CA
+GDK keeps its registry's TLS pair in `registry_host.crt`/`registry_host.key` and its token
+signing pair in `localhost.crt`/`localhost.key` (`signing.py`). The TLS pair is generated,
+signed by a local CA
 (`<data_dir>/ca/`), written into the primary's node root and copied to the secondary's,
 and every run checks it again: it is reused while it is valid and regenerated when it is
 about to expire, names another hostname, no longer matches its key or was signed by a CA
@@ -12,7 +13,7 @@ Keys are EC P-256. Generation is instant (RSA 2048 takes tens to hundreds of mil
 which adds up in tests), the security level matches RSA 3072, and every client we care
 about accepts it: Go's crypto/tls (the registry, Docker), OpenSSL (Python, curl) and browsers.
 
-`localhost.crt` holds the leaf certificate followed by the CA certificate. A server that
+`registry_host.crt` holds the leaf certificate followed by the CA certificate. A server that
 loads it sends the full chain, and a client that is pointed at this one file as its CA
 bundle (the secondary worker's `ca_file`, `curl --cacert`, Docker's `certs.d`) finds the CA
 in it as a trust anchor. A leaf alone would not do: OpenSSL only accepts a self-signed
@@ -40,8 +41,11 @@ from gdk_geo.fsutil import atomic_write
 CA_DIR = "ca"
 CA_CERT_NAME = "ca.crt"
 CA_KEY_NAME = "ca.key"
-CERT_NAME = "localhost.crt"
-KEY_NAME = "localhost.key"
+CERT_NAME = "registry_host.crt"
+KEY_NAME = "registry_host.key"
+# The previous release served TLS from the names GDK gives the token signing pair.
+PREVIOUS_CERT_NAME = "localhost.crt"
+PREVIOUS_KEY_NAME = "localhost.key"
 
 CERT_MODE = 0o644
 KEY_MODE = 0o600
@@ -93,7 +97,7 @@ def ensure_certificates(
     hostname: str,
     now: datetime | None = None,
 ) -> CertificateReport:
-    """Make sure both nodes hold a valid `localhost.crt`/`localhost.key` for `hostname`.
+    """Make sure both nodes hold a valid `registry_host.crt`/`.key` for `hostname`.
 
     Safe to run on every setup and restart: files that are still good are left untouched
     (same bytes, same mtime), so nothing downstream restarts for no reason. `now` exists
@@ -101,6 +105,8 @@ def ensure_certificates(
     """
     now = _as_utc(now or datetime.now(UTC))
     _check_hostname(hostname)
+    for root in (primary_root, secondary_root):
+        move_previous_tls_pair(root)
     ca_cert, ca_key, ca_action = _ensure_ca(data_dir / CA_DIR, now)
     action = _ensure_leaf(primary_root, hostname, ca_cert, ca_key, now)
     copied = _copy_to_secondary(primary_root, secondary_root)
@@ -148,7 +154,7 @@ def _ensure_ca(ca_dir: Path, now: datetime) -> tuple[x509.Certificate, PrivateKe
     if missing:
         return (*_write_ca(ca_dir, now), f"renewed: {missing[0]} is missing")
     cert = _load_certificates(cert_path)[0]
-    key = _load_private_key(key_path)
+    key = load_private_key(key_path)
     problem = _ca_problem(cert, key, now)
     if problem:
         return (*_write_ca(ca_dir, now), f"renewed: {problem}")
@@ -221,7 +227,7 @@ def _ensure_leaf(
         problem: str | None = f"{missing[0]} is missing"
     else:
         chain = _load_certificates(cert_path)
-        key = _load_private_key(key_path)
+        key = load_private_key(key_path)
         problem = _leaf_problem(chain, key, ca_cert, hostname, now)
     if problem is None:
         return "reused"
@@ -323,6 +329,35 @@ def _common_name(hostname: str) -> str:
     return hostname if len(hostname) <= 64 else "gdk-geo server"
 
 
+# --- the previous release's layout ------------------------------------------------------
+
+
+def move_previous_tls_pair(root: Path) -> bool:
+    """Rename a TLS pair the previous release left in `localhost.*` to `registry_host.*`.
+
+    Before token auth, `localhost.crt`/`localhost.key` were the TLS pair (a CA-signed leaf
+    followed by the CA). Those names now hold the token signing pair, so an upgraded node
+    moves its TLS pair aside first: the registry keeps serving the same certificate, every
+    client that trusts the CA still does, and the signing pair is then created fresh.
+    A `localhost.crt` that is a single self-signed certificate is already a signing pair.
+    """
+    old_cert, old_key = root / PREVIOUS_CERT_NAME, root / PREVIOUS_KEY_NAME
+    if (root / CERT_NAME).exists() or not old_cert.exists():
+        return False
+    try:
+        chain = x509.load_pem_x509_certificates(old_cert.read_bytes())
+    except ValueError:
+        return False
+    if len(chain) < 2:
+        return False
+    if old_key.exists():
+        atomic_write(root / KEY_NAME, old_key.read_bytes(), mode=KEY_MODE)
+        old_key.unlink()
+    atomic_write(root / CERT_NAME, old_cert.read_bytes(), mode=CERT_MODE)
+    old_cert.unlink()
+    return True
+
+
 # --- the secondary's copy -----------------------------------------------------------------
 
 
@@ -382,7 +417,7 @@ def _load_certificates(path: Path) -> list[x509.Certificate]:
         ) from None
 
 
-def _load_private_key(path: Path) -> PrivateKey:
+def load_private_key(path: Path) -> PrivateKey:
     try:
         key = serialization.load_pem_private_key(_read(path), password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):

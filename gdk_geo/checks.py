@@ -33,6 +33,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from gdk_geo import (
+    auth_checks,
     certs,
     drift,
     health,
@@ -60,10 +61,12 @@ from gdk_geo.notification_probe import (
 )
 from gdk_geo.project import NodePaths, Project
 from gdk_geo.settings import NOTIFICATION_PATH, Settings, url
+from gdk_geo.token_auth import ALL_ACTIONS, PULL, tool_tokens
 
 MAX_LAG = 10  # events: a few are normal while a push is being read; more means stuck
 
 Status = Literal["passed", "failed", "skipped"]
+AuthCheck = Callable[[PrimaryServiceSettings, SecondaryWorkerSettings], tuple[str | None, str]]
 MARKS: dict[Status, str] = {"passed": "✓", "failed": "✗", "skipped": "-"}
 
 
@@ -276,7 +279,7 @@ def _same_certificate(ctx: Context) -> Outcome:
     secondary = certs.fingerprint(ctx.node(ctx.secondary_name).certificate)
     if primary != secondary:
         return failed(
-            f"the secondary's localhost.crt ({secondary[:23]}…) is not the primary's "
+            f"the secondary's {certs.CERT_NAME} ({secondary[:23]}…) is not the primary's "
             f"({primary[:23]}…)"
         )
     return passed(f"SHA-256 {primary[:23]}…")
@@ -288,6 +291,18 @@ def _secondary_verifies_primary(ctx: Context) -> Outcome:
     if not probe.ok:
         return failed(f"GET {url}/v2/ with {ca_file} as the CA: {probe.detail}")
     return passed(f"{url} with {ca_file.name} as the CA")
+
+
+def _auth(run: AuthCheck) -> Callable[[Context], Outcome]:
+    """A token auth check; with `registry.auth_enabled: false` there is nothing to check."""
+
+    def check(ctx: Context) -> Outcome:
+        if not ctx.primary.auth.enabled:
+            return skipped("registry.auth_enabled is false: the registries are anonymous")
+        problem, detail = run(ctx.primary, ctx.secondary)
+        return failed(problem) if problem else passed(detail)
+
+    return check
 
 
 def _secret(ctx: Context) -> Outcome:
@@ -320,7 +335,11 @@ def _delivery(ctx: Context) -> Outcome:
         return failed(f"the primary Geo service does not answer at {service_url} ({probe.detail})")
     try:
         delivery = probe_delivery(
-            Endpoint(primary.registry_api_url, primary.ca_file),
+            Endpoint(
+                primary.registry_api_url,
+                primary.ca_file,
+                tool_tokens(primary.auth, ALL_ACTIONS),
+            ),
             service_url,
             primary.node_token,
             replica=_replica(ctx),
@@ -339,7 +358,9 @@ def _replica(ctx: Context) -> Endpoint | None:
     secondary = ctx.secondary
     if not health.probe_service(ctx.service_url(ctx.secondary_name)).ok:
         return None
-    return Endpoint(secondary.registry_api_url, secondary.ca_file)
+    return Endpoint(
+        secondary.registry_api_url, secondary.ca_file, tool_tokens(secondary.auth, PULL)
+    )
 
 
 def _event_api(ctx: Context) -> Outcome:
@@ -497,7 +518,7 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "certificates",
         "certificates are valid for 30 more days",
-        "both nodes' `localhost.key` exist and their `localhost.crt` parse, are in their "
+        "both nodes' `registry_host.key` exist and their `registry_host.crt` parse, are in their "
         "validity period, name `hostname` and do not expire within 30 days",
         "`invoke geo.restart` (renews the certificate, copies it to the secondary and "
         "restarts both registries)",
@@ -507,7 +528,7 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "same-certificate",
         "both nodes have the same certificate",
-        "the SHA-256 fingerprints of both nodes' `localhost.crt` are equal",
+        "the SHA-256 fingerprints of both nodes' `registry_host.crt` are equal",
         "`invoke geo.restart` (copies the primary's certificate to the secondary and restarts it)",
         _same_certificate,
         needs=("certificates",),
@@ -516,10 +537,30 @@ CHECKS: tuple[Check, ...] = (
         "tls",
         "the secondary verifies the primary registry",
         "a real `GET /v2/` to the primary registry, verified with the secondary's "
-        "`localhost.crt` as the CA",
+        "`registry_host.crt` as the CA",
         "`invoke geo.restart` (both registries then serve the current certificate)",
         _secondary_verifies_primary,
         needs=("containers", "same-certificate", "primary-api-url"),
+    ),
+    Check(
+        "signing-pair",
+        "both nodes have the same token signing pair",
+        "both nodes' `localhost.crt` and `localhost.key` (the registry token signing pair) "
+        "are byte for byte the same",
+        "`invoke geo.restart` (copies the primary's signing pair to the secondary and "
+        "restarts both nodes with it)",
+        _auth(auth_checks.signing_pair),
+        needs=("rendered",),
+    ),
+    Check(
+        "registry-token",
+        "each registry accepts a token minted now",
+        "a token for the catalog, signed now with each node's `localhost.key`, is sent to "
+        "that node's registry (`GET /v2/_catalog`), which must answer 200",
+        "`invoke geo.restart` (recreates each registry container with the current "
+        "`localhost.crt` as its `rootcertbundle`)",
+        _auth(auth_checks.registry_tokens),
+        needs=("containers", "signing-pair"),
     ),
     Check(
         "secret",
@@ -539,7 +580,7 @@ CHECKS: tuple[Check, ...] = (
         "`invoke geo.restart --node primary`; if it still fails, "
         "`invoke geo.logs --node primary` shows what the registry and the Geo service say",
         _delivery,
-        needs=("containers", "certificates", "secret"),
+        needs=("containers", "certificates", "secret", "registry-token"),
     ),
     Check(
         "event-api",
@@ -559,6 +600,16 @@ CHECKS: tuple[Check, ...] = (
         "why it stopped",
         _worker,
         needs=("rendered",),
+    ),
+    Check(
+        "realm",
+        "the realm each registry advertises answers",
+        "an anonymous `GET /v2/` to each registry is challenged for a Bearer token, and the "
+        "realm it names (`/jwt/auth` of the node's Geo service) hands out a token",
+        "`invoke geo.restart --force` (renders each registry's realm again, backing up "
+        "edited files, and restarts both nodes)",
+        _auth(auth_checks.realms),
+        needs=("delivery", "worker"),
     ),
     Check(
         "lag",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import docker
 
-from gdk_geo import certs, health, nodes, ports, record, render, services
+from gdk_geo import certs, health, nodes, ports, record, render, services, signing
 from gdk_geo.errors import ConfigError, GdkGeoError
 from gdk_geo.fsutil import atomic_write
 from gdk_geo.image import Progress, Step, ensure_registry_image, messages
@@ -108,7 +108,9 @@ def reconfigure(
     ports.check_ports(
         cfg.listeners, ours=held if check_in_use else (lambda _port: True), host=cfg.listen_address
     )
-    secrets = ensure_secrets(project.secrets_dir(cfg), cfg.registry.notification_secret)
+    secrets = ensure_secrets(
+        project.secrets_dir(cfg), cfg.registry.notification_secret, cfg.registry.auth.password
+    )
     every = project.nodes(cfg)
     for paths in every:
         for directory in (
@@ -118,10 +120,12 @@ def reconfigure(
             paths.root / "geo",
         ):
             directory.mkdir(parents=True, exist_ok=True)
-    first, second, *others = every  # the first node makes the pair, every other gets it
+    first, second, *others = every  # the first node makes the pairs, every other gets them
     report = certs.ensure_certificates(project.data_dir(cfg), first.root, second.root, cfg.hostname)
-    for paths in others:
-        certs.copy_pair(first.root, paths.root)
+    for paths in (second, *others):
+        if paths is not second:
+            certs.copy_pair(first.root, paths.root)
+        signing.ensure_signing_pair(first.root, paths.root)
     _write_trust_dir(project.trust_dir(cfg), report.ca_certificate)
     files = render.render_files(project, cfg, secrets)
     changes = render.write_files(

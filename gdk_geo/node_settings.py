@@ -8,13 +8,31 @@ holds `config/`), which keeps rendered files identical wherever the project live
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 
 from gdk_geo.errors import GdkGeoError
+
+
+@dataclass(frozen=True)
+class TokenAuthSettings:
+    """Registry token auth as `gitlab.yml` has it (GDK's `registry.key`, `registry.issuer`).
+
+    `enabled` False (or a gitlab.yml rendered before token auth) means anonymous registries.
+    """
+
+    enabled: bool = False
+    key_path: Path = Path("localhost.key")
+    certificate_path: Path = Path("localhost.crt")
+    issuer: str = "gitlab-issuer"
+    service: str = "container_registry"
+    realm: str = ""
+    token_expire_delay: float = 300.0
+    username: str = "root"
+    password: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -29,6 +47,7 @@ class PrimaryServiceSettings:
     event_log_path: Path
     registry_api_url: str
     ca_file: Path
+    auth: TokenAuthSettings = TokenAuthSettings()
 
 
 @dataclass(frozen=True)
@@ -49,6 +68,7 @@ class SecondaryWorkerSettings:
     verification_interval: float
     max_concurrent_repositories: int
     max_concurrent_blobs: int
+    auth: TokenAuthSettings = TokenAuthSettings()
 
 
 def _load(gitlab_yml: Path) -> dict[str, Any]:
@@ -86,6 +106,25 @@ def node_root_of(gitlab_yml: Path) -> Path:
     return gitlab_yml.resolve().parent.parent
 
 
+def load_token_auth(data: dict[str, Any], root: Path) -> TokenAuthSettings:
+    """The registry token settings; absent keys (an older render) mean auth is off."""
+    registry = data.get("registry")
+    if not isinstance(registry, dict) or not registry.get("auth_enabled"):
+        return TokenAuthSettings()
+    default = TokenAuthSettings()
+    return TokenAuthSettings(
+        enabled=True,
+        key_path=_path(root, str(registry.get("key") or default.key_path)),
+        certificate_path=_path(root, str(registry.get("certificate") or default.certificate_path)),
+        issuer=str(registry.get("issuer") or default.issuer),
+        service=str(registry.get("service") or default.service),
+        realm=str(registry.get("realm") or ""),
+        token_expire_delay=float(registry.get("token_expire_delay") or 300.0),
+        username=str(registry.get("username") or default.username),
+        password=str(registry.get("password") or ""),
+    )
+
+
 def load_primary(gitlab_yml: Path) -> PrimaryServiceSettings:
     """Read the primary service's settings; an empty notification secret is an error."""
     data, root = _load(gitlab_yml), node_root_of(gitlab_yml)
@@ -109,6 +148,7 @@ def load_primary(gitlab_yml: Path) -> PrimaryServiceSettings:
         event_log_path=_path(root, str(get("geo.event_log.database"))),
         registry_api_url=str(get("registry.api_url")),
         ca_file=_path(root, str(get("registry.ca_file"))),
+        auth=load_token_auth(data, root),
     )
 
 
@@ -135,4 +175,5 @@ def load_secondary(gitlab_yml: Path) -> SecondaryWorkerSettings:
         verification_interval=float(get(replication + "verification_interval")),
         max_concurrent_repositories=int(get(replication + "max_concurrent_repositories")),
         max_concurrent_blobs=int(get(replication + "max_concurrent_blobs")),
+        auth=load_token_auth(data, root),
     )

@@ -92,8 +92,9 @@ def _volumes(paths: NodePaths) -> dict[str, dict[str, str]]:
     etc = "/etc/docker/registry"
     return {
         str(paths.registry_config): {"bind": CONFIG_PATH_IN_CONTAINER, "mode": "ro"},
-        str(paths.certificate): {"bind": f"{etc}/localhost.crt", "mode": "ro"},
-        str(paths.key): {"bind": f"{etc}/localhost.key", "mode": "ro"},
+        str(paths.certificate): {"bind": f"{etc}/registry_host.crt", "mode": "ro"},
+        str(paths.key): {"bind": f"{etc}/registry_host.key", "mode": "ro"},
+        str(paths.signing_certificate): {"bind": f"{etc}/localhost.crt", "mode": "ro"},
         str(paths.registry_storage): {"bind": "/var/lib/registry", "mode": "rw"},
     }
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import httpx
 
+from gdk_geo.registry.auth import MintedTokens
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.errors import RegistryError
 from gdk_geo.registry.reference import OCI_MANIFEST
@@ -54,6 +55,7 @@ class Endpoint:
 
     url: str
     ca_file: Path
+    tokens: MintedTokens | None = None  # with registry auth on: tokens minted with the node's key
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,9 @@ async def _probe(
     tag = f"check-{int(time.time())}-{uuid.uuid4().hex[:8]}"
     image = probe_image(tag)
     events = EventReader(service_url, node_token)
-    async with RegistryClient(registry.url, ca_file=registry.ca_file) as client:
+    async with RegistryClient(
+        registry.url, ca_file=registry.ca_file, tokens=registry.tokens
+    ) as client:
         after = await events.last_id()
         started = time.monotonic()
         digest = await _push(client, tag, image)
@@ -160,7 +164,9 @@ async def _delete(client: RegistryClient, digest: str) -> None:
 
 async def _wait_replicated(replica: Endpoint, tag: str) -> bool:
     deadline = time.monotonic() + REPLICA_TIMEOUT
-    async with RegistryClient(replica.url, ca_file=replica.ca_file) as client:
+    async with RegistryClient(
+        replica.url, ca_file=replica.ca_file, tokens=replica.tokens
+    ) as client:
         while time.monotonic() < deadline:
             try:
                 if await client.head_manifest(PROBE_REPOSITORY, tag) is not None:

@@ -41,10 +41,20 @@ class NodePaths:
 
     @property
     def certificate(self) -> Path:
-        return self.root / "localhost.crt"
+        """The TLS pair's chain (GDK's `registry_host.crt`)."""
+        return self.root / "registry_host.crt"
 
     @property
     def key(self) -> Path:
+        return self.root / "registry_host.key"
+
+    @property
+    def signing_certificate(self) -> Path:
+        """The token signing certificate (GDK's `localhost.crt`, the registry's rootcertbundle)."""
+        return self.root / "localhost.crt"
+
+    @property
+    def signing_key(self) -> Path:
         return self.root / "localhost.key"
 
     @property

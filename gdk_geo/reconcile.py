@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from gdk_geo import roles
 from gdk_geo.errors import GdkGeoError
-from gdk_geo.node_settings import SecondaryWorkerSettings, load_secondary
+from gdk_geo.node_settings import SecondaryWorkerSettings, load_primary, load_secondary
 from gdk_geo.project import Project
 from gdk_geo.registry.errors import RegistryError
 from gdk_geo.settings import Settings
@@ -60,6 +60,7 @@ def _settings(project: Project, cfg: Settings, node: str) -> SecondaryWorkerSett
             verification_interval=300.0,
             max_concurrent_repositories=4,
             max_concurrent_blobs=4,
+            auth=load_primary(paths.gitlab_yml).auth,  # the one signing pair every node has
         )
 
 

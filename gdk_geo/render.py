@@ -94,6 +94,13 @@ def template_context(
         "registry_http_secret": secrets.registry_http_secret.value,
         "registry_log_level": cfg.registry.log_level,
         "notifications": cfg.registry.notifications,
+        "auth": {
+            "enabled": cfg.registry.auth_enabled,
+            "realm": node.realm_url,
+            "username": cfg.registry.auth.username,
+            "password": secrets.registry_password.value,
+            "token_expire_delay": duration_seconds(cfg.registry.auth.token_expire_delay),
+        },
         "replication": {
             "enabled": replication.enabled and not fenced,
             "primary_api_url": cfg.primary_api_url_of(node.name),
@@ -135,7 +142,7 @@ def _sha256(text: str) -> str:
 # `Authorization: ["value"]`. Masking by key, not only by the current values, hides every
 # value such a key ever held: the old one in the diff of a rotated secret included.
 _SECRET_LINE = re.compile(
-    r"^(?P<lead>\s*(?:secret|notification_secret|node_token|Authorization):\s*\[?)"
+    r"^(?P<lead>\s*(?:password|secret|notification_secret|node_token|Authorization):\s*\[?)"
     r'(?P<value>"(?:[^"\\]|\\.)*"|[^\s\]]+)',
     re.MULTILINE,
 )
@@ -200,7 +207,12 @@ def write_files(
         )
     hidden = [
         s.value
-        for s in (secrets.notification_secret, secrets.node_token, secrets.registry_http_secret)
+        for s in (
+            secrets.notification_secret,
+            secrets.node_token,
+            secrets.registry_http_secret,
+            secrets.registry_password,
+        )
     ]
     changes = []
     for f in files:
@@ -230,6 +242,6 @@ def write_files(
 def node_config_hash(paths: NodePaths) -> str:
     """A hash of everything a registry container reads; a change means recreate it."""
     digest = hashlib.sha256()
-    for path in (paths.registry_config, paths.certificate, paths.key):
+    for path in (paths.registry_config, paths.certificate, paths.key, paths.signing_certificate):
         digest.update(path.read_bytes() if path.exists() else b"")
     return digest.hexdigest()[:16]

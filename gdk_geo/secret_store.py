@@ -58,9 +58,12 @@ class ProjectSecrets:
     notification_secret: Secret
     node_token: Secret
     registry_http_secret: Secret
+    registry_password: Secret = Secret("")
 
 
-def ensure_secrets(secrets_dir: Path, configured_notification_secret: str) -> ProjectSecrets:
+def ensure_secrets(
+    secrets_dir: Path, configured_notification_secret: str, configured_registry_password: str = ""
+) -> ProjectSecrets:
     """Load or create the project's secrets; a secret set in gdk.yml wins over a generated one."""
     notification = (
         Secret(configured_notification_secret)
@@ -71,4 +74,7 @@ def ensure_secrets(secrets_dir: Path, configured_notification_secret: str) -> Pr
         notification_secret=notification,
         node_token=load_or_create(secrets_dir / "node_token"),
         registry_http_secret=load_or_create(secrets_dir / "registry_http_secret"),
+        registry_password=Secret(configured_registry_password)
+        if configured_registry_password
+        else load_or_create(secrets_dir / "registry_password"),
     )

@@ -96,6 +96,11 @@ def secret(value: str) -> str | None:
     return "empty (generate one) or 16 to 256 printable characters without spaces"
 
 
+def username(value: str) -> str | None:
+    ok = re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$", value)
+    return None if ok else "a user name of letters, digits, '.', '_' or '-', such as root"
+
+
 def log_level(value: str) -> str | None:
     ok = value in ("error", "warn", "info", "debug")
     return None if ok else "one of error, warn, info, debug"
@@ -129,6 +134,21 @@ class Notifications:
 
 
 @dataclass(frozen=True)
+class RegistryAuth:
+    username: str = setting(
+        "root",
+        "User that may log in to both registries (pull only on the secondary).",
+        check=username,
+    )
+    password: str = setting(
+        "", "That user's password; empty: generate one (see `invoke geo.login`).", check=secret
+    )
+    token_expire_delay: str = setting(
+        "5m", "Lifetime of the registry tokens both Geo services issue.", check=duration
+    )
+
+
+@dataclass(frozen=True)
 class Registry:
     image: str = setting("registry:2", "Registry image both nodes run.", check=image_name)
     binary: str = setting(
@@ -146,6 +166,10 @@ class Registry:
     notifications: Notifications = section(
         Notifications, "The primary registry's notification endpoint."
     )
+    auth_enabled: bool = setting(
+        True, "Registries require tokens from their node's /jwt/auth, as GDK runs them."
+    )
+    auth: RegistryAuth = section(RegistryAuth, "Registry token authentication.")
 
 
 @dataclass(frozen=True)
@@ -245,6 +269,7 @@ def url(scheme: str, host: str, port: int) -> str:
 
 
 NOTIFICATION_PATH = "/api/v4/container_registry_event/events"  # GitLab's, on the Geo service
+REALM_PATH = "/jwt/auth"  # GitLab's token realm, on the Geo service
 # How a registry container reaches the host's listeners (nodes.py maps the name).
 CONTAINER_HOST = "host.docker.internal"
 
@@ -273,6 +298,12 @@ class Node:
     @property
     def service_url(self) -> str:
         return url("http", self.hostname, self.port)
+
+    @property
+    def realm_url(self) -> str:
+        """The token realm the node's registry advertises: its own Geo service's
+        `/jwt/auth`, as GDK's realm is GitLab's."""
+        return self.service_url + REALM_PATH
 
     @property
     def notification_url(self) -> str:

@@ -170,6 +170,10 @@ def _summary(project: Project, result: lifecycle.SetupResult) -> None:
     for node in cfg.secondaries:
         out.print(f"  docker pull {node.registry_address}/group/app:v1")
     out.print(f"  status page: {cfg.secondaries[0].service_url}/admin/geo")
+    from gdk_geo.login import login_hint
+
+    for line in login_hint(project, cfg):
+        out.print(line)
 
 
 @task(help={"force": "Overwrite rendered files edited by hand (each is backed up first)."})
@@ -184,6 +188,16 @@ def setup(c, force=False):
             project, _say, force=force, progress=progress, on_reconfigured=_print_reconfigured
         )
     _summary(project, result)
+
+
+@task
+@user_errors
+def login(c):
+    """Log the Docker CLI in to both registries (the password goes through stdin)."""
+    from gdk_geo.login import docker_login
+
+    for done in docker_login(_project(c)):
+        out.print(f"logged in to {done.registry} ({done.node}) as {done.username}")
 
 
 @task(
@@ -641,5 +655,6 @@ ns = Collection(
     logs,
     promote,
     reconcile,
+    login,
 )
 ns.add_collection(config_ns)

@@ -20,6 +20,7 @@ FIXED_SECRETS = {
     "notification_secret": "test-notification-secret-0123456789",
     "node_token": "test-node-token-0123456789",
     "registry_http_secret": "test-registry-http-secret-0123456789",
+    "registry_password": "test-registry-password-0123456789",
 }
 
 

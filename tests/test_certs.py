@@ -38,7 +38,7 @@ class Layout:
         return self.data_dir / "ca" / "ca.key"
 
     def files(self) -> list[Path]:
-        names = ("localhost.crt", "localhost.key")
+        names = ("registry_host.crt", "registry_host.key")
         return [self.ca_crt, self.ca_key] + [
             root / name for root in (self.primary, self.secondary) for name in names
         ]
@@ -126,7 +126,7 @@ def load_chain(path: Path) -> list[x509.Certificate]:
 def test_handshake_trusting_only_the_ca(layout: Layout) -> None:
     layout.ensure()
     with tls_server(
-        layout.primary / "localhost.crt", layout.primary / "localhost.key", "127.0.0.1"
+        layout.primary / "registry_host.crt", layout.primary / "registry_host.key", "127.0.0.1"
     ) as port:
         assert handshake("127.0.0.1", port, layout.ca_crt) == b"hello"
         # The IP SAN verifies too, for clients that dial the address rather than the name.
@@ -136,8 +136,10 @@ def test_handshake_trusting_only_the_ca(layout: Layout) -> None:
 def test_handshake_trusting_the_secondary_copy_as_bundle(layout: Layout) -> None:
     layout.ensure()
     secondary = layout.secondary
-    with tls_server(secondary / "localhost.crt", secondary / "localhost.key", "127.0.0.1") as port:
-        assert handshake("127.0.0.1", port, secondary / "localhost.crt") == b"hello"
+    with tls_server(
+        secondary / "registry_host.crt", secondary / "registry_host.key", "127.0.0.1"
+    ) as port:
+        assert handshake("127.0.0.1", port, secondary / "registry_host.crt") == b"hello"
 
 
 def test_handshake_fails_for_a_client_trusting_another_ca(layout: Layout, tmp_path: Path) -> None:
@@ -146,7 +148,7 @@ def test_handshake_fails_for_a_client_trusting_another_ca(layout: Layout, tmp_pa
     other.ensure()
     with (
         tls_server(
-            layout.primary / "localhost.crt", layout.primary / "localhost.key", "127.0.0.1"
+            layout.primary / "registry_host.crt", layout.primary / "registry_host.key", "127.0.0.1"
         ) as port,
         pytest.raises(ssl.SSLCertVerificationError),
     ):
@@ -158,7 +160,7 @@ def test_handshake_over_ipv6_loopback(layout: Layout) -> None:
         pytest.skip("IPv6 loopback (::1) is not available on this machine")
     layout.ensure()
     with tls_server(
-        layout.primary / "localhost.crt", layout.primary / "localhost.key", "::1"
+        layout.primary / "registry_host.crt", layout.primary / "registry_host.key", "::1"
     ) as port:
         assert handshake("::1", port, layout.ca_crt) == b"hello"
         assert handshake("::1", port, layout.ca_crt, server_hostname="::1") == b"hello"
@@ -167,7 +169,7 @@ def test_handshake_over_ipv6_loopback(layout: Layout) -> None:
 def test_handshake_with_a_custom_hostname(layout: Layout) -> None:
     layout.ensure("geo.test")
     with tls_server(
-        layout.primary / "localhost.crt", layout.primary / "localhost.key", "127.0.0.1"
+        layout.primary / "registry_host.crt", layout.primary / "registry_host.key", "127.0.0.1"
     ) as port:
         assert handshake("127.0.0.1", port, layout.ca_crt, server_hostname="geo.test") == b"hello"
         assert handshake("127.0.0.1", port, layout.ca_crt, server_hostname="localhost") == b"hello"
@@ -182,19 +184,19 @@ def test_first_run_creates_everything_with_private_keys_0600(layout: Layout) -> 
     assert (report.action, report.ca_action, report.copied) == ("created", "created", True)
     for key in (
         layout.ca_key,
-        layout.primary / "localhost.key",
-        layout.secondary / "localhost.key",
+        layout.primary / "registry_host.key",
+        layout.secondary / "registry_host.key",
     ):
         assert mode(key) == 0o600, key
     for cert in (
         layout.ca_crt,
-        layout.primary / "localhost.crt",
-        layout.secondary / "localhost.crt",
+        layout.primary / "registry_host.crt",
+        layout.secondary / "registry_host.crt",
     ):
         assert mode(cert) == 0o644, cert
-    for name in ("localhost.crt", "localhost.key"):
+    for name in ("registry_host.crt", "registry_host.key"):
         assert (layout.secondary / name).read_bytes() == (layout.primary / name).read_bytes()
-    assert report.fingerprint == fingerprint(layout.secondary / "localhost.crt")
+    assert report.fingerprint == fingerprint(layout.secondary / "registry_host.crt")
 
 
 def test_ca_is_a_ten_year_signing_ca(layout: Layout) -> None:
@@ -214,7 +216,7 @@ def test_ca_is_a_ten_year_signing_ca(layout: Layout) -> None:
 def test_leaf_is_a_full_chain_for_server_auth(layout: Layout) -> None:
     now = datetime(2030, 1, 1, tzinfo=UTC)
     report = layout.ensure("geo.test", now=now)
-    leaf, ca = load_chain(layout.primary / "localhost.crt")
+    leaf, ca = load_chain(layout.primary / "registry_host.crt")
 
     assert ca == load_chain(layout.ca_crt)[0]
     leaf.verify_directly_issued_by(ca)
@@ -224,7 +226,7 @@ def test_leaf_is_a_full_chain_for_server_auth(layout: Layout) -> None:
     assert timedelta(days=360) < leaf.not_valid_after_utc - now < timedelta(days=398)
     assert report.not_after == leaf.not_valid_after_utc
 
-    info = certificate_info(layout.primary / "localhost.crt")
+    info = certificate_info(layout.primary / "registry_host.crt")
     assert info.sans == ("DNS:geo.test", "DNS:localhost", "IP:127.0.0.1", "IP:::1")
     assert info.subject == "CN=geo.test"
     assert info.fingerprint == report.fingerprint
@@ -232,15 +234,15 @@ def test_leaf_is_a_full_chain_for_server_auth(layout: Layout) -> None:
 
 def test_localhost_sans_are_not_duplicated(layout: Layout) -> None:
     layout.ensure("localhost")
-    info = certificate_info(layout.primary / "localhost.crt")
+    info = certificate_info(layout.primary / "registry_host.crt")
     assert info.sans == ("DNS:localhost", "IP:127.0.0.1", "IP:::1")
 
 
 def test_fingerprint_is_sha256_of_the_leaf_der(layout: Layout) -> None:
     layout.ensure()
-    leaf = load_chain(layout.primary / "localhost.crt")[0]
+    leaf = load_chain(layout.primary / "registry_host.crt")[0]
     digest = hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest()
-    assert fingerprint(layout.primary / "localhost.crt").replace(":", "").lower() == digest
+    assert fingerprint(layout.primary / "registry_host.crt").replace(":", "").lower() == digest
 
 
 # --- reuse and renewal ---------------------------------------------------------------------
@@ -273,7 +275,7 @@ def test_renewed_within_thirty_days_of_expiry(layout: Layout) -> None:
     assert later.fingerprint != first.fingerprint
     assert later.not_after > first.not_after
     assert later.copied
-    assert fingerprint(layout.secondary / "localhost.crt") == later.fingerprint
+    assert fingerprint(layout.secondary / "registry_host.crt") == later.fingerprint
 
 
 def test_hostname_change_issues_a_new_certificate(layout: Layout) -> None:
@@ -283,7 +285,7 @@ def test_hostname_change_issues_a_new_certificate(layout: Layout) -> None:
 
     assert changed.action.startswith("renewed: the hostname changed")
     assert changed.fingerprint != first.fingerprint
-    assert "DNS:geo.test" in certificate_info(layout.secondary / "localhost.crt").sans
+    assert "DNS:geo.test" in certificate_info(layout.secondary / "registry_host.crt").sans
 
 
 def test_key_that_does_not_match_is_renewed(layout: Layout) -> None:
@@ -291,11 +293,11 @@ def test_key_that_does_not_match_is_renewed(layout: Layout) -> None:
     stranger = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    (layout.primary / "localhost.key").write_bytes(stranger)
+    (layout.primary / "registry_host.key").write_bytes(stranger)
 
     report = layout.ensure()
 
-    assert report.action == "renewed: localhost.key does not match localhost.crt"
+    assert report.action == "renewed: registry_host.key does not match registry_host.crt"
     assert report.copied
 
 
@@ -309,20 +311,20 @@ def test_missing_ca_regenerates_ca_and_leaf(layout: Layout) -> None:
     assert report.ca_action == "created"
     assert report.action == "renewed: the CA changed"
     assert report.fingerprint != first.fingerprint
-    assert load_chain(layout.primary / "localhost.crt")[1] == load_chain(layout.ca_crt)[0]
+    assert load_chain(layout.primary / "registry_host.crt")[1] == load_chain(layout.ca_crt)[0]
 
 
 def test_tampered_secondary_copy_is_copied_again(layout: Layout) -> None:
     layout.ensure()
-    copy = layout.secondary / "localhost.crt"
+    copy = layout.secondary / "registry_host.crt"
     copy.write_bytes(copy.read_bytes() + b"# edited by hand\n")
-    (layout.secondary / "localhost.key").chmod(0o644)
+    (layout.secondary / "registry_host.key").chmod(0o644)
 
     report = layout.ensure()
 
     assert (report.action, report.copied) == ("reused", True)
-    assert copy.read_bytes() == (layout.primary / "localhost.crt").read_bytes()
-    assert mode(layout.secondary / "localhost.key") == 0o600
+    assert copy.read_bytes() == (layout.primary / "registry_host.crt").read_bytes()
+    assert mode(layout.secondary / "registry_host.key") == 0o600
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -330,14 +332,14 @@ def test_tampered_secondary_copy_is_copied_again(layout: Layout) -> None:
 
 def test_corrupt_key_is_a_clear_error(layout: Layout) -> None:
     layout.ensure()
-    key = layout.primary / "localhost.key"
+    key = layout.primary / "registry_host.key"
     key.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
 
     with pytest.raises(GdkGeoError) as caught:
         layout.ensure()
 
     message = str(caught.value)
-    assert "localhost.key" in message
+    assert "registry_host.key" in message
     assert str(key) in caught.value.where
     assert "invoke geo.reconfigure" in caught.value.fix
     assert "delete" in caught.value.fix
@@ -345,20 +347,20 @@ def test_corrupt_key_is_a_clear_error(layout: Layout) -> None:
 
 def test_corrupt_certificate_is_a_clear_error(layout: Layout) -> None:
     layout.ensure()
-    cert = layout.primary / "localhost.crt"
+    cert = layout.primary / "registry_host.crt"
     cert.write_text("garbage")
 
     with pytest.raises(GdkGeoError) as caught:
         certificate_info(cert)
 
-    assert "localhost.crt" in caught.value.what
+    assert "registry_host.crt" in caught.value.what
     assert caught.value.where == str(cert)
     assert "invoke geo.reconfigure" in caught.value.fix
 
 
 def test_missing_certificate_says_how_to_create_it(tmp_path: Path) -> None:
     with pytest.raises(GdkGeoError, match="does not exist") as caught:
-        fingerprint(tmp_path / "localhost.crt")
+        fingerprint(tmp_path / "registry_host.crt")
     assert "invoke geo.reconfigure" in caught.value.fix
 
 

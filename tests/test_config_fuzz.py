@@ -204,6 +204,11 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "registry.notifications.timeout": durations,
     "registry.notifications.threshold": st.integers(min_value=1, max_value=100),
     "registry.notifications.backoff": durations,
+    "registry.auth_enabled": st.booleans(),
+    "registry.auth.username": st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,20}", fullmatch=True),
+    "registry.auth.password": st.just("")
+    | st.text(string.ascii_letters + string.digits + "-_.~!", min_size=16, max_size=64),
+    "registry.auth.token_expire_delay": durations,
     "geo.primary.port": st.integers(1, 65535),
     "geo.primary.registry.port": st.integers(1, 65535),
     "geo.secondary.port": st.integers(1, 65535),

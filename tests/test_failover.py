@@ -9,17 +9,20 @@ Distribution containers, the services the bundled ones.
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 from pathlib import Path
 
 import httpx
 import pytest
 from helpers import invoke, running_project, unique_prefix, write_gdk_yml
+from registry_login import RegistryLogin
+from ruamel.yaml import YAML
 
 from gdk_geo import checks, nodes, promote, roles, services
 from gdk_geo.project import Project
 from gdk_geo.settings import Settings
-from testkit.images import Pusher, push_image
+from testkit.images import Pusher, make_image
 from testkit.net import free_ports, wait_for
 
 REPO = "group/app"
@@ -29,16 +32,37 @@ def _ca(project: Project, cfg: Settings) -> Path:
     return project.trust_dir(cfg) / "ca.crt"
 
 
+class _Login(RegistryLogin):
+    """The user's login for the async Pusher too: httpx reads each body before the flow
+    sees it (the flow reads the token response)."""
+
+    requires_response_body = True
+
+
+def _pusher(project: Project, cfg: Settings, node: str) -> Pusher:
+    """A Registry API client of `node`, logged in as the project's user (auth is on)."""
+    pusher = Pusher(cfg.node(node).registry_url, ca_file=_ca(project, cfg))
+    pusher.http.auth = _Login.of(project)
+    return pusher
+
+
 def _digest(project: Project, cfg: Settings, node: str, tag: str) -> str | None:
     async def head() -> str | None:
-        async with Pusher(cfg.node(node).registry_url, ca_file=_ca(project, cfg)) as pusher:
+        async with _pusher(project, cfg, node) as pusher:
             return await pusher.digest_of(REPO, tag)
 
     return asyncio.run(head())
 
 
 def _push(project: Project, cfg: Settings, tag: str) -> str:
-    return push_image(cfg.primary.registry_url, REPO, tag, ca_file=_ca(project, cfg))
+    """A one-layer image of its own pushed to the primary, as the user; its digest."""
+    image = make_image([os.urandom(64)])
+
+    async def push() -> str:
+        async with _pusher(project, cfg, cfg.primary_name) as pusher:
+            return await pusher.image(REPO, tag, image)
+
+    return asyncio.run(push())
 
 
 def _everywhere(project: Project, tags: dict[str, str]) -> None:
@@ -56,7 +80,8 @@ def _everywhere(project: Project, tags: dict[str, str]) -> None:
 
 def _refused_push(project: Project, cfg: Settings) -> httpx.Response:
     """Start a blob upload on the primary, as `docker push` does first."""
-    with httpx.Client(verify=ssl.create_default_context(cafile=str(_ca(project, cfg)))) as http:
+    tls = ssl.create_default_context(cafile=str(_ca(project, cfg)))
+    with httpx.Client(verify=tls, auth=RegistryLogin.of(project)) as http:
         return http.post(f"{cfg.primary.registry_url}/v2/{REPO}/blobs/uploads/")
 
 
@@ -185,7 +210,11 @@ def test_an_unplanned_failover_fences_the_old_primary_until_reconciled(tmp_path:
         assert checks._one_primary(checks.Context(project)).status == "passed"
         old = cfg.node("primary").registry_url
         ca = ssl.create_default_context(cafile=str(_ca(project, cfg)))
-        assert httpx.post(f"{old}/v2/{REPO}/blobs/uploads/", verify=ca).status_code == 405
+        login = RegistryLogin.of(project)
+        refused = httpx.post(f"{old}/v2/{REPO}/blobs/uploads/", verify=ca, auth=login)
+        assert refused.status_code == 403, refused.text  # a secondary's tokens grant no push
+        registry = YAML(typ="safe").load(project.node(cfg, "primary").registry_config.read_text())
+        assert registry["storage"]["maintenance"]["readonly"]["enabled"] is True
         assert _digest(project, cfg, "primary", "unreplicated") == unreplicated  # held
 
         listed = invoke(project.root, "geo.reconcile", "--node", "primary")

@@ -12,7 +12,13 @@ from pathlib import Path
 
 from helpers import REPO_ROOT
 
-SHARED_LEAVES = {"gdk_geo.errors", "gdk_geo.fsutil", "gdk_geo.log_format", "gdk_geo.node_settings"}
+SHARED_LEAVES = {
+    "gdk_geo.errors",
+    "gdk_geo.fsutil",
+    "gdk_geo.log_format",
+    "gdk_geo.node_settings",
+    "gdk_geo.token_auth",
+}
 CLI_LAYERS_ABOVE = {
     "settings": {"render", "nodes", "lifecycle", "checks", "tasks"},
     "config": {"render", "nodes", "lifecycle", "checks", "tasks"},

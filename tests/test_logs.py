@@ -24,9 +24,10 @@ from pathlib import Path
 import pytest
 from helpers import REPO_ROOT, invoke, running_project, write_gdk_yml
 
-from gdk_geo import log_format, logs
+from gdk_geo import log_format, logs, node_settings
 from gdk_geo.notification_probe import PROBE_REPOSITORY, Delivery, Endpoint, probe_delivery
 from gdk_geo.project import Project
+from gdk_geo.token_auth import ALL_ACTIONS, PULL, tool_tokens
 
 FAR_FROM_UTC = "IST-5:30"
 SOURCES = {"primary registry", "primary geo", "secondary registry", "secondary geo"}
@@ -57,11 +58,23 @@ def _probe(project: Project) -> Delivery:
     cfg = project.load()
     primary, secondary = project.node(cfg, "primary"), project.node(cfg, "secondary")
     token = (project.secrets_dir(cfg) / "node_token").read_text().strip()
+    auth = {
+        "primary": node_settings.load_primary(primary.gitlab_yml).auth,
+        "secondary": node_settings.load_secondary(secondary.gitlab_yml).auth,
+    }
     return probe_delivery(
-        Endpoint(cfg.node("primary").registry_url, primary.certificate),
+        Endpoint(
+            cfg.node("primary").registry_url,
+            primary.certificate,
+            tool_tokens(auth["primary"], ALL_ACTIONS),
+        ),
         cfg.node("primary").service_url,
         token,
-        replica=Endpoint(cfg.node("secondary").registry_url, secondary.certificate),
+        replica=Endpoint(
+            cfg.node("secondary").registry_url,
+            secondary.certificate,
+            tool_tokens(auth["secondary"], PULL),
+        ),
     )
 
 

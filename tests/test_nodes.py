@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers import invoke, ports_yml, unique_prefix, write_gdk_yml
+from registry_login import RegistryLogin, creds_argument
 
 from gdk_geo import health, nodes
 from gdk_geo.project import Project
@@ -137,7 +138,14 @@ def test_status_json(project: Project) -> None:
 def _push_with_skopeo(project: Project, tmp_path: Path, destination: str) -> None:
     layout = write_oci_layout(tmp_path / "layout", "v1", make_image())
     trust = project.trust_dir(project.load())
-    skopeo_push(layout, "v1", destination, f"--dest-cert-dir={trust}")
+    skopeo_push(
+        layout,
+        "v1",
+        destination,
+        f"--dest-cert-dir={trust}",
+        "--dest-creds",
+        creds_argument(project),
+    )
 
 
 def _events(project: Project) -> list[dict]:
@@ -208,12 +216,18 @@ def _wait_for_tag(project: Project, node: str, repository: str, tag: str) -> Non
     )
     verify = ssl.create_default_context(cafile=str(project.node(cfg, node).certificate))
     deadline = time.monotonic() + 30  # it takes well under a second (see bench/RESULTS.md)
-    while httpx.head(url, headers={"Accept": accept}, verify=verify).status_code != 200:
+    login = RegistryLogin.of(project)
+    while httpx.head(url, headers={"Accept": accept}, verify=verify, auth=login).status_code != 200:
         assert time.monotonic() < deadline, f"{repository}:{tag} never reached the {node}"
         time.sleep(0.1)
 
 
-def test_docker_cli_push_to_primary_pulls_from_secondary(project: Project) -> None:
+def test_docker_cli_push_to_primary_pulls_from_secondary(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))  # not the user's
+    login = invoke(project.root, "geo.login")
+    assert login.returncode == 0, login.stdout + login.stderr
     cfg = project.load()
     primary = f"localhost:{cfg.geo.primary.registry.port}/group/cli:v1"
     secondary = f"localhost:{cfg.geo.secondary.registry.port}/group/cli:v1"

@@ -54,7 +54,7 @@ def test_rendered_files_are_what_the_services_read(tmp_path: Path) -> None:
     assert primary.notification_secret == FIXED_SECRETS["notification_secret"]
     assert primary.node_token == FIXED_SECRETS["node_token"]
     assert primary.port == 3001 and primary.registry_api_url == "https://localhost:5000"
-    assert primary.ca_file == data / "primary/localhost.crt"
+    assert primary.ca_file == data / "primary/registry_host.crt"
     secondary = node_settings.load_secondary(data / "secondary/config/gitlab.yml")
     assert secondary.primary_api_url == "https://localhost:5000"
     assert secondary.registry_api_url == "https://localhost:5001"
@@ -94,7 +94,10 @@ def test_files_holding_secrets_are_private(tmp_path: Path) -> None:
         *RENDERED.values(),
         "primary/localhost.key",
         "secondary/localhost.key",
+        "primary/registry_host.key",
+        "secondary/registry_host.key",
         "secrets/node_token",
+        "secrets/registry_password",
         "secrets/notification_secret",
     ]:
         assert stat.S_IMODE((data / relative).stat().st_mode) == 0o600, relative

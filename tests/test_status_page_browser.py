@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from helpers import running_project
+from registry_login import creds_argument
 
 from gdk_geo.project import Project
 from testkit.images import make_image, skopeo_push, write_oci_layout
@@ -74,6 +75,8 @@ def _push(project: Project, tmp_path: Path, repository: str) -> None:
         "v1",
         f"{cfg.node('primary').registry_address}/{repository}:v1",
         f"--dest-cert-dir={project.trust_dir(cfg)}",
+        "--dest-creds",
+        creds_argument(project),
     )
 
 

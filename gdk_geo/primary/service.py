@@ -46,6 +46,8 @@ from gdk_geo.log_format import FORMAT as LOG_FORMAT
 from gdk_geo.log_format import ZonedFormatter
 from gdk_geo.node_settings import PrimaryServiceSettings, load_primary
 from gdk_geo.primary.eventlog import EventLog, GeoEvent, RegistryEvent
+from gdk_geo.registry.token_service import PRIMARY_POLICY
+from gdk_geo.token_auth import token_routes
 
 # Named, not __name__: run with -m, this module is `__main__`.
 logger = logging.getLogger("gdk_geo.primary_service")
@@ -552,6 +554,7 @@ def create_app(settings: PrimaryServiceSettings) -> Starlette:
             Route("/api/v4/geo/events", service.events, methods=["GET"]),
             Route("/-/health", service.health, methods=["GET"]),
             Route("/-/metrics", service.metrics, methods=["GET"]),
+            *token_routes(settings.auth, PRIMARY_POLICY),
         ],
         lifespan=service.lifespan,
     )

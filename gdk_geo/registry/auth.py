@@ -1,13 +1,15 @@
-"""Answers `WWW-Authenticate` challenges: Basic with credentials, Bearer with a token."""
+"""Registry credentials: challenges answered (Basic, Bearer) or tokens we mint ourselves."""
 
 from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 
 from yarl import URL
 
+from gdk_geo.registry.tokens import Access, MintedToken
 from gdk_geo.registry.transport import Reply, with_query
 
 
@@ -84,3 +86,99 @@ def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     scheme, _, rest = header.strip().partition(" ")
     params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
     return scheme.lower(), params
+
+
+Mint = Callable[[Iterable[Access]], MintedToken]
+CATALOG = Access("registry", "catalog", ("*",))
+CACHE_LIMIT = 4096
+
+
+def request_access(method: str, url: URL) -> tuple[Access, ...]:
+    """What Distribution checks a request against (its `appendAccessRecords`).
+
+    GET/HEAD pull, POST/PUT/PATCH pull and push, DELETE delete; a cross-repository mount
+    (`POST …/blobs/uploads/?from=<source>`) also pulls from the source repository.
+    """
+    if url.path.rstrip("/") == "/v2/_catalog":
+        return (CATALOG,)
+    repository = repository_of(url.path)
+    if not repository:
+        return ()
+    if method in ("GET", "HEAD"):
+        actions: tuple[str, ...] = ("pull",)
+    elif method == "DELETE":
+        actions = ("delete",)
+    else:
+        actions = ("pull", "push")
+    access = [Access("repository", repository, actions)]
+    source = url.query.get("from")
+    if method == "POST" and source and source != repository:
+        access.append(Access("repository", source, ("pull",)))
+    return tuple(access)
+
+
+class MintedTokens:
+    """Bearer tokens the Geo worker signs itself, as GitLab's `pull_access_token` does.
+
+    Each token covers the repositories of one request, and only the actions `allowed`
+    (pull and the catalog for the primary; pull, push and delete for the secondary).
+    A token is reused until shortly before it expires: a quarter of its lifetime, at most
+    30 s. The registry checks a token when a request starts, so a blob stream that outlasts
+    its token still completes. `forget` drops a token the registry refused, so the request
+    is sent once more with a fresh one.
+    """
+
+    def __init__(
+        self,
+        mint: Mint,
+        *,
+        allowed: frozenset[str],
+        catalog: bool,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._mint = mint
+        self._allowed = allowed
+        self._catalog = catalog
+        self._clock = clock
+        self._cache: dict[tuple[str, ...], MintedToken] = {}
+
+    def __repr__(self) -> str:
+        return f"MintedTokens(allowed={sorted(self._allowed)}, catalog={self._catalog})"
+
+    def header(self, method: str, url: URL) -> dict[str, str]:
+        """`Authorization: Bearer …` for this request, minted or from the cache."""
+        access = self._scoped(request_access(method, url))
+        key = tuple(entry.scope() for entry in access)
+        token = self._cache.get(key)
+        if token is None or self._stale(token):
+            token = self._mint(access)
+            self._remember(key, token)
+        return {"Authorization": f"Bearer {token.token}"}
+
+    def forget(self, method: str, url: URL) -> None:
+        """Drop the cached token for this request's scopes (the registry refused it)."""
+        key = tuple(entry.scope() for entry in self._scoped(request_access(method, url)))
+        self._cache.pop(key, None)
+
+    def _scoped(self, access: Iterable[Access]) -> list[Access]:
+        kept = []
+        for entry in access:
+            if entry.type == "registry":
+                if self._catalog:
+                    kept.append(entry)
+                continue
+            actions = tuple(a for a in entry.actions if a in self._allowed)
+            if actions:
+                kept.append(Access(entry.type, entry.name, actions))
+        return kept
+
+    def _stale(self, token: MintedToken) -> bool:
+        margin = min(30.0, (token.expires_at - token.issued_at) / 4)
+        return self._clock() >= token.expires_at - margin
+
+    def _remember(self, key: tuple[str, ...], token: MintedToken) -> None:
+        if len(self._cache) >= CACHE_LIMIT:
+            self._cache = {k: v for k, v in self._cache.items() if not self._stale(v)}
+            if len(self._cache) >= CACHE_LIMIT:
+                self._cache.clear()
+        self._cache[key] = token

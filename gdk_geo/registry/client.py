@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import aiohttp
 from yarl import URL
 
-from gdk_geo.registry.auth import RegistryAuth, repository_of
+from gdk_geo.registry.auth import MintedTokens, RegistryAuth, repository_of
 from gdk_geo.registry.copy import DEFAULT_CHUNK_SIZE, verified_chunks
 from gdk_geo.registry.errors import (
     BlobNotFound,
@@ -24,6 +24,7 @@ from gdk_geo.registry.errors import (
     RegistryError,
     RegistryUnavailable,
     TagDeletionUnsupported,
+    TokenRefused,
 )
 from gdk_geo.registry.reference import (
     ACCEPT_MANIFESTS,
@@ -101,6 +102,7 @@ class RegistryClient:
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        tokens: MintedTokens | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
@@ -114,6 +116,7 @@ class RegistryClient:
             total=None, sock_connect=min(timeout, 5.0), sock_read=timeout
         )
         self._auth = RegistryAuth(username, password)
+        self._tokens = tokens  # minted by us: sent up front, no challenge round trip
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> RegistryClient:
@@ -197,6 +200,8 @@ class RegistryClient:
                     ) from exc
                 await asyncio.sleep(self.retry.delay(attempt))
                 continue
+            if answer.status == 401 and self._tokens is not None:
+                raise await self._token_refused(answer, what)
             if answer.status in RETRY_STATUSES and attempt + 1 < attempts:
                 retry_after = retry_after_seconds(answer.headers)
                 if isinstance(answer, aiohttp.ClientResponse):
@@ -214,23 +219,51 @@ class RegistryClient:
         http = self._http()
 
         async def send() -> aiohttp.ClientResponse:
+            credentials = (
+                self._tokens.header(method, url)
+                if self._tokens is not None
+                else self._auth.header(repository)
+            )
             return await http.request(
                 method,
                 url,
                 data=data,
-                headers={**headers, **self._auth.header(repository)},
+                headers={**headers, **credentials},
                 allow_redirects=method in ("GET", "HEAD"),  # blob GETs may redirect to storage
             )
 
         response = await send()
         replayable = data is None or isinstance(data, bytes)
-        if response.status != 401 or not replayable:
+        if response.status != 401:
+            return response
+        if self._tokens is not None:  # refused (expired, rotated key): re-mint once
+            self._tokens.forget(method, url)
+            if not replayable:
+                return response  # the caller restarts the stream with a fresh token
+            response.release()
+            return await send()
+        if not replayable:
             return response
         challenge = response.headers.get("WWW-Authenticate", "")
         if not await self._auth.answer(challenge, repository, self._fetch_token):
             return response  # nothing to answer with: the caller sees the 401
         response.release()
         return await send()
+
+    async def _token_refused(
+        self, answer: Reply | aiohttp.ClientResponse, what: str
+    ) -> TokenRefused:
+        """Why a minted token was refused, in words that lead to the check that finds out."""
+        reply = await read_reply(answer) if isinstance(answer, aiohttp.ClientResponse) else answer
+        code = error_code(reply)
+        return TokenRefused(
+            f"{what}: the registry at {self.base_url} refused the Geo worker's token "
+            f"(HTTP 401{' ' + code if code else ''}): it does not trust the signing key in "
+            "localhost.key; `invoke geo.check` tells whether the nodes' signing pairs "
+            "differ or the registry needs a restart",
+            status=401,
+            code=code,
+        )
 
     async def _fetch_token(self, url: URL, headers: dict[str, str]) -> Reply:
         return await read_reply(await self._http().get(url, headers=headers))

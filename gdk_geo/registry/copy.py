@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from gdk_geo.registry.errors import DigestMismatch, RegistryError, RegistryUnavailable
+from gdk_geo.registry.errors import (
+    DigestMismatch,
+    RegistryError,
+    RegistryUnavailable,
+    TokenRefused,
+)
 from gdk_geo.registry.reference import hasher_for
 from gdk_geo.registry.transport import RETRY_STATUSES
 
@@ -84,6 +89,8 @@ async def copy_blob(
             raise
         except RegistryError as exc:
             transient = isinstance(exc, RegistryUnavailable) or exc.status in RETRY_STATUSES
+            # A streamed upload cannot be re-sent with a fresh token; the copy can, once.
+            transient = transient or (isinstance(exc, TokenRefused) and attempt == 0)
             if not transient or attempt + 1 >= policy.attempts:
                 raise
         except (aiohttp.ClientError, OSError) as exc:  # the source stream broke mid-body

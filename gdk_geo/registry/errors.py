@@ -27,6 +27,15 @@ class TLSVerificationFailed(RegistryError):
     """
 
 
+class TokenRefused(RegistryError):
+    """The registry answered 401 to a token we minted ourselves, even after a fresh one.
+
+    A fresh token signed with the node's key is refused only when the registry trusts
+    another key: the nodes' signing pairs differ, or the registry started with an older
+    `localhost.crt`. Retrying cannot help; the message points to `geo.check`.
+    """
+
+
 class RepositoryNotFound(RegistryError):
     """404 NAME_UNKNOWN: the registry has never heard of the repository.
 

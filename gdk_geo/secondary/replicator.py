@@ -22,6 +22,7 @@ from gdk_geo.node_settings import SecondaryWorkerSettings
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.errors import RegistryError, RepositoryNotFound
 from gdk_geo.registry.reference import check_repository
+from gdk_geo.secondary.registry_tokens import worker_tokens
 from gdk_geo.secondary.sync import BlobLocations, RepositorySyncResult, sync_repository
 from gdk_geo.secondary.tracking import TrackingDB
 
@@ -93,15 +94,18 @@ async def registry_clients(
     (a no-op resync of 50 repositories: 0.45 s in-process at 8 or 16, 0.52 s at 32).
     """
     pool = min(16, max(8, settings.max_concurrent_repositories * 2))
+    primary_tokens, secondary_tokens = worker_tokens(settings.auth)
     source = RegistryClient(
         settings.primary_api_url,
         ca_file=ca_file_for(settings.primary_api_url, settings.ca_file),
         max_connections=pool,
+        tokens=primary_tokens,
     )
     target = RegistryClient(
         settings.registry_api_url,
         ca_file=ca_file_for(settings.registry_api_url, settings.ca_file),
         max_connections=pool,
+        tokens=secondary_tokens,
     )
     async with source, target:
         yield source, target

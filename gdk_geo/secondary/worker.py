@@ -41,6 +41,7 @@ from gdk_geo import log_format
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node_settings import SecondaryWorkerSettings, load_secondary
 from gdk_geo.registry.errors import RegistryError
+from gdk_geo.registry.token_service import SECONDARY_POLICY
 from gdk_geo.secondary.event_feed import EventFeed, EventFeedError, EventPage, FeedEvent
 from gdk_geo.secondary.replicator import (
     Replicator,
@@ -53,6 +54,7 @@ from gdk_geo.secondary.replicator import (
 from gdk_geo.secondary.status_page import create_app
 from gdk_geo.secondary.tracking import Backoff, TrackedRepository, TrackingDB
 from gdk_geo.secondary.verify import compare_repository
+from gdk_geo.token_auth import token_routes
 
 __all__ = ["Worker", "main", "serve", "status_snapshot", "sync_once"]
 
@@ -380,8 +382,10 @@ async def serve(settings: SecondaryWorkerSettings, backoff: Backoff | None = Non
 async def _run_until_stopped(
     settings: SecondaryWorkerSettings, worker: Worker, sock: socket.socket
 ) -> None:
+    app = create_app(worker.status)
+    app.router.routes.extend(token_routes(settings.auth, SECONDARY_POLICY))
     config = uvicorn.Config(
-        create_app(worker.status),
+        app,
         log_level="warning",
         lifespan="off",
         access_log=False,

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 from helpers import invoke, write_gdk_yml
+from registry_login import MintedAuth, minted_tokens
 
 from gdk_geo import nodes, services
 from gdk_geo.project import NodePaths, Project
@@ -131,6 +132,11 @@ class Scratch:
 
     # -- talking to the nodes ------------------------------------------------------------
 
+    def login(self, node: str) -> MintedAuth:
+        """Tokens signed with the node's key: they need no Geo service, and the faults
+        here stop those services while reading the registries."""
+        return MintedAuth(self.project, node)
+
     def tls(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file))
 
@@ -139,7 +145,11 @@ class Scratch:
         layers = layers or [seeded_blob(f"{repo}:{tag}:{uuid.uuid4()}", 1024)]
 
         async def push() -> str:
-            async with RegistryClient(self.registry_url("primary"), ca_file=self.ca_file) as client:
+            async with RegistryClient(
+                self.registry_url("primary"),
+                ca_file=self.ca_file,
+                tokens=minted_tokens(self.project, "primary"),
+            ) as client:
                 return await push_streamed(client, repo, tag, layers)
 
         return asyncio.run(push())
@@ -149,6 +159,7 @@ class Scratch:
         response = httpx.head(
             f"{self.registry_url(node)}/v2/{repo}/manifests/{tag}",
             headers={"Accept": ACCEPT_MANIFESTS},
+            auth=self.login(node),
             verify=self.tls(),
             timeout=10,
         )

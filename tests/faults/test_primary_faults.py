@@ -97,7 +97,7 @@ def _pull(nodes_up: Scratch, node: str, repo: str, tag: str) -> str:
     """Pull `repo:tag` from `node` the way a client does: manifest, then every blob, each
     checked against its digest. Returns the manifest digest."""
     url, tls = nodes_up.registry_url(node), nodes_up.tls()
-    with httpx.Client(base_url=url, verify=tls, timeout=30) as client:
+    with httpx.Client(base_url=url, verify=tls, timeout=30, auth=nodes_up.login(node)) as client:
         response = client.get(f"/v2/{repo}/manifests/{tag}", headers={"Accept": ACCEPT_MANIFESTS})
         response.raise_for_status()
         manifest = response.json()

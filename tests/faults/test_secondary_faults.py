@@ -81,6 +81,7 @@ class ManifestWatch:
         self.url = f"{nodes_up.registry_url('secondary')}/v2/{repo}"
         self.tag = tag
         self.tls = nodes_up.tls()
+        self.login = nodes_up.login("secondary")
         self.violations: list[str] = []
         self.complete_sightings = 0
         self._seen_complete = threading.Event()
@@ -96,7 +97,7 @@ class ManifestWatch:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
-        with httpx.Client(verify=self.tls, timeout=5) as client:
+        with httpx.Client(verify=self.tls, timeout=5, auth=self.login) as client:
             while not self._stop.is_set():
                 with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
                     self._check(client)

@@ -33,6 +33,7 @@ SECRET_HOLDERS = {
     "secrets/notification_secret",
     "secrets/node_token",
     "secrets/registry_http_secret",
+    "secrets/registry_password",
     "primary/config/gitlab.yml",
     "primary/registry/config.yml",
     "secondary/config/gitlab.yml",
@@ -40,6 +41,8 @@ SECRET_HOLDERS = {
     "ca/ca.key",
     "primary/localhost.key",
     "secondary/localhost.key",
+    "primary/registry_host.key",
+    "secondary/registry_host.key",
     "rendered.json",
 }
 
@@ -160,7 +163,8 @@ def hostile_notification(url: str, repository: str) -> dict[str, object]:
 
 
 def secrets_of(nodes_up: Scratch) -> dict[str, str]:
-    return {name: nodes_up.secret(name) for name in ("notification_secret", "node_token")}
+    names = ("notification_secret", "node_token", "registry_password")
+    return {name: nodes_up.secret(name) for name in names}
 
 
 def test_no_task_output_shows_a_secret(nodes_up: Scratch, day: dict[str, str]) -> None:

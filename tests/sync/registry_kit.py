@@ -199,7 +199,7 @@ class ScriptedServer(LocalHTTPServer):
 
 
 def make_certificates(directory: Path) -> Path:
-    """The project's own CA and `localhost.crt`/`localhost.key` (certs.py) in `directory`.
+    """The project's own CA and `registry_host.crt`/`registry_host.key` (certs.py) in `directory`.
 
     Returns `directory/ca.crt`. The key is made readable by the registry, which runs as
     another user inside its container.

@@ -1,0 +1,150 @@
+"""Upgrading to token auth: an environment the previous release set up comes up as it was.
+
+The previous release (commit PREVIOUS_RELEASE, the last before registry token auth) served
+TLS from `localhost.crt`/`localhost.key` and took anonymous pushes. Its code is unpacked
+from this repository's history, it sets up a project and an image is pushed; then this
+release's `geo.setup` runs on the same project, with the old services still running. The
+image must still be on both nodes, the TLS certificate must be the same one (moved to
+`registry_host.*`), and the signing pair must be new, RSA and on both nodes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from helpers import REPO_ROOT, invoke, ports_yml, unique_prefix, write_gdk_yml
+from registry_login import creds_argument
+
+from gdk_geo import certs
+from gdk_geo.project import Project
+from testkit.images import make_image, write_oci_layout
+
+pytestmark = pytest.mark.docker
+
+PREVIOUS_RELEASE = "be991a0"  # the last release before the package move and token auth
+
+
+def _previous_release(target: Path) -> Path:
+    """The previous release's files, from git history (a fresh clone has them)."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "archive", "--format=tar", PREVIOUS_RELEASE],
+        capture_output=True,
+        timeout=60,
+    )
+    if archive.returncode != 0:
+        pytest.fail(f"commit {PREVIOUS_RELEASE} is not in this clone's history: {archive.stderr!r}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+def _old_python(old: Path) -> Path:
+    """A venv whose `gdk_geo` is the previous release's, with this one's libraries.
+
+    Our own venv imports `gdk_geo` through its editable install, ahead of PYTHONPATH; a
+    `.pth` in a fresh venv puts the old checkout first and our site-packages after it
+    (their own `.pth` files, the editable install among them, are not read from there).
+    """
+    venv = old.parent / "previous-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    ours = next(p for p in sys.path if p.endswith("site-packages"))
+    (site_packages(venv) / "previous.pth").write_text(f"{old}\n{ours}\n")
+    return venv / "bin" / "python"
+
+
+def site_packages(venv: Path) -> Path:
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return venv / "lib" / version / "site-packages"
+
+
+def _old_invoke(python: Path, old: Path, root: Path, *args: str) -> subprocess.CompletedProcess:
+    """`invoke` run by the previous release (its tasks, and the services they start)."""
+    env = {**os.environ, "GDK_GEO_ROOT": str(root)}
+    return subprocess.run(
+        [str(python), "-m", "invoke", "-r", str(old), *args],
+        cwd=old,  # not ours: `python -m` puts the working directory first on the path
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _skopeo(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def upgraded(docker_client, tmp_path: Path) -> Iterator[tuple[Project, dict[str, str]]]:
+    old = _previous_release(tmp_path / "previous")
+    python = _old_python(old)
+    root = tmp_path / "project"
+    ports = [_port() for _ in range(4)]
+    write_gdk_yml(root, ports_yml(*ports, unique_prefix("u")))
+    project = Project(root)
+    try:
+        before = _old_invoke(python, old, root, "geo.setup")
+        assert before.returncode == 0, before.stdout + before.stderr
+        primary = project.node(project.load(), "primary")
+        assert not primary.certificate.exists()  # the old layout: TLS in localhost.*
+        seen = {"tls": certs.fingerprint(primary.root / "localhost.crt")}
+        trust = str(project.trust_dir(project.load()))
+        layout = write_oci_layout(tmp_path / "layout", "v1", make_image())
+        reference = f"docker://localhost:{ports[1]}/upgrade/app:v1"
+        pushed = _skopeo("copy", "--dest-cert-dir", trust, f"oci:{layout}:v1", reference)
+        assert pushed.returncode == 0, pushed.stderr  # anonymous, as the old release allowed
+        synced = _old_invoke(python, old, root, "geo.sync", "--all")
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        seen["ports"] = f"{ports[1]} {ports[3]}"
+        yield project, seen
+    finally:
+        invoke(root, "geo.destroy", "--yes", "--data")
+
+
+def _port() -> int:
+    from testkit.net import free_port
+
+    return free_port()
+
+
+def test_setup_after_the_upgrade_keeps_images_and_tls_and_adds_the_signing_pair(
+    upgraded: tuple[Project, dict[str, str]],
+) -> None:
+    project, seen = upgraded
+    setup = invoke(project.root, "geo.setup")
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    assert "invoke geo.login" in setup.stdout
+    cfg = project.load()
+    for node in project.nodes(cfg):
+        assert certs.fingerprint(node.certificate) == seen["tls"], node.name  # moved, not new
+        key = load_pem_private_key(node.signing_key.read_bytes(), password=None)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        assert (node.signing_key.stat().st_mode & 0o777) == 0o600
+        certificate = x509.load_pem_x509_certificate(node.signing_certificate.read_bytes())
+        assert certificate.public_key().public_numbers() == key.public_key().public_numbers()
+    primary, secondary = project.nodes(cfg)
+    assert primary.signing_key.read_bytes() == secondary.signing_key.read_bytes()
+
+    trust = str(project.trust_dir(cfg))
+    primary_port, secondary_port = seen["ports"].split()
+    for port in (primary_port, secondary_port):
+        reference = f"docker://localhost:{port}/upgrade/app:v1"
+        inspected = _skopeo(
+            "inspect", "--cert-dir", trust, "--creds", creds_argument(project), reference
+        )
+        assert inspected.returncode == 0, (port, inspected.stderr)
+        anonymous = _skopeo("inspect", "--cert-dir", trust, reference)
+        assert anonymous.returncode != 0  # auth is on now
+    check = invoke(project.root, "geo.check", timeout=180)
+    assert check.returncode == 0, check.stdout
