@@ -229,3 +229,32 @@ def test_an_unplanned_failover_fences_the_old_primary_until_reconciled(tmp_path:
         assert _digest(project, cfg, "primary", "unreplicated") is None
         verified = invoke(project.root, "geo.verify")
         assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C, delivered when the promotion announces step `at`."""
+
+
+@pytest.mark.docker
+def test_a_promote_interrupted_at_each_step_converges_when_run_again(tmp_path: Path) -> None:
+    with running_project(tmp_path, "i") as project:
+        cfg = project.load()
+        tags = {"before": _push(project, cfg, "before")}
+        _everywhere(project, tags)
+        target = "secondary"
+        for step in ("1/4", "2/4", "3/4", "4/4"):
+
+            def ctrl_c(message: str, step: str = step) -> None:
+                if message.startswith(step):
+                    raise _Interrupted(step)
+
+            with pytest.raises(_Interrupted):
+                promote.promote(project, target, timeout=60, say=ctrl_c)
+            promote.promote(project, target, timeout=60, say=lambda _m: None)  # again
+            cfg = project.load()
+            assert cfg.primary_name == target, step
+            assert not roles.read(project.data_dir(cfg)).promoting, step
+            assert checks._one_primary(checks.Context(project)).status == "passed", step
+            tags[f"after-{step[0]}"] = _push(project, cfg, f"after-{step[0]}")
+            _everywhere(project, tags)
+            target = "primary" if target == "secondary" else "secondary"
