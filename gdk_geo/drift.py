@@ -41,6 +41,13 @@ def stored_secrets(project: Project, cfg: Settings) -> ProjectSecrets | None:
             return None
     if cfg.registry.notification_secret:
         values["notification_secret"] = Secret(cfg.registry.notification_secret)
+    # The registry password is rendered into gitlab.yml too: without it every gitlab.yml
+    # would differ from what gdk.yml asks for.
+    password = project.secrets_dir(cfg) / "registry_password"
+    if cfg.registry.auth.password:
+        values["registry_password"] = Secret(cfg.registry.auth.password)
+    elif password.exists():
+        values["registry_password"] = Secret(password.read_text().strip())
     return ProjectSecrets(**values)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import shlex
 import ssl
 from pathlib import Path
 
@@ -258,3 +260,28 @@ def test_a_promote_interrupted_at_each_step_converges_when_run_again(tmp_path: P
             tags[f"after-{step[0]}"] = _push(project, cfg, f"after-{step[0]}")
             _everywhere(project, tags)
             target = "primary" if target == "secondary" else "secondary"
+
+
+@pytest.mark.docker
+def test_two_nodes_that_claim_primary_fail_the_check_and_its_fix_works(tmp_path: Path) -> None:
+    with running_project(tmp_path, "p") as project:
+        gitlab_yml = project.node(project.load(), "secondary").gitlab_yml
+        gitlab_yml.write_text(gitlab_yml.read_text().replace("primary: false", "primary: true"))
+        result = invoke(project.root, "geo.check", timeout=120)
+        assert result.returncode == 1, result.stdout
+        check = next(c for c in checks.CHECKS if c.name == "one-primary")
+        lines = result.stdout.splitlines()
+        assert checks.failure_line(check) in lines, result.stdout
+        assert "primary and secondary all believe they are primary" in result.stdout
+        at = lines.index(checks.failure_line(check))
+        fix = next(line for line in lines[at:] if line.startswith("    fix: "))
+        commands = [shlex.split(c) for c in re.findall(r"`(invoke [^`]+)`", fix)]
+        assert commands, fix
+        for argv in commands:  # the printed fix, verbatim
+            done = invoke(project.root, *argv[1:])
+            assert done.returncode == 0, done.stdout + done.stderr
+        assert roles.claimed_primaries(
+            {p.name: p.gitlab_yml for p in project.nodes(project.load())}
+        ) == ["primary"]
+        again = invoke(project.root, "geo.check", timeout=120)
+        assert again.returncode == 0, again.stdout

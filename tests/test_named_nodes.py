@@ -13,7 +13,7 @@ import pytest
 from helpers import seed_secrets, write_gdk_yml
 from ruamel.yaml import YAML
 
-from gdk_geo import checks, lifecycle, roles, services
+from gdk_geo import checks, drift, lifecycle, roles, services
 from gdk_geo.errors import ConfigError
 from gdk_geo.project import Project
 
@@ -138,3 +138,12 @@ def test_two_nodes_that_believe_they_are_primary_fail_the_check(tmp_path: Path) 
     assert "dc1 and dc2 all believe they are primary" in outcome.detail
     lifecycle.reconfigure(project, force=True, check_in_use=False)  # what the fix renders
     assert checks._one_primary(checks.Context(project)).status == "passed"
+
+
+def test_a_fresh_render_is_current_with_the_registry_password(tmp_path: Path) -> None:
+    """`geo.check`'s "current" check renders again from the stored secrets: the generated
+    registry password is one of them (it was left out, so every gitlab.yml was "stale")."""
+    project = _project(tmp_path, "docker:\n  container_prefix: gdkgeo-drift\n")
+    _render(project)
+    found = drift.render_drift(project, project.load())
+    assert found.stale == [] and found.edited == []
