@@ -176,16 +176,9 @@ def _ca_problem(cert: x509.Certificate, key: PrivateKey, now: datetime) -> str |
 def _write_ca(ca_dir: Path, now: datetime) -> tuple[x509.Certificate, PrivateKey]:
     """A new self-signed CA; the key is written first so a crash never leaves a keyless cert."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_COMMON_NAME)])
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(now + CA_LIFETIME)
+        self_signed(key, CA_COMMON_NAME, now, CA_LIFETIME)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_ca_key_usage(), critical=True)
         .add_extension(ski, critical=False)
@@ -195,6 +188,23 @@ def _write_ca(ca_dir: Path, now: datetime) -> tuple[x509.Certificate, PrivateKey
     atomic_write(ca_dir / CA_KEY_NAME, _key_pem(key), mode=KEY_MODE)
     atomic_write(ca_dir / CA_CERT_NAME, _cert_pem(cert), mode=CERT_MODE)
     return cert, key
+
+
+def self_signed(
+    key: PrivateKey, common_name: str, now: datetime, lifetime: timedelta
+) -> x509.CertificateBuilder:
+    """A certificate naming `common_name` as subject and issuer, valid from a little before
+    `now` (clock skew between the nodes' readers) for `lifetime`; extensions are the caller's."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - CLOCK_SKEW)
+        .not_valid_after(now + lifetime)
+    )
 
 
 def _ca_key_usage() -> x509.KeyUsage:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import httpx
 
+from gdk_geo.registry import http
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -19,14 +21,11 @@ class Probe:
     detail: str
 
 
-def tls_context(ca_file: Path) -> ssl.SSLContext:
-    """Verify against the node's certificate bundle (leaf + CA); verification is never off."""
-    return ssl.create_default_context(cafile=str(ca_file))
-
-
 def probe_registry(url: str, ca_file: Path, timeout: float = 2.0) -> Probe:
+    """Verified against the node's certificate bundle (leaf + CA); verification is never off."""
     try:
-        response = httpx.get(f"{url}/v2/", verify=tls_context(ca_file), timeout=timeout)
+        with http.httpx_client(ca_file=ca_file, timeout=timeout) as client:
+            response = client.get(f"{url}/v2/")
     except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
         return Probe(False, f"{type(exc).__name__}: {exc}")
     # 200, or 401 from a registry with auth, both mean the API is up.
@@ -35,7 +34,8 @@ def probe_registry(url: str, ca_file: Path, timeout: float = 2.0) -> Probe:
 
 def probe_service(url: str, timeout: float = 2.0) -> Probe:
     try:
-        response = httpx.get(f"{url}/-/health", timeout=timeout)
+        with http.httpx_client(timeout=timeout) as client:
+            response = client.get(f"{url}/-/health")
     except (httpx.HTTPError, OSError) as exc:
         return Probe(False, f"{type(exc).__name__}: {exc}")
     return Probe(response.status_code == 200, f"HTTP {response.status_code}")

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import httpx
 
+from gdk_geo.registry import http
 from gdk_geo.registry.auth import MintedTokens
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.errors import RegistryError
@@ -207,8 +208,8 @@ class EventReader:
 
     async def _get(self, path: str, params: dict[str, int]) -> dict:
         try:
-            async with httpx.AsyncClient(timeout=POLL_SECONDS + 5.0, trust_env=False) as http:
-                response = await http.get(self.url + path, params=params, headers=self.headers)
+            async with http.httpx_async_client(timeout=POLL_SECONDS + 5.0) as client:
+                response = await client.get(self.url + path, params=params, headers=self.headers)
         except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
             raise ProbeFailed(
                 f"the primary Geo service does not answer at {self.url} "

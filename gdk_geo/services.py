@@ -1,12 +1,12 @@
 """The bundled Geo services as background processes: start, stop, and tell whether they run.
 
-Each node runs one Python process (`gdk_geo.primary.service` on the primary,
-`gdk_geo.secondary.worker` on a secondary, as its rendered gitlab.yml's `geo.primary`
-says) with a pidfile and a log file in its node root, the way
-GDK's runit services keep a pid and a log per service. A pidfile whose process is gone, or
-belongs to some other program, is stale and is removed rather than trusted. A service that
-runs without a pidfile (Ctrl-C landed between starting it and writing the pidfile) is found
-by its command line and adopted, never started a second time.
+Each node runs one Python process (`python -m gdk_geo.primary` on the primary,
+`python -m gdk_geo.secondary` on a secondary, as its rendered gitlab.yml's `geo.primary`
+says) with a pidfile and a log file in its node root, the way GDK's runit services keep a
+pid and a log per service. A pidfile whose process is gone, or belongs to some other
+program, is stale and is removed rather than trusted. A service that runs without a
+pidfile (Ctrl-C landed between starting it and writing the pidfile) is found by its
+command line and adopted, never started a second time.
 
 Processes are looked up with psutil. Each service started here carries its project root in
 its environment (`GDK_GEO_PROJECT`), so it is still found, and stopped, after `data_dir`

@@ -21,7 +21,6 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from gdk_geo import certs
 from gdk_geo.fsutil import atomic_write
@@ -110,15 +109,8 @@ def _problem(cert_path: Path, key_path: Path, now: datetime) -> str | None:
 def _write_pair(root: Path, now: datetime) -> None:
     """A new RSA key and its self-signed certificate; the key first, as certs.py does."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, COMMON_NAME)])
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - certs.CLOCK_SKEW)
-        .not_valid_after(now + LIFETIME)
+        certs.self_signed(key, COMMON_NAME, now, LIFETIME)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())

@@ -13,6 +13,8 @@ from rich.table import Table
 from gdk_geo import certs, health, nodes, services
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.project import Project
+from gdk_geo.registry import http
+from gdk_geo.secondary.snapshot import StatusSnapshot
 from gdk_geo.settings import Settings
 
 
@@ -56,12 +58,13 @@ def _replication(cfg: Settings) -> dict[str, Any] | None:
     """The secondary worker's own view of replication (counts, cursor, lag)."""
     url = f"{cfg.secondaries[0].service_url}/api/v4/geo/replication/status"
     try:
-        response = httpx.get(url, timeout=2.0)
+        with http.httpx_client(timeout=2.0) as client:
+            response = client.get(url)
         response.raise_for_status()
-        data = response.json()
+        data = StatusSnapshot.from_json(response.json()).to_json()
     except (httpx.HTTPError, ValueError):
         return None
-    data.pop("repositories", None)  # per-repository rows belong on the status page
+    data.pop("repositories")  # per-repository rows belong on the status page
     return data
 
 
@@ -144,17 +147,17 @@ def print_table(report: dict[str, Any], console: Console) -> None:
     if replication is None:
         console.print("replication: the secondary worker does not answer")
     else:
-        counts = replication.get("counts", {})
+        status = StatusSnapshot.from_json(replication)
         console.print(
             "replication: "
             + ", ".join(
-                f"{state} {counts.get(state, 0)}"
+                f"{state} {status.counts.get(state, 0)}"
                 for state in ("synced", "pending", "started", "failed")
             )
-            + f"; cursor {replication.get('cursor')}, lag {replication.get('lag')} events"
+            + f"; cursor {status.cursor}, lag {status.lag} events"
             + (
-                f", last event {replication['last_event_age_seconds']:.0f}s ago"
-                if replication.get("last_event_age_seconds") is not None
+                f", last event {status.last_event_age_seconds:.0f}s ago"
+                if status.last_event_age_seconds is not None
                 else ""
             )
         )

@@ -353,7 +353,7 @@ def _repository_bar(total: int | None) -> Iterator[Callable[[str], None]]:
 def _catalog_size(settings: node_settings.SecondaryWorkerSettings) -> int | None:
     """How many repositories `--all` will sync, so its bar has an end (None when unknown)."""
     from gdk_geo.registry.errors import RegistryError
-    from gdk_geo.secondary.replicator import registry_clients
+    from gdk_geo.secondary.clients import registry_clients
 
     async def count() -> int:
         async with registry_clients(settings) as (source, _target):

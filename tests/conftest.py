@@ -18,3 +18,16 @@ def docker_client() -> Iterator[object]:
         pytest.skip(f"no Docker engine answers ({exc}); start Docker to run these tests")
     yield client
     client.close()
+
+
+@pytest.fixture(scope="module")
+def signing_pair(tmp_path_factory: pytest.TempPathFactory):
+    """(key, certificate) of a token signing pair made by `signing.ensure_signing_pair`."""
+    from gdk_geo import signing
+
+    root = tmp_path_factory.mktemp("signing")
+    signing.ensure_signing_pair(root, tmp_path_factory.mktemp("copy"))
+    return (
+        signing.load_signing_key(root / "localhost.key"),
+        signing.load_signing_certificate(root / "localhost.crt"),
+    )

@@ -21,7 +21,7 @@ from helpers import invoke, running_project, unique_prefix, write_gdk_yml
 from registry_login import RegistryLogin
 from ruamel.yaml import YAML
 
-from gdk_geo import checks, nodes, promote, roles, services
+from gdk_geo import checks, local_checks, nodes, promote, roles, services
 from gdk_geo.project import Project
 from gdk_geo.settings import Settings
 from testkit.images import Pusher, make_image
@@ -209,7 +209,7 @@ def test_an_unplanned_failover_fences_the_old_primary_until_reconciled(tmp_path:
         back = invoke(project.root, "geo.setup")  # the old primary comes back: fenced
         assert back.returncode == 0, back.stdout + back.stderr
         assert roles.believes_primary(project.node(cfg, "primary").gitlab_yml) is False
-        assert checks._one_primary(checks.Context(project)).status == "passed"
+        assert local_checks.one_primary(checks.Context(project)).status == "passed"
         old = cfg.node("primary").registry_url
         ca = ssl.create_default_context(cafile=str(_ca(project, cfg)))
         login = RegistryLogin.of(project)
@@ -256,7 +256,7 @@ def test_a_promote_interrupted_at_each_step_converges_when_run_again(tmp_path: P
             cfg = project.load()
             assert cfg.primary_name == target, step
             assert not roles.read(project.data_dir(cfg)).promoting, step
-            assert checks._one_primary(checks.Context(project)).status == "passed", step
+            assert local_checks.one_primary(checks.Context(project)).status == "passed", step
             tags[f"after-{step[0]}"] = _push(project, cfg, f"after-{step[0]}")
             _everywhere(project, tags)
             target = "primary" if target == "secondary" else "secondary"

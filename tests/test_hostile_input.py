@@ -29,8 +29,9 @@ from helpers import in_process_primary_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gdk_geo.primary.app import create_app
 from gdk_geo.primary.eventlog import EventLog, RegistryEvent
-from gdk_geo.primary.service import create_app, is_repository_name
+from gdk_geo.registry.reference import is_repository
 from gdk_geo.secondary.event_feed import parse_page
 
 SECRET = "hostile-events-notification-secret"
@@ -183,7 +184,7 @@ def test_the_worker_refuses_a_bad_page_or_keeps_only_valid_events(body: Any) -> 
         page = parse_page(body)
     except (ValueError, TypeError, KeyError):
         return  # the feed reports the page as unreadable and asks again later
-    assert all(is_repository_name(event.repository) for event in page.events)
+    assert all(is_repository(event.repository) for event in page.events)
     assert all(event.action in ("updated", "deleted") for event in page.events)
     assert all(event.id <= page.last_seen_id for event in page.events)
     assert page.primary_last_event_id >= page.last_seen_id

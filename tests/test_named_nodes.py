@@ -13,7 +13,7 @@ import pytest
 from helpers import seed_secrets, write_gdk_yml
 from ruamel.yaml import YAML
 
-from gdk_geo import checks, drift, lifecycle, roles, services
+from gdk_geo import checks, drift, lifecycle, local_checks, roles, services
 from gdk_geo.errors import ConfigError
 from gdk_geo.project import Project
 
@@ -133,11 +133,11 @@ def test_two_nodes_that_believe_they_are_primary_fail_the_check(tmp_path: Path) 
     _render(project)
     gitlab_yml = project.node(project.load(), "dc1").gitlab_yml
     gitlab_yml.write_text(gitlab_yml.read_text().replace("primary: false", "primary: true"))
-    outcome = checks._one_primary(checks.Context(project))
+    outcome = local_checks.one_primary(checks.Context(project))
     assert outcome.status == "failed"
     assert "dc1 and dc2 all believe they are primary" in outcome.detail
     lifecycle.reconfigure(project, force=True, check_in_use=False)  # what the fix renders
-    assert checks._one_primary(checks.Context(project)).status == "passed"
+    assert local_checks.one_primary(checks.Context(project)).status == "passed"
 
 
 def test_a_fresh_render_is_current_with_the_registry_password(tmp_path: Path) -> None:

@@ -18,10 +18,11 @@ from typing import Any
 import httpx
 import pytest
 from helpers import REPO_ROOT
+from prometheus_client.parser import text_string_to_metric_families
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node_settings import PrimaryServiceSettings
-from gdk_geo.primary.service import create_app
+from gdk_geo.primary.app import create_app
 from testkit.net import free_port
 
 NOTIFY = "/api/v4/container_registry_event/events"
@@ -214,12 +215,16 @@ def unique_repository(prefix: str = "group") -> str:
 
 
 def metric(primary: Primary, name: str) -> float:
+    """One sample of /-/metrics, read with Prometheus' own parser."""
     with primary.client() as client:
         text = client.get("/-/metrics").text
-    for line in text.splitlines():
-        if line.startswith(f"{name} "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in /-/metrics:\n{text}")
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    assert name in samples, f"{name} not in /-/metrics:\n{text}"
+    return samples[name]
 
 
 # --- Notifications ------------------------------------------------------------------------
@@ -547,18 +552,19 @@ def test_metrics_are_prometheus_text(primary: Primary) -> None:
         response = client.get("/-/metrics")
 
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
-    lines = response.text.splitlines()
+    families = {family.name: family for family in text_string_to_metric_families(response.text)}
     for name, kind in [
-        ("gdk_geo_registry_events_received_total", "counter"),
-        ("gdk_geo_registry_events_recorded_total", "counter"),
-        ("gdk_geo_registry_events_ignored_total", "counter"),
-        ("gdk_geo_registry_events_rejected_total", "counter"),
-        ("gdk_geo_notifications_unauthorized_total", "counter"),
+        ("gdk_geo_registry_events_received", "counter"),
+        ("gdk_geo_registry_events_recorded", "counter"),
+        ("gdk_geo_registry_events_ignored", "counter"),
+        ("gdk_geo_registry_events_rejected", "counter"),
+        ("gdk_geo_notifications_unauthorized", "counter"),
         ("gdk_geo_event_log_last_id", "gauge"),
     ]:
-        assert any(line.startswith(f"# HELP {name} ") for line in lines)
-        assert f"# TYPE {name} {kind}" in lines
-        assert any(line.startswith(f"{name} ") for line in lines)
+        family = families[name]
+        assert (family.type, bool(family.documentation)) == (kind, True), name
+        sample = f"{name}_total" if kind == "counter" else name
+        assert [s.name for s in family.samples] == [sample]
 
 
 def test_the_log_has_timestamps_and_never_the_secret_or_token(primary: Primary) -> None:

@@ -37,8 +37,10 @@ from test_primary_service import (
     unique_repository,
 )
 
+from gdk_geo.primary.app import MAX_BODY_BYTES, create_app
 from gdk_geo.primary.eventlog import EventLog
-from gdk_geo.primary.service import MAX_BODY_BYTES, create_app, is_repository_name, triage
+from gdk_geo.primary.triage import triage
+from gdk_geo.registry.reference import is_repository
 
 SECRET = "hostile-test-secret"
 TOKEN = "hostile-test-token"
@@ -494,7 +496,7 @@ def test_every_valid_manifest_event_is_recorded(repository: str, tag: str, actio
 def test_the_repository_grammar_does_not_backtrack() -> None:
     started = time.monotonic()
     for name in ["a" * 254 + "!", "a-" * 126 + "!", "a" + "__a" * 80 + "-"]:
-        assert not is_repository_name(name)
+        assert not is_repository(name)
     assert time.monotonic() - started < 5  # exponential would be hours, not seconds
 
 

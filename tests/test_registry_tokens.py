@@ -11,7 +11,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from yarl import URL
 
-from gdk_geo import signing
 from gdk_geo.registry.auth import MintedTokens, request_access
 from gdk_geo.registry.tokens import (
     Access,
@@ -21,16 +20,6 @@ from gdk_geo.registry.tokens import (
     libtrust_key_id,
     parse_scope,
 )
-
-
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("signing")
-    signing.ensure_signing_pair(root, tmp_path_factory.mktemp("copy"))
-    return (
-        signing.load_signing_key(root / "localhost.key"),
-        signing.load_signing_certificate(root / "localhost.crt"),
-    )
 
 
 def test_jwk_thumbprint_matches_rfc_7638_example() -> None:
@@ -45,14 +34,14 @@ def test_jwk_thumbprint_matches_rfc_7638_example() -> None:
     assert jwk_thumbprint(key) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
 
 
-def test_libtrust_key_id_is_twelve_groups_of_base32(pair) -> None:
-    key, _ = pair
+def test_libtrust_key_id_is_twelve_groups_of_base32(signing_pair) -> None:
+    key, _ = signing_pair
     kid = libtrust_key_id(key.public_key())
     assert re.fullmatch(r"[A-Z2-7]{4}(:[A-Z2-7]{4}){11}", kid), kid
 
 
-def test_a_token_carries_every_claim_and_both_ways_to_find_its_key(pair) -> None:
-    key, cert = pair
+def test_a_token_carries_every_claim_and_both_ways_to_find_its_key(signing_pair) -> None:
+    key, cert = signing_pair
     minted = Minter(key, cert, lifetime=300).mint("root", [parse_scope("repository:a/b:pull")])
     header = jwt.get_unverified_header(minted.token)
     assert header["alg"] == "RS256"
@@ -69,8 +58,8 @@ def test_a_token_carries_every_claim_and_both_ways_to_find_its_key(pair) -> None
     assert minted.token not in repr(minted)
 
 
-def test_two_tokens_never_share_a_jti(pair) -> None:
-    key, cert = pair
+def test_two_tokens_never_share_a_jti(signing_pair) -> None:
+    key, cert = signing_pair
     minter = Minter(key, cert, lifetime=60)
     ids = {
         jwt.decode(minter.mint("root", []).token, options={"verify_signature": False})["jti"]
@@ -138,8 +127,8 @@ class Clock:
         return self.now
 
 
-def _tokens(pair, allowed: set[str], lifetime: float = 8.0):
-    key, cert = pair
+def _tokens(signing_pair, allowed: set[str], lifetime: float = 8.0):
+    key, cert = signing_pair
     clock = Clock()
     minter = Minter(key, cert, lifetime=lifetime, clock=clock)
     minted: list[list[Access]] = []
@@ -151,8 +140,8 @@ def _tokens(pair, allowed: set[str], lifetime: float = 8.0):
     return MintedTokens(mint, allowed=frozenset(allowed), catalog=True, clock=clock), clock, minted
 
 
-def test_tokens_are_cached_per_scope_until_shortly_before_they_expire(pair) -> None:
-    tokens, clock, minted = _tokens(pair, {"pull"})
+def test_tokens_are_cached_per_scope_until_shortly_before_they_expire(signing_pair) -> None:
+    tokens, clock, minted = _tokens(signing_pair, {"pull"})
     url = URL("https://localhost:5000/v2/a/manifests/v1")
     first = tokens.header("GET", url)
     assert tokens.header("HEAD", url) == first and len(minted) == 1
@@ -164,8 +153,8 @@ def test_tokens_are_cached_per_scope_until_shortly_before_they_expire(pair) -> N
     assert tokens.header("GET", url) != first and len(minted) == 3
 
 
-def test_forget_makes_the_next_request_mint_again(pair) -> None:
-    tokens, _, minted = _tokens(pair, {"pull"})
+def test_forget_makes_the_next_request_mint_again(signing_pair) -> None:
+    tokens, _, minted = _tokens(signing_pair, {"pull"})
     url = URL("https://localhost:5000/v2/a/manifests/v1")
     tokens.header("GET", url)
     tokens.forget("GET", url)
@@ -173,14 +162,14 @@ def test_forget_makes_the_next_request_mint_again(pair) -> None:
     assert len(minted) == 2
 
 
-def test_a_primary_token_never_grants_more_than_pull(pair) -> None:
-    tokens, _, minted = _tokens(pair, {"pull"})
+def test_a_primary_token_never_grants_more_than_pull(signing_pair) -> None:
+    tokens, _, minted = _tokens(signing_pair, {"pull"})
     tokens.header("PUT", URL("https://localhost:5000/v2/a/manifests/v1"))
     tokens.header("DELETE", URL("https://localhost:5000/v2/a/manifests/sha256:0"))
     assert [[a.scope() for a in m] for m in minted] == [["repository:a:pull"], []]
 
 
-def test_a_mount_token_covers_the_source_repository(pair) -> None:
-    tokens, _, minted = _tokens(pair, {"pull", "push", "delete"})
+def test_a_mount_token_covers_the_source_repository(signing_pair) -> None:
+    tokens, _, minted = _tokens(signing_pair, {"pull", "push", "delete"})
     tokens.header("POST", URL("https://localhost:5001/v2/a/blobs/uploads/?mount=sha256:0&from=b"))
     assert [a.scope() for a in minted[0]] == ["repository:a:pull,push", "repository:b:pull"]

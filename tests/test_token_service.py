@@ -14,7 +14,6 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from gdk_geo import signing
 from gdk_geo.registry.token_service import PRIMARY_POLICY, SECONDARY_POLICY, TokenService
 from gdk_geo.registry.tokens import Minter
 
@@ -22,30 +21,20 @@ PASSWORD = "a-registry-password-0123456789"
 SERVICE = "container_registry"
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("signing")
-    signing.ensure_signing_pair(root, tmp_path_factory.mktemp("copy"))
-    return (
-        signing.load_signing_key(root / "localhost.key"),
-        signing.load_signing_certificate(root / "localhost.crt"),
-    )
-
-
-def _client(pair, policy=PRIMARY_POLICY) -> TestClient:
-    key, cert = pair
+def _client(signing_pair, policy=PRIMARY_POLICY) -> TestClient:
+    key, cert = signing_pair
     service = TokenService(Minter(key, cert, lifetime=300), "root", PASSWORD, SERVICE, policy)
     return TestClient(Starlette(routes=[service.route()]))
 
 
 @pytest.fixture
-def primary(pair) -> TestClient:
-    return _client(pair)
+def primary(signing_pair) -> TestClient:
+    return _client(signing_pair)
 
 
 @pytest.fixture
-def secondary(pair) -> TestClient:
-    return _client(pair, SECONDARY_POLICY)
+def secondary(signing_pair) -> TestClient:
+    return _client(signing_pair, SECONDARY_POLICY)
 
 
 def _ask(client: TestClient, *scopes: str, auth=("root", PASSWORD), **params):
@@ -53,9 +42,9 @@ def _ask(client: TestClient, *scopes: str, auth=("root", PASSWORD), **params):
     return client.get("/jwt/auth", params=query, auth=auth)
 
 
-def _access(pair, response) -> list[dict]:
+def _access(signing_pair, response) -> list[dict]:
     assert response.status_code == 200, response.text
-    key, _ = pair
+    key, _ = signing_pair
     body = response.json()
     assert body["token"] == body["access_token"]
     assert body["expires_in"] == 300 and body["issued_at"].endswith("Z")
@@ -63,36 +52,36 @@ def _access(pair, response) -> list[dict]:
     return claims["access"]
 
 
-def test_the_primary_grants_the_user_what_was_asked(pair, primary) -> None:
+def test_the_primary_grants_the_user_what_was_asked(signing_pair, primary) -> None:
     response = _ask(primary, "repository:group/app:pull,push", "registry:catalog:*")
-    assert _access(pair, response) == [
+    assert _access(signing_pair, response) == [
         {"type": "repository", "name": "group/app", "actions": ["pull", "push"]},
         {"type": "registry", "name": "catalog", "actions": ["*"]},
     ]
 
 
-def test_several_scopes_in_one_parameter_are_each_granted(pair, primary) -> None:
+def test_several_scopes_in_one_parameter_are_each_granted(signing_pair, primary) -> None:
     response = _ask(primary, "repository:a:pull repository:b:delete")
-    assert [(a["name"], a["actions"]) for a in _access(pair, response)] == [
+    assert [(a["name"], a["actions"]) for a in _access(signing_pair, response)] == [
         ("a", ["pull"]),
         ("b", ["delete"]),
     ]
 
 
-def test_never_more_than_asked(pair, primary) -> None:
-    assert _access(pair, _ask(primary, "repository:a:pull")) == [
+def test_never_more_than_asked(signing_pair, primary) -> None:
+    assert _access(signing_pair, _ask(primary, "repository:a:pull")) == [
         {"type": "repository", "name": "a", "actions": ["pull"]}
     ]
-    assert _access(pair, _ask(primary)) == []  # docker login asks for nothing
+    assert _access(signing_pair, _ask(primary)) == []  # docker login asks for nothing
 
 
-def test_docker_login_parameters_are_accepted(pair, primary) -> None:
+def test_docker_login_parameters_are_accepted(signing_pair, primary) -> None:
     response = _ask(primary, account="root", offline_token="true", client_id="docker")
-    assert _access(pair, response) == []
+    assert _access(signing_pair, response) == []
 
 
-def test_the_secondary_lets_users_pull_only(pair, secondary) -> None:
-    assert _access(pair, _ask(secondary, "repository:a:pull", "registry:catalog:*")) == [
+def test_the_secondary_lets_users_pull_only(signing_pair, secondary) -> None:
+    assert _access(signing_pair, _ask(secondary, "repository:a:pull", "registry:catalog:*")) == [
         {"type": "repository", "name": "a", "actions": ["pull"]}
     ]
 
@@ -106,8 +95,8 @@ def test_a_write_to_the_secondary_is_denied(secondary, scope: str) -> None:
     assert response.json()["errors"][0]["code"] == "DENIED"
 
 
-def test_anonymous_is_granted_nothing(pair, primary) -> None:
-    assert _access(pair, _ask(primary, "repository:a:pull,push", auth=None)) == []
+def test_anonymous_is_granted_nothing(signing_pair, primary) -> None:
+    assert _access(signing_pair, _ask(primary, "repository:a:pull,push", auth=None)) == []
 
 
 @pytest.mark.parametrize(
@@ -162,7 +151,7 @@ def test_hostile_scopes_are_refused_without_a_5xx(primary, scopes) -> None:
     assert 400 <= response.status_code < 500
 
 
-def test_no_password_or_token_in_the_log(pair, primary, caplog) -> None:
+def test_no_password_or_token_in_the_log(signing_pair, primary, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     good = _ask(primary, "repository:a:pull").json()["token"]
     _ask(primary, "repository:a:pull", auth=("root", "wrong-password-0123456789"))

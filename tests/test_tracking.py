@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from gdk_geo.secondary.tracking import Backoff, TrackingDatabaseError, TrackingDB
+from gdk_geo.registry.backoff import Backoff
+from gdk_geo.secondary.tracking import TrackingDatabaseError, TrackingDB
 
 NOW = 1_700_000_000.0
 

@@ -21,7 +21,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,16 +30,20 @@ from typing import Any
 import httpx
 import pytest
 from helpers import REPO_ROOT
+from prometheus_client.parser import text_string_to_metric_families
+from ruamel.yaml import YAML
 
+from gdk_geo import render
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node_settings import load_secondary
 from gdk_geo.registry.client import RegistryClient
-from gdk_geo.secondary.event_feed import EventFeed, EventPage, FeedEvent, parse_page
+from gdk_geo.secondary.event_feed import EventFeed, EventPage, FeedEvent
 from gdk_geo.secondary.replicator import Replicator
-from gdk_geo.secondary.status_page import render_admin_page, render_metrics
-from gdk_geo.secondary.sync import RepositorySyncResult
+from gdk_geo.secondary.results import RepositorySyncResult
+from gdk_geo.secondary.snapshot import RepositoryStatus, StatusSnapshot
 from gdk_geo.secondary.tracking import TrackingDB
 from gdk_geo.secondary.worker import Worker, _first_user_error, sync_once
+from gdk_geo.settings import Node
 from testkit.images import push_image
 from testkit.net import free_port, wait_for
 
@@ -99,37 +102,42 @@ class Registry:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def create(self) -> None:
-        config: dict[str, Any] = {
-            "version": 0.1,
-            "log": {"level": "warn"},
-            "storage": {
-                "filesystem": {"rootdirectory": "/var/lib/registry"},
-                "delete": {"enabled": True},
-            },
-            "http": {"addr": f"127.0.0.1:{self.port}", "secret": "test-http-secret"},
+    def config(self) -> dict[str, Any]:
+        """The node's `config.yml` rendered from the real template, then served over plain
+        HTTP: the template's TLS section is dropped (TLS is tested in tests/sync)."""
+        primary = self.notify_port is not None
+        context = {
+            "node": Node(
+                "primary" if primary else "secondary",
+                primary,
+                self.notify_port or 0,
+                self.port,
+                "127.0.0.1",
+            ),
+            "auth": {"enabled": False},  # the engine under test, not token auth
+            "hostname": "127.0.0.1",
+            "listen_address": "127.0.0.1",
+            "registry_http_secret": "test-http-secret",
+            "notification_secret": NOTIFICATION_SECRET,
+            "registry_log_level": "warn",
+            # Quick redelivery: a test restarts the primary service under the registry.
+            "notifications": {"timeout": "500ms", "threshold": 5, "backoff": "1s"},
         }
-        if self.notify_port is not None:
-            config["notifications"] = {
-                "endpoints": [
-                    {
-                        "name": "geo_event",
-                        "url": f"http://127.0.0.1:{self.notify_port}"
-                        "/api/v4/container_registry_event/events",
-                        "headers": {"Authorization": [NOTIFICATION_SECRET]},
-                        "timeout": "500ms",
-                        "threshold": 5,
-                        "backoff": "1s",
-                    }
-                ]
-            }
-        config_file = write_yaml(self.root / f"{self.name}.yml", config)
+        text = render.environment().get_template("registry/config.yml.j2").render(context)
+        config = YAML(typ="safe").load(text)
+        del config["http"]["tls"]
+        config["http"]["host"] = self.url
+        return config
+
+    def create(self) -> None:
+        config_file = write_yaml(self.root / f"{self.name}.yml", self.config())
         self.container = self.client.containers.run(
             self.image,
             command=["/etc/docker/registry/config.yml"],
             name=self.name,
             detach=True,
             network_mode="host",
+            extra_hosts={"host.docker.internal": "127.0.0.1"},  # where the template notifies
             volumes={str(config_file): {"bind": "/etc/docker/registry/config.yml", "mode": "ro"}},
         )
         self.wait_ready()
@@ -343,17 +351,20 @@ class WorkerProcess:
         response = httpx.get(f"{self.url}/-/health", timeout=2)
         return response.json() if response.status_code == 200 else None
 
-    def status(self) -> dict[str, Any]:
+    def status_json(self) -> dict[str, Any]:
         return httpx.get(f"{self.url}/api/v4/geo/replication/status", timeout=5).json()
 
-    def row(self, repository: str) -> dict[str, Any] | None:
-        rows = self.status()["repositories"]
-        return next((row for row in rows if row["repository"] == repository), None)
+    def status(self) -> StatusSnapshot:
+        return StatusSnapshot.from_json(self.status_json())
 
-    def wait_state(self, repository: str, state: str) -> dict[str, Any]:
-        def probe() -> dict[str, Any] | None:
+    def row(self, repository: str) -> RepositoryStatus | None:
+        rows = self.status().repositories
+        return next((row for row in rows if row.repository == repository), None)
+
+    def wait_state(self, repository: str, state: str) -> RepositoryStatus:
+        def probe() -> RepositoryStatus | None:
             row = self.row(repository)
-            return row if row and row["state"] == state else None
+            return row if row and row.state == state else None
 
         return wait_for(f"{repository} to be {state}", probe, self.logs)
 
@@ -419,8 +430,8 @@ def paused(registry: Registry) -> Iterator[None]:
 def test_a_push_replicates_through_the_event(geo: GeoSetup, workers) -> None:
     worker = workers()
     worker.start()
-    wait_for("the event feed", lambda: worker.status()["event_feed"]["connected"], worker.logs)
-    wait_for("the start-up backfill", lambda: worker.status()["last_backfill_at"], worker.logs)
+    wait_for("the event feed", lambda: worker.status().event_feed.connected, worker.logs)
+    wait_for("the start-up backfill", lambda: worker.status().last_backfill_at, worker.logs)
     repo = unique("events/app")
 
     digest = push_image(geo.primary.url, repo, "v1")
@@ -447,10 +458,10 @@ def test_cursor_resumes_after_a_restart(geo: GeoSetup, workers) -> None:
     worker.wait_state(new, "synced")
     wait_for(
         "the cursor to reach the primary's last event",
-        lambda: worker.status()["cursor"] == geo.service.last_event_id(),
+        lambda: worker.status().cursor == geo.service.last_event_id(),
         worker.logs,
     )
-    first_sync = worker.row(old)["last_synced_at"]
+    first_sync = worker.row(old).last_synced_at
     assert worker.stop() == 0, "SIGTERM is a clean shutdown"
 
     # While the worker is down: a new tag in an already synced repository. Backfill at start
@@ -463,9 +474,8 @@ def test_cursor_resumes_after_a_restart(geo: GeoSetup, workers) -> None:
         worker.logs,
     )
     worker.wait_state(new, "synced")
-    status = worker.status()
-    assert status["cursor"] == geo.service.last_event_id()
-    assert worker.row(old)["last_synced_at"] == first_sync, "old events were not replayed"
+    assert worker.status().cursor == geo.service.last_event_id()
+    assert worker.row(old).last_synced_at == first_sync, "old events were not replayed"
     assert "Traceback" not in worker.logs()
 
 
@@ -502,13 +512,13 @@ def test_primary_registry_down_fails_with_backoff_then_syncs(geo: GeoSetup, work
     try:
         worker.start()
 
-        def failed_twice() -> dict[str, Any] | None:
+        def failed_twice() -> RepositoryStatus | None:
             row = worker.row(repo)
-            return row if row and row["state"] == "failed" and row["retry_count"] >= 2 else None
+            return row if row and row.state == "failed" and row.retry_count >= 2 else None
 
         row = wait_for("repeated failures", failed_twice, worker.logs)
-        assert row["last_sync_failure"], "the reason is recorded"
-        assert row["retry_at"] > row["updated_at"], "a failure waits before its retry"
+        assert row.last_sync_failure, "the reason is recorded"
+        assert row.retry_at > row.updated_at, "a failure waits before its retry"
         assert digest_of_tag(geo.secondary.url, repo, "v1") is None
     finally:
         geo.primary.start()
@@ -516,7 +526,7 @@ def test_primary_registry_down_fails_with_backoff_then_syncs(geo: GeoSetup, work
     worker.wait_state(repo, "synced")
     assert digest_of_tag(geo.secondary.url, repo, "v1") == digest
     row = worker.row(repo)
-    assert (row["retry_count"], row["last_sync_failure"]) == (0, None)
+    assert (row.retry_count, row.last_sync_failure) == (0, None)
 
 
 @pytest.mark.docker
@@ -526,11 +536,7 @@ def test_sigkill_mid_sync_is_recovered_at_restart(geo: GeoSetup, workers) -> Non
     worker = workers()
 
     def in_flight() -> list[str]:
-        return [
-            row["repository"]
-            for row in worker.status()["repositories"]
-            if row["state"] == "started"
-        ]
+        return [row.repository for row in worker.status().repositories if row.state == "started"]
 
     with paused(geo.primary):  # every sync hangs on the frozen primary
         worker.start()
@@ -569,7 +575,7 @@ def test_verification_sends_a_tampered_repository_back_to_sync(geo: GeoSetup, wo
     )
     wait_for(
         "a counted mismatch",
-        lambda: worker.status()["totals"]["verification_mismatches"] >= 1,
+        lambda: worker.status().totals.verification_mismatches >= 1,
         worker.logs,
     )
 
@@ -582,15 +588,17 @@ def test_status_json_metrics_and_admin_page_show_the_repositories(geo: GeoSetup,
     push_image(geo.primary.url, repo, "v1")
     worker.wait_state(repo, "synced")
 
-    status = worker.status()
-    assert status["node"] == "secondary"
-    assert status["replication_enabled"] is True
-    assert status["counts"]["synced"] >= 1
-    assert status["primary_last_event_id"] >= status["cursor"] >= 1
-    assert status["lag"] == status["primary_last_event_id"] - status["cursor"]
-    assert status["last_event_age_seconds"] >= 0
-    assert status["totals"]["blobs_copied"] >= 2
-    assert {"repository", "state", "retry_count", "last_synced_at"} <= worker.row(repo).keys()
+    raw = worker.status_json()
+    assert raw["node"] == "secondary"
+    assert raw["lag"] == raw["primary_last_event_id"] - raw["cursor"]
+    row = next(row for row in raw["repositories"] if row["repository"] == repo)
+    assert {"repository", "state", "retry_count", "last_synced_at"} <= row.keys()
+    status = StatusSnapshot.from_json(raw)
+    assert status.replication_enabled is True
+    assert status.counts["synced"] >= 1
+    assert status.primary_last_event_id >= status.cursor >= 1
+    assert status.last_event_age_seconds >= 0
+    assert status.totals.blobs_copied >= 2
 
     health = httpx.get(f"{worker.url}/-/health").json()
     assert health == {
@@ -599,9 +607,13 @@ def test_status_json_metrics_and_admin_page_show_the_repositories(geo: GeoSetup,
         "cursor": health["cursor"],
         "replication_enabled": True,
     }
-    metrics = httpx.get(f"{worker.url}/-/metrics").text
-    assert 'gdk_geo_repositories{state="synced"}' in metrics
-    assert "gdk_geo_bytes_copied_total" in metrics
+    metrics = {
+        (sample.name, tuple(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(httpx.get(f"{worker.url}/-/metrics").text)
+        for sample in family.samples
+    }
+    assert metrics["gdk_geo_repositories", (("state", "synced"),)] >= 1
+    assert metrics["gdk_geo_bytes_copied_total", ()] == status.totals.bytes_copied
 
     page = httpx.get(f"{worker.url}/admin/geo")
     assert page.headers["content-type"].startswith("text/html")
@@ -719,68 +731,16 @@ def test_disabled_replication_serves_health_and_syncs_nothing(tmp_path: Path) ->
             lambda: (tmp_path / "worker.log").read_text(),
         )
         assert health["replication_enabled"] is False
-        status = httpx.get(f"http://127.0.0.1:{port}/api/v4/geo/replication/status").json()
-        assert status["event_feed"]["connected"] is False
-        assert sum(status["counts"].values()) == 0
+        status = StatusSnapshot.from_json(
+            httpx.get(f"http://127.0.0.1:{port}/api/v4/geo/replication/status").json()
+        )
+        assert status.event_feed.connected is False
+        assert sum(status.counts.values()) == 0
         page = httpx.get(f"http://127.0.0.1:{port}/admin/geo").text
         assert "Replication is disabled" in page
     finally:
         assert terminate(process) == 0
     assert "Traceback" not in (tmp_path / "worker.log").read_text()
-
-
-def test_admin_page_escapes_what_it_shows() -> None:
-    hostile = "<script>alert(1)</script>"
-    snapshot = _snapshot(
-        [
-            {
-                "repository": "group/app",
-                "state": "failed",
-                "retry_count": 2,
-                "retry_at": time.time() + 5,
-                "last_sync_failure": hostile,
-                "last_synced_at": None,
-                "last_checked_at": None,
-                "checksum": None,
-                "resync_requested": False,
-                "updated_at": time.time(),
-            }
-        ]
-    )
-    page = render_admin_page(snapshot)
-    assert hostile not in page
-    assert "&lt;script&gt;" in page
-    assert "group/app" in page
-
-
-def test_metrics_are_prometheus_text() -> None:
-    text = render_metrics(_snapshot([]))
-    assert 'gdk_geo_repositories{state="pending"} 0' in text
-    assert "gdk_geo_primary_last_event_id NaN" in text, "unknown is NaN, not 0"
-    assert "gdk_geo_replication_enabled 1" in text
-    assert "# TYPE gdk_geo_syncs_total counter" in text
-    assert text.endswith("\n")
-
-
-def test_event_page_skips_unusable_events_but_moves_past_them() -> None:
-    page = parse_page(
-        {
-            "events": [
-                {"id": 4, "action": "updated", "repository": "group/app", "tag": "v1"},
-                {"id": 5, "action": "updated", "repository": "../../etc", "tag": None},
-                {"id": 6, "action": "deleted", "repository": "group/app", "tag": "v1"},
-            ],
-            "last_event_id": 9,
-        }
-    )
-    assert [event.id for event in page.events] == [4, 6]
-    assert page.last_seen_id == 6
-    assert page.primary_last_event_id == 9
-
-
-def test_event_page_without_events_list_is_an_error() -> None:
-    with pytest.raises(ValueError):
-        parse_page({"last_event_id": 3})
 
 
 def test_event_page_queues_repositories_and_moves_the_cursor(tmp_path: Path) -> None:
@@ -803,7 +763,7 @@ def test_event_page_queues_repositories_and_moves_the_cursor(tmp_path: Path) -> 
     assert db.last_event_at() == 102.0
     assert db.counts()["pending"] == 2
     assert worker.replicator.hints == {"group/app": {"v2"}}
-    assert worker.status()["lag"] == 3
+    assert worker.status().lag == 3
 
     # The primary's log was recreated (its ids start again below our cursor): start over.
     worker.apply(EventPage([], last_seen_id=0, primary_last_event_id=2))
@@ -818,31 +778,3 @@ def test_the_user_error_is_found_inside_task_groups() -> None:
     nested = BaseExceptionGroup("outer", [ExceptionGroup("inner", [ValueError(), error])])
     assert _first_user_error(nested) is error
     assert _first_user_error(ValueError()) is None
-
-
-def _snapshot(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "node": "secondary",
-        "replication_enabled": True,
-        "cursor": 0,
-        "primary_last_event_id": None,
-        "lag": None,
-        "last_event_at": None,
-        "last_event_age_seconds": None,
-        "event_feed": {"connected": False, "error": "down"},
-        "last_backfill_at": None,
-        "backfill_error": None,
-        "last_verification_at": None,
-        "counts": {"pending": 0, "started": 0, "synced": 0, "failed": len(rows)},
-        "totals": {
-            "syncs": 0,
-            "sync_failures": 0,
-            "blobs_copied": 0,
-            "blobs_mounted": 0,
-            "blobs_present": 0,
-            "bytes_copied": 0,
-            "tags_deleted": 0,
-            "verification_mismatches": 0,
-        },
-        "repositories": rows,
-    }

@@ -2,6 +2,6 @@
 
 import sys
 
-from gdk_geo.primary.service import main
+from gdk_geo.primary.app import main
 
 sys.exit(main())

@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from yarl import URL
 
+from gdk_geo.registry.replies import Reply, with_query
 from gdk_geo.registry.tokens import Access, MintedToken
-from gdk_geo.registry.transport import Reply, with_query
 
 
 class RegistryAuth:

@@ -4,53 +4,49 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlencode
 
-import aiohttp
 from yarl import URL
 
-from gdk_geo.registry.auth import MintedTokens, RegistryAuth, repository_of
+from gdk_geo.registry.auth import MintedTokens, RegistryAuth
 from gdk_geo.registry.copy import DEFAULT_CHUNK_SIZE, verified_chunks
 from gdk_geo.registry.errors import (
     BlobNotFound,
     DigestMismatch,
     ManifestNotFound,
     RegistryError,
-    RegistryUnavailable,
     TagDeletionUnsupported,
-    TokenRefused,
 )
 from gdk_geo.registry.reference import (
     ACCEPT_MANIFESTS,
     MANIFEST_MEDIA_TYPES,
     OCI_INDEX,
+    blob_path,
     check_digest,
-    check_reference,
     check_repository,
+    check_tag,
     digest_of,
     is_digest,
     is_tag,
+    manifest_path,
+    referrers_path,
+    tags_path,
+    uploads_path,
 )
-from gdk_geo.registry.transport import (
-    RETRY_STATUSES,
-    R,
+from gdk_geo.registry.replies import (
     Reply,
-    RetryPolicy,
     check_stored,
     error_code,
     error_from,
-    raise_unretryable,
     read_reply,
-    retry_after_seconds,
-    unread,
     with_query,
 )
+from gdk_geo.registry.transport import RetryPolicy, Transport
 
 PAGE_SIZE = 1000  # Distribution answers 400 PAGINATION_NUMBER_INVALID above this
 
@@ -76,19 +72,12 @@ class Manifest:
     digest: str
 
 
-Body = bytes | AsyncIterator[bytes] | None
-
-
 class RegistryClient:
-    """One registry's API over a keep-alive connection pool (aiohttp).
+    """One registry's API over a keep-alive connection pool (`gdk_geo.registry.transport`).
 
     Use as an async context manager (or call `aclose()`): the pool is the point. The
-    session is opened on first use, inside the event loop that uses it.
-
-    aiohttp rather than httpx: a no-op resync is hundreds of tiny requests, and the client's
-    own CPU per request was the bottleneck on these 2-core machines (client CPU per HEAD over
-    kept-alive TLS: 0.33 ms against httpx's 1.58 ms, `python -m bench requests`). Blob
-    bytes stream on the event loop too, in `chunk_size` reads.
+    session is opened on first use, inside the event loop that uses it. Blob bytes stream
+    on the event loop too, in `chunk_size` reads.
     """
 
     def __init__(
@@ -104,20 +93,20 @@ class RegistryClient:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         tokens: MintedTokens | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.retry = retry or RetryPolicy()
         self.chunk_size = chunk_size
         self.supports_tag_deletion: bool | None = None  # learnt on the first DELETE by tag
         self.supports_referrers: bool | None = None  # learnt on the first referrers query
-        self._tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-        self._max_connections = max_connections
-        # No total: a big blob takes as long as it takes; a stalled read or connect fails.
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=min(timeout, 5.0), sock_read=timeout
+        self._transport = Transport(
+            base_url,
+            ca_file=ca_file,
+            max_connections=max_connections,
+            timeout=timeout,
+            retry=retry or RetryPolicy(),
+            auth=RegistryAuth(username, password),
+            tokens=tokens,
         )
-        self._auth = RegistryAuth(username, password)
-        self._tokens = tokens  # minted by us: sent up front, no challenge round trip
-        self._session: aiohttp.ClientSession | None = None
+        self.base_url = self._transport.base_url
+        self.retry = self._transport.retry
 
     async def __aenter__(self) -> RegistryClient:
         return self
@@ -127,154 +116,18 @@ class RegistryClient:
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._transport.aclose()
 
     def __repr__(self) -> str:
         return f"RegistryClient({self.base_url!r})"
 
-    # -- transport -------------------------------------------------------------------------
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._max_connections, ssl=self._tls),
-                timeout=self._timeout,
-                headers={"User-Agent": "gdk-geo"},
-                # Bytes exactly as stored: a decompressed blob would not match its digest.
-                auto_decompress=False,
-                skip_auto_headers=("Accept-Encoding",),
-                trust_env=False,  # local registries: no environment proxies in the way
-            )
-        return self._session
-
-    def _url(self, path_and_query: str) -> URL:
-        """An absolute URL for a path we built (names and references are checked, so the
-        path needs no quoting)."""
-        return URL(self.base_url + path_and_query, encoded=True)
-
-    async def _send(
-        self,
-        method: str,
-        url: URL,
-        *,
-        what: str,
-        data: Body = None,
-        headers: dict[str, str] | None = None,
-        retry: bool = True,
-    ) -> Reply:
-        """A request whose answer is small: read whole, the connection handed back."""
-        return await self._attempts(method, url, read_reply, what, data, headers, retry)
-
-    async def _open(self, method: str, url: URL, *, what: str) -> aiohttp.ClientResponse:
-        """A request whose answer is streamed: the caller reads it, then releases it."""
-        return await self._attempts(method, url, unread, what, None, None, True)
-
-    async def _attempts(
-        self,
-        method: str,
-        url: URL,
-        finish: Callable[[aiohttp.ClientResponse], Awaitable[R]],
-        what: str,
-        data: Body,
-        headers: dict[str, str] | None,
-        retry: bool,
-    ) -> R:
-        """Send a request, retrying connection errors and 408/429/5xx with backoff.
-
-        The last retryable answer is returned as-is for the caller to turn into an error; a
-        connection failure on the last attempt raises `RegistryUnavailable`. A streamed body
-        can't be replayed, so callers pass `retry=False` with one.
-        """
-        attempts = self.retry.attempts if retry else 1
-        for attempt in range(attempts):
-            try:
-                answer = await finish(await self._exchange(method, url, data, headers or {}))
-            except (aiohttp.ClientError, OSError) as exc:
-                raise_unretryable(exc, what, self.base_url)
-                if attempt + 1 >= attempts:
-                    raise RegistryUnavailable(
-                        f"{what}: the exchange with {self.base_url} failed "
-                        f"({exc.__class__.__name__}: {exc})"
-                    ) from exc
-                await asyncio.sleep(self.retry.delay(attempt))
-                continue
-            if answer.status == 401 and self._tokens is not None:
-                raise await self._token_refused(answer, what)
-            if answer.status in RETRY_STATUSES and attempt + 1 < attempts:
-                retry_after = retry_after_seconds(answer.headers)
-                if isinstance(answer, aiohttp.ClientResponse):
-                    answer.release()
-                await asyncio.sleep(self.retry.delay(attempt, retry_after))
-                continue
-            return answer
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _exchange(
-        self, method: str, url: URL, data: Body, headers: dict[str, str]
-    ) -> aiohttp.ClientResponse:
-        """One request, answering an auth challenge once if the registry sends one."""
-        repository = repository_of(url.path)
-        http = self._http()
-
-        async def send() -> aiohttp.ClientResponse:
-            credentials = (
-                self._tokens.header(method, url)
-                if self._tokens is not None
-                else self._auth.header(repository)
-            )
-            return await http.request(
-                method,
-                url,
-                data=data,
-                headers={**headers, **credentials},
-                allow_redirects=method in ("GET", "HEAD"),  # blob GETs may redirect to storage
-            )
-
-        response = await send()
-        replayable = data is None or isinstance(data, bytes)
-        if response.status != 401:
-            return response
-        if self._tokens is not None:  # refused (expired, rotated key): re-mint once
-            self._tokens.forget(method, url)
-            if not replayable:
-                return response  # the caller restarts the stream with a fresh token
-            response.release()
-            return await send()
-        if not replayable:
-            return response
-        challenge = response.headers.get("WWW-Authenticate", "")
-        if not await self._auth.answer(challenge, repository, self._fetch_token):
-            return response  # nothing to answer with: the caller sees the 401
-        response.release()
-        return await send()
-
-    async def _token_refused(
-        self, answer: Reply | aiohttp.ClientResponse, what: str
-    ) -> TokenRefused:
-        """Why a minted token was refused, in words that lead to the check that finds out."""
-        reply = await read_reply(answer) if isinstance(answer, aiohttp.ClientResponse) else answer
-        code = error_code(reply)
-        return TokenRefused(
-            f"{what}: the registry at {self.base_url} refused the Geo worker's token "
-            f"(HTTP 401{' ' + code if code else ''}): it does not trust the signing key in "
-            "localhost.key; `invoke geo.check` tells whether the nodes' signing pairs "
-            "differ or the registry needs a restart",
-            status=401,
-            code=code,
-        )
-
-    async def _fetch_token(self, url: URL, headers: dict[str, str]) -> Reply:
-        return await read_reply(await self._http().get(url, headers=headers))
-
     async def _paginate(self, path: str, key: str, *, what: str) -> list[str]:
         """Every item of a paginated listing, following `Link: <…>; rel="next"`."""
         items: list[str] = []
-        url = self._url(f"{path}?n={PAGE_SIZE}")
+        url = self._transport.url(f"{path}?n={PAGE_SIZE}")
         seen: set[str] = set()
         while True:
-            reply = await self._send("GET", url, what=what)
+            reply = await self._transport.send("GET", url, what=what)
             if reply.status != 200:
                 raise error_from(reply, what)
             try:
@@ -294,7 +147,7 @@ class RegistryClient:
 
     async def ping(self) -> None:
         """Check that the registry speaks API v2 (`GET /v2/`); raise `RegistryError` if not."""
-        reply = await self._send("GET", self._url("/v2/"), what="ping")
+        reply = await self._transport.send("GET", self._transport.url("/v2/"), what="ping")
         if reply.status != 200:
             raise error_from(reply, "ping")
 
@@ -307,8 +160,7 @@ class RegistryClient:
 
         An empty list means the registry answered "no tags", never that listing failed.
         """
-        path = f"/v2/{check_repository(repo)}/tags/list"
-        tags = await self._paginate(path, "tags", what=f"list tags of {repo}")
+        tags = await self._paginate(tags_path(repo), "tags", what=f"list tags of {repo}")
         invalid = [tag for tag in tags if not isinstance(tag, str) or not is_tag(tag)]
         if invalid:
             raise RegistryError(
@@ -319,12 +171,12 @@ class RegistryClient:
     # -- manifests -------------------------------------------------------------------------
 
     def _manifest_url(self, repo: str, reference: str) -> URL:
-        return self._url(f"/v2/{check_repository(repo)}/manifests/{check_reference(reference)}")
+        return self._transport.url(manifest_path(repo, reference))
 
     async def head_manifest(self, repo: str, reference: str) -> ManifestRef | None:
         """Digest, media type and size of a tag or digest; None when the registry has none."""
         what = f"HEAD {repo}:{reference}"
-        reply = await self._send(
+        reply = await self._transport.send(
             "HEAD", self._manifest_url(repo, reference), what=what, headers=_ACCEPT
         )
         if reply.status == 404:
@@ -358,7 +210,7 @@ class RegistryClient:
     async def get_manifest(self, repo: str, reference: str) -> Manifest:
         """The manifest's exact bytes, media type and digest, the digest checked on the bytes."""
         what = f"GET manifest {repo}:{reference}"
-        reply = await self._send(
+        reply = await self._transport.send(
             "GET", self._manifest_url(repo, reference), what=what, headers=_ACCEPT
         )
         code = error_code(reply) if reply.status == 404 else None
@@ -368,6 +220,8 @@ class RegistryClient:
             raise error_from(reply, what)
         raw = reply.body
         claimed = reply.headers.get("Docker-Content-Digest")
+        if claimed and not is_digest(claimed):
+            raise DigestMismatch(f"{what}: the registry sent an invalid digest {claimed!r}")
         expected = reference if is_digest(reference) else claimed
         algorithm = expected.split(":", 1)[0] if expected else "sha256"
         digest = digest_of(raw, algorithm)
@@ -388,8 +242,8 @@ class RegistryClient:
         if self.supports_referrers is False:
             return None
         what = f"referrers of {repo}@{digest}"
-        path = f"/v2/{check_repository(repo)}/referrers/{check_digest(digest)}"
-        reply = await self._send("GET", self._url(path), what=what, headers=_ACCEPT_INDEX)
+        url = self._transport.url(referrers_path(repo, digest))
+        reply = await self._transport.send("GET", url, what=what, headers=_ACCEPT_INDEX)
         if reply.status == 404 and not self.supports_referrers:
             self.supports_referrers = False
             return None
@@ -409,7 +263,7 @@ class RegistryClient:
         those first and no manifest with missing content is ever visible.
         """
         what = f"PUT manifest {repo}:{reference}"
-        reply = await self._send(
+        reply = await self._transport.send(
             "PUT",
             self._manifest_url(repo, reference),
             what=what,
@@ -430,8 +284,8 @@ class RegistryClient:
         False when it was already gone. Needs `storage.delete.enabled` on the registry.
         """
         what = f"DELETE manifest {repo}@{digest}"
-        url = self._url(f"/v2/{check_repository(repo)}/manifests/{check_digest(digest)}")
-        reply = await self._send("DELETE", url, what=what)
+        url = self._manifest_url(repo, check_digest(digest))
+        reply = await self._transport.send("DELETE", url, what=what)
         if reply.status == 404:
             return False
         if reply.status not in (200, 202):
@@ -448,10 +302,8 @@ class RegistryClient:
         if self.supports_tag_deletion is False:
             raise TagDeletionUnsupported(f"{self.base_url} cannot delete tags by name")
         what = f"DELETE tag {repo}:{tag}"
-        if not is_tag(tag):
-            raise ValueError(f"invalid tag: {tag!r}")
-        url = self._url(f"/v2/{check_repository(repo)}/manifests/{tag}")
-        reply = await self._send("DELETE", url, what=what)
+        url = self._manifest_url(repo, check_tag(tag))
+        reply = await self._transport.send("DELETE", url, what=what)
         code = error_code(reply)
         if reply.status in (200, 202):
             self.supports_tag_deletion = True
@@ -471,12 +323,12 @@ class RegistryClient:
     # -- blobs -----------------------------------------------------------------------------
 
     def _blob_url(self, repo: str, digest: str) -> URL:
-        return self._url(f"/v2/{check_repository(repo)}/blobs/{check_digest(digest)}")
+        return self._transport.url(blob_path(repo, digest))
 
     async def blob_exists(self, repo: str, digest: str) -> bool:
         """Whether `repo` holds the blob (HEAD); a blob in another repository doesn't count."""
         what = f"HEAD blob {repo}@{digest}"
-        reply = await self._send("HEAD", self._blob_url(repo, digest), what=what)
+        reply = await self._transport.send("HEAD", self._blob_url(repo, digest), what=what)
         if reply.status == 200:
             return True
         if reply.status == 404:
@@ -491,8 +343,8 @@ class RegistryClient:
         """
         what = f"mount {digest} from {from_repo} into {repo}"
         query = urlencode({"mount": check_digest(digest), "from": check_repository(from_repo)})
-        url = self._url(f"/v2/{check_repository(repo)}/blobs/uploads/?{query}")
-        reply = await self._send("POST", url, what=what)
+        url = self._transport.url(f"{uploads_path(repo)}?{query}")
+        reply = await self._transport.send("POST", url, what=what)
         if reply.status == 201:
             return True
         if reply.status == 202:
@@ -509,7 +361,7 @@ class RegistryClient:
         location = self._upload_location(reply)
         if location is not None:
             with suppress(RegistryError):
-                await self._send("DELETE", location, what="cancel upload", retry=False)
+                await self._transport.send("DELETE", location, what="cancel upload", retry=False)
 
     @asynccontextmanager
     async def open_blob(
@@ -521,7 +373,7 @@ class RegistryClient:
         consumer that forwards the chunks never completes with wrong bytes.
         """
         what = f"GET blob {repo}@{digest}"
-        response = await self._open("GET", self._blob_url(repo, digest), what=what)
+        response = await self._transport.open("GET", self._blob_url(repo, digest), what=what)
         try:
             if response.status != 200:
                 reply = await read_reply(response)
@@ -542,8 +394,8 @@ class RegistryClient:
         """
         what = f"upload blob {repo}@{digest}"
         check_digest(digest)
-        uploads = self._url(f"/v2/{check_repository(repo)}/blobs/uploads/")
-        start = await self._send("POST", uploads, what=what)
+        uploads = self._transport.url(uploads_path(repo))
+        start = await self._transport.send("POST", uploads, what=what)
         location = self._upload_location(start)
         if start.status != 202 or location is None:
             raise error_from(start, what)
@@ -551,7 +403,7 @@ class RegistryClient:
         if size is not None:
             headers["Content-Length"] = str(size)  # else aiohttp sends it chunked
         try:
-            reply = await self._send(
+            reply = await self._transport.send(
                 "PUT",
                 with_query(location, digest=digest),
                 what=what,

@@ -1,9 +1,16 @@
-"""Blob bytes: streamed between registries, their digest and size checked as they pass."""
+"""What a copy between registries moves: the manifest model, and blob bytes.
+
+`references` reads a manifest's descriptors (the child manifests of an index, the config
+and layers of an image); `copy_blob` streams one blob from registry to registry, its digest
+and size checked as the bytes pass, never holding it whole.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -14,14 +21,73 @@ from gdk_geo.registry.errors import (
     RegistryUnavailable,
     TokenRefused,
 )
-from gdk_geo.registry.reference import hasher_for
-from gdk_geo.registry.transport import RETRY_STATUSES
+from gdk_geo.registry.reference import (
+    INDEX_MEDIA_TYPES,
+    MANIFEST_MEDIA_TYPES,
+    check_digest,
+    hasher_for,
+)
+from gdk_geo.registry.replies import RETRY_STATUSES
 
 if TYPE_CHECKING:
-    from gdk_geo.registry.client import RegistryClient
+    from gdk_geo.registry.client import Manifest, RegistryClient
 
 
 DEFAULT_CHUNK_SIZE = 512 * 1024
+
+# Layers the registry is not meant to store (Windows base layers): fetched from `urls`.
+_FOREIGN_LAYER_TYPES = frozenset(
+    {
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """The part of an OCI/Docker content descriptor a sync needs."""
+
+    digest: str
+    size: int | None
+    media_type: str
+    urls: tuple[str, ...] = ()
+
+    @property
+    def foreign(self) -> bool:
+        """A layer the registry does not store (it is fetched from `urls` instead)."""
+        return bool(self.urls) and self.media_type in _FOREIGN_LAYER_TYPES
+
+
+class UnsupportedManifest(ValueError):
+    """A manifest type we cannot copy faithfully (e.g. Docker schema 1)."""
+
+
+def references(manifest: Manifest) -> tuple[list[Descriptor], list[Descriptor]]:
+    """(child manifests, blobs) a manifest points at: children for an index, else config+layers."""
+    if manifest.media_type not in MANIFEST_MEDIA_TYPES:
+        raise UnsupportedManifest(f"unsupported manifest media type {manifest.media_type!r}")
+    try:
+        body = json.loads(manifest.raw)
+    except ValueError as exc:
+        raise UnsupportedManifest(f"manifest {manifest.digest} is not JSON") from exc
+    if manifest.media_type in INDEX_MEDIA_TYPES:
+        return [_descriptor(item) for item in body.get("manifests") or []], []
+    blobs = [_descriptor(body["config"])] if body.get("config") else []
+    blobs += [_descriptor(item) for item in body.get("layers") or []]
+    return [], [blob for blob in blobs if not blob.foreign]
+
+
+def _descriptor(item: dict[str, object]) -> Descriptor:
+    size = item.get("size")
+    return Descriptor(
+        digest=check_digest(str(item.get("digest", ""))),
+        size=size if isinstance(size, int) else None,
+        media_type=str(item.get("mediaType", "")),
+        urls=tuple(str(url) for url in item.get("urls") or ()),  # type: ignore[attr-defined]
+    )
 
 
 class _BlobCheck:

@@ -1,120 +1,214 @@
-"""The client's transport pieces: whole replies, error bodies, and bounded retries."""
+"""The client's transport: one registry's connection pool, bounded retries, auth challenges.
+
+`Transport` sends a request and retries what a retry can fix (connection errors, 408, 429,
+5xx) with the shared `Backoff`; it answers a registry's `WWW-Authenticate` challenge once
+(`gdk_geo.registry.auth`). Answers come back whole (`Reply`, everything but blob bytes) or
+open for streaming. The Registry API itself is `gdk_geo.registry.client`.
+"""
 
 from __future__ import annotations
 
-import json
-import random
+import asyncio
 import ssl
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlencode
 
 import aiohttp
-from multidict import CIMultiDictProxy, MultiDictProxy
 from yarl import URL
 
+from gdk_geo.registry import http
+from gdk_geo.registry.auth import MintedTokens, RegistryAuth, repository_of
+from gdk_geo.registry.backoff import Backoff
 from gdk_geo.registry.errors import (
-    DigestMismatch,
     RegistryError,
-    RepositoryNotFound,
+    RegistryUnavailable,
     TLSVerificationFailed,
+    TokenRefused,
+)
+from gdk_geo.registry.replies import (
+    RETRY_STATUSES,
+    Reply,
+    error_code,
+    read_reply,
+    retry_after_seconds,
+    unread,
 )
 
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-
-
-R = TypeVar("R", "Reply", aiohttp.ClientResponse)
+R = TypeVar("R", Reply, aiohttp.ClientResponse)
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded attempts with exponential backoff and jitter (so retries don't synchronise)."""
+    """Bounded attempts, with the shared backoff between them."""
 
     attempts: int = 4
-    base_delay: float = 0.2
-    max_delay: float = 5.0
+    backoff: Backoff = field(default_factory=lambda: Backoff(base=0.2, cap=5.0))
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (0-based)."""
-        if retry_after is not None:
-            return min(retry_after, self.max_delay)
-        ceiling = min(self.max_delay, self.base_delay * 2**attempt)
-        return random.uniform(ceiling / 2, ceiling)
+        return self.backoff.delay(attempt, retry_after)
 
 
-@dataclass(frozen=True)
-class Reply:
-    """A registry's whole answer to a request whose body is small (everything but blobs)."""
-
-    status: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
-    url: URL
-    links: MultiDictProxy[MultiDictProxy[str | URL]]
-
-    def json(self) -> object:
-        return json.loads(self.body)
+Body = bytes | AsyncIterator[bytes] | None
 
 
-def error_from(reply: Reply, what: str) -> RegistryError:
-    """A `RegistryError` (or the specific subclass) for a failed answer about `what`."""
-    code, message = _error_code_and_message(reply)
-    text = (
-        f"{what}: HTTP {reply.status}"
-        + (f" {code}" if code else "")
-        + (f": {message}" if message else "")
-    )
-    if reply.status == 404 and code == "NAME_UNKNOWN":
-        return RepositoryNotFound(text, status=reply.status, code=code)
-    return RegistryError(text, status=reply.status, code=code)
+class Transport:
+    """One registry's keep-alive pool (aiohttp), opened on first use inside the event loop.
 
-
-def _error_code_and_message(reply: Reply) -> tuple[str | None, str]:
-    """The first entry of the registry's `{"errors": [...]}` body, if it sent one."""
-    try:
-        errors = reply.json().get("errors") or []  # type: ignore[union-attr]
-        first = errors[0] if errors else {}
-        return first.get("code"), first.get("message", "")
-    except (ValueError, AttributeError, IndexError, TypeError):
-        return None, ""
-
-
-def error_code(reply: Reply) -> str | None:
-    return _error_code_and_message(reply)[0]
-
-
-def check_stored(reply: Reply, digest: str, what: str) -> None:
-    """The end of an upload: 201, and the registry stored the digest we asked for."""
-    if reply.status != 201:
-        raise error_from(reply, what)
-    stored = reply.headers.get("Docker-Content-Digest", digest)
-    if stored != digest:
-        raise DigestMismatch(f"{what}: registry stored {stored}")
-
-
-async def unread(response: aiohttp.ClientResponse) -> aiohttp.ClientResponse:
-    return response
-
-
-async def read_reply(response: aiohttp.ClientResponse) -> Reply:
-    """The whole answer, with the connection handed back to the pool."""
-    try:
-        body = await response.read()
-        return Reply(response.status, response.headers, body, response.url, response.links)
-    finally:
-        response.release()
-
-
-def with_query(url: URL, **params: str) -> URL:
-    """`url` with `params` appended to its query, leaving the existing (opaque) part as sent.
-
-    An upload's Location carries the registry's own `_state` token; re-encoding it is not
-    ours to do.
+    aiohttp rather than httpx: a no-op resync is hundreds of tiny requests, and the client's
+    own CPU per request decides how long it takes (bench/RESULTS.md measures both).
     """
-    if not params:
-        return url
-    separator = "&" if url.raw_query_string else "?"
-    return URL(f"{url}{separator}{urlencode(params)}", encoded=True)
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        ca_file: Path | None,
+        max_connections: int,
+        timeout: float,
+        retry: RetryPolicy,
+        auth: RegistryAuth,
+        tokens: MintedTokens | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retry = retry
+        self._auth = auth
+        self._tokens = tokens  # minted by us: sent up front, no challenge round trip
+        self._http = http.LazySession(
+            ca_file=ca_file,
+            max_connections=max_connections,
+            # No total: a big blob takes as long as it takes; a stalled read or connect fails.
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=min(timeout, 5.0), sock_read=timeout
+            ),
+            # Bytes exactly as stored: a decompressed blob would not match its digest.
+            auto_decompress=False,
+            skip_auto_headers=("Accept-Encoding",),
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    def url(self, path_and_query: str) -> URL:
+        """An absolute URL for a path built by `gdk_geo.registry.reference` (escaped there)."""
+        return URL(self.base_url + path_and_query, encoded=True)
+
+    async def send(
+        self,
+        method: str,
+        url: URL,
+        *,
+        what: str,
+        data: Body = None,
+        headers: dict[str, str] | None = None,
+        retry: bool = True,
+    ) -> Reply:
+        """A request whose answer is small: read whole, the connection handed back."""
+        return await self._attempts(method, url, read_reply, what, data, headers, retry)
+
+    async def open(self, method: str, url: URL, *, what: str) -> aiohttp.ClientResponse:
+        """A request whose answer is streamed: the caller reads it, then releases it."""
+        return await self._attempts(method, url, unread, what, None, None, True)
+
+    async def _attempts(
+        self,
+        method: str,
+        url: URL,
+        finish: Callable[[aiohttp.ClientResponse], Awaitable[R]],
+        what: str,
+        data: Body,
+        headers: dict[str, str] | None,
+        retry: bool,
+    ) -> R:
+        """Send a request, retrying connection errors and 408/429/5xx with backoff.
+
+        The last retryable answer is returned as-is for the caller to turn into an error; a
+        connection failure on the last attempt raises `RegistryUnavailable`. A streamed body
+        can't be replayed, so callers pass `retry=False` with one.
+        """
+        attempts = self.retry.attempts if retry else 1
+        for attempt in range(attempts):
+            try:
+                answer = await finish(await self._exchange(method, url, data, headers or {}))
+            except (aiohttp.ClientError, OSError) as exc:
+                raise_unretryable(exc, what, self.base_url)
+                if attempt + 1 >= attempts:
+                    raise RegistryUnavailable(
+                        f"{what}: the exchange with {self.base_url} failed "
+                        f"({exc.__class__.__name__}: {exc})"
+                    ) from exc
+                await asyncio.sleep(self.retry.delay(attempt))
+                continue
+            if answer.status == 401 and self._tokens is not None:
+                raise await self._token_refused(answer, what)
+            if answer.status in RETRY_STATUSES and attempt + 1 < attempts:
+                retry_after = retry_after_seconds(answer.headers)
+                if isinstance(answer, aiohttp.ClientResponse):
+                    answer.release()
+                await asyncio.sleep(self.retry.delay(attempt, retry_after))
+                continue
+            return answer
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _exchange(
+        self, method: str, url: URL, data: Body, headers: dict[str, str]
+    ) -> aiohttp.ClientResponse:
+        """One request, answering an auth challenge once if the registry sends one."""
+        repository = repository_of(url.path)
+        session = self._http()
+
+        async def send() -> aiohttp.ClientResponse:
+            credentials = (
+                self._tokens.header(method, url)
+                if self._tokens is not None
+                else self._auth.header(repository)
+            )
+            return await session.request(
+                method,
+                url,
+                data=data,
+                headers={**headers, **credentials},
+                allow_redirects=method in ("GET", "HEAD"),  # blob GETs may redirect to storage
+            )
+
+        response = await send()
+        replayable = data is None or isinstance(data, bytes)
+        if response.status != 401:
+            return response
+        if self._tokens is not None:  # refused (expired, rotated key): re-mint once
+            self._tokens.forget(method, url)
+            if not replayable:
+                return response  # the caller restarts the stream with a fresh token
+            response.release()
+            return await send()
+        if not replayable:
+            return response
+        challenge = response.headers.get("WWW-Authenticate", "")
+        if not await self._auth.answer(challenge, repository, self._fetch_token):
+            return response  # nothing to answer with: the caller sees the 401
+        response.release()
+        return await send()
+
+    async def _token_refused(
+        self, answer: Reply | aiohttp.ClientResponse, what: str
+    ) -> TokenRefused:
+        """Why a minted token was refused, in words that lead to the check that finds out."""
+        reply = await read_reply(answer) if isinstance(answer, aiohttp.ClientResponse) else answer
+        code = error_code(reply)
+        return TokenRefused(
+            f"{what}: the registry at {self.base_url} refused the Geo worker's token "
+            f"(HTTP 401{' ' + code if code else ''}): it does not trust the signing key in "
+            "localhost.key; `invoke geo.check` tells whether the nodes' signing pairs "
+            "differ or the registry needs a restart",
+            status=401,
+            code=code,
+        )
+
+    async def _fetch_token(self, url: URL, headers: dict[str, str]) -> Reply:
+        return await read_reply(await self._http().get(url, headers=headers))
 
 
 def raise_unretryable(exc: BaseException, what: str, base_url: str) -> None:
@@ -130,8 +224,3 @@ def raise_unretryable(exc: BaseException, what: str, base_url: str) -> None:
         if isinstance(seen, RegistryError):
             raise seen
         seen = seen.__cause__ or seen.__context__
-
-
-def retry_after_seconds(headers: CIMultiDictProxy[str]) -> float | None:
-    value = headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None

@@ -1,6 +1,6 @@
 """The secondary's side of the primary's Geo event API: long-poll, validate, hand over a page.
 
-The contract (served by `gdk_geo.primary.service`):
+The contract (served by `gdk_geo.primary.app`):
 
     GET {primary_geo_url}/api/v4/geo/events?after=<id>&limit=<n>&wait=<seconds>
     Authorization: Bearer <node token>
@@ -14,15 +14,16 @@ the cursor; the backfill would repair whatever it stood for.
 
 from __future__ import annotations
 
+import json
 import logging
-import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 
-from gdk_geo.registry.reference import check_repository
+from gdk_geo.registry import http
+from gdk_geo.registry.reference import is_repository
 
 logger = logging.getLogger("gdk_geo.worker")
 
@@ -60,7 +61,7 @@ class EventPage:
 
 
 class EventFeed:
-    """A keep-alive connection to the primary's event API."""
+    """A keep-alive connection to the primary's event API (aiohttp, opened on first use)."""
 
     def __init__(
         self,
@@ -74,12 +75,12 @@ class EventFeed:
         self.url = primary_geo_url.rstrip("/") + "/api/v4/geo/events"
         self.wait = wait
         self.limit = limit
-        self._http = httpx.AsyncClient(
-            verify=ssl.create_default_context(cafile=str(ca_file)) if ca_file else True,
+        self._http = http.LazySession(
+            ca_file=ca_file,
+            max_connections=1,
             # The read timeout must outlast the long-poll, or every idle poll is an error.
-            timeout=httpx.Timeout(wait + 15.0, connect=5.0),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=wait + 15.0),
             headers={"Authorization": f"Bearer {node_token}", "User-Agent": "gdk-geo-worker"},
-            trust_env=False,
         )
 
     async def __aenter__(self) -> EventFeed:
@@ -92,20 +93,21 @@ class EventFeed:
         """Events after `after`, waiting up to `wait` seconds (default: the feed's) for one."""
         params = {"after": after, "limit": self.limit, "wait": self.wait if wait is None else wait}
         try:
-            response = await self._http.get(self.url, params=params)
-        except httpx.HTTPError as exc:
+            async with self._http().get(self.url, params=params) as response:
+                status, body = response.status, await response.read()
+        except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
             raise EventFeedError(
                 f"{self.url} did not answer ({exc.__class__.__name__}: {exc})"
             ) from exc
-        if response.status_code == 401:
+        if status == 401:
             raise EventFeedError(
                 f"{self.url} refused the node token (HTTP 401): the nodes' geo.node_token "
                 "differ; run `invoke geo.reconfigure`"
             )
-        if response.status_code != 200:
-            raise EventFeedError(f"{self.url} answered HTTP {response.status_code}")
+        if status != 200:
+            raise EventFeedError(f"{self.url} answered HTTP {status}")
         try:
-            return parse_page(response.json())
+            return parse_page(json.loads(body))
         except (ValueError, TypeError, KeyError) as exc:
             raise EventFeedError(
                 f"{self.url} answered something that is not an event page: {exc}"
@@ -138,9 +140,7 @@ def parse_event(raw: dict[str, Any], event_id: int) -> FeedEvent | None:
     action = raw.get("action")
     if not isinstance(repository, str) or action not in ("updated", "deleted"):
         return None
-    try:
-        check_repository(repository)
-    except ValueError:
+    if not is_repository(repository):
         return None
     tag = raw.get("tag") if isinstance(raw.get("tag"), str) else None
     created = raw.get("created_at")

@@ -11,7 +11,8 @@ This is GitLab's `Geo::ContainerRepositorySync`, minus its defects:
   any manifest, so the secondary never shows a manifest with missing content;
 - blobs the secondary already holds in another repository are mounted, not copied;
   identical copies in flight collapse into one;
-- a tag removed on the primary never takes another tag down with it: see `_remove_tags`;
+- a tag removed on the primary never takes another tag down with it
+  (`gdk_geo.secondary.tag_removal`);
 - a repository is `ok` only when every tag is.
 
 Everything talks to registries through `RegistryClient`; this module owns the decisions.
@@ -21,16 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import json
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gdk_geo.registry.client import Manifest, ManifestRef, RegistryClient, gather_all
-from gdk_geo.registry.copy import copy_blob
-from gdk_geo.registry.errors import RegistryError, RepositoryNotFound, TagDeletionUnsupported
-from gdk_geo.registry.reference import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, check_digest, is_tag
+from gdk_geo.registry.copy import Descriptor, copy_blob, references
+from gdk_geo.registry.errors import RegistryError, RepositoryNotFound
+from gdk_geo.registry.reference import is_tag
+from gdk_geo.secondary.blob_locations import BlobLocations
 from gdk_geo.secondary.referrers import referrer_digests
+from gdk_geo.secondary.results import RepositorySyncResult
+from gdk_geo.secondary.tag_removal import TAG_ERRORS, remove_tags
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -38,144 +40,6 @@ B = TypeVar("B")
 
 DEFAULT_HINT_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
 SMALL_BLOB = 1 << 20  # bytes; see RepositorySync._skip_presence_check
-
-# Layers the registry is not meant to store (Windows base layers): fetched from `urls`.
-_FOREIGN_LAYER_TYPES = frozenset(
-    {
-        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-    }
-)
-
-# Errors that fail one tag rather than the whole run: the registry said no, or the
-# manifest is not something we can copy.
-_TAG_ERRORS = (RegistryError, ValueError)
-
-
-@dataclass
-class RepositorySyncResult:
-    """What one sync did to one repository; `ok` only when every tag made it.
-
-    `stale_tags` are tags gone from the primary that are still on the secondary because
-    removing them would have removed a kept tag too (see `_remove_tags`); they keep the
-    repository from being `ok`, since the two sides differ.
-    """
-
-    repository: str
-    ok: bool = False
-    synced_tags: list[str] = field(default_factory=list)
-    skipped_tags: list[str] = field(default_factory=list)
-    failed_tags: dict[str, str] = field(default_factory=dict)
-    deleted_tags: list[str] = field(default_factory=list)
-    stale_tags: dict[str, str] = field(default_factory=dict)
-    blobs_copied: int = 0
-    blobs_mounted: int = 0
-    blobs_present: int = 0
-    bytes_copied: int = 0
-    repository_deleted: bool = False
-    error: str | None = None
-
-    def finish(self) -> RepositorySyncResult:
-        """Settle `ok` from the rest (called once, at the end of a run)."""
-        self.ok = self.error is None and not self.failed_tags and not self.stale_tags
-        return self
-
-
-class BlobLocations:
-    """Where blobs live on ONE target registry, and which are being copied there right now.
-
-    Keep one per target registry for the whole process and pass it to every sync: each
-    blob a sync finds, mounts or copies is recorded, so the next repository that needs it
-    mounts it from there instead of copying it again (GitLab copied shared base layers
-    once per repository).
-
-    Copies in flight are keyed by digest alone, not by (repository, digest): two
-    repositories needing the same new layer at once must not both copy it. The second one
-    waits for the first copy, then mounts from the repository it landed in.
-    """
-
-    def __init__(self) -> None:
-        self._repositories: dict[str, set[str]] = {}
-        self._copies: dict[str, asyncio.Task[str]] = {}
-
-    def add(self, digest: str, repository: str) -> None:
-        """Remember that `repository` on the target holds `digest`."""
-        self._repositories.setdefault(digest, set()).add(repository)
-
-    def discard(self, digest: str, repository: str) -> None:
-        """Forget one location (a mount from it failed, so the knowledge was stale)."""
-        self._repositories.get(digest, set()).discard(repository)
-
-    def forget_repository(self, repository: str) -> None:
-        """Forget every blob of a repository (it was deleted on the target)."""
-        for repositories in self._repositories.values():
-            repositories.discard(repository)
-
-    def repositories(self, digest: str) -> list[str]:
-        """The target repositories known to hold `digest`, in a stable order."""
-        return sorted(self._repositories.get(digest, ()))
-
-    def copy_in_flight(self, digest: str) -> asyncio.Task[str] | None:
-        """The copy of `digest` running now (its result is the repository it lands in)."""
-        task = self._copies.get(digest)
-        return task if task is not None and not task.done() else None
-
-    def start_copy(self, digest: str, copy: Awaitable[str]) -> asyncio.Task[str]:
-        """Run `copy` as THE copy of `digest`; it is forgotten here once it finishes."""
-        task = asyncio.ensure_future(copy)
-        self._copies[digest] = task
-        task.add_done_callback(lambda _: self._forget_copy(digest, task))
-        return task
-
-    def _forget_copy(self, digest: str, task: asyncio.Task[str]) -> None:
-        if self._copies.get(digest) is task:
-            del self._copies[digest]
-
-
-@dataclass(frozen=True)
-class Descriptor:
-    """The part of an OCI/Docker content descriptor a sync needs."""
-
-    digest: str
-    size: int | None
-    media_type: str
-    urls: tuple[str, ...] = ()
-
-    @property
-    def foreign(self) -> bool:
-        """A layer the registry does not store (it is fetched from `urls` instead)."""
-        return bool(self.urls) and self.media_type in _FOREIGN_LAYER_TYPES
-
-
-class UnsupportedManifest(ValueError):
-    """A manifest type we cannot copy faithfully (e.g. Docker schema 1)."""
-
-
-def references(manifest: Manifest) -> tuple[list[Descriptor], list[Descriptor]]:
-    """(child manifests, blobs) a manifest points at: children for an index, else config+layers."""
-    if manifest.media_type not in MANIFEST_MEDIA_TYPES:
-        raise UnsupportedManifest(f"unsupported manifest media type {manifest.media_type!r}")
-    try:
-        body = json.loads(manifest.raw)
-    except ValueError as exc:
-        raise UnsupportedManifest(f"manifest {manifest.digest} is not JSON") from exc
-    if manifest.media_type in INDEX_MEDIA_TYPES:
-        return [_descriptor(item) for item in body.get("manifests") or []], []
-    blobs = [_descriptor(body["config"])] if body.get("config") else []
-    blobs += [_descriptor(item) for item in body.get("layers") or []]
-    return [], [blob for blob in blobs if not blob.foreign]
-
-
-def _descriptor(item: dict[str, object]) -> Descriptor:
-    size = item.get("size")
-    return Descriptor(
-        digest=check_digest(str(item.get("digest", ""))),
-        size=size if isinstance(size, int) else None,
-        media_type=str(item.get("mediaType", "")),
-        urls=tuple(str(url) for url in item.get("urls") or ()),  # type: ignore[attr-defined]
-    )
 
 
 class _BlobOutcome(enum.Enum):
@@ -257,7 +121,7 @@ class RepositorySync:
 
         gone = [tag for tag in secondary if tag not in primary and tag not in unsettled]
         kept = self._kept_digests([*primary, *unsettled], secondary)
-        await _remove_tags(self.target, self.repository, gone, secondary, kept, result)
+        await remove_tags(self.target, self.repository, gone, secondary, kept, result)
         if result.repository_deleted and not result.stale_tags:
             self.locations.forget_repository(self.repository)
         return result.finish()
@@ -329,7 +193,7 @@ class RepositorySync:
 
         Only tags the secondary also lists are HEADed, to compare digests; a tag the
         secondary lacks maps to None and is fetched by tag, its digest coming with the GET
-        (a fifth of a full sync's requests were those HEADs).
+        (bench/RESULTS.md counts the requests this saves).
 
         A push event can arrive before its tag is listed. A hinted tag that is missing is
         looked up directly (HEAD by tag), a few times with short pauses; if it still isn't
@@ -373,7 +237,7 @@ class RepositorySync:
             try:
                 found = await referrer_digests(self.source, self.repository, subject, listed)
                 await gather_all(self._ensure_child(digest) for digest in found)
-            except _TAG_ERRORS as exc:
+            except TAG_ERRORS as exc:
                 reason = str(exc) or exc.__class__.__name__
                 self.result.failed_tags[f"referrers of {subject}"] = reason
                 continue
@@ -396,7 +260,7 @@ class RepositorySync:
                 await self.target.put_manifest(
                     self.repository, tag, manifest.raw, manifest.media_type
                 )
-            except _TAG_ERRORS as exc:
+            except TAG_ERRORS as exc:
                 self.result.failed_tags[tag] = str(exc) or exc.__class__.__name__
                 return
             self.result.failed_tags.pop(tag, None)  # an earlier attempt in this run failed
@@ -481,7 +345,7 @@ class RepositorySync:
 
         A repository the target did not know holds no blobs, except what an interrupted
         sync left behind. For a small blob, copying it again costs about what the HEAD
-        does, so the HEAD is skipped (a sixth of the requests of a sync of small images); a
+        does, so the HEAD is skipped (bench/RESULTS.md counts the requests it saves); a
         large blob is always asked about, so an interrupted large copy is not redone.
         """
         return self._target_is_new and blob.size is not None and blob.size <= SMALL_BLOB
@@ -526,114 +390,20 @@ def _differs(primary: ManifestRef, secondary: ManifestRef | None) -> bool:
     return secondary is None or secondary.digest != primary.digest
 
 
-async def _remove_tags(
-    target: RegistryClient,
-    repository: str,
-    gone: Iterable[str],
-    current: dict[str, ManifestRef],
-    kept: dict[str, str],
-    result: RepositorySyncResult,
-) -> None:
-    """Remove `gone` tags from the target without losing any `kept` tag.
-
-    GitLab deleted a removed tag by digest, which on Distribution deletes every tag on that
-    digest. We delete by tag where the registry allows it. Distribution 2.x does not, so
-    there we delete by digest, and when kept tags (or a kept index) still use that digest,
-    we put the same manifest bytes straight back under them (see `_delete_and_restore`).
-    """
-    by_digest: dict[str, list[str]] = {}
-    for tag in sorted(gone):
-        try:
-            if await target.delete_tag(repository, tag):
-                result.deleted_tags.append(tag)
-            continue
-        except TagDeletionUnsupported:
-            by_digest.setdefault(current[tag].digest, []).append(tag)
-        except RegistryError as exc:
-            result.stale_tags[tag] = f"deleting the tag failed: {exc}"
-    if not by_digest:
-        return
-    try:
-        in_use = await _digests_in_use(target, repository, kept)
-    except _TAG_ERRORS as exc:
-        for tags in by_digest.values():
-            for tag in tags:
-                result.stale_tags[tag] = f"could not tell which digests kept tags use: {exc}"
-        return
-    for digest, tags in by_digest.items():
-        sharing = sorted(tag for tag, kept_digest in kept.items() if kept_digest == digest)
-        try:
-            if digest in in_use:
-                await _delete_and_restore(target, repository, digest, sharing, result)
-            else:
-                await target.delete_manifest(repository, digest)
-        except _TAG_ERRORS as exc:
-            result.stale_tags.update(dict.fromkeys(tags, f"deleting {digest} failed: {exc}"))
-            continue
-        result.deleted_tags.extend(tags)
-
-
-async def _delete_and_restore(
-    target: RegistryClient,
-    repository: str,
-    digest: str,
-    sharing: list[str],
-    result: RepositorySyncResult,
-) -> None:
-    """Delete `digest`, then put its exact bytes back under the kept tags that shared it.
-
-    On a registry without tag deletion this is the only way to remove one tag of several
-    on a digest; it is also what a user of such a primary did to remove it there. The kept
-    tags are absent for the moment between the DELETE and the PUTs. A digest used only as
-    the child of a kept index is put back by digest, so the index stays whole. A failed
-    restore is recorded against the kept tag, so the repository is not `ok` and the next
-    sync (which sees the tag missing on the secondary) pushes it again.
-    """
-    manifest = await target.get_manifest(repository, digest)  # read before deleting
-    await target.delete_manifest(repository, digest)
-    for reference in sharing or [digest]:
-        try:
-            await target.put_manifest(repository, reference, manifest.raw, manifest.media_type)
-        except _TAG_ERRORS as exc:
-            result.failed_tags[reference] = f"restoring after removing a sharing tag: {exc}"
-
-
-async def _digests_in_use(
-    target: RegistryClient, repository: str, kept: dict[str, str]
-) -> set[str]:
-    """Digests kept tags point at, plus (recursively) the children of kept indexes."""
-    in_use: set[str] = set()
-    pending = list(dict.fromkeys(kept.values()))
-    while pending:
-        digest = pending.pop()
-        if digest in in_use:
-            continue
-        in_use.add(digest)
-        ref = await target.head_manifest(repository, digest)
-        if ref is None or ref.media_type not in INDEX_MEDIA_TYPES:
-            continue
-        children, _ = references(await target.get_manifest(repository, digest))
-        pending.extend(child.digest for child in children)
-    return in_use
-
-
 async def sync_repository(
     source: RegistryClient,
     target: RegistryClient,
     repository: str,
     *,
-    blob_locations: BlobLocations | None = None,
     tags_hint: Collection[str] = (),
-    max_concurrent_blobs: int = 4,
-    max_concurrent_tags: int = 4,
-    max_concurrent_heads: int = 8,
-    hint_retry_delays: Sequence[float] = DEFAULT_HINT_RETRY_DELAYS,
     hinted_only: bool = False,
+    **options: Any,
 ) -> RepositorySyncResult:
     """Make `repository` on `target` (the secondary) match `source` (the primary).
 
-    `blob_locations`: one per target registry, shared by every sync in the process (enables
-    cross-repository mounts and collapses identical copies). `tags_hint`: tags a push event
+    `options` are `RepositorySync`'s keyword arguments (`blob_locations`: one per target
+    registry, shared by every sync in the process, enables cross-repository mounts and
+    collapses identical copies; the concurrency bounds). `tags_hint`: tags a push event
     named; they are pushed first, and waited for briefly if the primary does not list them
     yet. `hinted_only`: the repository was in sync and only the hinted tags were pushed
     since, so when they all settle the full listing of both sides is skipped. A repository
@@ -646,46 +416,5 @@ async def sync_repository(
     repository before syncing it): the decision to delete by digest relies on nobody else
     writing the repository on the target meanwhile.
     """
-    run = RepositorySync(
-        source,
-        target,
-        repository,
-        blob_locations=blob_locations,
-        max_concurrent_blobs=max_concurrent_blobs,
-        max_concurrent_tags=max_concurrent_tags,
-        max_concurrent_heads=max_concurrent_heads,
-        hint_retry_delays=hint_retry_delays,
-    )
+    run = RepositorySync(source, target, repository, **options)
     return await run.run(tags_hint, hinted_only=hinted_only)
-
-
-async def delete_repository(
-    target: RegistryClient,
-    repository: str,
-    *,
-    blob_locations: BlobLocations | None = None,
-    max_concurrent_heads: int = 8,
-) -> RepositorySyncResult:
-    """Remove every tag of `repository` from `target`, without asking the primary.
-
-    For an explicit removal; `sync_repository` does the same by itself when the primary no
-    longer has the repository, and is the safer call when in doubt. Distribution keeps the
-    repository's name in the catalog; with no tags it is deleted in every sense we check.
-    """
-    result = RepositorySyncResult(repository, repository_deleted=True)
-    try:
-        tags = await target.list_tags(repository)
-    except RepositoryNotFound:
-        tags = []
-    except RegistryError as exc:
-        result.error = f"listing the secondary failed: {exc}"
-        return result.finish()
-    try:
-        current = await target.head_manifests(repository, tags, concurrency=max_concurrent_heads)
-    except RegistryError as exc:
-        result.error = f"reading the secondary's tags failed: {exc}"
-        return result.finish()
-    await _remove_tags(target, repository, list(current), current, {}, result)
-    if blob_locations is not None and not result.stale_tags:
-        blob_locations.forget_repository(repository)
-    return result.finish()

@@ -22,17 +22,16 @@ leaves the file as it was. Such a failure is raised as `TrackingDatabaseError`, 
 
 from __future__ import annotations
 
-import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from gdk_geo.errors import GdkGeoError
-
-STATES = ("pending", "started", "synced", "failed")
+from gdk_geo.registry.backoff import Backoff
+from gdk_geo.secondary.snapshot import STATES, RepositoryStatus
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS repositories (
@@ -64,43 +63,17 @@ class TrackingDatabaseError(GdkGeoError):
 
 
 @dataclass(frozen=True)
-class TrackedRepository:
-    """One row of the tracking table, as the status page and `geo.status` show it."""
+class TrackedRepository(RepositoryStatus):
+    """One row of the tracking table: its status, and when it was first seen."""
 
-    repository: str
-    state: str
-    retry_count: int
-    retry_at: float | None
-    last_sync_failure: str | None
-    last_synced_at: float | None
-    last_checked_at: float | None
-    checksum: str | None
-    resync_requested: bool
-    urgent: bool
     created_at: float
-    updated_at: float
+
+    def status(self) -> RepositoryStatus:
+        """The row as the status shows it (without its creation time)."""
+        return RepositoryStatus(**{f.name: getattr(self, f.name) for f in _STATUS_FIELDS})
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """How long a failed repository waits before its next attempt.
-
-    `delay = min(cap, base * 2 ** retry_count) * jitter`, where `retry_count` is the number of
-    failures *before* this one (0 on the first failure) and `jitter` is uniform in [0.5, 1.0).
-    Doubling keeps a broken primary from being hammered; the cap keeps a repository that was
-    down for an hour from waiting another hour once it is back; the jitter spreads the retries
-    of many repositories that failed together (a primary restart) so they don't return as a
-    thundering herd. `base` and `cap` are parameters so tests can use fractions of a second.
-    """
-
-    base: float = 1.0
-    cap: float = 300.0
-    random: Callable[[], float] = random.random
-
-    def delay(self, retry_count: int) -> float:
-        """Seconds to wait after a failure when `retry_count` failures came before it."""
-        exponent = min(retry_count, 64)  # 2**64 s is already far past any cap
-        return min(self.cap, self.base * 2**exponent) * (0.5 + 0.5 * self.random())
+_STATUS_FIELDS = fields(RepositoryStatus)
 
 
 class TrackingDB:

@@ -16,8 +16,8 @@ from typing import TypeVar
 from gdk_geo.node_settings import SecondaryWorkerSettings
 from gdk_geo.registry.client import RegistryClient, gather_all
 from gdk_geo.registry.errors import RegistryError, RepositoryNotFound
+from gdk_geo.secondary.clients import registry_clients
 from gdk_geo.secondary.referrers import wanted_referrers
-from gdk_geo.secondary.replicator import registry_clients
 from gdk_geo.secondary.tracking import TrackingDB
 
 T = TypeVar("T")

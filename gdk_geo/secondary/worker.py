@@ -31,28 +31,24 @@ import socket
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 
 from gdk_geo import log_format
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node_settings import SecondaryWorkerSettings, load_secondary
+from gdk_geo.registry.backoff import Backoff
 from gdk_geo.registry.errors import RegistryError
 from gdk_geo.registry.token_service import SECONDARY_POLICY
-from gdk_geo.secondary.event_feed import EventFeed, EventFeedError, EventPage, FeedEvent
-from gdk_geo.secondary.replicator import (
-    Replicator,
-    Totals,
-    ca_file_for,
-    registry_clients,
-    secondary_only,
-    sync_once,
-)
+from gdk_geo.secondary.clients import ca_file_for, registry_clients
+from gdk_geo.secondary.event_feed import EventFeed, EventFeedError, EventPage
+from gdk_geo.secondary.replicator import Replicator, secondary_only, sync_once
+from gdk_geo.secondary.results import Totals
+from gdk_geo.secondary.snapshot import FeedState, StatusSnapshot
 from gdk_geo.secondary.status_page import create_app
-from gdk_geo.secondary.tracking import Backoff, TrackedRepository, TrackingDB
+from gdk_geo.secondary.tracking import TrackingDB
 from gdk_geo.secondary.verify import compare_repository
 from gdk_geo.token_auth import token_routes
 
@@ -141,24 +137,10 @@ class Worker:
         if page.last_seen_id <= cursor:
             return
         for event in page.events:
-            self._note_hint(event)
+            self.replicator.note_event(event)
         repositories = [event.repository for event in page.events]
         self.db.apply_events(repositories, page.last_seen_id, page.last_created_at)
         self._wake.set()
-
-    def _note_hint(self, event: FeedEvent) -> None:
-        """Remember a pushed tag for the next sync; forget it again when it is deleted."""
-        hints = self.replicator.hints.setdefault(event.repository, set())
-        if event.action != "updated" or not event.tag:
-            self.replicator.needs_full_pass.add(event.repository)
-        if event.action == "updated" and event.tag:
-            hints.add(event.tag)
-        elif event.tag:
-            hints.discard(event.tag)
-        else:  # a delete by digest: any hinted tag may have gone with it
-            hints.clear()
-        if not hints:
-            del self.replicator.hints[event.repository]
 
     def _feed_down(self, reason: str) -> None:
         if reason != self.activity.feed_error:
@@ -290,43 +272,32 @@ class Worker:
 
     # -- status ----------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusSnapshot:
         """The snapshot every HTTP endpoint renders (see `gdk_geo.secondary.status_page`)."""
         return status_snapshot(self.settings, self.db, self.replicator.totals, self.activity)
 
 
 def status_snapshot(
     settings: SecondaryWorkerSettings, db: TrackingDB, totals: Totals, activity: Activity
-) -> dict[str, Any]:
-    """The replication status as JSON-ready data; the shape is what `geo.status` reads."""
-    now = time.time()
-    cursor = db.cursor()
+) -> StatusSnapshot:
+    """The replication status now; its JSON is what `geo.status` reads."""
     last_event_at = db.last_event_at()
-    primary_last = activity.primary_last_event_id
-    return {
-        "node": "secondary",
-        "replication_enabled": settings.replication_enabled,
-        "primary_api_url": settings.primary_api_url,
-        "registry_api_url": settings.registry_api_url,
-        "cursor": cursor,
-        "primary_last_event_id": primary_last,
-        "lag": None if primary_last is None else max(0, primary_last - cursor),
-        "last_event_at": last_event_at,
-        "last_event_age_seconds": None if last_event_at is None else now - last_event_at,
-        "event_feed": {"connected": activity.feed_connected, "error": activity.feed_error},
-        "last_backfill_at": activity.last_backfill_at,
-        "backfill_error": activity.backfill_error,
-        "last_verification_at": activity.last_verification_at,
-        "counts": db.counts(),
-        "totals": asdict(totals),
-        "repositories": [_row_json(row) for row in db.rows()],
-    }
-
-
-def _row_json(row: TrackedRepository) -> dict[str, Any]:
-    data = asdict(row)
-    data.pop("created_at", None)
-    return data
+    return StatusSnapshot(
+        replication_enabled=settings.replication_enabled,
+        primary_api_url=settings.primary_api_url,
+        registry_api_url=settings.registry_api_url,
+        cursor=db.cursor(),
+        primary_last_event_id=activity.primary_last_event_id,
+        last_event_at=last_event_at,
+        last_event_age_seconds=None if last_event_at is None else time.time() - last_event_at,
+        event_feed=FeedState(activity.feed_connected, activity.feed_error),
+        last_backfill_at=activity.last_backfill_at,
+        backfill_error=activity.backfill_error,
+        last_verification_at=activity.last_verification_at,
+        counts=db.counts(),
+        totals=replace(totals),
+        repositories=tuple(row.status() for row in db.rows()),
+    )
 
 
 # -- the process -----------------------------------------------------------------------------

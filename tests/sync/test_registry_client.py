@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from gdk_geo.registry.backoff import Backoff
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.copy import copy_blob, verified_chunks
 from gdk_geo.registry.errors import (
@@ -30,7 +31,7 @@ from testkit.net import free_port
 
 pytestmark = pytest.mark.anyio
 
-FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
+FAST = RetryPolicy(attempts=3, backoff=Backoff(0.01, 0.05))
 
 
 def unique(name: str) -> str:

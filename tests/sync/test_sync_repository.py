@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from gdk_geo.registry.backoff import Backoff
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.reference import DOCKER_MANIFEST_LIST
 from gdk_geo.registry.transport import RetryPolicy
-from gdk_geo.secondary.sync import BlobLocations, delete_repository, sync_repository
+from gdk_geo.secondary.blob_locations import BlobLocations
+from gdk_geo.secondary.sync import sync_repository
+from gdk_geo.secondary.tag_removal import delete_repository
 from gdk_geo.secondary.verify import compare_repository
 from sync.registry_kit import RegistryProxy, access_log
 from testkit.images import (
@@ -287,7 +290,7 @@ async def test_failed_primary_listing_deletes_nothing(registries) -> None:
         assert (await sync_repository(s.source, s.target, repo)).ok
     registries.container("doomed").stop(timeout=1)
 
-    fast = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02)
+    fast = RetryPolicy(attempts=2, backoff=Backoff(0.01, 0.02))
     async with (
         RegistryClient(registries.doomed, retry=fast) as source,
         RegistryClient(registries.secondary) as target,

@@ -1,5 +1,8 @@
 """The primary node's Geo service: registry notifications in, Geo event log out.
 
+The app: its routes, the state they share, and `main`. Which notification events are
+recorded is `gdk_geo.primary.triage`; the log itself is `gdk_geo.primary.eventlog`.
+
 Three jobs, each one endpoint:
 
 * `POST /api/v4/container_registry_event/events` receives the registry's notifications (the
@@ -24,202 +27,51 @@ import argparse
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import re
 import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal
+from typing import Any
 
 import uvicorn
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.log_format import FORMAT as LOG_FORMAT
 from gdk_geo.log_format import ZonedFormatter
 from gdk_geo.node_settings import PrimaryServiceSettings, load_primary
-from gdk_geo.primary.eventlog import EventLog, GeoEvent, RegistryEvent
+from gdk_geo.primary.eventlog import EventLog, GeoEvent
+from gdk_geo.primary.metrics import Counters, PrimaryCollector
+from gdk_geo.primary.triage import (
+    NOTIFICATION_CONTENT_TYPES,
+    BadNotification,
+    parse_envelope,
+    summary,
+    triage,
+)
 from gdk_geo.registry.token_service import PRIMARY_POLICY
 from gdk_geo.token_auth import token_routes
 
-# Named, not __name__: run with -m, this module is `__main__`.
-logger = logging.getLogger("gdk_geo.primary_service")
+# The service's one logger, named after the package `python -m` runs.
+logger = logging.getLogger("gdk_geo.primary")
 
 MAX_BODY_BYTES = 1024 * 1024
 DRAIN_BYTES = 8 * MAX_BODY_BYTES  # an oversized body up to this is read to the end, unkept
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 DEFAULT_WAIT, MAX_WAIT = 0, 60
 
-NOTIFICATION_CONTENT_TYPES = frozenset(
-    {
-        "application/vnd.docker.distribution.events.v1+json",
-        "application/vnd.docker.distribution.events.v2+json",
-        "application/json",
-    }
-)
-
-MANIFEST_MEDIA_TYPES = frozenset(
-    {
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v1+prettyjws",
-    }
-)
-
-# Distribution's reference grammar. `-+` replaces the spec's `[-]*`: the same names, but the
-# pattern has no ambiguous repetition, so a hostile name cannot make it backtrack for ages.
-_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPOSITORY = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
-_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
-_DIGEST = re.compile(r"([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-f0-9]{32,})")
-_DIGEST_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
-_EVENT_ID = re.compile(r"[\x21-\x7e]{1,255}")
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
-MAX_REPOSITORY_LENGTH = 255
 MAX_LOGGED_REJECTIONS = 5
 MAX_SQLITE_INTEGER = 2**63 - 1
-
-
-# --- Registry notifications -> log entries -----------------------------------------------
-
-
-class BadNotification(Exception):
-    """The body is not a notification envelope; the reason is safe to show the sender."""
-
-
-@dataclass(frozen=True)
-class Triage:
-    """What to do with one event of a notification, and why when it is not recorded."""
-
-    outcome: Literal["record", "ignore", "reject"]
-    event: RegistryEvent | None = None
-    reason: str = ""
-
-
-def parse_envelope(body: bytes) -> list[Any]:
-    """The `events` list of a notification body, or `BadNotification` saying what is wrong.
-
-    `json` raises `RecursionError` on deeply nested input; that is the sender's fault, not
-    ours, so it is a 400 like any other malformed body.
-    """
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadNotification("body is not UTF-8") from None
-    try:
-        envelope = json.loads(text)
-    except RecursionError:
-        raise BadNotification("body is nested too deeply") from None
-    except ValueError:
-        raise BadNotification("body is not valid JSON") from None
-    if not isinstance(envelope, dict):
-        raise BadNotification("body is not a JSON object")
-    events = envelope.get("events")
-    if not isinstance(events, list):
-        raise BadNotification("body has no `events` list")
-    return events
-
-
-def triage(raw: Any) -> Triage:
-    """Decide whether one Distribution event goes into the Geo event log.
-
-    Only manifest pushes and deletes change what a secondary must hold: a push or delete
-    whose target has a tag or a manifest media type. Distribution's delete events carry no
-    media type at all, for manifests, tags and repositories alike (and for blobs, which we
-    cannot tell apart), so a delete without one is recorded: the secondary answers any event
-    by comparing the repository with the primary, so a stray one costs a check, while a
-    missed one leaves a deleted image behind until the next backfill.
-    Pulls, mounts and blob events are ignored. Anything we would record but cannot trust
-    (no id, a name outside the registry's grammar) is rejected. No URL in the event is
-    ever followed: the secondary talks to the configured primary registry only.
-    """
-    if not isinstance(raw, dict):
-        return Triage("reject", reason="event is not an object")
-    action = raw.get("action")
-    if action not in ("push", "delete"):
-        return Triage("ignore") if isinstance(action, str) else _reject("no action")
-    target = raw.get("target")
-    if not isinstance(target, dict):
-        return _reject("no target")
-    try:
-        repository = _optional_text(target, "repository")
-        tag = _optional_text(target, "tag")
-        digest = _optional_text(target, "digest")
-        media_type = _optional_text(target, "mediaType")
-    except TypeError as exc:
-        return _reject(str(exc))
-    if not _concerns_manifest(action, tag, media_type):
-        return Triage("ignore")
-    return _checked_event(raw.get("id"), action, repository, tag, digest)
-
-
-def _optional_text(target: dict[str, Any], key: str) -> str | None:
-    """A target field as text; absent, null and "" all mean "not given" (Go's omitempty)."""
-    value = target.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"target.{key} is not a string")
-    return value
-
-
-def _concerns_manifest(action: str, tag: str | None, media_type: str | None) -> bool:
-    if tag is not None:
-        return True
-    if media_type is None:
-        return action == "delete"
-    return media_type.split(";")[0].strip().lower() in MANIFEST_MEDIA_TYPES
-
-
-def _checked_event(
-    event_id: Any, action: str, repository: str | None, tag: str | None, digest: str | None
-) -> Triage:
-    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
-        return _reject("no usable event id")
-    if repository is None or not is_repository_name(repository):
-        return _reject(f"repository name not valid: {_shown(repository)}")
-    if tag is not None and not _TAG.fullmatch(tag):
-        return _reject(f"tag not valid: {_shown(tag)}")
-    if digest is not None and not is_digest(digest):
-        return _reject(f"digest not valid: {_shown(digest)}")
-    logged_action = "updated" if action == "push" else "deleted"
-    event = RegistryEvent(event_id, logged_action, repository, tag, digest)
-    return Triage("record", event=event)
-
-
-def _reject(reason: str) -> Triage:
-    return Triage("reject", reason=reason)
-
-
-def _shown(value: str | None) -> str:
-    """A hostile value made safe for a log line: quoted, escaped, cut short."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def is_repository_name(name: str) -> bool:
-    """Distribution's repository name grammar: lowercase path components, at most 255 long."""
-    return len(name) <= MAX_REPOSITORY_LENGTH and _REPOSITORY.fullmatch(name) is not None
-
-
-def is_digest(digest: str) -> bool:
-    """`algorithm:hex`, with the exact hex length for the algorithms registries use."""
-    match = _DIGEST.fullmatch(digest)
-    if match is None:
-        return False
-    algorithm, hex_part = match.groups()
-    expected = _DIGEST_HEX_LENGTHS.get(algorithm)
-    return len(hex_part) == expected if expected else len(hex_part) <= 128
 
 
 # --- Request helpers ----------------------------------------------------------------------
@@ -294,17 +146,6 @@ def error(status_code: int, reason: str) -> JSONResponse:
 # --- The service --------------------------------------------------------------------------
 
 
-@dataclass
-class Counters:
-    """Totals since the service started, served on /-/metrics."""
-
-    received: int = 0
-    recorded: int = 0
-    ignored: int = 0
-    rejected: int = 0
-    unauthorized: int = 0
-
-
 class LogWatch:
     """Wakes the long-polls when the log grows, or when the service stops.
 
@@ -350,6 +191,8 @@ class PrimaryService:
         self.log = EventLog(settings.event_log_path)
         self.watch = LogWatch()
         self.counters = Counters()
+        self.metrics = CollectorRegistry(auto_describe=False)
+        self.metrics.register(PrimaryCollector(self.counters, self.log.last_id))
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @contextlib.asynccontextmanager
@@ -415,10 +258,10 @@ class PrimaryService:
         if recorded:
             self.watch.notify()
         self._log_rejections([t.reason for t in triaged if t.outcome == "reject"])
-        summary = _summary(triaged, recorded)
-        self._count(summary)
-        logger.info("registry notification: %s", summary)
-        return JSONResponse(summary)
+        answer = summary(triaged, recorded)
+        self.counters.count(answer)
+        logger.info("registry notification: %s", answer)
+        return JSONResponse(answer)
 
     def _log_rejections(self, reasons: list[str]) -> None:
         """A few reasons per notification: enough to debug, too few to flood the log."""
@@ -426,12 +269,6 @@ class PrimaryService:
             logger.warning("rejected a registry event: %s", reason)
         if len(reasons) > MAX_LOGGED_REJECTIONS:
             logger.warning("rejected %d more events", len(reasons) - MAX_LOGGED_REJECTIONS)
-
-    def _count(self, summary: dict[str, int]) -> None:
-        self.counters.received += summary["received"]
-        self.counters.recorded += summary["recorded"]
-        self.counters.ignored += summary["ignored"]
-        self.counters.rejected += summary["rejected"]
 
     async def events(self, request: Request) -> Response:
         """The event API: the log after `after`, waiting up to `wait` seconds for news."""
@@ -462,23 +299,9 @@ class PrimaryService:
             {"status": "ok", "node": "primary", "last_event_id": self.log.last_id()}
         )
 
-    async def metrics(self, request: Request) -> Response:
-        return PlainTextResponse(
-            render_metrics(self.counters, self.log.last_id()),
-            media_type="text/plain; version=0.0.4",
-        )
-
-
-def _summary(triaged: Sequence[Triage], recorded: int) -> dict[str, int]:
-    """The answer to the registry. Repeats of an already recorded event count as ignored,
-    so that received = recorded + ignored + rejected."""
-    rejected = sum(1 for t in triaged if t.outcome == "reject")
-    return {
-        "received": len(triaged),
-        "recorded": recorded,
-        "ignored": len(triaged) - rejected - recorded,
-        "rejected": rejected,
-    }
+    async def metrics_page(self, request: Request) -> Response:
+        """Prometheus' text format, from the collector over the counters and the log."""
+        return Response(generate_latest(self.metrics), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
 def event_json(event: GeoEvent) -> dict[str, Any]:
@@ -493,54 +316,6 @@ def event_json(event: GeoEvent) -> dict[str, Any]:
     }
 
 
-def render_metrics(counters: Counters, last_id: int) -> str:
-    """Prometheus' text exposition format, written by hand: six numbers need no library."""
-    return "".join(
-        [
-            _metric(
-                "gdk_geo_registry_events_received_total",
-                "counter",
-                "Registry events received.",
-                counters.received,
-            ),
-            _metric(
-                "gdk_geo_registry_events_recorded_total",
-                "counter",
-                "Events appended to the Geo event log.",
-                counters.recorded,
-            ),
-            _metric(
-                "gdk_geo_registry_events_ignored_total",
-                "counter",
-                "Events not needed (pulls, blobs, repeats).",
-                counters.ignored,
-            ),
-            _metric(
-                "gdk_geo_registry_events_rejected_total",
-                "counter",
-                "Events refused as invalid.",
-                counters.rejected,
-            ),
-            _metric(
-                "gdk_geo_notifications_unauthorized_total",
-                "counter",
-                "Notifications refused with 401.",
-                counters.unauthorized,
-            ),
-            _metric(
-                "gdk_geo_event_log_last_id",
-                "gauge",
-                "Id of the newest event in the Geo event log.",
-                last_id,
-            ),
-        ]
-    )
-
-
-def _metric(name: str, kind: str, help_text: str, value: int) -> str:
-    return f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n{name} {value}\n"
-
-
 def create_app(settings: PrimaryServiceSettings) -> Starlette:
     """The service as an ASGI app; opens the event log now so a bad one fails before serving."""
     service = PrimaryService(settings)
@@ -553,7 +328,7 @@ def create_app(settings: PrimaryServiceSettings) -> Starlette:
             ),
             Route("/api/v4/geo/events", service.events, methods=["GET"]),
             Route("/-/health", service.health, methods=["GET"]),
-            Route("/-/metrics", service.metrics, methods=["GET"]),
+            Route("/-/metrics", service.metrics_page, methods=["GET"]),
             *token_routes(settings.auth, PRIMARY_POLICY),
         ],
         lifespan=service.lifespan,

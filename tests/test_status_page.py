@@ -1,0 +1,177 @@
+"""The secondary worker's HTTP face, in-process: JSON, Prometheus metrics, the admin page.
+
+Every snapshot here is taken the way the worker takes it (`status_snapshot` over a real
+tracking database), never written out by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gdk_geo.node_settings import SecondaryWorkerSettings
+from gdk_geo.secondary.results import Totals
+from gdk_geo.secondary.snapshot import STATES, StatusSnapshot
+from gdk_geo.secondary.status_page import create_app, render_admin_page, render_metrics
+from gdk_geo.secondary.tracking import TrackingDB
+from gdk_geo.secondary.worker import Activity, status_snapshot
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+def settings(root: Path, *, enabled: bool = True) -> SecondaryWorkerSettings:
+    return SecondaryWorkerSettings(
+        node_root=root,
+        listen_address="127.0.0.1",
+        port=0,
+        primary_geo_url="http://127.0.0.1:1",
+        node_token="token",
+        registry_api_url="http://127.0.0.1:2",
+        ca_file=root / "localhost.crt",
+        tracking_db_path=root / "geo" / "tracking.sqlite3",
+        replication_enabled=enabled,
+        primary_api_url="http://127.0.0.1:3",
+        backfill_interval=60,
+        verification_interval=300,
+        max_concurrent_repositories=2,
+        max_concurrent_blobs=2,
+    )
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[TrackingDB]:
+    tracking = TrackingDB(tmp_path / "geo" / "tracking.sqlite3")
+    yield tracking
+    tracking.close()
+
+
+def snapshot_of(
+    db: TrackingDB, root: Path, activity: Activity | None = None, totals: Totals | None = None
+) -> StatusSnapshot:
+    return status_snapshot(settings(root), db, totals or Totals(), activity or Activity())
+
+
+def failed_row(db: TrackingDB, repository: str, reason: str) -> None:
+    db.mark_pending(repository)
+    assert db.claim_due(1) == [repository]
+    db.finish_failure(repository, reason)
+
+
+def metric_values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the exposition, keyed by (name, labels): parsed, not matched."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_admin_page_escapes_what_it_shows(db: TrackingDB, tmp_path: Path) -> None:
+    failed_row(db, "group/app", HOSTILE)
+    page = render_admin_page(snapshot_of(db, tmp_path))
+    assert HOSTILE not in page
+    assert "&lt;script&gt;" in page
+    assert "group/app" in page
+    assert '<meta http-equiv="refresh" content="2">' in page
+    assert "failed: 1" in page
+
+
+def test_admin_page_says_when_replication_is_disabled(db: TrackingDB, tmp_path: Path) -> None:
+    snapshot = status_snapshot(settings(tmp_path, enabled=False), db, Totals(), Activity())
+    page = render_admin_page(snapshot)
+    assert "Replication is disabled" in page
+    assert "No repositories yet." in page
+
+
+def test_metrics_are_prometheus_text(db: TrackingDB, tmp_path: Path) -> None:
+    failed_row(db, "group/app", "down")
+    totals = Totals(syncs=3, sync_failures=1, bytes_copied=1024)
+    text = render_metrics(snapshot_of(db, tmp_path, totals=totals))
+
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    assert families["gdk_geo_repositories"].type == "gauge"
+    assert families["gdk_geo_syncs"].type == "counter"
+    values = metric_values(text)
+    assert values["gdk_geo_repositories", (("state", "failed"),)] == 1
+    assert {values["gdk_geo_repositories", (("state", s),)] for s in STATES} == {0, 1}
+    assert values["gdk_geo_replication_enabled", ()] == 1
+    assert values["gdk_geo_syncs_total", ()] == 3
+    assert values["gdk_geo_sync_failures_total", ()] == 1
+    assert values["gdk_geo_bytes_copied_total", ()] == 1024
+    assert math.isnan(values["gdk_geo_primary_last_event_id", ()]), "unknown is NaN, not 0"
+    assert math.isnan(values["gdk_geo_event_lag", ()])
+
+
+def test_lag_and_event_age_follow_the_feed(db: TrackingDB, tmp_path: Path) -> None:
+    db.apply_events(["group/app"], 7, time.time() - 5)
+    activity = Activity(primary_last_event_id=10, feed_connected=True)
+    snapshot = snapshot_of(db, tmp_path, activity)
+    assert (snapshot.cursor, snapshot.lag) == (7, 3)
+    assert 5 <= snapshot.last_event_age_seconds < 60
+    values = metric_values(render_metrics(snapshot))
+    assert values["gdk_geo_event_lag", ()] == 3
+    assert values["gdk_geo_event_cursor", ()] == 7
+
+
+def test_the_json_reads_back_as_the_same_snapshot(db: TrackingDB, tmp_path: Path) -> None:
+    failed_row(db, "group/app", "down")
+    db.apply_events(["group/base"], 4, 100.0)
+    snapshot = snapshot_of(db, tmp_path, Activity(primary_last_event_id=4, feed_error="x"))
+    data = json.loads(json.dumps(snapshot.to_json()))
+    assert StatusSnapshot.from_json(data) == snapshot
+    assert list(data) == [
+        "node",
+        "replication_enabled",
+        "primary_api_url",
+        "registry_api_url",
+        "cursor",
+        "primary_last_event_id",
+        "lag",
+        "last_event_at",
+        "last_event_age_seconds",
+        "event_feed",
+        "last_backfill_at",
+        "backfill_error",
+        "last_verification_at",
+        "counts",
+        "totals",
+        "repositories",
+    ], "the keys `geo.status --json` shows"
+    assert "created_at" not in data["repositories"][0]
+
+
+@pytest.mark.parametrize(
+    "body", [None, [], {}, {"cursor": 1}, {"cursor": "x", "replication_enabled": True}]
+)
+def test_what_is_not_a_status_is_a_value_error(body: object) -> None:
+    with pytest.raises(ValueError):
+        StatusSnapshot.from_json(body)
+
+
+def test_the_app_serves_one_snapshot_four_ways(db: TrackingDB, tmp_path: Path) -> None:
+    failed_row(db, "group/app", HOSTILE)
+    app = create_app(lambda: snapshot_of(db, tmp_path))
+
+    async def get(*paths: str) -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://secondary") as client:
+            return [await client.get(path) for path in paths]
+
+    health, status, metrics, page = asyncio.run(
+        get("/-/health", "/api/v4/geo/replication/status", "/-/metrics", "/admin/geo")
+    )
+    health, status = health.json(), status.json()
+    assert health == {"status": "ok", "node": "secondary", "cursor": 0, "replication_enabled": True}
+    assert StatusSnapshot.from_json(status).repositories[0].last_sync_failure == HOSTILE
+    assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert metric_values(metrics.text)["gdk_geo_repositories", (("state", "failed"),)] == 1
+    assert page.headers["content-type"].startswith("text/html")
+    assert HOSTILE not in page.text
