@@ -16,10 +16,8 @@ from urllib.parse import urlsplit
 
 from gdk_geo import config, render
 from gdk_geo.project import Project
-from gdk_geo.secret_store import ProjectSecrets, Secret
+from gdk_geo.secret_store import stored_secrets
 from gdk_geo.settings import Settings
-
-SECRET_NAMES = ("notification_secret", "node_token", "registry_http_secret")
 
 
 @dataclass(frozen=True)
@@ -30,30 +28,11 @@ class RenderDrift:
     stale: list[Path]
 
 
-def stored_secrets(project: Project, cfg: Settings) -> ProjectSecrets | None:
-    """The project's secrets as stored, without generating any (None when one is missing)."""
-    values = {}
-    for name in SECRET_NAMES:
-        path = project.secrets_dir(cfg) / name
-        try:
-            values[name] = Secret(path.read_text().strip())
-        except OSError:
-            return None
-    if cfg.registry.notification_secret:
-        values["notification_secret"] = Secret(cfg.registry.notification_secret)
-    # The registry password is rendered into gitlab.yml too: without it every gitlab.yml
-    # would differ from what gdk.yml asks for.
-    password = project.secrets_dir(cfg) / "registry_password"
-    if cfg.registry.auth.password:
-        values["registry_password"] = Secret(cfg.registry.auth.password)
-    elif password.exists():
-        values["registry_password"] = Secret(password.read_text().strip())
-    return ProjectSecrets(**values)
-
-
 def render_drift(project: Project, cfg: Settings) -> RenderDrift:
     """Compare every rendered file with the last render's record and with gdk.yml now."""
-    secrets = stored_secrets(project, cfg)
+    secrets = stored_secrets(
+        project.secrets_dir(cfg), cfg.registry.notification_secret, cfg.registry.auth.password
+    )
     state_path = project.data_dir(cfg) / render.STATE_FILE
     try:
         state = json.loads(state_path.read_text())

@@ -150,10 +150,10 @@ def lag(ctx: Context) -> Outcome:
     lag = status.lag
     if lag is None or lag > MAX_LAG:
         return failed(f"{lag} events behind the primary (at most {MAX_LAG} is normal); {summary}")
-    failures = sync_failures.failing(status.get("repositories") or [])
+    failures = sync_failures.failing(status.repositories)
     if failures:
         page = ctx.service_url(ctx.secondary_name) + "/admin/geo"
-        reason = str(failures[0].get("last_sync_failure") or "")
+        reason = failures[0].last_sync_failure or ""
         return failed(
             sync_failures.describe(failures, summary, page), sync_failures.repair(reason, ctx.cfg)
         )

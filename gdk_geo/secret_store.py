@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,16 +66,45 @@ def ensure_secrets(
     secrets_dir: Path, configured_notification_secret: str, configured_registry_password: str = ""
 ) -> ProjectSecrets:
     """Load or create the project's secrets; a secret set in gdk.yml wins over a generated one."""
-    notification = (
-        Secret(configured_notification_secret)
-        if configured_notification_secret
-        else load_or_create(secrets_dir / "notification_secret")
+    return _secrets(
+        secrets_dir, configured_notification_secret, configured_registry_password, load_or_create
     )
+
+
+def stored_secrets(
+    secrets_dir: Path, configured_notification_secret: str, configured_registry_password: str = ""
+) -> ProjectSecrets | None:
+    """The project's secrets as `ensure_secrets` would return them, without generating any:
+    None when one has never been generated (the project was never rendered here)."""
+    try:
+        return _secrets(
+            secrets_dir, configured_notification_secret, configured_registry_password, _stored
+        )
+    except (OSError, GdkGeoError):
+        return None
+
+
+def _stored(path: Path) -> Secret:
+    value = path.read_text().strip()
+    if not value:
+        raise GdkGeoError(f"{path} is empty")
+    return Secret(value)
+
+
+def _secrets(
+    secrets_dir: Path,
+    configured_notification_secret: str,
+    configured_registry_password: str,
+    read: Callable[[Path], Secret],
+) -> ProjectSecrets:
+    """Every secret: the configured value where gdk.yml sets one, else `read` from its file."""
+
+    def secret(name: str, configured: str = "") -> Secret:
+        return Secret(configured) if configured else read(secrets_dir / name)
+
     return ProjectSecrets(
-        notification_secret=notification,
-        node_token=load_or_create(secrets_dir / "node_token"),
-        registry_http_secret=load_or_create(secrets_dir / "registry_http_secret"),
-        registry_password=Secret(configured_registry_password)
-        if configured_registry_password
-        else load_or_create(secrets_dir / "registry_password"),
+        notification_secret=secret("notification_secret", configured_notification_secret),
+        node_token=secret("node_token"),
+        registry_http_secret=secret("registry_http_secret"),
+        registry_password=secret("registry_password", configured_registry_password),
     )

@@ -9,24 +9,25 @@ synced at once.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
+from gdk_geo.secondary.snapshot import RepositoryStatus
 from gdk_geo.settings import Settings
 
 SHOWN = 3  # repositories named in the ✗; the status page lists them all
 
 
-def failing(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def failing(rows: Sequence[RepositoryStatus]) -> list[RepositoryStatus]:
     """Rows whose last recorded sync did not succeed (failed, or being retried)."""
-    return [row for row in rows if row.get("state") == "failed" or row.get("last_sync_failure")]
+    return [row for row in rows if row.state == "failed" or row.last_sync_failure]
 
 
-def describe(rows: list[dict[str, Any]], summary: str, status_page: str) -> str:
+def describe(rows: Sequence[RepositoryStatus], summary: str, status_page: str) -> str:
     """The lines under the ✗: how many, then the first few with their failure."""
     shown = rows[:SHOWN]
     noun = "repository" if len(rows) == 1 else "repositories"
     lines = [f"{len(rows)} {noun} whose last sync failed ({summary}):"]
-    lines += [f"{row['repository']}: {row.get('last_sync_failure')}" for row in shown]
+    lines += [f"{row.repository}: {row.last_sync_failure}" for row in shown]
     if len(rows) > len(shown):
         lines.append(f"… and {len(rows) - len(shown)} more ({status_page} lists them)")
     return "\n".join(lines)
