@@ -548,6 +548,36 @@ def request_costs(bench: BenchProject) -> list[Row]:
     ]
 
 
+# 8. Failover drills: a planned round trip (issue 16).
+
+
+def failover(bench: BenchProject) -> list[Row]:
+    """`geo.promote` to the secondary and back, with small data replicated first; the time
+    the primary registry refused pushes is its own row."""
+    from gdk_geo import promote
+
+    bench.start_worker()
+    asyncio.run(_push_small(bench, 5, 2, "failover"))
+    started = time.monotonic()
+    there = promote.promote(bench.project, "secondary", say=lambda _m: None)
+    back = promote.promote(bench.project, "primary", say=lambda _m: None)
+    seconds = time.monotonic() - started
+    read_only = there.read_only_seconds + back.read_only_seconds
+    name = "8. failover"
+    return [
+        Row(
+            name,
+            "planned round trip (`geo.promote` there and back), 5 repos × 2 tags",
+            f"{seconds:.2f} s",
+            "-",
+            "-",
+            "≤ 30 s",
+            seconds <= 30,
+        ),
+        Row(name, "of which the primary was read-only", f"{read_only:.2f} s", "-", "-", "-", None),
+    ]
+
+
 SCENARIOS = {
     "latency": latency,
     "large": large_layers,
@@ -556,4 +586,5 @@ SCENARIOS = {
     "setup": setup_times,
     "scale": scale,
     "requests": request_costs,
+    "failover": failover,
 }

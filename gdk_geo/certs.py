@@ -371,6 +371,11 @@ def move_previous_tls_pair(root: Path) -> bool:
 # --- the secondary's copy -----------------------------------------------------------------
 
 
+def copy_pair(primary_root: Path, other_root: Path) -> bool:
+    """Give another node the same certificate and key (every node serves the one pair)."""
+    return _copy_to_secondary(primary_root, other_root)
+
+
 def _copy_to_secondary(primary_root: Path, secondary_root: Path) -> bool:
     """Copy the pair when the secondary's differs by content (SHA-256) or mode."""
     copied = False

@@ -80,18 +80,27 @@ class Context:
     def node(self, name: str) -> NodePaths:
         return self.project.node(self.cfg, name)
 
+    @property
+    def primary_name(self) -> str:
+        return self.cfg.primary_name
+
+    @property
+    def secondary_name(self) -> str:
+        """The secondary the replication checks look at: the first one."""
+        return self.cfg.secondaries[0].name
+
     @cached_property
     def primary(self) -> PrimaryServiceSettings:
-        return load_primary(self.node("primary").gitlab_yml)
+        return load_primary(self.node(self.primary_name).gitlab_yml)
 
     @cached_property
     def secondary(self) -> SecondaryWorkerSettings:
-        return load_secondary(self.node("secondary").gitlab_yml)
+        return load_secondary(self.node(self.secondary_name).gitlab_yml)
 
     def service_url(self, name: str) -> str:
         """Where the node's Geo service listens, as its rendered gitlab.yml says: what runs,
         even when gdk.yml has changed since (the ports check tells of that)."""
-        service = self.primary if name == "primary" else self.secondary
+        service = self.primary if name == self.primary_name else self.secondary
         return url("http", service.listen_address, service.port)
 
 

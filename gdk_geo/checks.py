@@ -107,6 +107,15 @@ CHECKS: tuple[Check, ...] = (
         needs=("ports", "rendered"),
     ),
     Check(
+        "one-primary",
+        "exactly one node believes it is primary",
+        "no two nodes' rendered `config/gitlab.yml` say `geo.primary: true`",
+        "`invoke geo.restart --force` (renders every node's role from the recorded roles "
+        "again and restarts every node)",
+        local_checks.one_primary,
+        needs=("rendered",),
+    ),
+    Check(
         "primary-api-url",
         "the secondary syncs from the primary registry",
         "`geo.secondary.registry_replication.primary_api_url` is https on a local name and "

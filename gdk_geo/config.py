@@ -31,6 +31,8 @@ FIX = "edit gdk.yml (gdk.example.yml lists every key with its default), then run
 SEED_REPLICATION = "geo.registry_replication."
 REPLICATION = "geo.secondary.registry_replication."
 API_URL_KEY = REPLICATION + "primary_api_url"
+NODES_PREFIX = "geo.nodes."
+TWO_NODE_FORM = ("primary", "secondary", "registry_replication")
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
@@ -166,7 +168,10 @@ def _expected(declared: schema.Declared) -> str:
 
 
 def canonical_key(key: str) -> str:
-    """The declared key for one written in the seed's form (`geo.registry_replication.x`)."""
+    """The declared key for one written in the seed's form (`geo.registry_replication.x`),
+    or for a key of a named node (`geo.nodes.<name>.x` is declared as `geo.secondary.x`)."""
+    if key.startswith(NODES_PREFIX) and key.count(".") > 2:
+        return "geo.secondary." + key.removeprefix(NODES_PREFIX).split(".", 1)[1]
     if key.startswith(SEED_REPLICATION):
         return REPLICATION + key.removeprefix(SEED_REPLICATION)
     return key
@@ -192,6 +197,43 @@ def _seed_replication(node: CommentedMap, prefix: str, problems: list[Problem]) 
     )
 
 
+def _named_nodes(geo: CommentedMap, problems: list[Problem]) -> dict[str, schema.NodeSpec]:
+    """`geo.nodes`: each node's section validated as a node's, and not beside the
+    two-node form (`geo.primary`, `geo.secondary`), which would name other nodes."""
+    value, line = geo["nodes"], _line_of(geo, "nodes")
+    if not isinstance(value, CommentedMap) or len(value) < 2:
+        expected = "a mapping of at least two nodes by name (`geo.nodes.<name>.port`...)"
+        problems.append(Problem("geo.nodes", line, f"got {_describe(value)}, expected {expected}"))
+        return {}
+    for other in TWO_NODE_FORM:
+        if other in geo:
+            problems.append(
+                Problem(f"geo.{other}", _line_of(geo, other), "also given `geo.nodes`: keep one")
+            )
+    specs: dict[str, schema.NodeSpec] = {}
+    for name, spec in value.items():
+        path = f"{NODES_PREFIX}{name}"
+        if not isinstance(name, str) or schema.node_name(name) or not name:
+            problems.append(
+                Problem(path, _line_of(value, name), "expected a node name such as dc2")
+            )
+        elif not isinstance(spec, CommentedMap):
+            problems.append(
+                Problem(path, _line_of(value, name), f"got {_describe(spec)}, expected a node")
+            )
+        else:
+            fields_ = _validate(spec, schema.NodeSpec, path + ".", problems)
+            specs[name] = schema.NodeSpec(**fields_)
+    return specs
+
+
+def _primary_node_problem(cfg: schema.Settings) -> str | None:
+    """What is wrong with `geo.primary_node`, or None: it must name one of the nodes."""
+    if cfg.geo.primary_node in ("", *cfg.node_names):
+        return None
+    return f"{cfg.geo.primary_node!r} is not a node; the nodes are {', '.join(cfg.node_names)}"
+
+
 def _validate(node: CommentedMap, cls: type, prefix: str, problems: list[Problem]) -> dict:
     """Check `node` against dataclass `cls`; return the values to build it with."""
     hints = get_type_hints(cls)
@@ -203,6 +245,9 @@ def _validate(node: CommentedMap, cls: type, prefix: str, problems: list[Problem
         line = _line_of(node, key)
         if cls is schema.Geo and key == "registry_replication" and node[key] is not None:
             seed = _seed_replication(node, prefix, problems)
+            continue
+        if cls is schema.Geo and key == "nodes":
+            values[key] = _named_nodes(node, problems)
             continue
         if key not in names:
             hint = _suggest(str(key), names, prefix) or _suggest(path, list(schema.DECLARED))
@@ -237,9 +282,14 @@ def validate(path: Path, document: CommentedMap) -> schema.Settings:
     wrong_dir = _data_dir_problem(path.parent, values.get("data_dir", schema.Settings.data_dir))
     if wrong_dir:
         problems.append(Problem("data_dir", _line_of(document, "data_dir"), wrong_dir))
-    if problems:
+    cfg = schema.Settings(**values) if not problems else None
+    wrong_primary = _primary_node_problem(cfg) if cfg is not None else None
+    if wrong_primary:
+        geo = document.get("geo")
+        line = _line_of(geo, "primary_node") if isinstance(geo, CommentedMap) else None
+        problems.append(Problem("geo.primary_node", line, wrong_primary))
+    if problems or cfg is None:
         raise _invalid(path, problems)
-    cfg = schema.Settings(**values)
     _check_primary_api_url(path, document, cfg)
     return cfg
 

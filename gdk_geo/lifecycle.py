@@ -17,7 +17,7 @@ from gdk_geo import certs, health, nodes, ports, record, render, services, signi
 from gdk_geo.errors import ConfigError, GdkGeoError
 from gdk_geo.fsutil import atomic_write
 from gdk_geo.image import Progress, Step, ensure_registry_image, messages
-from gdk_geo.project import EXAMPLE, NODES, NodePaths, Project
+from gdk_geo.project import EXAMPLE, NodePaths, Project
 from gdk_geo.secret_store import ProjectSecrets, ensure_secrets
 from gdk_geo.settings import Settings
 
@@ -64,10 +64,12 @@ def _known_nodes(project: Project, cfg: Settings | None) -> list[NodePaths]:
 
 def _container_names(project: Project, cfg: Settings | None) -> list[str]:
     """Our containers' names by gdk.yml now and by the record, primary's first."""
-    names = [nodes.container_name(cfg, node) for node in NODES] if cfg is not None else []
+    names = [nodes.container_name(cfg, node) for node in cfg.node_names] if cfg else []
     for recorded in record.read(project):
         names += [
-            recorded.container_name(n) for n in NODES if recorded.container_name(n) not in names
+            recorded.container_name(n)
+            for n in recorded.node_names
+            if recorded.container_name(n) not in names
         ]
     return names
 
@@ -109,8 +111,8 @@ def reconfigure(
     secrets = ensure_secrets(
         project.secrets_dir(cfg), cfg.registry.notification_secret, cfg.registry.auth.password
     )
-    primary, secondary = project.nodes(cfg)
-    for paths in (primary, secondary):
+    every = project.nodes(cfg)
+    for paths in every:
         for directory in (
             paths.registry_storage,
             paths.log_dir,
@@ -118,10 +120,12 @@ def reconfigure(
             paths.root / "geo",
         ):
             directory.mkdir(parents=True, exist_ok=True)
-    report = certs.ensure_certificates(
-        project.data_dir(cfg), primary.root, secondary.root, cfg.hostname
-    )
-    signing.ensure_signing_pair(primary.root, secondary.root)
+    first, second, *others = every  # the first node makes the pairs, every other gets them
+    report = certs.ensure_certificates(project.data_dir(cfg), first.root, second.root, cfg.hostname)
+    for paths in (second, *others):
+        if paths is not second:
+            certs.copy_pair(first.root, paths.root)
+        signing.ensure_signing_pair(first.root, paths.root)
     _write_trust_dir(project.trust_dir(cfg), report.ca_certificate)
     files = render.render_files(project, cfg, secrets)
     changes = render.write_files(
@@ -241,7 +245,7 @@ def setup(
             _, started = services.start(paths, project.root)
             result.services[paths.name] = "started" if started else "unchanged"
     progress(Step("waiting until both nodes are healthy"))
-    wait_healthy(client, project, cfg, list(NODES))
+    wait_healthy(client, project, cfg, list(cfg.node_names))
     return result
 
 
@@ -250,7 +254,7 @@ def restart(project: Project, node: str | None = None, *, force: bool = False) -
     client = nodes.engine()
     done = reconfigure(project, force=force)
     cfg = done.cfg
-    names = [node] if node else list(NODES)
+    names = [node] if node else list(cfg.node_names)
     image = None
     record.write(project, cfg)
     for name in names:

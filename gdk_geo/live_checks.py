@@ -47,7 +47,7 @@ def auth(run: AuthCheck) -> Callable[[Context], Outcome]:
 
 
 def secret(ctx: Context) -> Outcome:
-    paths = ctx.node("primary")
+    paths = ctx.node(ctx.primary_name)
     expected = _dig(yaml_mapping(paths.gitlab_yml), "registry", "notification_secret")
     sent = _notification_header(yaml_mapping(paths.registry_config))
     if not expected:
@@ -70,7 +70,7 @@ def secret(ctx: Context) -> Outcome:
 
 def delivery(ctx: Context) -> Outcome:
     primary = ctx.primary
-    service_url = ctx.service_url("primary")
+    service_url = ctx.service_url(ctx.primary_name)
     probe = health.probe_service(service_url)
     if not probe.ok:
         return failed(f"the primary Geo service does not answer at {service_url} ({probe.detail})")
@@ -97,7 +97,7 @@ def delivery(ctx: Context) -> Outcome:
 def _replica(ctx: Context) -> Endpoint | None:
     """The secondary registry, when a worker runs that would replicate the probe."""
     secondary = ctx.secondary
-    if not health.probe_service(ctx.service_url("secondary")).ok:
+    if not health.probe_service(ctx.service_url(ctx.secondary_name)).ok:
         return None
     return Endpoint(
         secondary.registry_api_url, secondary.ca_file, tool_tokens(secondary.auth, PULL)
@@ -106,7 +106,7 @@ def _replica(ctx: Context) -> Endpoint | None:
 
 def event_api(ctx: Context) -> Outcome:
     secondary = ctx.secondary
-    own_url = ctx.service_url("primary")
+    own_url = ctx.service_url(ctx.primary_name)
     if not health.probe_service(own_url).ok:
         return skipped(f"the primary Geo service does not answer at {own_url}")
     url = secondary.primary_geo_url.rstrip("/") + "/api/v4/geo/events"
@@ -126,17 +126,17 @@ def event_api(ctx: Context) -> Outcome:
 
 
 def worker(ctx: Context) -> Outcome:
-    url = ctx.service_url("secondary")
+    url = ctx.service_url(ctx.secondary_name)
     probe = health.probe_service(url)
     if not probe.ok:
-        state = services.state(ctx.node("secondary"))
+        state = services.state(ctx.node(ctx.secondary_name))
         running = f"pid {state.pid} runs" if state.running else "no worker process runs"
         return failed(f"{url}/-/health: {probe.detail} ({running})")
     return passed(url)
 
 
 def lag(ctx: Context) -> Outcome:
-    url = ctx.service_url("secondary") + "/api/v4/geo/replication/status"
+    url = ctx.service_url(ctx.secondary_name) + "/api/v4/geo/replication/status"
     try:
         with http.httpx_client() as client:
             response = client.get(url)
@@ -152,7 +152,7 @@ def lag(ctx: Context) -> Outcome:
         return failed(f"{lag} events behind the primary (at most {MAX_LAG} is normal); {summary}")
     failures = sync_failures.failing(status.repositories)
     if failures:
-        page = ctx.service_url("secondary") + "/admin/geo"
+        page = ctx.service_url(ctx.secondary_name) + "/admin/geo"
         reason = failures[0].last_sync_failure or ""
         return failed(
             sync_failures.describe(failures, summary, page), sync_failures.repair(reason, ctx.cfg)

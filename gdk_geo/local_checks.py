@@ -8,11 +8,10 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gdk_geo import certs, drift, lifecycle, nodes, ports
+from gdk_geo import certs, drift, lifecycle, nodes, ports, roles
 from gdk_geo.check_model import Context, Outcome, failed, passed, yaml_mapping
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.image import OFFLINE_IMAGE, has_image
-from gdk_geo.project import NODES
 
 
 def gdk_yml(ctx: Context) -> Outcome:
@@ -70,9 +69,20 @@ def primary_api_url(ctx: Context) -> Outcome:
     return passed(ctx.cfg.primary_api_url)
 
 
+def one_primary(ctx: Context) -> Outcome:
+    files = {paths.name: paths.gitlab_yml for paths in ctx.project.nodes(ctx.cfg)}
+    claimed = roles.claimed_primaries(files)
+    if len(claimed) > 1:
+        return failed(
+            f"{' and '.join(claimed)} all believe they are primary (`geo.primary: true` in "
+            f"their gitlab.yml); the recorded primary is {ctx.primary_name}"
+        )
+    return passed(f"{ctx.primary_name} is primary")
+
+
 def containers(ctx: Context) -> Outcome:
     problems = []
-    for node in NODES:
+    for node in ctx.cfg.node_names:
         name = nodes.container_name(ctx.cfg, node)
         try:
             container = nodes.find_ours(ctx.client, name, str(ctx.project.root))
@@ -87,7 +97,7 @@ def containers(ctx: Context) -> Outcome:
             )
     if problems:
         return failed("\n".join(problems))
-    return passed(", ".join(nodes.container_name(ctx.cfg, node) for node in NODES))
+    return passed(", ".join(nodes.container_name(ctx.cfg, n) for n in ctx.cfg.node_names))
 
 
 def certificates(ctx: Context) -> Outcome:
@@ -122,8 +132,8 @@ def _certificate_problems(info: certs.CertInfo, ctx: Context, now: datetime) -> 
 
 
 def same_certificate(ctx: Context) -> Outcome:
-    primary = certs.fingerprint(ctx.node("primary").certificate)
-    secondary = certs.fingerprint(ctx.node("secondary").certificate)
+    primary = certs.fingerprint(ctx.node(ctx.primary_name).certificate)
+    secondary = certs.fingerprint(ctx.node(ctx.secondary_name).certificate)
     if primary != secondary:
         return failed(
             f"the secondary's {certs.CERT_NAME} ({secondary[:23]}…) is not the primary's "

@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 
 from gdk_geo.errors import GdkGeoError
-from gdk_geo.project import NODES, Project
+from gdk_geo.project import Project
 from gdk_geo.settings import Settings
 
 LOGIN_TIMEOUT = 60.0
@@ -28,8 +28,7 @@ class Login:
 
 
 def registry_host(cfg: Settings, node: str) -> str:
-    port = cfg.geo.primary.registry.port if node == "primary" else cfg.geo.secondary.registry.port
-    return f"{cfg.hostname}:{port}"
+    return f"{cfg.hostname}:{cfg.node(node).registry_port}"
 
 
 def password(project: Project, cfg: Settings) -> str:
@@ -76,7 +75,7 @@ def docker_login(project: Project) -> list[Login]:
         )
     secret, user = password(project, cfg), cfg.registry.auth.username
     done = []
-    for node in NODES:
+    for node in cfg.node_names:
         host = registry_host(cfg, node)
         try:
             result = subprocess.run(

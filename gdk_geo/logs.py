@@ -39,7 +39,7 @@ from requests.exceptions import RequestException
 
 from gdk_geo import nodes, record
 from gdk_geo.errors import ConfigError
-from gdk_geo.project import NODES, Project
+from gdk_geo.project import Project
 
 NANOS = 1_000_000_000
 SOURCE_WIDTH = len("secondary registry")
@@ -230,17 +230,19 @@ def sources(project: Project, node: str | None, client: docker.DockerClient | No
     """
     try:
         cfg = project.load()
-        container_names = {name: nodes.container_name(cfg, name) for name in NODES}
-        roots = {name: project.node(cfg, name) for name in NODES}
+        names = list(cfg.node_names)
+        container_names = {name: nodes.container_name(cfg, name) for name in names}
+        roots = {name: project.node(cfg, name) for name in names}
     except ConfigError:
         started = record.read(project)
         if not started:
             raise
         recorded = started[-1]  # the latest: what runs unless it was stopped since
-        container_names = {name: recorded.container_name(name) for name in NODES}
+        names = recorded.node_names
+        container_names = {name: recorded.container_name(name) for name in names}
         roots = {paths.name: paths for paths in recorded.nodes}
     chosen: list[Source] = []
-    for name in [node] if node else list(NODES):
+    for name in [node] if node else names:
         if client is not None:
             nodes.find_ours(client, container_names[name], str(project.root))
             chosen.append(RegistryLog(name, client, container_names[name]))

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from gdk_geo import config
+from gdk_geo import config, roles
 from gdk_geo.settings import NODE_NAMES, Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +92,9 @@ class Project:
         return self.root / "gdk.yml"
 
     def load(self) -> Settings:
-        return config.load(self.gdk_yml)
+        """gdk.yml's settings with the recorded roles in force (`roles.json`)."""
+        cfg = config.load(self.gdk_yml)
+        return roles.applied(cfg, self.data_dir(cfg))
 
     def data_dir(self, cfg: Settings) -> Path:
         return (self.root / cfg.data_dir).resolve()
@@ -101,7 +103,7 @@ class Project:
         return NodePaths(name, self.data_dir(cfg) / name)
 
     def nodes(self, cfg: Settings) -> list[NodePaths]:
-        return [self.node(cfg, name) for name in NODES]
+        return [self.node(cfg, name) for name in cfg.node_names]
 
     def secrets_dir(self, cfg: Settings) -> Path:
         return self.data_dir(cfg) / "secrets"

@@ -30,6 +30,10 @@ class Recorded:
     def container_name(self, node: str) -> str:
         return f"{self.container_prefix}-{node}-registry"
 
+    @property
+    def node_names(self) -> list[str]:
+        return [paths.name for paths in self.nodes]
+
     def as_json(self) -> dict:
         return {
             "container_prefix": self.container_prefix,

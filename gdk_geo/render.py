@@ -25,6 +25,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from gdk_geo import roles
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.fsutil import atomic_write
 from gdk_geo.project import TEMPLATES, NodePaths, Project
@@ -72,13 +73,20 @@ def environment() -> Environment:
     return env
 
 
-def template_context(cfg: Settings, secrets: ProjectSecrets, node: Node) -> dict:
-    """What the templates see: the node they render for, the primary (the secondary points
+def template_context(
+    cfg: Settings, secrets: ProjectSecrets, node: Node, recorded: roles.Roles | None = None
+) -> dict:
+    """What the templates see: the node they render for, the primary (a secondary points
     at it) and the settings; every URL comes from the derived values in `settings`."""
-    replication = cfg.geo.secondary.registry_replication
+    replication = cfg.replication(node.name)
+    recorded = recorded or roles.Roles(primary=cfg.primary_name)
+    # A fenced node holds what the primary may lack until `geo.reconcile`: read-only, and
+    # its worker does not sync (a sync would delete those tags).
+    fenced = node.name in recorded.fenced
     return {
         "node": node,
-        "primary": cfg.node("primary"),
+        "read_only": node.name in roles.read_only(recorded),
+        "primary": cfg.primary,
         "hostname": cfg.hostname,
         "listen_address": cfg.listen_address,
         "notification_secret": secrets.notification_secret.value,
@@ -94,8 +102,8 @@ def template_context(cfg: Settings, secrets: ProjectSecrets, node: Node) -> dict
             "token_expire_delay": duration_seconds(cfg.registry.auth.token_expire_delay),
         },
         "replication": {
-            "enabled": replication.enabled,
-            "primary_api_url": cfg.primary_api_url,
+            "enabled": replication.enabled and not fenced,
+            "primary_api_url": cfg.primary_api_url_of(node.name),
             "backfill_interval": duration_seconds(replication.backfill_interval),
             "verification_interval": duration_seconds(replication.verification_interval),
             "max_concurrent_repositories": replication.max_concurrent_repositories,
@@ -108,10 +116,11 @@ def render_files(project: Project, cfg: Settings, secrets: ProjectSecrets) -> li
     """Every rendered file of both nodes, in memory; each is checked to be valid YAML."""
     env = environment()
     files: list[RenderedFile] = []
+    recorded = roles.current(cfg, project.data_dir(cfg))
     for node in cfg.nodes:
         name = node.name
         paths = project.node(cfg, name)
-        context = template_context(cfg, secrets, node)
+        context = template_context(cfg, secrets, node, recorded)
         for template, target in (
             ("registry/config.yml.j2", paths.registry_config),
             ("gitlab.yml.j2", paths.gitlab_yml),

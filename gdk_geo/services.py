@@ -1,11 +1,12 @@
 """The bundled Geo services as background processes: start, stop, and tell whether they run.
 
 Each node runs one Python process (`python -m gdk_geo.primary` on the primary,
-`python -m gdk_geo.secondary` on the secondary) with a pidfile and a log file in its node
-root, the way GDK's runit services keep a pid and a log per service. A pidfile whose
-process is gone, or belongs to some other program, is stale and is removed rather than
-trusted. A service that runs without a pidfile (Ctrl-C landed between starting it and
-writing the pidfile) is found by its command line and adopted, never started a second time.
+`python -m gdk_geo.secondary` on a secondary, as its rendered gitlab.yml's `geo.primary`
+says) with a pidfile and a log file in its node root, the way GDK's runit services keep a
+pid and a log per service. A pidfile whose process is gone, or belongs to some other
+program, is stale and is removed rather than trusted. A service that runs without a
+pidfile (Ctrl-C landed between starting it and writing the pidfile) is found by its
+command line and adopted, never started a second time.
 
 Processes are looked up with psutil. Each service started here carries its project root in
 its environment (`GDK_GEO_PROJECT`), so it is still found, and stopped, after `data_dir`
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import psutil
 
+from gdk_geo import roles
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.fsutil import atomic_write
 from gdk_geo.project import NodePaths
@@ -37,6 +39,7 @@ MODULES = {"primary": "gdk_geo.primary", "secondary": "gdk_geo.secondary"}
 # and replace after an upgrade.
 LEGACY_MODULES = {"primary": ("gdk_geo.primary_service",), "secondary": ("gdk_geo.worker",)}
 PROJECT_ENV = "GDK_GEO_PROJECT"  # the project root, in each service's environment
+NODE_ENV = "GDK_GEO_NODE"  # the node's name: a promotion changes its module, not its name
 
 
 @dataclass(frozen=True)
@@ -63,22 +66,46 @@ def _read_pid(pidfile: Path) -> int | None:
         return None
 
 
-def _runs_module(argv: list[str], node: str) -> bool:
-    modules = {MODULES[node], *LEGACY_MODULES[node]}
+ANY_MODULE = frozenset({*MODULES.values(), *(m for ms in LEGACY_MODULES.values() for m in ms)})
+
+
+def _runs_module(argv: list[str], node: str | None = None) -> bool:
+    """Whether `argv` runs a Geo service: with `node` (a name of the two-node form), the
+    module that node ran before it could be promoted."""
+    modules = {MODULES[node], *LEGACY_MODULES[node]} if node else ANY_MODULE
     return any(a == "-m" and b in modules for a, b in itertools.pairwise(argv))
+
+
+def module_of(paths: NodePaths) -> str:
+    """The service the node's rendered gitlab.yml asks for: the primary's or a secondary's."""
+    believed = roles.believes_primary(paths.gitlab_yml)
+    primary = paths.name == "primary" if believed is None else believed
+    return MODULES["primary" if primary else "secondary"]
 
 
 def _is_ours(pid: int, paths: NodePaths) -> bool:
     """True when `pid` is this node's service (not a recycled pid of another program)."""
     argv = _cmdline(pid)
-    return _runs_module(argv, paths.name) and str(paths.gitlab_yml) in argv
+    return _runs_module(argv) and str(paths.gitlab_yml) in argv
 
 
-def _project_of(process: psutil.Process) -> str | None:
+def _environment_of(process: psutil.Process) -> dict[str, str]:
     try:
-        return process.environ().get(PROJECT_ENV)
+        return process.environ()
     except (psutil.Error, OSError):
-        return None
+        return {}
+
+
+def _started_for(process: psutil.Process, argv: list[str], paths: NodePaths, root: Path) -> bool:
+    """Whether a service runs for this node of project `root`, wherever its node root was:
+    by the node name in its environment, or (started before names were recorded) by the
+    module the two-node form ran for that name."""
+    environment = _environment_of(process)
+    if environment.get(PROJECT_ENV) != str(root):
+        return False
+    if NODE_ENV in environment:
+        return environment[NODE_ENV] == paths.name
+    return paths.name in MODULES and _runs_module(argv, paths.name)
 
 
 def _running_instances(paths: NodePaths, project_root: Path | None = None) -> list[int]:
@@ -87,10 +114,10 @@ def _running_instances(paths: NodePaths, project_root: Path | None = None) -> li
     found = []
     for process in psutil.process_iter(["pid", "cmdline"]):
         argv = process.info["cmdline"] or []
-        if not _runs_module(argv, paths.name):
+        if not _runs_module(argv):
             continue
         if str(paths.gitlab_yml) in argv or (
-            project_root is not None and _project_of(process) == str(project_root)
+            project_root is not None and _started_for(process, argv, paths, project_root)
         ):
             found.append(process.info["pid"])
     return sorted(found)
@@ -150,8 +177,8 @@ def start(paths: NodePaths, project_root: Path | None = None) -> tuple[int, bool
     if current.stale:
         paths.pidfile.unlink(missing_ok=True)
     paths.log_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", MODULES[paths.name], "--config", str(paths.gitlab_yml)]
-    environment = dict(os.environ)
+    command = [sys.executable, "-m", module_of(paths), "--config", str(paths.gitlab_yml)]
+    environment = dict(os.environ, **{NODE_ENV: paths.name})
     if project_root is not None:
         environment[PROJECT_ENV] = str(project_root)
     loaded = _settings_hash(paths)

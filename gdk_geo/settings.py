@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from typing import Any, get_type_hints
 
 Check = Callable[[Any], str | None]  # returns what was expected when the value is invalid
@@ -222,10 +222,28 @@ class Secondary:
     )
 
 
+# A node of `geo.nodes`: its settings are a secondary's (a port, a registry, its own
+# replication settings), whichever role it has now, so that its ports stay with it.
+NodeSpec = Secondary
+
+
+def node_name(value: str) -> str | None:
+    ok = value == "" or _NAME.match(value)
+    return None if ok else "empty (the first node) or a node name of `geo.nodes`, such as dc2"
+
+
 @dataclass(frozen=True)
 class Geo:
     primary: Primary = section(Primary, "The primary node.")
     secondary: Secondary = section(Secondary, "The secondary node.")
+    # `geo.nodes.<name>`: any number of nodes by name, instead of `primary` and `secondary`.
+    # A mapping of sections, so it is validated by config.py and not walked by `declared()`.
+    nodes: dict[str, NodeSpec] = field(default_factory=dict, metadata={"nodes": True})
+    primary_node: str = setting(
+        "",
+        "The node that starts as primary; empty: the first. Promotions are kept in roles.json.",
+        check=node_name,
+    )
 
 
 @dataclass(frozen=True)
@@ -265,6 +283,7 @@ class Node:
     port: int  # the node's Geo service
     registry_port: int
     hostname: str
+    key: str = ""  # where gdk.yml sets the node: `geo.primary` or `geo.nodes.<name>`
 
     @property
     def registry_address(self) -> str:
@@ -295,13 +314,11 @@ class Node:
     @property
     def listeners(self) -> dict[str, int]:
         """The node's ports by the gdk.yml key that sets them (port errors name the key)."""
-        return {
-            f"geo.{self.name}.port": self.port,
-            f"geo.{self.name}.registry.port": self.registry_port,
-        }
+        key = self.key or f"geo.{self.name}"
+        return {f"{key}.port": self.port, f"{key}.registry.port": self.registry_port}
 
 
-NODE_NAMES = ("primary", "secondary")
+NODE_NAMES = ("primary", "secondary")  # the nodes of the `geo.primary`/`geo.secondary` form
 
 
 @dataclass(frozen=True)
@@ -320,28 +337,70 @@ class Settings:
     registry: Registry = section(Registry, "The registry both nodes run.")
     geo: Geo = section(Geo, "The two Geo nodes.")
 
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        """Every node's name, in the order gdk.yml declares them (the first holds the
+        certificate every node shares)."""
+        return tuple(self.geo.nodes) or NODE_NAMES
+
+    @property
+    def primary_name(self) -> str:
+        """The node that is primary: `geo.primary_node`, or the first node."""
+        return self.geo.primary_node or self.node_names[0]
+
+    def node_settings(self, name: str) -> Primary | Secondary:
+        """The gdk.yml section of node `name` (its ports and replication settings)."""
+        if name not in self.node_names:
+            raise ValueError(f"no node {name!r}: the nodes are {', '.join(self.node_names)}")
+        return self.geo.nodes[name] if self.geo.nodes else getattr(self.geo, name)
+
     def node(self, name: str) -> Node:
-        """The derived values of node `name` ("primary" or "secondary")."""
-        if name not in NODE_NAMES:
-            raise ValueError(f"no node {name!r}: the nodes are {', '.join(NODE_NAMES)}")
-        settings: Primary | Secondary = getattr(self.geo, name)
-        return Node(name, name == "primary", settings.port, settings.registry.port, self.hostname)
+        """The derived values of node `name`."""
+        settings = self.node_settings(name)
+        key = f"geo.nodes.{name}" if self.geo.nodes else f"geo.{name}"
+        is_primary = name == self.primary_name
+        return Node(name, is_primary, settings.port, settings.registry.port, self.hostname, key)
 
     @property
     def nodes(self) -> tuple[Node, ...]:
-        return tuple(self.node(name) for name in NODE_NAMES)
+        return tuple(self.node(name) for name in self.node_names)
+
+    @property
+    def primary(self) -> Node:
+        return self.node(self.primary_name)
+
+    @property
+    def secondaries(self) -> tuple[Node, ...]:
+        return tuple(node for node in self.nodes if not node.is_primary)
+
+    def with_primary(self, name: str) -> Settings:
+        """These settings with `name` as the primary (how recorded roles are applied)."""
+        return replace(self, geo=replace(self.geo, primary_node=name))
+
+    def replication(self, name: str) -> RegistryReplication:
+        """How node `name` replicates while it is a secondary: its own section under
+        `geo.nodes`, or `geo.secondary.registry_replication` in the two-node form."""
+        spec = self.geo.nodes.get(name) if self.geo.nodes else self.geo.secondary
+        return (spec or self.geo.secondary).registry_replication
 
     @property
     def listeners(self) -> dict[str, int]:
-        """Every port both nodes listen on, by gdk.yml key."""
+        """Every port the nodes listen on, by gdk.yml key."""
         return {key: port for node in self.nodes for key, port in node.listeners.items()}
+
+    def primary_api_url_of(self, name: str) -> str:
+        """The registry API URL secondary `name` syncs from: its setting when set by hand,
+        else the current primary registry's own URL (it follows a promotion)."""
+        configured = self.replication(name).primary_api_url
+        return configured.rstrip("/") or self.primary.registry_url
 
     @property
     def primary_api_url(self) -> str:
-        """The primary registry's API URL the secondary syncs from: the setting, or the
-        primary registry's own URL when the setting is empty."""
-        configured = self.geo.secondary.registry_replication.primary_api_url
-        return configured.rstrip("/") or self.node("primary").registry_url
+        """The primary registry's API URL the (first) secondary syncs from."""
+        first = self.secondaries[0].name if self.secondaries else "secondary"
+        if first not in self.node_names:
+            return self.primary.registry_url
+        return self.primary_api_url_of(first)
 
 
 # Walking the schema.
@@ -378,6 +437,8 @@ def declared(cls: type = Settings, prefix: str = "") -> Iterator[Declared]:
     """Every leaf setting of `cls`, depth first, in declaration order."""
     for name, typ, f in _sections(cls):
         key = f"{prefix}{name}"
+        if f.metadata.get("nodes"):
+            continue  # `geo.nodes.<name>.*` is declared by its node type (config.py)
         if is_dataclass(typ):
             yield from declared(typ, key + ".")
         else:

@@ -33,6 +33,8 @@ def _example_lines(cls: type, indent: str) -> list[str]:
     lines: list[str] = []
     hints = get_type_hints(cls)
     for f in fields(cls):
+        if f.metadata.get("nodes"):
+            continue  # `geo.nodes` is the other form of `geo.primary`/`geo.secondary`
         lines.append(f"{indent}# {f.metadata['doc']}")
         if is_dataclass(hints[f.name]):
             lines.append(f"{indent}{f.name}:")

@@ -56,7 +56,7 @@ def _certificate(project: Project, cfg: Settings, node: str) -> dict[str, Any]:
 
 def _replication(cfg: Settings) -> dict[str, Any] | None:
     """The secondary worker's own view of replication (counts, cursor, lag)."""
-    url = f"{cfg.node('secondary').service_url}/api/v4/geo/replication/status"
+    url = f"{cfg.secondaries[0].service_url}/api/v4/geo/replication/status"
     try:
         with http.httpx_client(timeout=2.0) as client:
             response = client.get(url)
@@ -75,7 +75,7 @@ def collect(project: Project) -> dict[str, Any]:
         client = nodes.engine()
     except GdkGeoError:
         client = None
-    report: dict[str, Any] = {"nodes": {}}
+    report: dict[str, Any] = {"primary": cfg.primary_name, "nodes": {}}
     for paths in project.nodes(cfg):
         node = paths.name
         registry_url = cfg.node(node).registry_url
@@ -84,6 +84,7 @@ def collect(project: Project) -> dict[str, Any]:
         registry_probe = health.probe_registry(registry_url, paths.certificate, timeout=1.0)
         service_probe = health.probe_service(service_url, timeout=1.0)
         report["nodes"][node] = {
+            "role": "primary" if cfg.node(node).is_primary else "secondary",
             "container": _container(client, cfg, node, project.root),
             "registry": {
                 "url": registry_url,
@@ -132,8 +133,9 @@ def print_table(report: dict[str, Any], console: Console) -> None:
             info["certificate"],
         )
         images.add(container.get("image", "-"))
+        role = info.get("role", node)
         table.add_row(
-            node,
+            node if role == node else f"{node} ({role})",
             f"{container['state']} {_uptime(container.get('uptime_seconds'))}",
             f"{_mark(registry['healthy'])} {_port(registry['url'])}",
             f"{_mark(service['healthy'])} {_port(service['url'])} pid {service['pid'] or '-'}",

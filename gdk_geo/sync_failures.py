@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gdk_geo.project import NODES
 from gdk_geo.secondary.snapshot import RepositoryStatus
 from gdk_geo.settings import Settings
 
@@ -37,7 +36,7 @@ def describe(rows: Sequence[RepositoryStatus], summary: str, status_page: str) -
 def repair(reason: str, cfg: Settings) -> str:
     """The fix for a recorded failure: start the registry it could not reach, then sync."""
     sync = "then `invoke geo.sync --all` (retries every repository now)"
-    for node in NODES:
-        if f":{cfg.listeners[f'geo.{node}.registry.port']}" in reason:
-            return f"`invoke geo.setup` (starts the {node} registry if it is down), {sync}"
+    for node in cfg.nodes:
+        if f":{node.registry_port}" in reason:
+            return f"`invoke geo.setup` (starts the {node.name} registry if it is down), {sync}"
     return f"`invoke geo.logs --node secondary` shows the whole error; {sync}"

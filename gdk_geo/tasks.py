@@ -23,10 +23,12 @@ from invoke import Collection, task
 from invoke.exceptions import Exit
 from rich.text import Text
 
+from gdk_geo import record
 from gdk_geo.console import diff, err, out, user_errors
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.fsutil import atomic_write
 from gdk_geo.project import EXAMPLE, REPO_ROOT, Project
+from gdk_geo.settings import NODE_NAMES
 
 if TYPE_CHECKING:
     from gdk_geo import checks, lifecycle
@@ -39,9 +41,18 @@ def _project(c) -> Project:
     return Project.locate(Path(root) if root else None)
 
 
-def _check_node(node: str | None) -> None:
-    if node not in (None, "primary", "secondary"):
-        err.print(f"--node must be primary or secondary, not {node!r}")
+def _check_node(c, node: str | None) -> None:
+    """A usage error (exit 2) unless `node` names a node of gdk.yml (or of the record)."""
+    if node is None:
+        return
+    project = _project(c)
+    try:
+        names = list(project.load().node_names)
+    except GdkGeoError:  # a broken gdk.yml: the nodes the project last started
+        names = [n for r in record.read(project) for n in r.node_names] or list(NODE_NAMES)
+    if node not in names:
+        *rest, last = list(dict.fromkeys(names))
+        err.print(f"--node must be {', '.join(rest)} or {last}, not {node!r}")
         raise Exit(code=2)
 
 
@@ -127,6 +138,12 @@ def image(c, pull=False):
     out.print(f"registry image: {result.name} ({result.how})")
 
 
+def _labelled(node) -> str:
+    """A node's name, with its role when the name does not say it (`dc2 (primary)`)."""
+    role = "primary" if node.is_primary else "secondary"
+    return node.name if node.name == role else f"{node.name} ({role})"
+
+
 def _summary(project: Project, result: lifecycle.SetupResult) -> None:
 
     cfg = result.reconfigured.cfg
@@ -136,16 +153,19 @@ def _summary(project: Project, result: lifecycle.SetupResult) -> None:
             f"run {result.image}, built offline from {cfg.registry.binary} "
             "(`invoke geo.image --pull` tries the pull again)"
         )
-    for node in ("primary", "secondary"):
+    labels = {node.name: _labelled(node) for node in cfg.nodes}
+    width = max(9, *(len(label) for label in labels.values()))
+    for node in cfg.nodes:
         out.print(
-            f"{node:9}  registry {cfg.node(node).registry_url:28} "
-            f"({result.containers[node]})  Geo service {cfg.node(node).service_url} "
-            f"({result.services[node]})"
+            f"{labels[node.name]:{width}}  registry {node.registry_url:28} "
+            f"({result.containers[node.name]})  Geo service {node.service_url} "
+            f"({result.services[node.name]})"
         )
     out.print("\nTry it:")
-    out.print(f"  docker push {cfg.node('primary').registry_address}/group/app:v1")
-    out.print(f"  docker pull {cfg.node('secondary').registry_address}/group/app:v1")
-    out.print(f"  status page: {cfg.node('secondary').service_url}/admin/geo")
+    out.print(f"  docker push {cfg.primary.registry_address}/group/app:v1")
+    for node in cfg.secondaries:
+        out.print(f"  docker pull {node.registry_address}/group/app:v1")
+    out.print(f"  status page: {cfg.secondaries[0].service_url}/admin/geo")
     from gdk_geo.login import login_hint
 
     for line in login_hint(project, cfg):
@@ -187,7 +207,7 @@ def restart(c, node=None, force=False):
     """Re-render what changed, restart containers and services, wait until healthy."""
     from gdk_geo import lifecycle
 
-    _check_node(node)
+    _check_node(c, node)
     with out.status(f"restarting {node or 'both nodes'} and waiting until healthy"):
         done = lifecycle.restart(_project(c), node, force=force)
     _print_reconfigured(done)
@@ -248,7 +268,8 @@ def _primary_registry_url(c) -> str:
 
     project = _project(c)
     cfg = project.load()
-    return node_settings.load_primary(project.node(cfg, "primary").gitlab_yml).registry_api_url
+    primary = project.node(cfg, cfg.primary_name)
+    return node_settings.load_primary(primary.gitlab_yml).registry_api_url
 
 
 def _secondary_settings(c):
@@ -256,7 +277,7 @@ def _secondary_settings(c):
 
     project = _project(c)
     cfg = project.load()
-    return node_settings.load_secondary(project.node(cfg, "secondary").gitlab_yml)
+    return node_settings.load_secondary(project.node(cfg, cfg.secondaries[0].name).gitlab_yml)
 
 
 @task(
@@ -424,7 +445,7 @@ def logs(c, node=None, follow=False, tail="0"):
     from gdk_geo import logs as geo_logs
     from gdk_geo import nodes
 
-    _check_node(node)
+    _check_node(c, node)
     count = _tail_count(tail)
     project = _project(c)
     try:
@@ -493,8 +514,93 @@ def config_example(c):
     out.print(f"wrote {EXAMPLE.name}, and the settings and troubleshooting tables in README.md")
 
 
+def _seconds(raw: str) -> float:
+    """`--timeout` in seconds ("300", "90s", "5m"); anything else is a usage error."""
+    from gdk_geo.settings import duration, duration_seconds
+
+    text = raw if not raw.replace(".", "", 1).isdigit() else f"{raw}s"
+    if duration(text):
+        err.print(f"--timeout must be a duration such as 300, 90s or 5m, not {raw!r}")
+        raise Exit(code=2)
+    return duration_seconds(text)
+
+
+@task(
+    help={
+        "node": "The node to promote to primary.",
+        "force": "Do not wait for the primary (it is dead); fence it when it comes back.",
+        "timeout": "How long to wait for it to catch up (default 5m); then nothing changes.",
+    }
+)
+@user_errors
+def promote(c, node, force=False, timeout="5m"):
+    """Planned failover: primary read-only, wait for NODE, switch roles, verify every node.
+    With --force (the primary is dead): promote now, report what may be lost, fence it."""
+    from gdk_geo import promote as promotion
+
+    _check_node(c, node)
+    seconds = _seconds(timeout)
+    if force:
+        done = promotion.force_promote(_project(c), node, say=_say)
+    else:
+        done = promotion.promote(_project(c), node, timeout=seconds, say=_say)
+    if done.lost is None and force:
+        out.print(f"{done.old_primary} cannot be read: what it had is unknown")
+    for held in done.lost or []:
+        out.print(f"  may be lost: {held.line()}", markup=False)
+    if done.already:
+        out.print(f"{node} is primary; every node runs its role")
+    for line in done.changes:
+        out.print(f"  {line}", markup=False)
+    if done.read_only_seconds:
+        out.print(f"read-only for {done.read_only_seconds:.1f}s")
+    out.print(f"push to: docker push {done.push_address}/group/app:v1", markup=False)
+
+
+@task(
+    help={
+        "node": "The fenced old primary.",
+        "yes": "Drop the tags it holds that the primary lacks, and let it sync again.",
+    }
+)
+@user_errors
+def reconcile(c, node, yes=False):
+    """List what a fenced node (a forced promotion's old primary) holds that the primary
+    lacks; with --yes drop it: the node becomes a read-write secondary again."""
+    from gdk_geo import promote as promotion
+    from gdk_geo import reconcile as reconciliation
+
+    _check_node(c, node)
+    project = _project(c)
+    tags, lifted = reconciliation.reconcile(project, node, yes=yes)
+    for held in tags:
+        out.print(f"  {'dropping' if lifted else 'held'}: {held.line()}", markup=False)
+    if not lifted:
+        out.print(
+            f"{len(tags)} tags on {node} that the primary lacks; "
+            f"`invoke geo.reconcile --node {node} --yes` drops them",
+            markup=False,
+        )
+        raise Exit(code=1)
+    promotion.rejoin(project, node, say=_say)
+    out.print(f"{node} is a read-write secondary of {project.load().primary_name} again")
+
+
 config_ns = Collection("config", config_get, config_set, config_list, config_example)
 ns = Collection(
-    reconfigure, setup, restart, stop, destroy, status, image, sync, verify, check, logs, login
+    reconfigure,
+    setup,
+    restart,
+    stop,
+    destroy,
+    status,
+    image,
+    sync,
+    verify,
+    check,
+    logs,
+    promote,
+    reconcile,
+    login,
 )
 ns.add_collection(config_ns)

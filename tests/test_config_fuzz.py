@@ -195,6 +195,7 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "listen_address": st.ip_addresses().map(str),
     "data_dir": st.sampled_from([".gdk-geo", "data", "/tmp/gdk-geo-data"]),
     "docker.container_prefix": st.from_regex(r"[a-z0-9][a-z0-9_.-]{0,20}", fullmatch=True),
+    "geo.primary_node": st.sampled_from(["", "primary", "secondary"]),
     "registry.image": st.sampled_from(["registry:2", "gdk-geo/registry:local", "registry"]),
     "registry.binary": st.sampled_from(["/usr/bin/docker-registry", "/opt/registry"]),
     "registry.log_level": st.sampled_from(["error", "warn", "info", "debug"]),
