@@ -115,6 +115,7 @@ class Registry:
                 "127.0.0.1",
             ),
             "auth": {"enabled": False},  # the engine under test, not token auth
+            "read_only": False,
             "hostname": "127.0.0.1",
             "listen_address": "127.0.0.1",
             "registry_http_secret": "test-http-secret",
