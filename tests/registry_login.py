@@ -13,6 +13,7 @@ import json
 import re
 import ssl
 from collections.abc import Generator
+from pathlib import Path
 
 import httpx
 from ruamel.yaml import YAML
@@ -23,6 +24,7 @@ from gdk_geo.project import Project
 from gdk_geo.registry.auth import MintedTokens, request_access
 from gdk_geo.registry.reference import OCI_MANIFEST
 from gdk_geo.token_auth import ALL_ACTIONS, tool_tokens
+from testkit.images import make_image, skopeo_push, write_oci_layout
 
 
 def credentials(project: Project) -> tuple[str, str]:
@@ -121,3 +123,18 @@ def minted_tokens(
     paths = project.node(project.load(), node)
     data = YAML(typ="safe").load(paths.gitlab_yml.read_text())
     return tool_tokens(load_token_auth(data, paths.root), actions)
+
+
+def skopeo_push_image(project: Project, directory: Path, repository: str) -> None:
+    """Push a new small image to the project's primary as `repository:v1`, the way a user
+    does: skopeo, the project's CA, and the registry user's credentials."""
+    layout = write_oci_layout(directory / repository.replace("/", "-"), "v1", make_image())
+    cfg = project.load()
+    skopeo_push(
+        layout,
+        "v1",
+        f"{cfg.node(cfg.primary_name).registry_address}/{repository}:v1",
+        f"--dest-cert-dir={project.trust_dir(cfg)}",
+        "--dest-creds",
+        creds_argument(project),
+    )

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 from helpers import running_project
-from registry_login import creds_argument
+from registry_login import skopeo_push_image
 
 from gdk_geo.project import Project
-from testkit.images import make_image, skopeo_push, write_oci_layout
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -67,19 +66,6 @@ def browser(tmp_path: Path) -> Iterator[object]:
         driver.quit()
 
 
-def _push(project: Project, tmp_path: Path, repository: str) -> None:
-    layout = write_oci_layout(tmp_path / repository.replace("/", "-"), "v1", make_image())
-    cfg = project.load()
-    skopeo_push(
-        layout,
-        "v1",
-        f"{cfg.node('primary').registry_address}/{repository}:v1",
-        f"--dest-cert-dir={project.trust_dir(cfg)}",
-        "--dest-creds",
-        creds_argument(project),
-    )
-
-
 def _wait_for_text(driver, *texts: str) -> str:
     """The page text once it contains every one of `texts` (the page reloads itself)."""
     from selenium.common.exceptions import WebDriverException
@@ -125,7 +111,7 @@ def _looks_like_a_page(png: Path) -> None:
 
 
 def test_status_page_in_a_real_browser(project: Project, browser, tmp_path: Path) -> None:
-    _push(project, tmp_path, "group/first")
+    skopeo_push_image(project, tmp_path, "group/first")
     url = f"{project.load().node('secondary').service_url}/admin/geo"
     browser.get(url)
 
@@ -134,7 +120,7 @@ def test_status_page_in_a_real_browser(project: Project, browser, tmp_path: Path
     assert "event feed: connected" in text
     assert _row(browser, "group/first") == ("synced", "state synced")
 
-    _push(project, tmp_path, "group/second")
+    skopeo_push_image(project, tmp_path, "group/second")
     text = _wait_for_text(browser, "group/second", "synced: 2")  # no reload by the test
     assert _row(browser, "group/second") == ("synced", "state synced")
     assert "failed: 0" in text and "pending: 0" in text

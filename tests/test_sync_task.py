@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 from helpers import invoke, running_project
-from registry_login import creds_argument
+from registry_login import skopeo_push_image
 
 from gdk_geo import services
 from gdk_geo.project import Project
-from testkit.images import make_image, skopeo_push, write_oci_layout
 
 pytestmark = pytest.mark.docker
 
@@ -25,21 +24,8 @@ def project(docker_client, tmp_path_factory) -> Iterator[Project]:
         yield project
 
 
-def _push(project: Project, tmp_path: Path, repository: str) -> None:
-    layout = write_oci_layout(tmp_path / "layout", "v1", make_image())
-    cfg = project.load()
-    skopeo_push(
-        layout,
-        "v1",
-        f"{cfg.node('primary').registry_address}/{repository}:v1",
-        f"--dest-cert-dir={project.trust_dir(cfg)}",
-        "--dest-creds",
-        creds_argument(project),
-    )
-
-
 def test_geo_sync_through_the_worker_then_without_it(project: Project, tmp_path: Path) -> None:
-    _push(project, tmp_path, "group/app")
+    skopeo_push_image(project, tmp_path, "group/app")
     through = invoke(project.root, "geo.sync", "--repo", "group/app", "--repo", "no/such")
     assert through.returncode == 1, through.stdout + through.stderr
     assert "note:" not in through.stderr, "the worker ran the pass"
