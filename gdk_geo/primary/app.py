@@ -282,7 +282,11 @@ class PrimaryService:
             return error(400, str(exc))
         found = await self._events_after(after, limit, wait)
         return JSONResponse(
-            {"events": [event_json(e) for e in found], "last_event_id": self.log.last_id()}
+            {
+                "events": [event_json(e) for e in found],
+                "last_event_id": self.log.last_id(),
+                "log_id": self.log.identity,  # the ids above mean something in this log only
+            }
         )
 
     async def _events_after(self, after: int, limit: int, wait: int) -> list[GeoEvent]:

@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS event_cursor (
     id            INTEGER PRIMARY KEY CHECK (id = 1),
     last_event_id INTEGER NOT NULL,
     last_event_at REAL,
-    updated_at    REAL NOT NULL
+    updated_at    REAL NOT NULL,
+    log_id        TEXT  -- the primary's event log that last_event_id counts in
 );
 """
 
@@ -161,6 +162,8 @@ class TrackingDB:
         last_event_id: int,
         last_event_at: float | None,
         now: float | None = None,
+        *,
+        log_id: str | None = None,
     ) -> None:
         """Mark the repositories of a page of events pending and advance the cursor, atomically.
 
@@ -172,12 +175,13 @@ class TrackingDB:
             moment = _now(now)
             _mark_pending(conn, repositories, moment, True)
             conn.execute(
-                "INSERT INTO event_cursor (id, last_event_id, last_event_at, updated_at)"
-                " VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                "INSERT INTO event_cursor (id, last_event_id, last_event_at, updated_at, log_id)"
+                " VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
                 " last_event_id = excluded.last_event_id,"
                 " last_event_at = COALESCE(excluded.last_event_at, last_event_at),"
-                " updated_at = excluded.updated_at",
-                (last_event_id, last_event_at, moment),
+                " updated_at = excluded.updated_at,"
+                " log_id = COALESCE(excluded.log_id, log_id)",
+                (last_event_id, last_event_at, moment, log_id),
             )
 
     def claim_due(self, limit: int, now: float | None = None) -> list[str]:
@@ -337,6 +341,11 @@ class TrackingDB:
         rows = self._read("SELECT last_event_id FROM event_cursor WHERE id = 1")
         return rows[0]["last_event_id"] if rows else 0
 
+    def cursor_log(self) -> str | None:
+        """The identity of the event log the cursor counts in (None before it was told)."""
+        rows = self._read("SELECT log_id FROM event_cursor WHERE id = 1")
+        return rows[0]["log_id"] if rows else None
+
     def last_event_at(self) -> float | None:
         """When the primary recorded the last event we processed (for the "event age" gauge)."""
         rows = self._read("SELECT last_event_at FROM event_cursor WHERE id = 1")
@@ -360,6 +369,8 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
     columns = {row["name"] for row in conn.execute("PRAGMA table_info(repositories)")}
     if "urgent" not in columns:
         conn.execute("ALTER TABLE repositories ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0")
+    if "log_id" not in {row["name"] for row in conn.execute("PRAGMA table_info(event_cursor)")}:
+        conn.execute("ALTER TABLE event_cursor ADD COLUMN log_id TEXT")
 
 
 def _mark_pending(
