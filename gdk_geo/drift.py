@@ -53,17 +53,18 @@ def _content(path: Path) -> str | None:
         return None
 
 
-def api_url_problem(cfg: Settings) -> str | None:
-    """Why the secondary's primary_api_url reaches nothing of ours, or None when it is the
-    primary registry (https, a local name, the primary registry's port)."""
-    url_text = cfg.primary_api_url
+def api_url_problem(cfg: Settings, secondary: str | None = None) -> str | None:
+    """Why the primary_api_url of `secondary` (default: the first secondary) reaches
+    nothing of ours, or None when it is the current primary registry (https, a local
+    name, the primary registry's port)."""
+    url_text = cfg.primary_api_url_of(secondary) if secondary else cfg.primary_api_url
     url = urlsplit(url_text)
     try:
         port = url.port
     except ValueError:
         port = None
     local = url.hostname in config.LOCAL_HOSTS | {cfg.hostname, cfg.listen_address}
-    registry_port = cfg.geo.primary.registry.port
+    registry_port = cfg.primary.registry_port  # the current primary, after a promotion too
     if url.scheme == "https" and local and port == registry_port:
         return None
     where = f"port {port}" if port is not None else "that address"
@@ -71,5 +72,5 @@ def api_url_problem(cfg: Settings) -> str | None:
         where = f"{url.scheme}:// on port {port} (the primary registry serves HTTPS)"
     return (
         f"{config.API_URL_KEY} is {url_text!r}: nothing of ours listens on {where}; "
-        f"the primary registry is {cfg.node('primary').registry_url}"
+        f"the primary registry is {cfg.primary.registry_url}"
     )
