@@ -38,7 +38,7 @@ from helpers import REPO_ROOT, invoke, running_project
 from gdk_geo import services
 from gdk_geo.project import Project
 from gdk_geo.secondary.tracking import TrackingDB
-from gdk_geo.tracking_db_check import RESTART, diagnose
+from gdk_geo.tracking_db_check import RESTART, DatabaseProblem, diagnose
 
 OTHER_USER = "nobody"  # any account but root: it meets mode bits as a user does
 
@@ -112,17 +112,24 @@ def _fix_as_root(fix: str) -> None:
         _run(argv)
 
 
+def _refused_then_fixed(database: Path, found: str) -> DatabaseProblem:
+    """The worker fails on `database`, the check says why (`found`), its fix is run as
+    printed, and then both the check and the worker pass. Returns what the check said."""
+    assert not _worker_can_open_here(database)
+    problem = diagnose(database)
+    assert problem is not None and found in problem.what, problem
+    _fix_as_root(problem.fix)
+    assert diagnose(database) is None and _worker_can_open_here(database)
+    return problem
+
+
 def test_an_immutable_database(tmp_path: Path, chattr: list[Path]) -> None:
     database = tmp_path / "geo" / "tracking.sqlite3"
     TrackingDB(database).close()
     chattr.append(database)
     _run(["chattr", "+i", str(database)])
-    assert not _worker_can_open_here(database)  # SQLite opens it read-only; the write fails
-    problem = diagnose(database)
-    assert problem is not None and f"{database}: immutable" in problem.what, problem
-    assert f"as root: `chattr -ia {database}`" in problem.fix
-    _fix_as_root(problem.fix)
-    assert diagnose(database) is None and _worker_can_open_here(database)
+    problem = _refused_then_fixed(database, f"{database}: immutable")
+    assert problem.fix.startswith(f"as root: `chattr -ia {database}`"), problem
 
 
 def test_an_immutable_directory_where_the_database_is_to_be_made(
@@ -133,22 +140,14 @@ def test_an_immutable_directory_where_the_database_is_to_be_made(
     chattr.append(directory)
     _run(["chattr", "+i", str(directory)])
     database = directory / "tracking.sqlite3"
-    assert not _worker_can_open_here(database)
-    problem = diagnose(database)
-    assert problem is not None and f"{directory}: immutable" in problem.what, problem
-    _fix_as_root(problem.fix)
-    assert diagnose(database) is None and _worker_can_open_here(database)
+    _refused_then_fixed(database, f"{directory}: immutable")
 
 
 def test_a_damaged_database(tmp_path: Path) -> None:
     database = tmp_path / "geo" / "tracking.sqlite3"
     database.parent.mkdir()
     database.write_bytes(b"not SQLite: a half-copied backup, say. " * 200)
-    assert not _worker_can_open_here(database)
-    problem = diagnose(database)
-    assert problem is not None and "is not a usable SQLite database" in problem.what, problem
-    _fix_as_root(problem.fix)
-    assert diagnose(database) is None and _worker_can_open_here(database)
+    _refused_then_fixed(database, "is not a usable SQLite database")
     assert Path(f"{database}.damaged").read_bytes().startswith(b"not SQLite")  # kept aside
 
 
@@ -156,11 +155,7 @@ def test_a_file_where_the_database_directory_belongs(tmp_path: Path) -> None:
     blocker = tmp_path / "geo"
     blocker.write_text("a file where the worker wants its directory\n")
     database = blocker / "tracking.sqlite3"
-    assert not _worker_can_open_here(database)
-    problem = diagnose(database)
-    assert problem is not None and f"{blocker} is a file" in problem.what, problem
-    _fix_as_root(problem.fix)
-    assert diagnose(database) is None and _worker_can_open_here(database)
+    _refused_then_fixed(database, f"{blocker} is a file")
 
 
 # --- a read-only mount, in a mount namespace of the test's own -----------------------------
