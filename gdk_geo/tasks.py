@@ -293,6 +293,7 @@ def sync(c, repo=None, all_=False, failed=False):
     """One blocking sync pass now, run by the worker when it runs; exits 1 if any failed."""
     from gdk_geo import config as gdk_config
     from gdk_geo import passes_cli
+    from gdk_geo.topology import same_registry
 
     settings = _secondary_settings(c)
     if not settings.replication_enabled:
@@ -302,7 +303,7 @@ def sync(c, repo=None, all_=False, failed=False):
             "(`invoke geo.config.set geo.secondary.registry_replication.enabled true`), "
             "then `invoke geo.restart`",
         )
-    if gdk_config.same_registry(settings.primary_api_url, settings.registry_api_url):
+    if same_registry(settings.primary_api_url, settings.registry_api_url):
         raise GdkGeoError(
             f"the secondary's primary_api_url ({settings.primary_api_url}) is its own "
             "registry: a sync would copy the secondary onto itself",
@@ -332,13 +333,13 @@ def sync(c, repo=None, all_=False, failed=False):
 def verify(c, json_=False):
     """Compare every repository's tag→digest map on both registries; exit 1 on any difference,
     2 when a registry cannot be read. The worker runs it when it runs and reads the primary."""
-    from gdk_geo import config as gdk_config
     from gdk_geo import passes_cli
+    from gdk_geo.topology import same_registry
 
     settings = _secondary_settings(c)
     primary = _primary_registry_url(c)
     diffs = None
-    if gdk_config.same_registry(primary, settings.primary_api_url):
+    if same_registry(primary, settings.primary_api_url):
         diffs = passes_cli.through_worker(settings, "reverify", {}, "verified")
     else:  # the worker's primary is not the primary registry: it cannot vouch for it
         err.print(
@@ -474,22 +475,22 @@ def logs(c, node=None, follow=False, tail="0"):
 @user_errors
 def config_get(c, key):
     """Print the effective value of a setting (defaults and derived values included)."""
-    from gdk_geo import config as gdk_config
+    from gdk_geo import config_edit
 
-    print(gdk_config.shown(key, gdk_config.get(_project(c).gdk_yml, key)))
+    project = _project(c)
+    print(config_edit.shown(key, config_edit.get(project.gdk_yml, key, project.with_roles)))
 
 
 @task(name="set")
 @user_errors
 def config_set(c, key, value):
     """Set a setting in gdk.yml, keeping your comments and key order."""
-    from gdk_geo import config as gdk_config
-    from gdk_geo import lifecycle
+    from gdk_geo import config_edit, lifecycle
 
     project = _project(c)
     lifecycle.ensure_gdk_yml(project)
-    gdk_config.set_value(project.gdk_yml, key, value)
-    value = gdk_config.shown(key, gdk_config.get(project.gdk_yml, key))
+    config_edit.set_value(project.gdk_yml, key, value, project.with_roles)
+    value = config_edit.shown(key, config_edit.get(project.gdk_yml, key, project.with_roles))
     out.print(f"{key} = {value}  (run `invoke geo.restart`)", markup=False)
 
 
@@ -516,7 +517,7 @@ def config_example(c):
 
 def _seconds(raw: str) -> float:
     """`--timeout` in seconds ("300", "90s", "5m"); anything else is a usage error."""
-    from gdk_geo.settings import duration, duration_seconds
+    from gdk_geo.setting_checks import duration, duration_seconds
 
     text = raw if not raw.replace(".", "", 1).isdigit() else f"{raw}s"
     if duration(text):
