@@ -48,9 +48,10 @@ def setting(
     return field(default=default, metadata={"doc": doc, "check": check, "effective": effective})
 
 
-def section(cls: type, doc: str) -> Any:
-    """Declare a nested section (a dataclass of settings)."""
-    return field(default_factory=cls, metadata={"doc": doc, "check": None, "effective": None})
+def section(default: Callable[[], Any], doc: str) -> Any:
+    """Declare a nested section (a dataclass of settings); `default` makes its defaults,
+    the class itself or, where one class serves twice, a `partial` of it."""
+    return field(default_factory=default, metadata={"doc": doc, "check": None, "effective": None})
 
 
 # The schema.

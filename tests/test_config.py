@@ -409,23 +409,10 @@ def test_geo_check_follows_the_current_primary() -> None:
 
 # -- named nodes: get, set and the primary_api_url check speak of `geo.nodes.<name>` ---------
 
-NAMED = """\
-geo:
-  primary_node: dc2
-  nodes:
-    dc1:
-      port: 4101
-      registry:
-        port: 4201
-    dc2:
-      port: 4102
-      registry:
-        port: 4202
-    dc3:
-      port: 4103
-      registry:
-        port: 4203
-"""
+NAMED = "geo:\n  primary_node: dc2\n  nodes:\n" + "".join(
+    f"    dc{n}:\n      port: {4100 + n}\n      registry:\n        port: {4200 + n}\n"
+    for n in (1, 2, 3)
+)
 
 
 def test_get_and_set_reach_a_named_node(tmp_path: Path) -> None:
