@@ -239,7 +239,7 @@ def validate(path: Path, document: CommentedMap, in_force: InForce = as_written)
     current = in_force(cfg)
     refusals = [
         refusal
-        for member in current.layout.members
+        for member in current.layout.secondaries
         if (refusal := _api_url_refusal(document, current, member)) is not None
     ]
     if refusals:
@@ -258,7 +258,7 @@ def _api_url_refusal(
     primary registry, which serves only HTTPS (every sync would get HTTP 400). A URL where
     nothing of ours listens is geo.check's to name: it may be a mirror that is down now."""
     given = member.replication.primary_api_url
-    if not given or member.name == cfg.primary_name:
+    if not given:
         return None
     aim = cfg.aim_of(given)
     if aim.node is not None and aim.node.name == member.name:

@@ -57,8 +57,8 @@ def api_url_problem(cfg: Settings) -> str | None:
     secondary), or None when every secondary syncs from the primary registry."""
     problems = [
         problem
-        for member in cfg.layout.members
-        if member.name != cfg.primary_name and (problem := _api_url_problem(cfg, member))
+        for member in cfg.layout.secondaries
+        if (problem := _api_url_problem(cfg, member)) is not None
     ]
     return "\n".join(problems) or None
 

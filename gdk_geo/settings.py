@@ -188,6 +188,11 @@ class Layout:
     def names(self) -> tuple[str, ...]:
         return tuple(member.name for member in self.members)
 
+    @property
+    def secondaries(self) -> tuple[Member, ...]:
+        """The nodes that replicate the primary now."""
+        return tuple(member for member in self.members if member.name != self.primary)
+
     def member(self, name: str) -> Member:
         """Node `name`'s declaration; an unknown name is a mistake of the caller's."""
         for member in self.members:
