@@ -451,3 +451,9 @@ def test_a_named_secondary_syncing_from_itself_is_refused(tmp_path: Path) -> Non
         raised.value.what
     )
     assert raised.value.fix.startswith(f"`invoke geo.config.set {key} https://localhost:4202`")
+
+
+def test_a_section_given_in_part_keeps_its_own_defaults(tmp_path: Path) -> None:
+    """Both registries are one section type; the secondary's default port is its own."""
+    cfg = config.load(write_gdk_yml(tmp_path, "geo:\n  secondary:\n    registry: {}\n"))
+    assert (cfg.geo.primary.registry.port, cfg.geo.secondary.registry.port) == (5000, 5001)
