@@ -51,6 +51,7 @@ def sync(c, repo=None, all_=False, failed=False):
     """One blocking sync pass now, run by the worker when it runs; exits 1 if any failed."""
     from gdk_geo import config as gdk_config
     from gdk_geo import passes_cli
+    from gdk_geo.topology import same_registry
 
     settings = _secondary_settings(c)
     if not settings.replication_enabled:
@@ -60,7 +61,7 @@ def sync(c, repo=None, all_=False, failed=False):
             "(`invoke geo.config.set geo.secondary.registry_replication.enabled true`), "
             "then `invoke geo.restart`",
         )
-    if gdk_config.same_registry(settings.primary_api_url, settings.registry_api_url):
+    if same_registry(settings.primary_api_url, settings.registry_api_url):
         raise GdkGeoError(
             f"the secondary's primary_api_url ({settings.primary_api_url}) is its own "
             "registry: a sync would copy the secondary onto itself",
@@ -90,13 +91,13 @@ def sync(c, repo=None, all_=False, failed=False):
 def verify(c, json_=False):
     """Compare every repository's tag→digest map on both registries; exit 1 on any difference,
     2 when a registry cannot be read. The worker runs it when it runs and reads the primary."""
-    from gdk_geo import config as gdk_config
     from gdk_geo import passes_cli
+    from gdk_geo.topology import same_registry
 
     settings = _secondary_settings(c)
     primary = _primary_registry_url(c)
     diffs = None
-    if gdk_config.same_registry(primary, settings.primary_api_url):
+    if same_registry(primary, settings.primary_api_url):
         diffs = passes_cli.through_worker(settings, "reverify", {}, "verified")
     else:  # the worker's primary is not the primary registry: it cannot vouch for it
         err.print(
@@ -139,7 +140,7 @@ def verify(c, json_=False):
 
 def _seconds(raw: str) -> float:
     """`--timeout` in seconds ("300", "90s", "5m"); anything else is a usage error."""
-    from gdk_geo.settings import duration, duration_seconds
+    from gdk_geo.setting_checks import duration, duration_seconds
 
     text = raw if not raw.replace(".", "", 1).isdigit() else f"{raw}s"
     if duration(text):

@@ -43,7 +43,7 @@ from gdk_geo.secondary.results import RepositorySyncResult
 from gdk_geo.secondary.snapshot import RepositoryStatus, StatusSnapshot
 from gdk_geo.secondary.tracking import TrackingDB
 from gdk_geo.secondary.worker import Worker, _first_user_error, sync_once
-from gdk_geo.settings import Node
+from gdk_geo.topology import Node
 from testkit.images import push_image
 from testkit.net import free_port, wait_for
 
