@@ -38,11 +38,12 @@ from gdk_geo.errors import GdkGeoError
 from gdk_geo.node_settings import load_secondary
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.secondary.event_feed import EventFeed, EventPage, FeedEvent
-from gdk_geo.secondary.replicator import Replicator
+from gdk_geo.secondary.process import _first_user_error
+from gdk_geo.secondary.replicator import Replicator, sync_once
 from gdk_geo.secondary.results import RepositorySyncResult
 from gdk_geo.secondary.snapshot import RepositoryStatus, StatusSnapshot
 from gdk_geo.secondary.tracking import TrackingDB
-from gdk_geo.secondary.worker import Worker, _first_user_error, sync_once
+from gdk_geo.secondary.worker import Worker
 from gdk_geo.settings import Node
 from testkit.images import push_image
 from testkit.net import free_port, wait_for
