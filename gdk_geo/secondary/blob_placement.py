@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from gdk_geo.registry.client import RegistryClient
@@ -31,6 +32,7 @@ class BlobOutcome(enum.Enum):
     COPIED = "copied"
 
 
+@dataclass(eq=False)
 class BlobPlacement:
     """The blobs of one run: each placed once, at most `max_concurrent_blobs` at a time.
 
@@ -38,24 +40,18 @@ class BlobPlacement:
     `target_is_new` is set by the run when the target did not know the repository.
     """
 
-    def __init__(
-        self,
-        source: RegistryClient,
-        target: RegistryClient,
-        repository: str,
-        locations: BlobLocations,
-        result: RepositorySyncResult,
-        *,
-        max_concurrent_blobs: int = 4,
-    ) -> None:
-        self.source = source
-        self.target = target
-        self.repository = repository
-        self.locations = locations
-        self.result = result
-        self.target_is_new = False
-        self._limit = asyncio.Semaphore(max_concurrent_blobs)
-        self._placing: dict[str, asyncio.Future[None]] = {}
+    source: RegistryClient
+    target: RegistryClient
+    repository: str
+    locations: BlobLocations
+    result: RepositorySyncResult
+    max_concurrent_blobs: int = 4
+    target_is_new: bool = False
+    _limit: asyncio.Semaphore = field(init=False)
+    _placing: dict[str, asyncio.Future[None]] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._limit = asyncio.Semaphore(self.max_concurrent_blobs)
 
     def ensure(self, blob: Descriptor) -> Awaitable[None]:
         """Make one blob present in the target repository, once per run."""

@@ -9,7 +9,7 @@ Prometheus numbers can never disagree. The admin page and the worker API are
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -68,26 +68,28 @@ class StatusCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self._status()
-        repositories = GaugeMetricFamily(
+        yield _by_state(
             "gdk_geo_repositories",
             "Repositories in the tracking database, by state.",
-            labels=["state"],
+            snapshot.counts,
         )
-        for state, count in snapshot.counts.items():
-            repositories.add_metric([state], count)
-        yield repositories
-        verification = GaugeMetricFamily(
+        yield _by_state(
             "gdk_geo_repositories_verification",
             "Repositories in the tracking database, by verification state.",
-            labels=["state"],
+            snapshot.verification_counts,
         )
-        for state, count in snapshot.verification_counts.items():
-            verification.add_metric([state], count)
-        yield verification
         for name, help_text, value_of in _GAUGES:
             yield GaugeMetricFamily(name, help_text, value=_number(value_of(snapshot)))
         for name, help_text, key in _COUNTERS:
             yield CounterMetricFamily(name, help_text, value=getattr(snapshot.totals, key))
+
+
+def _by_state(name: str, help_text: str, counts: Mapping[str, int]) -> GaugeMetricFamily:
+    """One gauge family with a `state` label: a sample per state, zeros included."""
+    family = GaugeMetricFamily(name, help_text, labels=["state"])
+    for state, count in counts.items():
+        family.add_metric([state], count)
+    return family
 
 
 def _number(value: float | int | bool | None) -> float:
