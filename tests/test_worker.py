@@ -354,7 +354,9 @@ class WorkerProcess:
         return response.json() if response.status_code == 200 else None
 
     def status_json(self) -> dict[str, Any]:
-        return httpx.get(f"{self.url}/api/v4/geo/replication/status", timeout=5).json()
+        """The status JSON with every repository's row (by default it has the failing ones)."""
+        url = f"{self.url}/api/v4/geo/replication/status"
+        return httpx.get(url, params={"repositories": "all"}, timeout=5).json()
 
     def status(self) -> StatusSnapshot:
         return StatusSnapshot.from_json(self.status_json())

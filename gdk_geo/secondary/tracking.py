@@ -32,6 +32,7 @@ from pathlib import Path
 from gdk_geo.registry.backoff import Backoff
 from gdk_geo.secondary.snapshot import STATES, RepositoryStatus
 from gdk_geo.secondary.tracking_schema import (
+    FAILING,
     TrackingDatabaseError,
     open_tracking_file,
     tracking_error,
@@ -278,6 +279,15 @@ class TrackingDB:
 
     def rows(self) -> list[TrackedRepository]:
         rows = self._read("SELECT * FROM repositories ORDER BY repository")
+        return [_tracked(row) for row in rows]
+
+    def failing_rows(self) -> list[TrackedRepository]:
+        """Rows whose last sync failed: failed, or pending or started again since.
+
+        What `geo.check` names (`gdk_geo.sync_failures.failing` is the same test on rows);
+        the partial index `repositories_failing` keeps this off the synced rows.
+        """
+        rows = self._read(f"SELECT * FROM repositories WHERE {FAILING} ORDER BY repository")
         return [_tracked(row) for row in rows]
 
     def counts(self) -> dict[str, int]:

@@ -14,7 +14,12 @@ from pathlib import Path
 
 from gdk_geo.errors import GdkGeoError
 
-_SCHEMA = """
+# A row whose last sync failed. `<> ''` is false for NULL too, as an empty reason is falsy
+# in `gdk_geo.sync_failures.failing`. The partial index below has this very expression, so
+# SQLite uses it for a query that has it too.
+FAILING = "(state = 'failed' OR last_sync_failure <> '')"
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS repositories (
     repository        TEXT PRIMARY KEY,
     state             TEXT NOT NULL CHECK (state IN ('pending', 'started', 'synced', 'failed')),
@@ -30,6 +35,7 @@ CREATE TABLE IF NOT EXISTS repositories (
     updated_at        REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS repositories_due ON repositories (state, retry_at);
+CREATE INDEX IF NOT EXISTS repositories_failing ON repositories (repository) WHERE {FAILING};
 CREATE TABLE IF NOT EXISTS event_cursor (
     id            INTEGER PRIMARY KEY CHECK (id = 1),
     last_event_id INTEGER NOT NULL,
