@@ -284,8 +284,9 @@ def status_snapshot(
 ) -> StatusSnapshot:
     """The replication status now; its JSON is what `geo.status` and `geo.check` read.
 
-    Everything but the rows comes from a few single-row reads and one `GROUP BY`, so a
-    snapshot without rows costs the same at 10 or 10,000 repositories.
+    Everything but the rows comes from single-row reads and a `GROUP BY` that SQLite
+    counts, so without rows no Python object is made per repository: at 10,000 tracked
+    repositories every row cost a request half a second or more.
     """
     last_event_at = db.last_event_at()
     return StatusSnapshot(
