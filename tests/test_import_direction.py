@@ -19,11 +19,20 @@ SHARED_LEAVES = {
     "gdk_geo.node_settings",
     "gdk_geo.token_auth",
 }
+# The invoke tasks: the collection and the modules it gathers, the top of the CLI side.
+TASKS = {
+    "tasks",
+    "tasks_support",
+    "tasks_lifecycle",
+    "tasks_inspect",
+    "tasks_replication",
+    "tasks_config",
+}
 CLI_LAYERS_ABOVE = {
-    "settings": {"render", "nodes", "lifecycle", "checks", "tasks"},
-    "config": {"render", "nodes", "lifecycle", "checks", "tasks"},
-    "render": {"nodes", "lifecycle", "checks", "tasks"},
-    "nodes": {"lifecycle", "checks", "tasks"},
+    "settings": {"render", "nodes", "lifecycle", "checks", *TASKS},
+    "config": {"render", "nodes", "lifecycle", "checks", *TASKS},
+    "render": {"nodes", "lifecycle", "checks", *TASKS},
+    "nodes": {"lifecycle", "checks", *TASKS},
 }
 
 

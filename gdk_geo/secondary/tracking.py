@@ -35,10 +35,18 @@ from gdk_geo.secondary.tracking_schema import (
     FAILING,
     TrackingDatabaseError,
     open_tracking_file,
+    prove_writable,
     tracking_error,
 )
 
-__all__ = ["STATES", "TrackedRepository", "TrackingDB", "TrackingDatabaseError"]
+# prove_writable: `gdk_geo.tracking_db_check` proves the file the way the worker does.
+__all__ = [
+    "STATES",
+    "TrackedRepository",
+    "TrackingDB",
+    "TrackingDatabaseError",
+    "prove_writable",
+]
 
 
 @dataclass(frozen=True)

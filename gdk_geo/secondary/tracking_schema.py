@@ -64,12 +64,26 @@ def open_tracking_file(path: Path) -> sqlite3.Connection:
         conn.executescript(_SCHEMA)
         _add_missing_columns(conn)
         # executescript only writes when a table is missing: prove now that we can write.
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("COMMIT")
+        prove_writable(conn)
     except sqlite3.Error as exc:
         conn.close()
         raise tracking_error(path, exc) from None
     return conn
+
+
+def prove_writable(conn: sqlite3.Connection) -> None:
+    """Write the header's user_version back unchanged, then roll back: nothing is kept.
+
+    SQLite opens a file it may not write (immutable, on a read-only mount) read-only without
+    a word, and starts even `BEGIN IMMEDIATE` on it; only a write fails. `geo.check` proves
+    the worker's database the same way.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        conn.execute(f"PRAGMA user_version = {int(version)}")
+    finally:
+        conn.execute("ROLLBACK")
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
