@@ -23,7 +23,8 @@ from docker.models.containers import Container
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.image import CONFIG_PATH_IN_CONTAINER
 from gdk_geo.project import NodePaths
-from gdk_geo.settings import CONTAINER_HOST, Settings
+from gdk_geo.settings import Settings
+from gdk_geo.topology import CONTAINER_HOST
 
 LABEL_NODE = "org.gdk-geo.node"
 LABEL_HASH = "org.gdk-geo.config-hash"

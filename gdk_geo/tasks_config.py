@@ -15,22 +15,22 @@ from gdk_geo.tasks_support import project_of
 @user_errors
 def config_get(c, key):
     """Print the effective value of a setting (defaults and derived values included)."""
-    from gdk_geo import config as gdk_config
+    from gdk_geo import config_edit
 
-    print(gdk_config.shown(key, gdk_config.get(project_of(c).gdk_yml, key)))
+    project = project_of(c)
+    print(config_edit.shown(key, config_edit.get(project.gdk_yml, key, project.with_roles)))
 
 
 @task(name="set")
 @user_errors
 def config_set(c, key, value):
     """Set a setting in gdk.yml, keeping your comments and key order."""
-    from gdk_geo import config as gdk_config
-    from gdk_geo import lifecycle
+    from gdk_geo import config_edit, lifecycle
 
     project = project_of(c)
     lifecycle.ensure_gdk_yml(project)
-    gdk_config.set_value(project.gdk_yml, key, value)
-    value = gdk_config.shown(key, gdk_config.get(project.gdk_yml, key))
+    config_edit.set_value(project.gdk_yml, key, value, project.with_roles)
+    value = config_edit.shown(key, config_edit.get(project.gdk_yml, key, project.with_roles))
     out.print(f"{key} = {value}  (run `invoke geo.restart`)", markup=False)
 
 

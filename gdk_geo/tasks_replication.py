@@ -39,6 +39,7 @@ def sync(c, repo=None, all_=False, failed=False, node=None):
     3 when the worker stops answering mid-pass (the pass may still be running there)."""
     from gdk_geo import config as gdk_config
     from gdk_geo import passes_cli
+    from gdk_geo.topology import same_registry
 
     check_node(c, node)
     settings = _secondary_settings(c, node)
@@ -49,7 +50,7 @@ def sync(c, repo=None, all_=False, failed=False, node=None):
             "(`invoke geo.config.set geo.secondary.registry_replication.enabled true`), "
             "then `invoke geo.restart`",
         )
-    if gdk_config.same_registry(settings.primary_api_url, settings.registry_api_url):
+    if same_registry(settings.primary_api_url, settings.registry_api_url):
         raise GdkGeoError(
             f"the secondary's primary_api_url ({settings.primary_api_url}) is its own "
             "registry: a sync would copy the secondary onto itself",
@@ -95,7 +96,7 @@ def verify(c, json_=False, node=None):
 
 def _seconds(raw: str) -> float:
     """`--timeout` in seconds ("300", "90s", "5m"); anything else is a usage error."""
-    from gdk_geo.settings import duration, duration_seconds
+    from gdk_geo.setting_checks import duration, duration_seconds
 
     text = raw if not raw.replace(".", "", 1).isdigit() else f"{raw}s"
     if duration(text):

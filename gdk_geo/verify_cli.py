@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 from invoke.exceptions import Exit
 
-from gdk_geo import config as gdk_config
 from gdk_geo import node_settings, passes_cli
 from gdk_geo.console import err, out
 from gdk_geo.project import Project
 from gdk_geo.settings import Settings
+from gdk_geo.topology import same_registry
 
 
 @dataclass
@@ -65,7 +65,7 @@ def verify_node(project: Project, cfg: Settings, node: str, primary: str) -> Nod
     settings = passes_cli.secondary_settings(project, cfg, node)
     found = NodeVerification(node)
     diffs = None
-    if gdk_config.same_registry(primary, settings.primary_api_url):
+    if same_registry(primary, settings.primary_api_url):
         diffs = passes_cli.through_worker(settings, "reverify", {}, "verified")
     else:  # the worker's primary is not the primary registry: it cannot vouch for it
         err.print(

@@ -28,9 +28,21 @@ TASKS = {
     "tasks_replication",
     "tasks_config",
 }
+# The settings stage in its own order: each module imports only those before it.
+SETTINGS_STAGE = (
+    "setting_checks",
+    "topology",
+    "settings",
+    "declared",
+    "gdk_yml",
+    "config",
+    "config_edit",
+)
 CLI_LAYERS_ABOVE = {
-    "settings": {"render", "nodes", "lifecycle", "checks", *TASKS},
-    "config": {"render", "nodes", "lifecycle", "checks", *TASKS},
+    **{
+        name: {*SETTINGS_STAGE[place + 1 :], "render", "nodes", "lifecycle", "checks", *TASKS}
+        for place, name in enumerate(SETTINGS_STAGE)
+    },
     "render": {"nodes", "lifecycle", "checks", *TASKS},
     "nodes": {"lifecycle", "checks", *TASKS},
 }
