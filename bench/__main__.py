@@ -23,7 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.harness import BenchProject
-from bench.scenarios import SCENARIOS, Row, memory
+from bench.measures import Row
+from bench.replication import memory
+from bench.scenarios import SCENARIOS
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
