@@ -116,7 +116,10 @@ def main() -> int:
                 print(f"running {name}{label} …", file=sys.stderr, flush=True)
                 scenario = SCENARIOS[name]
                 found = memory(bench, args.memory_size) if scenario is memory else scenario(bench)
-                rows += [dataclasses.replace(r, scenario=r.scenario + label) for r in found]
+                found = [dataclasses.replace(r, scenario=r.scenario + label) for r in found]
+                # now, not only after the projects are destroyed (minutes, at 5,000 repos)
+                print(table(found), file=sys.stderr, flush=True)
+                rows += found
     report = (
         f"Run on {time.strftime('%Y-%m-%d %H:%M %Z')}, {machine()}, with `make bench` "
         f"(scenarios: {', '.join(chosen)}).\n\n{table(rows)}\n"
