@@ -22,8 +22,11 @@ bytecode: $(STAMP)
 run: bytecode
 	$(BIN)/invoke geo.setup
 
+# The suite waits on containers and services more than it computes, so it runs in a few
+# processes even on 2 cores; each test file stays in one process (its fixtures are shared).
+TEST_WORKERS ?= 3
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

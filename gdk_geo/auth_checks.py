@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,10 @@ from gdk_geo.registry.tokens import Access
 from gdk_geo.token_auth import minter_for
 
 TIMEOUT = 5.0
+
+NodeSettings = PrimaryServiceSettings | SecondaryWorkerSettings
+# A look at one node: (its name, its settings) -> (a problem, or None and what was seen).
+Probe = Callable[[str, NodeSettings], tuple[str | None, str]]
 
 
 def signing_pair(
@@ -43,55 +48,72 @@ def registry_tokens(
     primary: PrimaryServiceSettings, secondary: SecondaryWorkerSettings
 ) -> tuple[str | None, str]:
     """Each registry accepts a catalog token minted now with its node's `localhost.key`."""
-    problems, seen = [], []
-    for name, node in (("primary", primary), ("secondary", secondary)):
-        try:
-            token = minter_for(node.auth).mint(
-                "gdk-geo-check", [Access("registry", "catalog", ("*",))]
-            )
-        except GdkGeoError as exc:
-            problems.append(f"the {name}'s signing key cannot sign: {exc}")
-            continue
-        url = f"{node.registry_api_url.rstrip('/')}/v2/_catalog?n=1"
-        try:
-            response = httpx.get(
-                url,
-                headers={"Authorization": f"Bearer {token.token}"},
-                verify=_tls(url, primary.ca_file),  # TLS has checks of its own
-                timeout=TIMEOUT,
-                trust_env=False,
-            )
-        except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
-            problems.append(f"GET {url}: {type(exc).__name__}: {exc}")
-            continue
-        if response.status_code != 200:
-            problems.append(
-                f"the {name} registry refused a token signed now with its localhost.key "
-                f"(GET {url}: HTTP {response.status_code}): it trusts another localhost.crt"
-            )
-            continue
-        seen.append(name)
-    if problems:
-        return "\n".join(problems), ""
+    problem, seen = _on_each_node(
+        primary, secondary, lambda name, node: _token_problem(name, node, primary.ca_file)
+    )
+    if problem:
+        return problem, ""
     return None, f"{' and '.join(seen)} answered 200 to a token minted now"
+
+
+def _token_problem(name: str, node: NodeSettings, ca_file: Path) -> tuple[str | None, str]:
+    """Why `node`'s registry refuses a token its own signing key mints now, or None and
+    the node's name."""
+    try:
+        token = minter_for(node.auth).mint("gdk-geo-check", [Access("registry", "catalog", ("*",))])
+    except GdkGeoError as exc:
+        return f"the {name}'s signing key cannot sign: {exc}", ""
+    url = f"{node.registry_api_url.rstrip('/')}/v2/_catalog?n=1"
+    try:
+        response = httpx.get(
+            url,
+            headers={"Authorization": f"Bearer {token.token}"},
+            verify=_tls(url, ca_file),  # TLS has checks of its own
+            timeout=TIMEOUT,
+            trust_env=False,
+        )
+    except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
+        return f"GET {url}: {type(exc).__name__}: {exc}", ""
+    if response.status_code != 200:
+        return (
+            f"the {name} registry refused a token signed now with its localhost.key "
+            f"(GET {url}: HTTP {response.status_code}): it trusts another localhost.crt",
+            "",
+        )
+    return None, name
 
 
 def realms(
     primary: PrimaryServiceSettings, secondary: SecondaryWorkerSettings
 ) -> tuple[str | None, str]:
     """Each registry challenges for a Bearer token, and the realm it names hands one out."""
+    problem, seen = _on_each_node(
+        primary,
+        secondary,
+        lambda name, node: _realm_problem(
+            name, node.registry_api_url, primary.ca_file, node.auth.service
+        ),
+    )
+    return problem, ", ".join(seen)
+
+
+def _on_each_node(
+    primary: PrimaryServiceSettings,
+    secondary: SecondaryWorkerSettings,
+    probe: Probe,
+) -> tuple[str | None, list[str]]:
+    """`probe` run on both nodes: every problem found, one a line, or None and what each
+    node showed. Both nodes are probed even when the first fails, so one run names all."""
     problems, seen = [], []
     for name, node in (("primary", primary), ("secondary", secondary)):
-        problem, realm = _realm_problem(
-            name, node.registry_api_url, primary.ca_file, node.auth.service
-        )
+        problem, shown = probe(name, node)
         if problem:
             problems.append(problem)
         else:
-            seen.append(realm)
+            seen.append(shown)
     if problems:
-        return "\n".join(problems), ""
-    return None, ", ".join(seen)
+        return "\n".join(problems), []
+    return None, seen
 
 
 def _realm_problem(

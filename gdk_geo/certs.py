@@ -1,4 +1,5 @@
-"""Local TLS for both nodes: a CA of our own and the `registry_host.crt`/`.key` they serve.
+"""Local TLS for both nodes: the `registry_host.crt`/`.key` pair they serve, signed by the
+local CA (`local_ca.py`), and what `geo.status` and `geo.check` read about certificates.
 
 GDK keeps its registry's TLS pair in `registry_host.crt`/`registry_host.key` and its token
 signing pair in `localhost.crt`/`localhost.key` (`signing.py`). The TLS pair is generated,
@@ -7,7 +8,7 @@ signed by a local CA
 and every run checks it again: it is reused while it is valid and regenerated when it is
 about to expire, names another hostname, no longer matches its key or was signed by a CA
 we no longer have. Nothing here touches the system trust store; clients trust
-`ca/ca.crt` (or `localhost.crt`, see below) explicitly.
+`ca/ca.crt` (or `registry_host.crt`, see below) explicitly.
 
 Keys are EC P-256. Generation is instant (RSA 2048 takes tens to hundreds of milliseconds,
 which adds up in tests), the security level matches RSA 3072, and every client we care
@@ -30,37 +31,42 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.fsutil import atomic_write
+from gdk_geo.local_ca import CA_CERT_NAME, CA_DIR, ensure_ca
+from gdk_geo.x509_parts import (
+    CERT_MODE,
+    KEY_MODE,
+    PrivateKey,
+    builder,
+    cert_pem,
+    common_name,
+    day,
+    issued_by,
+    key_pem,
+    key_usage,
+    load_certificates,
+    load_private_key,
+    read_file,
+    same_public_key,
+    san_string,
+    san_strings,
+    sha256_fingerprint,
+)
 
-CA_DIR = "ca"
-CA_CERT_NAME = "ca.crt"
-CA_KEY_NAME = "ca.key"
 CERT_NAME = "registry_host.crt"
 KEY_NAME = "registry_host.key"
 # The previous release served TLS from the names GDK gives the token signing pair.
 PREVIOUS_CERT_NAME = "localhost.crt"
 PREVIOUS_KEY_NAME = "localhost.key"
 
-CERT_MODE = 0o644
-KEY_MODE = 0o600
-
-CA_LIFETIME = timedelta(days=3650)
 # Apple and the browsers reject server certificates valid for more than 398 days.
 LEAF_LIFETIME = timedelta(days=365)
 RENEW_WITHIN = timedelta(days=30)
-# Backdate notBefore so a container whose clock lags the host's still accepts a fresh cert.
-CLOCK_SKEW = timedelta(minutes=5)
-
-CA_COMMON_NAME = "gdk-geo local CA"
-REGENERATE_FIX = "delete it and rerun `invoke geo.reconfigure`; a new one is generated"
-
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,7 @@ def ensure_certificates(
     _check_hostname(hostname)
     for root in (primary_root, secondary_root):
         move_previous_tls_pair(root)
-    ca_cert, ca_key, ca_action = _ensure_ca(data_dir / CA_DIR, now)
+    ca_cert, ca_key, ca_action = ensure_ca(data_dir / CA_DIR, now, LEAF_LIFETIME)
     action = _ensure_leaf(primary_root, hostname, ca_cert, ca_key, now)
     copied = _copy_to_secondary(primary_root, secondary_root)
     info = certificate_info(primary_root / CERT_NAME)
@@ -125,100 +131,21 @@ def ensure_certificates(
 
 def certificate_info(path: Path) -> CertInfo:
     """Subject, SANs, validity and fingerprint of the first certificate in `path`."""
-    cert = _load_certificates(path)[0]
+    cert = load_certificates(path)[0]
     return CertInfo(
         path=path,
         subject=cert.subject.rfc4514_string(),
         issuer=cert.issuer.rfc4514_string(),
-        sans=tuple(_san_strings(cert)),
+        sans=tuple(san_strings(cert)),
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
-        fingerprint=_fingerprint(cert),
+        fingerprint=sha256_fingerprint(cert),
     )
 
 
 def fingerprint(path: Path) -> str:
     """SHA-256 fingerprint of the first certificate in `path`, as `openssl x509 -fingerprint`."""
-    return _fingerprint(_load_certificates(path)[0])
-
-
-# --- the CA -------------------------------------------------------------------------------
-
-
-def _ensure_ca(ca_dir: Path, now: datetime) -> tuple[x509.Certificate, PrivateKey, str]:
-    """Reuse the CA while it is sound; anything else gets a fresh one (and fresh leaves)."""
-    cert_path, key_path = ca_dir / CA_CERT_NAME, ca_dir / CA_KEY_NAME
-    missing = [path.name for path in (cert_path, key_path) if not path.exists()]
-    if len(missing) == 2:
-        return (*_write_ca(ca_dir, now), "created")
-    if missing:
-        return (*_write_ca(ca_dir, now), f"renewed: {missing[0]} is missing")
-    cert = _load_certificates(cert_path)[0]
-    key = load_private_key(key_path)
-    problem = _ca_problem(cert, key, now)
-    if problem:
-        return (*_write_ca(ca_dir, now), f"renewed: {problem}")
-    return cert, key, "reused"
-
-
-def _ca_problem(cert: x509.Certificate, key: PrivateKey, now: datetime) -> str | None:
-    """Why this CA cannot sign the next server certificate, or None when it can."""
-    if not _same_public_key(cert, key):
-        return f"{CA_KEY_NAME} does not match {CA_CERT_NAME}"
-    if not _is_ca(cert):
-        return f"{CA_CERT_NAME} is not a CA certificate"
-    # A CA that expires before the leaf it signs would break the chain mid-way.
-    if cert.not_valid_after_utc < now + LEAF_LIFETIME:
-        return f"the CA expires {_day(cert.not_valid_after_utc)}, before a new certificate would"
-    return None
-
-
-def _write_ca(ca_dir: Path, now: datetime) -> tuple[x509.Certificate, PrivateKey]:
-    """A new self-signed CA; the key is written first so a crash never leaves a keyless cert."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    cert = (
-        self_signed(key, CA_COMMON_NAME, now, CA_LIFETIME)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_ca_key_usage(), critical=True)
-        .add_extension(ski, critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    ca_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    atomic_write(ca_dir / CA_KEY_NAME, _key_pem(key), mode=KEY_MODE)
-    atomic_write(ca_dir / CA_CERT_NAME, _cert_pem(cert), mode=CERT_MODE)
-    return cert, key
-
-
-def self_signed(
-    key: PrivateKey, common_name: str, now: datetime, lifetime: timedelta
-) -> x509.CertificateBuilder:
-    """A certificate naming `common_name` as subject and issuer, valid from a little before
-    `now` (clock skew between the nodes' readers) for `lifetime`; extensions are the caller's."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(now + lifetime)
-    )
-
-
-def _ca_key_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=False,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
-        encipher_only=False,
-        decipher_only=False,
-    )
+    return sha256_fingerprint(load_certificates(path)[0])
 
 
 # --- the server certificate ---------------------------------------------------------------
@@ -236,7 +163,7 @@ def _ensure_leaf(
     if missing:
         problem: str | None = f"{missing[0]} is missing"
     else:
-        chain = _load_certificates(cert_path)
+        chain = load_certificates(cert_path)
         key = load_private_key(key_path)
         problem = _leaf_problem(chain, key, ca_cert, hostname, now)
     if problem is None:
@@ -254,17 +181,17 @@ def _leaf_problem(
 ) -> str | None:
     """Why the existing server certificate must be replaced, or None when it can stay."""
     leaf = chain[0]
-    if not _same_public_key(leaf, key):
+    if not same_public_key(leaf, key):
         return f"{KEY_NAME} does not match {CERT_NAME}"
-    if chain[1:] != [ca_cert] or not _issued_by(leaf, ca_cert):
+    if chain[1:] != [ca_cert] or not issued_by(leaf, ca_cert):
         return "the CA changed"
-    wanted = [_san_string(name) for name in _expected_sans(hostname)]
-    have = _san_strings(leaf)
+    wanted = [san_string(name) for name in _expected_sans(hostname)]
+    have = san_strings(leaf)
     if sorted(have) != sorted(wanted):
         return f"the hostname changed (SANs {', '.join(have)} -> {', '.join(wanted)})"
     if leaf.not_valid_after_utc - now <= RENEW_WITHIN:
         days = RENEW_WITHIN.days
-        return f"expires {_day(leaf.not_valid_after_utc)}, within {days} days"
+        return f"expires {day(leaf.not_valid_after_utc)}, within {days} days"
     return None
 
 
@@ -275,15 +202,9 @@ def _write_leaf(
     key = ec.generate_private_key(ec.SECP256R1())
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _common_name(hostname))]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(now + LEAF_LIFETIME)
+        builder(key, common_name(_leaf_common_name(hostname)), ca_cert.subject, now, LEAF_LIFETIME)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_leaf_key_usage(), critical=True)
+        .add_extension(key_usage("digital_signature"), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectAlternativeName(_expected_sans(hostname)), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -293,22 +214,8 @@ def _write_leaf(
         .sign(ca_key, hashes.SHA256())
     )
     # Key first: if we crash in between, the next run sees a mismatch and starts over.
-    atomic_write(root / KEY_NAME, _key_pem(key), mode=KEY_MODE)
-    atomic_write(root / CERT_NAME, _cert_pem(cert) + _cert_pem(ca_cert), mode=CERT_MODE)
-
-
-def _leaf_key_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
+    atomic_write(root / KEY_NAME, key_pem(key), mode=KEY_MODE)
+    atomic_write(root / CERT_NAME, cert_pem(cert) + cert_pem(ca_cert), mode=CERT_MODE)
 
 
 def _expected_sans(hostname: str) -> list[x509.GeneralName]:
@@ -334,7 +241,7 @@ def _general_name(hostname: str) -> x509.GeneralName:
         return x509.DNSName(hostname)
 
 
-def _common_name(hostname: str) -> str:
+def _leaf_common_name(hostname: str) -> str:
     """X.509 caps the CN at 64 characters; clients match SANs, so the CN is only a label."""
     return hostname if len(hostname) <= 64 else "gdk-geo server"
 
@@ -397,106 +304,10 @@ def _copy_is_current(source: Path, target: Path, mode: int) -> bool:
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(_read(path)).hexdigest()
+    return hashlib.sha256(read_file(path)).hexdigest()
 
 
-# --- reading and small helpers -----------------------------------------------------------
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise GdkGeoError(
-            f"{path.name} does not exist",
-            where=str(path),
-            fix="run `invoke geo.reconfigure` to generate the certificates",
-        ) from None
-    except OSError as exc:
-        raise GdkGeoError(
-            f"cannot read {path.name}: {exc.strerror}", where=str(path), fix=REGENERATE_FIX
-        ) from None
-
-
-def _load_certificates(path: Path) -> list[x509.Certificate]:
-    try:
-        return x509.load_pem_x509_certificates(_read(path))
-    except ValueError:
-        raise GdkGeoError(
-            f"{path.name} is not a valid PEM certificate", where=str(path), fix=REGENERATE_FIX
-        ) from None
-
-
-def load_private_key(path: Path) -> PrivateKey:
-    try:
-        key = serialization.load_pem_private_key(_read(path), password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise GdkGeoError(
-            f"{path.name} is not a valid unencrypted PEM private key",
-            where=str(path),
-            fix=REGENERATE_FIX,
-        ) from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-        raise GdkGeoError(
-            f"{path.name} holds a {type(key).__name__}, not an EC or RSA key",
-            where=str(path),
-            fix=REGENERATE_FIX,
-        )
-    return key
-
-
-def _same_public_key(cert: x509.Certificate, key: PrivateKey) -> bool:
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    der = serialization.Encoding.DER
-    return cert.public_key().public_bytes(der, spki) == key.public_key().public_bytes(der, spki)
-
-
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
-def _is_ca(cert: x509.Certificate) -> bool:
-    try:
-        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        return False
-
-
-def _san_strings(cert: x509.Certificate) -> list[str]:
-    try:
-        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    return [_san_string(name) for name in sans]
-
-
-def _san_string(name: x509.GeneralName) -> str:
-    """OpenSSL's spelling (`DNS:localhost`, `IP:::1`), the one users see in `openssl x509`."""
-    if isinstance(name, x509.IPAddress):
-        return f"IP:{name.value}"
-    if isinstance(name, x509.DNSName):
-        return f"DNS:{name.value}"
-    return str(name.value)
-
-
-def _fingerprint(cert: x509.Certificate) -> str:
-    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
-
-
-def _key_pem(key: PrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _cert_pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
+# --- small helpers -----------------------------------------------------------------------
 
 
 def _check_hostname(hostname: str) -> None:
@@ -514,7 +325,3 @@ def _as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
-
-
-def _day(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d")

@@ -27,7 +27,8 @@ from gdk_geo.node_settings import (
     load_secondary,
 )
 from gdk_geo.project import NodePaths, Project
-from gdk_geo.settings import Settings, url
+from gdk_geo.settings import Settings
+from gdk_geo.topology import url
 
 Status = Literal["passed", "failed", "skipped"]
 

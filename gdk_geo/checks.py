@@ -244,10 +244,12 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "tracking-db",
         "the tracking database is writable",
-        "the secondary's `geo/tracking.sqlite3` opens and a write transaction starts, or "
-        "it can be created, as the worker will do it (run by the same user)",
-        "`chmod u+w` the file named above and its directory, then "
-        "`invoke geo.restart --node secondary`",
+        "the secondary's `geo/tracking.sqlite3` opens and takes a write (rolled back), or it "
+        "can be created, as the worker will do it (run by the same user); a failure is "
+        "traced to its cause (a read-only mount, an immutable attribute, owner and mode, a "
+        "damaged database) and the fix printed is for that cause, with the exact paths",
+        "make the file named above and its directory writable by the user who runs the "
+        "worker, then `invoke geo.restart --node secondary`",
         local_checks.tracking_db,
         needs=("rendered",),
     ),

@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from gdk_geo import config, render
+from gdk_geo import render
 from gdk_geo.project import Project
 from gdk_geo.secret_store import stored_secrets
-from gdk_geo.settings import Settings
+from gdk_geo.settings import Member, Settings
 
 
 @dataclass(frozen=True)
@@ -54,22 +53,32 @@ def _content(path: Path) -> str | None:
 
 
 def api_url_problem(cfg: Settings) -> str | None:
-    """Why the secondary's primary_api_url reaches nothing of ours, or None when it is the
-    primary registry (https, a local name, the primary registry's port)."""
-    url_text = cfg.primary_api_url
-    url = urlsplit(url_text)
-    try:
-        port = url.port
-    except ValueError:
-        port = None
-    local = url.hostname in config.LOCAL_HOSTS | {cfg.hostname, cfg.listen_address}
-    registry_port = cfg.geo.primary.registry.port
-    if url.scheme == "https" and local and port == registry_port:
+    """Why a secondary's primary_api_url reaches no primary registry (one line per such
+    secondary), or None when every secondary syncs from the primary registry."""
+    problems = [
+        problem
+        for member in cfg.layout.secondaries
+        if (problem := _api_url_problem(cfg, member)) is not None
+    ]
+    return "\n".join(problems) or None
+
+
+def _api_url_problem(cfg: Settings, member: Member) -> str | None:
+    """Why secondary `member`'s primary_api_url is not the primary registry (https, a local
+    name, the current primary registry's port), or None when it is."""
+    url_text = cfg.primary_api_url_of(member.name)
+    aim = cfg.aim_of(url_text)
+    if aim.is_primary_registry:
         return None
-    where = f"port {port}" if port is not None else "that address"
-    if local and port == registry_port:
-        where = f"{url.scheme}:// on port {port} (the primary registry serves HTTPS)"
-    return (
-        f"{config.API_URL_KEY} is {url_text!r}: nothing of ours listens on {where}; "
-        f"the primary registry is {cfg.node('primary').registry_url}"
-    )
+    if aim.node is not None and not aim.node.is_primary:
+        what = f"that is the registry of {aim.node.name}, a secondary"
+    elif aim.node is not None:
+        what = (
+            f"nothing of ours listens on {aim.scheme}:// on port {aim.port} "
+            "(the primary registry serves HTTPS)"
+        )
+    else:
+        where = f"port {aim.port}" if aim.port is not None else "that address"
+        what = f"nothing of ours listens on {where}"
+    registry = cfg.primary.registry_url
+    return f"{member.api_url_key} is {url_text!r}: {what}; the primary registry is {registry}"

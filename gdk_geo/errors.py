@@ -17,23 +17,22 @@ class GdkGeoError(Exception):
         self.fix = fix
         super().__init__(self.render())
 
+    def facts(self) -> list[tuple[str, str]]:
+        """`where` and `fix` with their labels, those that were given, in the order shown:
+        every rendering of the error lists the same facts."""
+        return [
+            (label, value) for label, value in (("where", self.where), ("fix", self.fix)) if value
+        ]
+
     def render(self) -> str:
         """The message as printed to the user, one fact per line."""
-        lines = [self.what]
-        if self.where:
-            lines.append(f"  where: {self.where}")
-        if self.fix:
-            lines.append(f"  fix:   {self.fix}")
-        return "\n".join(lines)
+        return "\n".join(
+            [self.what, *(f"  {label + ':':7}{value}" for label, value in self.facts())]
+        )
 
     def one_line(self) -> str:
         """what; where; fix on one line, for a service log whose last line is read first."""
-        parts = [self.what]
-        if self.where:
-            parts.append(f"where: {self.where}")
-        if self.fix:
-            parts.append(f"fix: {self.fix}")
-        return "; ".join(parts)
+        return "; ".join([self.what, *(f"{label}: {value}" for label, value in self.facts())])
 
 
 class ConfigError(GdkGeoError):

@@ -236,7 +236,8 @@ def setup(
     for paths in project.nodes(cfg):
         services.stop_strays(paths, project.root)
         config_hash = render.node_config_hash(paths)
-        ensured = nodes.ensure(client, cfg, paths, image.name, config_hash, str(project.root))
+        spec = nodes.ContainerSpec(cfg, paths, image.name, config_hash, str(project.root))
+        ensured = nodes.ensure(client, spec)
         result.containers[paths.name] = ensured.action
         running = services.state(paths).running
         if running and (paths.name in changed or not services.runs_current_settings(paths)):
@@ -269,7 +270,8 @@ def restart(project: Project, node: str | None = None, *, force: bool = False) -
             image = image or ensure_registry_image(
                 client, cfg.registry.image, Path(cfg.registry.binary), lambda _m: None
             )
-            nodes.ensure(client, cfg, paths, image.name, config_hash, str(project.root))
+            spec = nodes.ContainerSpec(cfg, paths, image.name, config_hash, str(project.root))
+            nodes.ensure(client, spec)
         services.start(paths, project.root)
     wait_healthy(client, project, cfg, names)
     return done

@@ -20,8 +20,8 @@ from gdk_geo.notification_probe import (
 )
 from gdk_geo.registry import http
 from gdk_geo.secondary.snapshot import StatusSnapshot
-from gdk_geo.settings import NOTIFICATION_PATH
 from gdk_geo.token_auth import ALL_ACTIONS, PULL, tool_tokens
+from gdk_geo.topology import NOTIFICATION_PATH
 
 MAX_LAG = 10  # events: a few are normal while a push is being read; more means stuck
 

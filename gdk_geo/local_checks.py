@@ -3,12 +3,10 @@ rendered files, containers, certificates, and the tracking database."""
 
 from __future__ import annotations
 
-import sqlite3
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gdk_geo import certs, drift, lifecycle, nodes, ports, roles
+from gdk_geo import certs, drift, lifecycle, nodes, ports, roles, tracking_db_check
 from gdk_geo.check_model import Context, Outcome, failed, passed, yaml_mapping
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.image import OFFLINE_IMAGE, has_image
@@ -144,66 +142,14 @@ def same_certificate(ctx: Context) -> Outcome:
 
 def tracking_db(ctx: Context) -> Outcome:
     path = ctx.secondary.tracking_db_path
-    problem = tracking_db_problem(path)
+    problem = tracking_db_check.diagnose(path)
     if problem:
-        return failed(problem)
+        return failed(problem.what, problem.fix)
     return passed(str(path) if path.exists() else f"{path} (created when the worker starts)")
 
 
 def tracking_db_problem(path: Path) -> str | None:
-    """What would stop the worker writing its tracking database, or None.
-
-    Found the way the worker meets it, as the user who runs both (`geo.setup` starts the
-    worker as its caller): open the file and start a write transaction, or create the
-    missing directories and a file where the worker will. Mode bits are not the test:
-    root writes through 0444, and a worker run by root did, while the check said ✗.
-    """
-    if path.exists():
-        try:
-            _try_write(path)
-        except sqlite3.Error as exc:
-            return f"{path}: {exc}"
-        return None
-    directory = _existing_parent(path)
-    try:
-        _try_create(path.parent)
-    except OSError as exc:
-        return f"{path} does not exist yet and cannot be created in {directory} ({exc.strerror})"
-    return None
-
-
-def _database_files(path: Path) -> list[Path]:
-    """The database, its WAL and shared-memory files, and the directory that holds them."""
-    return [path, Path(f"{path}-wal"), Path(f"{path}-shm"), path.parent]
-
-
-def _try_create(directory: Path) -> None:
-    """Create `directory` (and missing parents) and a file in it, then remove them all."""
-    missing = [d for d in (directory, *directory.parents) if not d.exists()]
-    created: list[Path] = []
-    try:
-        for each in reversed(missing):
-            each.mkdir()
-            created.append(each)
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-    finally:
-        for each in reversed(created):
-            each.rmdir()
-
-
-def _try_write(path: Path) -> None:
-    """Start a write transaction and roll it back: what the worker does first, minus writing."""
-    connection = sqlite3.connect(f"{path.as_uri()}?mode=rw", uri=True, timeout=5.0)
-    try:
-        connection.execute("BEGIN IMMEDIATE")
-        connection.execute("ROLLBACK")
-    finally:
-        connection.close()
-
-
-def _existing_parent(path: Path) -> Path:
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    return parent
+    """What would stop the worker writing its tracking database, or None (the cause only;
+    `tracking_db_check.diagnose` has the fix for it too)."""
+    problem = tracking_db_check.diagnose(path)
+    return problem.what if problem else None

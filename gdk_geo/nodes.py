@@ -23,7 +23,8 @@ from docker.models.containers import Container
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.image import CONFIG_PATH_IN_CONTAINER
 from gdk_geo.project import NodePaths
-from gdk_geo.settings import CONTAINER_HOST, Settings
+from gdk_geo.settings import Settings
+from gdk_geo.topology import CONTAINER_HOST
 
 LABEL_NODE = "org.gdk-geo.node"
 LABEL_HASH = "org.gdk-geo.config-hash"
@@ -99,30 +100,44 @@ def _volumes(paths: NodePaths) -> dict[str, dict[str, str]]:
     }
 
 
-def create(
-    client: docker.DockerClient,
-    cfg: Settings,
-    paths: NodePaths,
-    image: str,
-    config_hash: str,
-    project_root: str,
-) -> Container:
+@dataclass(frozen=True)
+class ContainerSpec:
+    """What one node's registry container is made from: the settings and node root it
+    mounts, the image it runs, the hash of what it reads, and the project it belongs to."""
+
+    cfg: Settings
+    paths: NodePaths
+    image: str
+    config_hash: str
+    project_root: str
+
+    @property
+    def name(self) -> str:
+        return container_name(self.cfg, self.paths.name)
+
+
+def create(client: docker.DockerClient, spec: ContainerSpec) -> Container:
     """Create and start the node's registry container."""
+    paths = spec.paths
     paths.registry_storage.mkdir(parents=True, exist_ok=True)
     try:
         return client.containers.run(
-            image,
+            spec.image,
             command=[CONFIG_PATH_IN_CONTAINER],
-            name=container_name(cfg, paths.name),
+            name=spec.name,
             detach=True,
             network_mode="host",
-            extra_hosts={CONTAINER_HOST: cfg.listen_address},
+            extra_hosts={CONTAINER_HOST: spec.cfg.listen_address},
             volumes=_volumes(paths),
             # Run as the user so storage stays readable and 0600 configs stay private.
             user=f"{os.getuid()}:{os.getgid()}",
             restart_policy={"Name": "unless-stopped"},
             environment=REGISTRY_ENVIRONMENT,
-            labels={LABEL_NODE: paths.name, LABEL_HASH: config_hash, LABEL_PROJECT: project_root},
+            labels={
+                LABEL_NODE: paths.name,
+                LABEL_HASH: spec.config_hash,
+                LABEL_PROJECT: spec.project_root,
+            },
         )
     except docker.errors.APIError as exc:
         raise GdkGeoError(
@@ -138,32 +153,22 @@ class EnsureResult:
     action: str  # "unchanged", "started", "created" or "recreated"
 
 
-def ensure(
-    client: docker.DockerClient,
-    cfg: Settings,
-    paths: NodePaths,
-    image: str,
-    config_hash: str,
-    project_root: str,
-) -> EnsureResult:
+def ensure(client: docker.DockerClient, spec: ContainerSpec) -> EnsureResult:
     """Make the node's container run the current config; touch nothing when it already does."""
-    current = find_ours(client, container_name(cfg, paths.name), project_root)
-    if current is not None:
-        same_config = current.labels.get(LABEL_HASH) == config_hash
-        same_image = (
-            image in (current.image.tags or []) or current.attrs["Config"]["Image"] == image
-        )
-        if same_config and same_image and _has_environment(current):
-            if current.status == "running":
-                return EnsureResult(current, "unchanged")
-            current.start()
-            current.reload()
-            return EnsureResult(current, "started")
-        current.remove(force=True)
-        return EnsureResult(
-            create(client, cfg, paths, image, config_hash, project_root), "recreated"
-        )
-    return EnsureResult(create(client, cfg, paths, image, config_hash, project_root), "created")
+    current = find_ours(client, spec.name, spec.project_root)
+    if current is None:
+        return EnsureResult(create(client, spec), "created")
+    same_config = current.labels.get(LABEL_HASH) == spec.config_hash
+    image = spec.image
+    same_image = image in (current.image.tags or []) or current.attrs["Config"]["Image"] == image
+    if same_config and same_image and _has_environment(current):
+        if current.status == "running":
+            return EnsureResult(current, "unchanged")
+        current.start()
+        current.reload()
+        return EnsureResult(current, "started")
+    current.remove(force=True)
+    return EnsureResult(create(client, spec), "recreated")
 
 
 def _has_environment(container: Container) -> bool:

@@ -93,7 +93,11 @@ class Project:
 
     def load(self) -> Settings:
         """gdk.yml's settings with the recorded roles in force (`roles.json`)."""
-        cfg = config.load(self.gdk_yml)
+        return config.load(self.gdk_yml, in_force=self.with_roles)
+
+    def with_roles(self, cfg: Settings) -> Settings:
+        """`cfg` with the roles recorded in its data directory in force: what gdk.yml's
+        settings are checked against (a promotion moves the primary registry)."""
         return roles.applied(cfg, self.data_dir(cfg))
 
     def data_dir(self, cfg: Settings) -> Path:

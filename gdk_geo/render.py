@@ -30,7 +30,9 @@ from gdk_geo.errors import GdkGeoError
 from gdk_geo.fsutil import atomic_write
 from gdk_geo.project import TEMPLATES, NodePaths, Project
 from gdk_geo.secret_store import ProjectSecrets, masked
-from gdk_geo.settings import Node, Settings, duration_seconds, url_host
+from gdk_geo.setting_checks import duration_seconds
+from gdk_geo.settings import Settings
+from gdk_geo.topology import Node, url_host
 
 STATE_FILE = "rendered.json"
 

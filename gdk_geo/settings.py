@@ -5,23 +5,39 @@ The nested dataclasses below are the whole schema. Validation (`config.py`), the
 GDK derives `gdk.example.yml` from `lib/gdk/config.rb`. To add a setting, add a field here.
 
 The values that follow from the settings (each node's registry and Geo service URL, the
-listeners, the effective primary API URL) are declared here too, on `Settings` and `Node`,
-as GDK's `config.rb` declares its derived values: the templates, the tasks, the checks and
-the tests all read them from here, so a URL is built in one place.
+listeners, the effective primary API URL) are reached from `Settings` (`cfg.node(name)`,
+`cfg.listeners`, `cfg.primary_api_url`), as GDK's `config.rb` declares its derived values;
+`topology.py` builds them, so the templates, the tasks, the checks and the tests read one
+URL built in one place.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from collections.abc import Callable, Iterator
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
-from typing import Any, get_type_hints
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import Any
 
-Check = Callable[[Any], str | None]  # returns what was expected when the value is invalid
+from gdk_geo.setting_checks import (
+    Check,
+    container_prefix,
+    duration,
+    hostname,
+    image_name,
+    ip_address,
+    log_level,
+    node_name,
+    port,
+    positive,
+    secret,
+    url_or_empty,
+    username,
+)
+from gdk_geo.topology import LOCAL_HOSTS, Aim, Node, aim_of
 
-
-Effective = Callable[["Settings"], Any]  # the value in use, when it follows from others
+# The value in use, when it follows from others: of node `name`'s section of `geo.nodes`,
+# or ("") of the setting as the two-node form declares it.
+Effective = Callable[["Settings", str], Any]
 
 
 def setting(
@@ -32,91 +48,10 @@ def setting(
     return field(default=default, metadata={"doc": doc, "check": check, "effective": effective})
 
 
-def section(cls: type, doc: str) -> Any:
-    """Declare a nested section (a dataclass of settings)."""
-    return field(default_factory=cls, metadata={"doc": doc, "check": None, "effective": None})
-
-
-# Checks: each returns a description of what is expected, or None when the value is fine.
-
-_DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
-_HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-)
-_IMAGE = re.compile(r"^[a-z0-9]+([._/:@-][A-Za-z0-9_.-]+)*$")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,40}$")
-_SECRET = re.compile(r"^[\x21-\x7e]{16,256}$")
-
-
-def port(value: int) -> str | None:
-    return None if 1 <= value <= 65535 else "a TCP port number from 1 to 65535"
-
-
-# The registry parses counts as Go ints and durations as Go's int64 nanoseconds; a value past
-# those is not a setting the registry can start with.
-MAX_COUNT = 2**31 - 1
-MAX_DURATION_SECONDS = (2**63 - 1) / 1e9  # Go's longest duration, about 2562047h
-
-
-def positive(value: int) -> str | None:
-    ok = 1 <= value <= MAX_COUNT
-    return None if ok else f"a whole number from 1 to {MAX_COUNT}"
-
-
-def duration(value: str) -> str | None:
-    ok = _DURATION.match(value) and 0 < duration_seconds(value) <= MAX_DURATION_SECONDS
-    expected = 'a positive duration such as "500ms", "1s", "2m" or "1h30m" (at most 2562047h)'
-    return None if ok else expected
-
-
-def hostname(value: str) -> str | None:
-    return None if _HOSTNAME.match(value) else "a host name such as localhost or gdk.test"
-
-
-def ip_address(value: str) -> str | None:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return "an IP address such as 127.0.0.1"
-    return None
-
-
-def image_name(value: str) -> str | None:
-    return None if _IMAGE.match(value) else "an image reference such as registry:2"
-
-
-def container_prefix(value: str) -> str | None:
-    ok = _NAME.match(value)
-    return None if ok else "lowercase letters, digits, '.', '_' or '-', such as gdk-geo"
-
-
-def secret(value: str) -> str | None:
-    if value == "" or _SECRET.match(value):
-        return None
-    return "empty (generate one) or 16 to 256 printable characters without spaces"
-
-
-def username(value: str) -> str | None:
-    ok = re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$", value)
-    return None if ok else "a user name of letters, digits, '.', '_' or '-', such as root"
-
-
-def log_level(value: str) -> str | None:
-    ok = value in ("error", "warn", "info", "debug")
-    return None if ok else "one of error, warn, info, debug"
-
-
-def url_or_empty(value: str) -> str | None:
-    ok = value == "" or re.match(r"^https?://[^\s/]+(:\d+)?/?$", value)
-    return None if ok else "empty (derive it) or a URL such as https://localhost:5000"
-
-
-def duration_seconds(value: str) -> float:
-    """Convert a Go duration ("500ms", "1m30s") into seconds for our own services."""
-    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-    return sum(
-        float(n) * units[u] for n, _, u in re.findall(r"(\d+(\.\d+)?)(ns|us|µs|ms|s|m|h)", value)
-    )
+def section(default: Callable[[], Any], doc: str) -> Any:
+    """Declare a nested section (a dataclass of settings); `default` makes its defaults,
+    the class itself or, where one class serves twice, a `partial` of it."""
+    return field(default_factory=default, metadata={"doc": doc, "check": None, "effective": None})
 
 
 # The schema.
@@ -173,7 +108,7 @@ class Registry:
 
 
 @dataclass(frozen=True)
-class PrimaryRegistry:
+class NodeRegistry:
     port: int = setting(5000, "Port the node's registry serves HTTPS on.", check=port)
 
 
@@ -182,12 +117,7 @@ class Primary:
     port: int = setting(
         3001, "Port of the primary's Geo service (receives registry events).", check=port
     )
-    registry: PrimaryRegistry = section(PrimaryRegistry, "The primary's registry.")
-
-
-@dataclass(frozen=True)
-class SecondaryRegistry:
-    port: int = setting(5001, "Port the node's registry serves HTTPS on.", check=port)
+    registry: NodeRegistry = section(NodeRegistry, "The primary's registry.")
 
 
 @dataclass(frozen=True)
@@ -197,7 +127,7 @@ class RegistryReplication:
         "",
         "Primary registry API URL; empty: https://<hostname>:<primary registry port>.",
         check=url_or_empty,
-        effective=lambda cfg: cfg.primary_api_url,
+        effective=lambda cfg, node: cfg.primary_api_url_of(node) if node else cfg.primary_api_url,
     )
     backfill_interval: str = setting(
         "60s",
@@ -216,7 +146,7 @@ class Secondary:
     port: int = setting(
         3002, "Port of the secondary's Geo worker (health, status page).", check=port
     )
-    registry: SecondaryRegistry = section(SecondaryRegistry, "The secondary's registry.")
+    registry: NodeRegistry = section(partial(NodeRegistry, 5001), "The secondary's registry.")
     registry_replication: RegistryReplication = section(
         RegistryReplication, "How the secondary replicates the primary's registry."
     )
@@ -225,11 +155,50 @@ class Secondary:
 # A node of `geo.nodes`: its settings are a secondary's (a port, a registry, its own
 # replication settings), whichever role it has now, so that its ports stay with it.
 NodeSpec = Secondary
+NODE_SPEC_KEY = "geo.secondary."  # where the settings of a node of `geo.nodes` are declared
+NODE_NAMES = ("primary", "secondary")  # the nodes of the `geo.primary`/`geo.secondary` form
+REPLICATION_KEY = "geo.secondary.registry_replication"  # both nodes' in that form
 
 
-def node_name(value: str) -> str | None:
-    ok = value == "" or _NAME.match(value)
-    return None if ok else "empty (the first node) or a node name of `geo.nodes`, such as dc2"
+@dataclass(frozen=True)
+class Member:
+    """One node as gdk.yml declares it, in whichever form: its section and where it is."""
+
+    name: str
+    key: str  # the gdk.yml key of its section: `geo.primary` or `geo.nodes.<name>`
+    spec: Primary | Secondary  # its ports
+    replication: RegistryReplication  # how it replicates while it is a secondary
+    replication_key: str = ""  # the gdk.yml key of that section; "": its own (`key`'s)
+
+    @property
+    def api_url_key(self) -> str:
+        """The gdk.yml key of the primary_api_url this node syncs from as a secondary."""
+        return f"{self.replication_key or self.key + '.registry_replication'}.primary_api_url"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Every node in declaration order (the first holds the certificate every node
+    shares), and the name of the one that is primary."""
+
+    members: tuple[Member, ...]
+    primary: str
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(member.name for member in self.members)
+
+    @property
+    def secondaries(self) -> tuple[Member, ...]:
+        """The nodes that replicate the primary now."""
+        return tuple(member for member in self.members if member.name != self.primary)
+
+    def member(self, name: str) -> Member:
+        """Node `name`'s declaration; an unknown name is a mistake of the caller's."""
+        for member in self.members:
+            if member.name == name:
+                return member
+        raise ValueError(f"no node {name!r}: the nodes are {', '.join(self.names)}")
 
 
 @dataclass(frozen=True)
@@ -245,6 +214,24 @@ class Geo:
         check=node_name,
     )
 
+    def layout(self) -> Layout:
+        """The nodes of either form, and the primary: `primary_node`, or the first node.
+        The one place that reads the form: in `geo.primary`/`geo.secondary` both nodes
+        replicate with `geo.secondary.registry_replication`, whichever is the secondary
+        now; a node of `geo.nodes` has a section of its own."""
+        if self.nodes:
+            members = tuple(
+                Member(name, f"geo.nodes.{name}", spec, spec.registry_replication)
+                for name, spec in self.nodes.items()
+            )
+        else:
+            shared = self.secondary.registry_replication
+            members = tuple(
+                Member(name, f"geo.{name}", getattr(self, name), shared, REPLICATION_KEY)
+                for name in NODE_NAMES
+            )
+        return Layout(members, self.primary_node or members[0].name)
+
 
 @dataclass(frozen=True)
 class Docker:
@@ -253,72 +240,6 @@ class Docker:
         "Containers are named <prefix>-primary-registry and <prefix>-secondary-registry.",
         check=container_prefix,
     )
-
-
-# Derived values.
-
-
-def url_host(host: str) -> str:
-    """`host` as it stands in a URL or a `host:port` address: an IPv6 address in brackets."""
-    return f"[{host}]" if ":" in host else host
-
-
-def url(scheme: str, host: str, port: int) -> str:
-    """The one way a URL to a listener is written."""
-    return f"{scheme}://{url_host(host)}:{port}"
-
-
-NOTIFICATION_PATH = "/api/v4/container_registry_event/events"  # GitLab's, on the Geo service
-REALM_PATH = "/jwt/auth"  # GitLab's token realm, on the Geo service
-# How a registry container reaches the host's listeners (nodes.py maps the name).
-CONTAINER_HOST = "host.docker.internal"
-
-
-@dataclass(frozen=True)
-class Node:
-    """One node as the other parts see it: its ports, and the URLs they are reached at."""
-
-    name: str
-    is_primary: bool
-    port: int  # the node's Geo service
-    registry_port: int
-    hostname: str
-    key: str = ""  # where gdk.yml sets the node: `geo.primary` or `geo.nodes.<name>`
-
-    @property
-    def registry_address(self) -> str:
-        """`host:port`, as `docker push` and `docker pull` name the registry."""
-        return f"{url_host(self.hostname)}:{self.registry_port}"
-
-    @property
-    def registry_url(self) -> str:
-        """HTTPS, at the host name: the node's TLS certificate names it."""
-        return url("https", self.hostname, self.registry_port)
-
-    @property
-    def service_url(self) -> str:
-        return url("http", self.hostname, self.port)
-
-    @property
-    def realm_url(self) -> str:
-        """The token realm the node's registry advertises: its own Geo service's
-        `/jwt/auth`, as GDK's realm is GitLab's."""
-        return self.service_url + REALM_PATH
-
-    @property
-    def notification_url(self) -> str:
-        """Where the node's registry sends its events: the Geo service, seen from the
-        registry's container."""
-        return url("http", CONTAINER_HOST, self.port) + NOTIFICATION_PATH
-
-    @property
-    def listeners(self) -> dict[str, int]:
-        """The node's ports by the gdk.yml key that sets them (port errors name the key)."""
-        key = self.key or f"geo.{self.name}"
-        return {f"{key}.port": self.port, f"{key}.registry.port": self.registry_port}
-
-
-NODE_NAMES = ("primary", "secondary")  # the nodes of the `geo.primary`/`geo.secondary` form
 
 
 @dataclass(frozen=True)
@@ -338,28 +259,28 @@ class Settings:
     geo: Geo = section(Geo, "The two Geo nodes.")
 
     @property
+    def layout(self) -> Layout:
+        """The nodes, in either form of gdk.yml, and which one is primary."""
+        return self.geo.layout()
+
+    @property
     def node_names(self) -> tuple[str, ...]:
         """Every node's name, in the order gdk.yml declares them (the first holds the
         certificate every node shares)."""
-        return tuple(self.geo.nodes) or NODE_NAMES
+        return self.layout.names
 
     @property
     def primary_name(self) -> str:
         """The node that is primary: `geo.primary_node`, or the first node."""
-        return self.geo.primary_node or self.node_names[0]
-
-    def node_settings(self, name: str) -> Primary | Secondary:
-        """The gdk.yml section of node `name` (its ports and replication settings)."""
-        if name not in self.node_names:
-            raise ValueError(f"no node {name!r}: the nodes are {', '.join(self.node_names)}")
-        return self.geo.nodes[name] if self.geo.nodes else getattr(self.geo, name)
+        return self.layout.primary
 
     def node(self, name: str) -> Node:
         """The derived values of node `name`."""
-        settings = self.node_settings(name)
-        key = f"geo.nodes.{name}" if self.geo.nodes else f"geo.{name}"
-        is_primary = name == self.primary_name
-        return Node(name, is_primary, settings.port, settings.registry.port, self.hostname, key)
+        layout = self.layout
+        member = layout.member(name)
+        is_primary = name == layout.primary
+        spec = member.spec
+        return Node(name, is_primary, spec.port, spec.registry.port, self.hostname, member.key)
 
     @property
     def nodes(self) -> tuple[Node, ...]:
@@ -378,10 +299,8 @@ class Settings:
         return replace(self, geo=replace(self.geo, primary_node=name))
 
     def replication(self, name: str) -> RegistryReplication:
-        """How node `name` replicates while it is a secondary: its own section under
-        `geo.nodes`, or `geo.secondary.registry_replication` in the two-node form."""
-        spec = self.geo.nodes.get(name) if self.geo.nodes else self.geo.secondary
-        return (spec or self.geo.secondary).registry_replication
+        """How node `name` replicates while it is a secondary."""
+        return self.layout.member(name).replication
 
     @property
     def listeners(self) -> dict[str, int]:
@@ -394,62 +313,13 @@ class Settings:
         configured = self.replication(name).primary_api_url
         return configured.rstrip("/") or self.primary.registry_url
 
+    def aim_of(self, url_text: str) -> Aim:
+        """Which node's registry `url_text` reaches (a local name and a registry's port)."""
+        return aim_of(url_text, self.nodes, LOCAL_HOSTS | {self.hostname, self.listen_address})
+
     @property
     def primary_api_url(self) -> str:
         """The primary registry's API URL the (first) secondary syncs from."""
-        first = self.secondaries[0].name if self.secondaries else "secondary"
-        if first not in self.node_names:
+        if not self.secondaries:
             return self.primary.registry_url
-        return self.primary_api_url_of(first)
-
-
-# Walking the schema.
-
-
-@dataclass(frozen=True)
-class Declared:
-    """One leaf setting as declared: its dotted key, Python type, default, doc and check."""
-
-    key: str
-    type: type
-    default: Any
-    doc: str
-    check: Check | None
-    effective: Effective | None = None
-
-    def value_in(self, cfg: Settings) -> Any:
-        """The value in use under `cfg`: derived values filled in."""
-        if self.effective is not None:
-            return self.effective(cfg)
-        node: Any = cfg
-        for part in self.key.split("."):
-            node = getattr(node, part)
-        return node
-
-
-def _sections(cls: type) -> Iterator[tuple[str, type, Any]]:
-    hints = get_type_hints(cls)
-    for f in fields(cls):
-        yield f.name, hints[f.name], f
-
-
-def declared(cls: type = Settings, prefix: str = "") -> Iterator[Declared]:
-    """Every leaf setting of `cls`, depth first, in declaration order."""
-    for name, typ, f in _sections(cls):
-        key = f"{prefix}{name}"
-        if f.metadata.get("nodes"):
-            continue  # `geo.nodes.<name>.*` is declared by its node type (config.py)
-        if is_dataclass(typ):
-            yield from declared(typ, key + ".")
-        else:
-            default = f.default if f.default is not MISSING else None
-            meta = f.metadata
-            yield Declared(key, typ, default, meta["doc"], meta["check"], meta["effective"])
-
-
-def section_doc(cls: type, name: str) -> str:
-    """The one-line doc of section `name` of dataclass `cls`."""
-    return next(f.metadata["doc"] for f in fields(cls) if f.name == name)
-
-
-DECLARED: dict[str, Declared] = {d.key: d for d in declared()}
+        return self.primary_api_url_of(self.secondaries[0].name)

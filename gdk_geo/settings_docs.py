@@ -12,6 +12,7 @@ from typing import Any, get_type_hints
 
 from gdk_geo import readme
 from gdk_geo import settings as schema
+from gdk_geo.declared import declared
 
 EXAMPLE_HEADER = """\
 # gdk-geo settings, generated from gdk_geo/settings.py by `invoke geo.config.example`.
@@ -29,30 +30,32 @@ def _scalar(value: Any) -> str:
     return json.dumps(value)
 
 
-def _example_lines(cls: type, indent: str) -> list[str]:
+def _example_lines(section: Any, indent: str) -> list[str]:
+    """The lines of one section of gdk.example.yml; `section` holds its defaults."""
     lines: list[str] = []
-    hints = get_type_hints(cls)
-    for f in fields(cls):
+    hints = get_type_hints(type(section))
+    for f in fields(section):
         if f.metadata.get("nodes"):
             continue  # `geo.nodes` is the other form of `geo.primary`/`geo.secondary`
         lines.append(f"{indent}# {f.metadata['doc']}")
+        value = getattr(section, f.name)
         if is_dataclass(hints[f.name]):
             lines.append(f"{indent}{f.name}:")
-            lines.extend(_example_lines(hints[f.name], indent + "  "))
+            lines.extend(_example_lines(value, indent + "  "))
         else:
-            lines.append(f"{indent}{f.name}: {_scalar(f.default)}")
+            lines.append(f"{indent}{f.name}: {_scalar(value)}")
     return lines
 
 
 def example_yaml() -> str:
     """The full text of gdk.example.yml."""
-    return EXAMPLE_HEADER + "\n" + "\n".join(_example_lines(schema.Settings, "")) + "\n"
+    return EXAMPLE_HEADER + "\n" + "\n".join(_example_lines(schema.Settings(), "")) + "\n"
 
 
 def settings_table() -> str:
     """The README's settings reference as a markdown table."""
     rows = ["| key | type | default | what it does |", "| --- | --- | --- | --- |"]
-    for d in schema.declared():
+    for d in declared():
         default = _scalar(d.default) if d.default != "" else '`""`'
         default = default if default.startswith("`") else f"`{default}`"
         rows.append(f"| `{d.key}` | {d.type.__name__} | {default} | {d.doc} |")

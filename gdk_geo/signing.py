@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gdk_geo import certs
+from gdk_geo import certs, x509_parts
 from gdk_geo.fsutil import atomic_write
 from gdk_geo.registry.tokens import load_signing_files
 
@@ -110,7 +110,7 @@ def _write_pair(root: Path, now: datetime) -> None:
     """A new RSA key and its self-signed certificate; the key first, as certs.py does."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
     cert = (
-        certs.self_signed(key, COMMON_NAME, now, LIFETIME)
+        x509_parts.self_signed(key, COMMON_NAME, now, LIFETIME)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
@@ -121,9 +121,9 @@ def _write_pair(root: Path, now: datetime) -> None:
         serialization.NoEncryption(),
     )
     root.mkdir(parents=True, exist_ok=True)
-    atomic_write(root / KEY_NAME, pem_key, mode=certs.KEY_MODE)
+    atomic_write(root / KEY_NAME, pem_key, mode=x509_parts.KEY_MODE)
     atomic_write(
-        root / CERT_NAME, cert.public_bytes(serialization.Encoding.PEM), mode=certs.CERT_MODE
+        root / CERT_NAME, cert.public_bytes(serialization.Encoding.PEM), mode=x509_parts.CERT_MODE
     )
 
 
@@ -136,7 +136,7 @@ def _same_key(cert: x509.Certificate, key: rsa.RSAPrivateKey) -> bool:
 def _copy(primary_root: Path, secondary_root: Path) -> bool:
     """Copy the pair to the secondary when its bytes or modes differ (the seed's step)."""
     copied = False
-    for name, mode in ((CERT_NAME, certs.CERT_MODE), (KEY_NAME, certs.KEY_MODE)):
+    for name, mode in ((CERT_NAME, x509_parts.CERT_MODE), (KEY_NAME, x509_parts.KEY_MODE)):
         source, target = primary_root / name, secondary_root / name
         same = target.exists() and target.read_bytes() == source.read_bytes()
         if same and (target.stat().st_mode & 0o777) == mode:

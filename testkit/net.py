@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import random
 import socket
 import time
 from collections.abc import Callable
@@ -14,20 +16,53 @@ T = TypeVar("T")
 WAIT_SECONDS = 60.0  # a deadline for "it happens", never a speed target (that is `make bench`)
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct TCP ports nobody listens on right now, picked by the OS.
+# Ports are handed out from a band of their own per test process, below the kernel's
+# ephemeral range (32768 and up on Linux), walking forward through the band:
+# - a port picked by the kernel (bind to 0) is one it also gives to outgoing connections,
+#   and to the next caller in any process, so a port one test freed (a stopped worker) was
+#   soon another's, run in parallel (`pytest -n`), while the first test still meant it;
+# - a band per pytest-xdist worker (`PYTEST_XDIST_WORKER`: gw0, gw1, ...) keeps parallel
+#   workers apart, and walking forward means a process reuses a port only after its whole
+#   band; the start is random, so two runs side by side (a benchmark beside the tests)
+#   rarely walk together, and each port is still tried before it is handed out.
+BAND_START, BAND_SIZE, BANDS = 10_000, 1_500, 15
+_next_in_band: list[int] = []
 
-    The sockets are held open together while the ports are picked, so the ports differ;
-    tests use them instead of the defaults, which a developer's own nodes may hold.
+
+def _band() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+    start = BAND_START + (index % BANDS) * BAND_SIZE
+    return range(start, start + BAND_SIZE)
+
+
+def _is_free(port: int) -> bool:
+    """Nobody listens on (or holds) `port` on loopback now."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct TCP ports nobody listens on right now, from this process's band.
+
+    Tests use them instead of the defaults, which a developer's own nodes may hold.
     """
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    band = _band()
+    if not _next_in_band:
+        _next_in_band.append(random.randrange(len(band)))
+    picked: list[int] = []
+    for _ in range(len(band)):
+        port = band[_next_in_band[0] % len(band)]
+        _next_in_band[0] += 1
+        if _is_free(port):
+            picked.append(port)
+            if len(picked) == count:
+                return picked
+    raise RuntimeError(f"fewer than {count} free ports in {band.start}-{band.stop - 1}")
 
 
 def free_port() -> int:

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from gdk_geo.registry.backoff import Backoff
 from gdk_geo.secondary.admin import render_page
 from gdk_geo.secondary.repository_index import Filters, RepositoryIndex
-from gdk_geo.secondary.tracking import Backoff, TrackingDB
+from gdk_geo.secondary.tracking import TrackingDB
 
 HOSTILE = "<script>alert(1)</script>"
 

@@ -53,10 +53,11 @@ def layout(tmp_path: Path) -> Layout:
 
 
 @contextmanager
-def tls_server(cert: Path, key: Path, host: str) -> Iterator[int]:
-    """A TLS server on `host` (an OS-chosen free port) that greets every client, then closes."""
+def tls_server(root: Path, host: str) -> Iterator[int]:
+    """A TLS server serving the node root's `registry_host.crt`/`.key`, as its registry does,
+    on `host` (an OS-chosen free port); it greets every client, then closes."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
+    context.load_cert_chain(root / "registry_host.crt", root / "registry_host.key")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.bind((host, 0))
@@ -123,23 +124,21 @@ def load_chain(path: Path) -> list[x509.Certificate]:
 # --- real TLS ------------------------------------------------------------------------------
 
 
-def test_handshake_trusting_only_the_ca(layout: Layout) -> None:
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1"], ids=["ipv4", "ipv6"])
+def test_handshake_trusting_only_the_ca(layout: Layout, address: str) -> None:
+    if address == "::1" and not ipv6_loopback():
+        pytest.skip("IPv6 loopback (::1) is not available on this machine")
     layout.ensure()
-    with tls_server(
-        layout.primary / "registry_host.crt", layout.primary / "registry_host.key", "127.0.0.1"
-    ) as port:
-        assert handshake("127.0.0.1", port, layout.ca_crt) == b"hello"
+    with tls_server(layout.primary, address) as port:
+        assert handshake(address, port, layout.ca_crt) == b"hello"
         # The IP SAN verifies too, for clients that dial the address rather than the name.
-        assert handshake("127.0.0.1", port, layout.ca_crt, server_hostname="127.0.0.1") == b"hello"
+        assert handshake(address, port, layout.ca_crt, server_hostname=address) == b"hello"
 
 
 def test_handshake_trusting_the_secondary_copy_as_bundle(layout: Layout) -> None:
     layout.ensure()
-    secondary = layout.secondary
-    with tls_server(
-        secondary / "registry_host.crt", secondary / "registry_host.key", "127.0.0.1"
-    ) as port:
-        assert handshake("127.0.0.1", port, secondary / "registry_host.crt") == b"hello"
+    with tls_server(layout.secondary, "127.0.0.1") as port:
+        assert handshake("127.0.0.1", port, layout.secondary / "registry_host.crt") == b"hello"
 
 
 def test_handshake_fails_for_a_client_trusting_another_ca(layout: Layout, tmp_path: Path) -> None:
@@ -147,30 +146,15 @@ def test_handshake_fails_for_a_client_trusting_another_ca(layout: Layout, tmp_pa
     other = Layout(tmp_path / "other-data", tmp_path / "other-p", tmp_path / "other-s")
     other.ensure()
     with (
-        tls_server(
-            layout.primary / "registry_host.crt", layout.primary / "registry_host.key", "127.0.0.1"
-        ) as port,
+        tls_server(layout.primary, "127.0.0.1") as port,
         pytest.raises(ssl.SSLCertVerificationError),
     ):
         handshake("127.0.0.1", port, other.ca_crt)
 
 
-def test_handshake_over_ipv6_loopback(layout: Layout) -> None:
-    if not ipv6_loopback():
-        pytest.skip("IPv6 loopback (::1) is not available on this machine")
-    layout.ensure()
-    with tls_server(
-        layout.primary / "registry_host.crt", layout.primary / "registry_host.key", "::1"
-    ) as port:
-        assert handshake("::1", port, layout.ca_crt) == b"hello"
-        assert handshake("::1", port, layout.ca_crt, server_hostname="::1") == b"hello"
-
-
 def test_handshake_with_a_custom_hostname(layout: Layout) -> None:
     layout.ensure("geo.test")
-    with tls_server(
-        layout.primary / "registry_host.crt", layout.primary / "registry_host.key", "127.0.0.1"
-    ) as port:
+    with tls_server(layout.primary, "127.0.0.1") as port:
         assert handshake("127.0.0.1", port, layout.ca_crt, server_hostname="geo.test") == b"hello"
         assert handshake("127.0.0.1", port, layout.ca_crt, server_hostname="localhost") == b"hello"
 

@@ -13,15 +13,22 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import shlex
 import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from check_helpers import (
+    assert_fails,
+    check_named,
+    fixed,
+    healthy,
+    marks,
+    run_check,
+    run_fix,
+    worker_can_open,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -32,64 +39,8 @@ from helpers import REPO_ROOT, invoke, ports_yml, running_project, write_gdk_yml
 from gdk_geo import checks, checks_docs, services
 from gdk_geo.checks import Check, Outcome, failed, passed, run_checks
 from gdk_geo.project import Project
-from gdk_geo.secondary.tracking import TrackingDatabaseError, TrackingDB
+from gdk_geo.secondary.tracking import TrackingDB
 from testkit.net import free_port, wait_for
-
-HEALTHY_DEADLINE = 60.0  # a restarted worker reconnects to the event feed with backoff
-
-_LINE = re.compile(r"^(?P<mark>[✓✗-]) (?P<title>.+?)(?: \(.*\)|: skipped: .*)?$")
-
-
-def _check(name: str) -> Check:
-    return next(check for check in checks.CHECKS if check.name == name)
-
-
-def _marks(stdout: str) -> dict[str, str]:
-    """title -> ✓, ✗ or - for every result line geo.check printed."""
-    titles = {check.title for check in checks.CHECKS}
-    marks = {}
-    for line in stdout.splitlines():
-        match = _LINE.match(line)
-        if match and match["title"] in titles:
-            marks[match["title"]] = match["mark"]
-    return marks
-
-
-def _run_check(project: Project) -> subprocess.CompletedProcess:
-    result = invoke(project.root, "geo.check", timeout=120)
-    assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
-    assert len(_marks(result.stdout)) == len(checks.CHECKS), result.stdout
-    return result
-
-
-def _assert_fails(
-    result: subprocess.CompletedProcess,
-    names: set[str],
-    skipped: set[str] = frozenset(),
-    own_fix: set[str] = frozenset(),
-) -> None:
-    """Exactly `names` failed, each with its declared ✗ line and fix (or, for `own_fix`, a fix
-    for what it found, which the test checks itself); `skipped` were skipped."""
-    output = result.stdout
-    assert result.returncode == 1, output
-    marks = _marks(output)
-    assert {t for t, m in marks.items() if m == "✗"} == {_check(n).title for n in names}, output
-    assert {t for t, m in marks.items() if m == "-"} == {_check(n).title for n in skipped}, output
-    lines = output.splitlines()
-    for name in names:
-        check = _check(name)
-        assert checks.failure_line(check) in lines, output
-        assert name in own_fix or f"    fix: {check.fix}" in lines, output
-
-
-def _healthy(project: Project) -> subprocess.CompletedProcess:
-    """geo.check until it passes (a restarted worker takes a moment to reconnect)."""
-    deadline = time.monotonic() + HEALTHY_DEADLINE
-    while True:
-        result = _run_check(project)
-        if result.returncode == 0 or time.monotonic() > deadline:
-            return result
-        time.sleep(1)
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +52,9 @@ def project(docker_client, tmp_path_factory) -> Iterator[Project]:
 
 @pytest.mark.docker
 def test_a_healthy_project_passes_every_check(project: Project) -> None:
-    result = _healthy(project)
+    result = healthy(project)
     assert result.returncode == 0, result.stdout
-    assert set(_marks(result.stdout).values()) == {"✓"}
+    assert set(marks(result.stdout).values()) == {"✓"}
     assert "replicated to the secondary" in result.stdout  # the probe went all the way
     assert f"geo.check: {len(checks.CHECKS)} ✓, 0 ✗, 0 skipped" in result.stdout
 
@@ -111,10 +62,10 @@ def test_a_healthy_project_passes_every_check(project: Project) -> None:
 @pytest.mark.docker
 def test_unreachable_engine(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
-    result = _run_check(project)
+    result = run_check(project)
     skipped = {"image", "ports", "current", "containers", "tls", "secret", "delivery"}
     skipped |= {"registry-token", "realm"}
-    _assert_fails(result, {"engine"}, skipped=skipped)
+    assert_fails(result, {"engine"}, skipped=skipped)
     assert "no Docker engine answers" in result.stdout
     assert "skipped: needs “Docker engine answers”" in result.stdout
 
@@ -131,10 +82,10 @@ def test_a_foreign_socket_on_a_port(project: Project) -> None:
             project.gdk_yml.write_text(
                 original.replace(f"port: {cfg.geo.primary.port}\n", f"port: {taken}\n", 1)
             )
-            result = _run_check(project)
+            result = run_check(project)
         finally:
             project.gdk_yml.write_text(original)
-    _assert_fails(result, {"ports"}, skipped={"current", "secret", "delivery"})
+    assert_fails(result, {"ports"}, skipped={"current", "secret", "delivery"})
     assert f"geo.primary.port: port {taken} on 127.0.0.1 is already in use" in result.stdout
 
 
@@ -146,10 +97,10 @@ def test_a_hand_set_secret_in_the_rendered_registry_config(project: Project) -> 
     assert secret.encode() in original
     try:
         config.write_bytes(original.replace(secret.encode(), b"a-secret-set-by-hand"))
-        result = _run_check(project)
+        result = run_check(project)
     finally:
         config.write_bytes(original)
-    _assert_fails(result, {"current"}, skipped={"secret", "delivery"})
+    assert_fails(result, {"current"}, skipped={"secret", "delivery"})
     assert secret not in result.stdout + result.stderr  # never printed
     assert "a-secret-set-by-hand" not in result.stdout
 
@@ -180,10 +131,10 @@ def test_a_tampered_secondary_certificate(project: Project) -> None:
     original = certificate.read_bytes()
     try:
         certificate.write_bytes(_foreign_certificate())
-        result = _run_check(project)
+        result = run_check(project)
     finally:
         certificate.write_bytes(original)
-    _assert_fails(result, {"same-certificate"}, skipped={"tls", "realm"})
+    assert_fails(result, {"same-certificate"}, skipped={"tls", "realm"})
     assert "the secondary's registry_host.crt" in result.stdout
 
 
@@ -193,75 +144,52 @@ def test_a_read_only_tracking_database(project: Project) -> None:
     mode = database.stat().st_mode
     try:
         database.chmod(0o444)
-        result = _run_check(project)
-        worker_writes = _worker_can_open(database)
+        result = run_check(project)
+        worker_writes = worker_can_open(database)
     finally:
         database.chmod(mode)
     # As the worker meets it (issue 13 #23): root writes through 0444, another user does not.
     if worker_writes:
-        assert f"✓ {_check('tracking-db').title}" in result.stdout, result.stdout
+        assert f"✓ {check_named('tracking-db').title}" in result.stdout, result.stdout
     else:
-        _assert_fails(result, {"tracking-db"})
+        assert_fails(result, {"tracking-db"})
         assert "readonly database" in result.stdout
 
 
 @pytest.mark.docker
 def test_a_stopped_worker(project: Project) -> None:
     assert services.stop(project.node(project.load(), "secondary"))
-    result = _run_check(project)
-    _assert_fails(result, {"worker"}, skipped={"lag", "realm"})
+    result = run_check(project)
+    assert_fails(result, {"worker"}, skipped={"lag", "realm"})
     assert "no worker process runs" in result.stdout
     assert invoke(project.root, "geo.restart", "--node", "secondary").returncode == 0
-    assert _healthy(project).returncode == 0
+    assert healthy(project).returncode == 0
 
 
 @pytest.mark.docker
 def test_a_stopped_primary_service(project: Project) -> None:
     assert services.stop(project.node(project.load(), "primary"))
-    result = _run_check(project)
-    _assert_fails(result, {"delivery"}, skipped={"event-api", "lag", "realm"})
+    result = run_check(project)
+    assert_fails(result, {"delivery"}, skipped={"event-api", "lag", "realm"})
     assert "the primary Geo service does not answer" in result.stdout
     assert invoke(project.root, "geo.restart", "--node", "primary").returncode == 0
-    assert _healthy(project).returncode == 0
+    assert healthy(project).returncode == 0
 
 
 # --- each ✗ is fixed by running its printed fix, verbatim ----------------------------------
-
-
-def _printed_fix(output: str, check: Check) -> list[list[str]]:
-    """The commands of the fix printed under `check`'s ✗, in order, as argv lists."""
-    lines = output.splitlines()
-    at = lines.index(checks.failure_line(check))
-    fix = next(line for line in lines[at:] if line.startswith("    fix: "))
-    return [shlex.split(command) for command in re.findall(r"`(invoke [^`]+)`", fix)]
-
-
-def _run_fix(project: Project, output: str, name: str) -> None:
-    """Run every command of the printed fix of check `name`, as a user would paste it."""
-    commands = _printed_fix(output, _check(name))
-    assert commands, output
-    for argv in commands:
-        assert argv[0] == "invoke", argv
-        result = invoke(project.root, *argv[1:])
-        assert result.returncode == 0, f"{argv}:\n{result.stdout}{result.stderr}"
-
-
-def _fixed(project: Project) -> None:
-    result = _healthy(project)
-    assert result.returncode == 0, result.stdout
 
 
 @pytest.mark.docker
 def test_a_hand_edited_rendered_file(project: Project) -> None:
     config = project.node(project.load(), "secondary").registry_config
     config.write_text(config.read_text() + "# tried something\n")
-    result = _run_check(project)
-    _assert_fails(result, {"current"}, skipped={"secret", "delivery"})
+    result = run_check(project)
+    assert_fails(result, {"current"}, skipped={"secret", "delivery"})
     assert f"{config}: edited by hand since gdk-geo wrote it" in result.stdout
     refused = invoke(project.root, "geo.restart")
     assert refused.returncode == 1 and "edited by hand" in refused.stderr, refused.stderr
-    _run_fix(project, result.stdout, "current")
-    _fixed(project)
+    run_fix(project, result.stdout, "current")
+    fixed(project)
 
 
 @pytest.mark.docker
@@ -270,29 +198,27 @@ def test_gdk_yml_changed_after_the_last_render(project: Project) -> None:
     original = project.gdk_yml.read_text()
     project.gdk_yml.write_text(original + "registry:\n  notifications:\n    threshold: 7\n")
     try:
-        result = _run_check(project)
-        _assert_fails(result, {"current"}, skipped={"secret", "delivery"})
+        result = run_check(project)
+        assert_fails(result, {"current"}, skipped={"secret", "delivery"})
         assert "gdk.yml asks for something else now" in result.stdout
-        _run_fix(project, result.stdout, "current")
-        _fixed(project)
+        run_fix(project, result.stdout, "current")
+        fixed(project)
     finally:
         project.gdk_yml.write_text(original)
     assert invoke(project.root, "geo.restart").returncode == 0
     assert gitlab_yml.exists()
-    _fixed(project)
+    fixed(project)
 
 
 @pytest.mark.docker
 def test_a_deleted_primary_key(project: Project) -> None:
     key = project.node(project.load(), "primary").key
     key.unlink()
-    result = _run_check(project)
-    _assert_fails(
-        result, {"certificates"}, skipped={"same-certificate", "tls", "delivery", "realm"}
-    )
+    result = run_check(project)
+    assert_fails(result, {"certificates"}, skipped={"same-certificate", "tls", "delivery", "realm"})
     assert f"{key} is missing" in result.stdout
-    _run_fix(project, result.stdout, "certificates")
-    _fixed(project)
+    run_fix(project, result.stdout, "certificates")
+    fixed(project)
 
 
 API_URL = "geo.secondary.registry_replication.primary_api_url"
@@ -305,11 +231,11 @@ def test_a_primary_api_url_where_nothing_of_ours_listens(project: Project) -> No
         invoke(project.root, "geo.config.set", API_URL, f"https://localhost:{port}").returncode == 0
     )
     assert invoke(project.root, "geo.reconfigure").returncode == 0
-    result = _run_check(project)
-    _assert_fails(result, {"primary-api-url"}, skipped={"tls", "lag", "realm"})
+    result = run_check(project)
+    assert_fails(result, {"primary-api-url"}, skipped={"tls", "lag", "realm"})
     assert f"{API_URL} is 'https://localhost:{port}': nothing of ours listens" in result.stdout
-    _run_fix(project, result.stdout, "primary-api-url")
-    _fixed(project)
+    run_fix(project, result.stdout, "primary-api-url")
+    fixed(project)
 
 
 @pytest.mark.docker
@@ -323,14 +249,14 @@ def test_failed_repositories_are_named_with_their_failure(project: Project) -> N
         return row if row and row["state"] == "failed" else None
 
     row = wait_for("the sync of failing/app to fail", failed_row, log=scratch.log_tail())
-    result = _run_check(project)
+    result = run_check(project)
     skipped = {"tls", "delivery", "registry-token", "realm"}
-    _assert_fails(result, {"containers", "lag"}, skipped=skipped, own_fix={"lag"})
+    assert_fails(result, {"containers", "lag"}, skipped=skipped, own_fix={"lag"})
     assert "    failing/app: " in result.stdout and row["last_sync_failure"]
     assert "fix: `invoke geo.setup` (starts the secondary registry if it is down)" in result.stdout
     assert "then `invoke geo.sync --all`" in result.stdout
-    _run_fix(project, result.stdout, "lag")
-    _fixed(project)
+    run_fix(project, result.stdout, "lag")
+    fixed(project)
 
 
 @pytest.mark.docker
@@ -354,7 +280,7 @@ def test_verify_compares_with_the_primary_registry_itself(project: Project) -> N
         assert invoke(project.root, "geo.restart", "--node", "secondary").returncode == 0
     assert result.returncode == 1, result.stdout + result.stderr
     assert "✗ verify-self/app" in result.stdout
-    _fixed(project)
+    fixed(project)
 
 
 @pytest.mark.docker
@@ -367,15 +293,15 @@ def test_a_clone_with_the_same_container_prefix(project: Project, tmp_path: Path
         refused = invoke(clone.root, "geo.setup")
         assert refused.returncode == 1, refused.stdout + refused.stderr
         assert f"belongs to the project at {project.root}" in refused.stderr
-        result = _run_check(clone)
-        assert checks.failure_line(_check("containers")) in result.stdout.splitlines()
+        result = run_check(clone)
+        assert checks.failure_line(check_named("containers")) in result.stdout.splitlines()
         assert f"belongs to the project at {project.root}" in result.stdout
-        _run_fix(clone, result.stdout, "containers")
-        _fixed(clone)
+        run_fix(clone, result.stdout, "containers")
+        fixed(clone)
         assert clone.load().docker.container_prefix != prefix
     finally:
         invoke(clone.root, "geo.destroy", "--yes", "--data")
-    _fixed(project)  # ours ran on untouched
+    fixed(project)  # ours ran on untouched
 
 
 # --- without Docker -------------------------------------------------------------------------
@@ -399,7 +325,7 @@ def test_a_failed_check_skips_what_needs_it_and_only_that(tmp_path: Path) -> Non
 
 
 def test_a_user_error_inside_a_check_is_its_failure(tmp_path: Path) -> None:
-    (result,) = run_checks(Project(tmp_path), checks=[_check("gdk.yml")])
+    (result,) = run_checks(Project(tmp_path), checks=[check_named("gdk.yml")])
     assert result.outcome.status == "failed"
     assert "gdk.yml does not exist" in result.outcome.detail
 
@@ -428,15 +354,6 @@ def test_readme_task_table_lists_check_and_logs() -> None:
     assert "| `invoke geo.logs [--node N] [--follow]" in readme
 
 
-def _worker_can_open(path: Path) -> bool:
-    """Whether the worker, run by this same user, would open the database and write."""
-    try:
-        TrackingDB(path).close()
-    except TrackingDatabaseError:
-        return False
-    return True
-
-
 def test_tracking_db_check_agrees_with_the_worker_on_a_0444_file(tmp_path: Path) -> None:
     """Issue 13 #23: under root the check said "read-only" by the mode bits while the
     worker, which root's writes ignore them for, wrote fine."""
@@ -444,14 +361,14 @@ def test_tracking_db_check_agrees_with_the_worker_on_a_0444_file(tmp_path: Path)
     TrackingDB(database).close()
     database.chmod(0o444)
     problem = checks.tracking_db_problem(database)
-    assert (problem is None) == _worker_can_open(database), problem
+    assert (problem is None) == worker_can_open(database), problem
 
 
 def test_tracking_db_check_fails_where_the_worker_fails(tmp_path: Path) -> None:
     garbage = tmp_path / "geo" / "tracking.sqlite3"
     garbage.parent.mkdir()
     garbage.write_bytes(b"this is not an SQLite database, " * 64)
-    assert not _worker_can_open(garbage)
+    assert not worker_can_open(garbage)
     problem = checks.tracking_db_problem(garbage)
     assert problem is not None and str(garbage) in problem
 

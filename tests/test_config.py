@@ -6,13 +6,16 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from helpers import REPO_ROOT, invoke, ports_yml, write_gdk_yml
+from helpers import REPO_ROOT, invoke, ports_yml, seed_secrets, write_gdk_yml
 
-from gdk_geo import config
+from gdk_geo import config, config_edit, drift, roles
 from gdk_geo.errors import ConfigError
+from gdk_geo.project import Project
+from gdk_geo.settings import Settings
 from testkit.net import free_port
 
 
@@ -87,11 +90,13 @@ def test_empty_file_means_defaults(tmp_path: Path) -> None:
 def test_primary_api_url_is_derived_unless_set(tmp_path: Path) -> None:
     text = "hostname: gdk.test\ngeo:\n  primary:\n    registry:\n      port: 5100\n"
     path = write_gdk_yml(tmp_path, text)
-    assert config.get(path, "geo.secondary.registry_replication.primary_api_url") == (
+    assert config_edit.get(path, "geo.secondary.registry_replication.primary_api_url") == (
         "https://gdk.test:5100"
     )
-    config.set_value(path, "geo.secondary.registry_replication.primary_api_url", "https://r:1")
-    assert config.get(path, "geo.secondary.registry_replication.primary_api_url") == "https://r:1"
+    config_edit.set_value(path, "geo.secondary.registry_replication.primary_api_url", "https://r:1")
+    assert (
+        config_edit.get(path, "geo.secondary.registry_replication.primary_api_url") == "https://r:1"
+    )
 
 
 def test_set_keeps_comments_and_key_order(tmp_path: Path) -> None:
@@ -106,9 +111,9 @@ def test_set_keeps_comments_and_key_order(tmp_path: Path) -> None:
         "    port: 3002 # keep\n"
     )
     path = write_gdk_yml(tmp_path, original)
-    config.set_value(path, "geo.primary.port", "3101")
+    config_edit.set_value(path, "geo.primary.port", "3101")
     assert path.read_text() == original.replace("port: 3001", "port: 3101")
-    config.set_value(path, "geo.secondary.registry_replication.enabled", "false")
+    config_edit.set_value(path, "geo.secondary.registry_replication.enabled", "false")
     text = path.read_text()
     assert text.startswith(original.replace("port: 3001", "port: 3101"))
     assert "registry_replication:\n      enabled: false\n" in text
@@ -118,11 +123,11 @@ def test_invalid_set_writes_nothing(tmp_path: Path) -> None:
     path = write_gdk_yml(tmp_path, "geo:\n  primary:\n    port: 3001\n")
     before = path.read_text()
     with pytest.raises(ConfigError, match="expected a TCP port number"):
-        config.set_value(path, "geo.primary.port", "99999")
+        config_edit.set_value(path, "geo.primary.port", "99999")
     with pytest.raises(ConfigError, match="expected a TCP port number"):
-        config.set_value(path, "geo.primary.port", "many")
+        config_edit.set_value(path, "geo.primary.port", "many")
     with pytest.raises(ConfigError, match=r"did you mean `geo\.primary\.port`"):
-        config.set_value(path, "geo.primary.prot", "3001")
+        config_edit.set_value(path, "geo.primary.prot", "3001")
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["gdk.yml"]  # no temp files left
 
@@ -184,10 +189,10 @@ def test_both_key_paths_at_once_are_refused(tmp_path: Path) -> None:
 
 def test_set_and_get_keep_to_the_seeds_form(tmp_path: Path) -> None:
     path = write_gdk_yml(tmp_path, SEED_FORM)
-    config.set_value(path, "geo.secondary.registry_replication.enabled", "true")
+    config_edit.set_value(path, "geo.secondary.registry_replication.enabled", "true")
     assert "  registry_replication:\n    enabled: true\n" in path.read_text()
     assert "secondary" not in path.read_text()
-    assert config.get(path, "geo.registry_replication.enabled") is True
+    assert config_edit.get(path, "geo.registry_replication.enabled") is True
 
 
 def _refusal(tmp_path: Path, url: str) -> ConfigError:
@@ -217,7 +222,7 @@ def test_the_printed_fix_makes_gdk_yml_valid(tmp_path: Path) -> None:
     _refusal(tmp_path, "http://localhost:5000")
     result = invoke(tmp_path, "geo.config.set", API_URL, "https://localhost:5000")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert config.get(tmp_path / "gdk.yml", API_URL) == "https://localhost:5000"
+    assert config_edit.get(tmp_path / "gdk.yml", API_URL) == "https://localhost:5000"
 
 
 API_URL = "geo.secondary.registry_replication.primary_api_url"
@@ -319,8 +324,8 @@ def test_set_refuses_a_port_another_listener_has(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr and "geo.restart" not in result.stdout
     assert "geo.primary.port" in result.stderr and "3101" in result.stderr
     assert path.read_text() == before
-    config.set_value(path, "geo.primary.port", "3102")  # a port of its own is fine
-    assert config.get(path, "geo.primary.port") == 3102
+    config_edit.set_value(path, "geo.primary.port", "3102")  # a port of its own is fine
+    assert config_edit.get(path, "geo.primary.port") == 3102
 
 
 KEY = "registry.binary"
@@ -341,3 +346,114 @@ def test_output_is_not_wrapped_when_stdout_is_not_a_terminal(tmp_path: Path) -> 
     )
     assert result.returncode == 0, result.stderr
     assert f"{KEY} = {binary}  (run `invoke geo.restart`)\n" in result.stdout
+
+
+# -- primary_api_url after a promotion: checked against the roles in force -------------------
+
+
+def _promoted(tmp_path: Path, url: str) -> Project:
+    """A two-node project whose recorded roles made the node named `secondary` primary,
+    with `url` set by hand as the (now) secondary's primary_api_url."""
+    replication = f"geo:\n  secondary:\n    registry_replication:\n      primary_api_url: {url}\n"
+    write_gdk_yml(tmp_path, replication)
+    seed_secrets(tmp_path)
+    roles.write(tmp_path / ".gdk-geo", roles.Roles(primary="secondary", generation=1))
+    return Project(tmp_path)
+
+
+def test_after_a_promotion_the_new_primary_registry_is_accepted(tmp_path: Path) -> None:
+    cfg = _promoted(tmp_path, "https://localhost:5001").load()
+    assert cfg.primary_name == "secondary"
+    assert cfg.primary_api_url_of("primary") == "https://localhost:5001"
+
+
+def test_after_a_promotion_the_old_primarys_own_registry_is_refused(tmp_path: Path) -> None:
+    project = _promoted(tmp_path, "https://localhost:5000")
+    with pytest.raises(ConfigError) as raised:
+        project.load()
+    assert "is the secondary's own registry (node primary)" in raised.value.what
+    assert f"{API_URL} https://localhost:5001`" in raised.value.fix
+
+
+def test_after_a_promotion_config_set_follows_the_roles(tmp_path: Path) -> None:
+    _promoted(tmp_path, "https://localhost:5001")
+    refused = invoke(tmp_path, "geo.config.set", API_URL, "https://localhost:5000")
+    assert refused.returncode == 1 and "own registry (node primary)" in refused.stderr
+    assert "primary_api_url: https://localhost:5001" in (tmp_path / "gdk.yml").read_text()
+    accepted = invoke(tmp_path, "geo.config.set", API_URL, "https://127.0.0.1:5001")
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    got = invoke(tmp_path, "geo.config.get", API_URL)
+    assert got.stdout.strip() == "https://127.0.0.1:5001"
+
+
+def test_geo_check_follows_the_current_primary() -> None:
+    """After a promotion the derived primary_api_url is the new primary's registry: the
+    check that it reaches the primary registry must compare it with that one."""
+    promoted = Settings().with_primary("secondary")
+    assert promoted.primary_api_url == "https://localhost:5001"
+    assert drift.api_url_problem(promoted) is None
+    mirror = replace(
+        promoted.geo.secondary.registry_replication, primary_api_url="https://localhost:5000"
+    )
+    wrong = replace(
+        promoted,
+        geo=replace(
+            promoted.geo, secondary=replace(promoted.geo.secondary, registry_replication=mirror)
+        ),
+    )
+    assert drift.api_url_problem(wrong) == (
+        f"{API_URL} is 'https://localhost:5000': that is the registry of primary, a secondary; "
+        "the primary registry is https://localhost:5001"
+    )
+
+
+# -- named nodes: get, set and the primary_api_url check speak of `geo.nodes.<name>` ---------
+
+NAMED = "geo:\n  primary_node: dc2\n  nodes:\n" + "".join(
+    f"    dc{n}:\n      port: {4100 + n}\n      registry:\n        port: {4200 + n}\n"
+    for n in (1, 2, 3)
+)
+
+
+def test_get_and_set_reach_a_named_node(tmp_path: Path) -> None:
+    path = write_gdk_yml(tmp_path, NAMED)
+    assert config_edit.get(path, "geo.nodes.dc2.port") == 4102
+    key = "geo.nodes.dc1.registry_replication.primary_api_url"
+    assert config_edit.get(path, key) == "https://localhost:4202"
+    config_edit.set_value(path, "geo.nodes.dc3.port", "4113")
+    assert "    dc3:\n      port: 4113\n" in path.read_text()
+    assert config_edit.get(path, "geo.nodes.dc3.port") == 4113
+    with pytest.raises(ConfigError) as shared:
+        config_edit.set_value(path, "geo.nodes.dc3.port", "4101")
+    assert "port 4101 is already geo.nodes.dc1.port's" in shared.value.what
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("geo.nodes.dc9.port", "gdk.yml has no node 'dc9' under geo.nodes"),
+        ("geo.primary.port", "this gdk.yml declares its nodes under geo.nodes"),
+    ],
+)
+def test_a_key_of_the_other_form_is_named(tmp_path: Path, key: str, message: str) -> None:
+    path = write_gdk_yml(tmp_path, NAMED)
+    with pytest.raises(ConfigError) as raised:
+        config_edit.get(path, key)
+    assert message in raised.value.what
+
+
+def test_a_named_secondary_syncing_from_itself_is_refused(tmp_path: Path) -> None:
+    own = NAMED + "      registry_replication:\n        primary_api_url: https://127.0.0.1:4203\n"
+    with pytest.raises(ConfigError) as raised:
+        config.load(write_gdk_yml(tmp_path, own))
+    key = "geo.nodes.dc3.registry_replication.primary_api_url"
+    assert f"gdk.yml:17: {key}: 'https://127.0.0.1:4203' is the secondary's own registry" in (
+        raised.value.what
+    )
+    assert raised.value.fix.startswith(f"`invoke geo.config.set {key} https://localhost:4202`")
+
+
+def test_a_section_given_in_part_keeps_its_own_defaults(tmp_path: Path) -> None:
+    """Both registries are one section type; the secondary's default port is its own."""
+    cfg = config.load(write_gdk_yml(tmp_path, "geo:\n  secondary:\n    registry: {}\n"))
+    assert (cfg.geo.primary.registry.port, cfg.geo.secondary.registry.port) == (5000, 5001)

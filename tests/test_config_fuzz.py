@@ -24,6 +24,7 @@ from ruamel.yaml import YAML
 
 from gdk_geo import config
 from gdk_geo import settings as schema
+from gdk_geo.declared import DECLARED
 from gdk_geo.errors import ConfigError
 
 FUZZ = settings(
@@ -51,7 +52,7 @@ def dump(data: Any) -> str:
 
 # -- YAML-ish text --------------------------------------------------------------------------
 
-KEY_WORDS = sorted({part for key in schema.DECLARED for part in key.split(".")})
+KEY_WORDS = sorted({part for key in DECLARED for part in key.split(".")})
 YAML_TOKENS = [
     ": ",
     ":",
@@ -164,7 +165,7 @@ def leaf_paths() -> st.SearchStrategy[dict[str, Any]]:
             value = {part: value}
         return value
 
-    return st.builds(nest, st.sampled_from(sorted(schema.DECLARED)), values)
+    return st.builds(nest, st.sampled_from(sorted(DECLARED)), values)
 
 
 @FUZZ
@@ -225,7 +226,7 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
 
 
 def test_the_valid_strategies_cover_every_setting() -> None:
-    assert sorted(VALID) == sorted(schema.DECLARED)
+    assert sorted(VALID) == sorted(DECLARED)
 
 
 def _nested(flat: dict[str, Any]) -> dict[str, Any]:

@@ -19,11 +19,32 @@ SHARED_LEAVES = {
     "gdk_geo.node_settings",
     "gdk_geo.token_auth",
 }
+# The invoke tasks: the collection and the modules it gathers, the top of the CLI side.
+TASKS = {
+    "tasks",
+    "tasks_support",
+    "tasks_lifecycle",
+    "tasks_inspect",
+    "tasks_replication",
+    "tasks_config",
+}
+# The settings stage in its own order: each module imports only those before it.
+SETTINGS_STAGE = (
+    "setting_checks",
+    "topology",
+    "settings",
+    "declared",
+    "gdk_yml",
+    "config",
+    "config_edit",
+)
 CLI_LAYERS_ABOVE = {
-    "settings": {"render", "nodes", "lifecycle", "checks", "tasks"},
-    "config": {"render", "nodes", "lifecycle", "checks", "tasks"},
-    "render": {"nodes", "lifecycle", "checks", "tasks"},
-    "nodes": {"lifecycle", "checks", "tasks"},
+    **{
+        name: {*SETTINGS_STAGE[place + 1 :], "render", "nodes", "lifecycle", "checks", *TASKS}
+        for place, name in enumerate(SETTINGS_STAGE)
+    },
+    "render": {"nodes", "lifecycle", "checks", *TASKS},
+    "nodes": {"lifecycle", "checks", *TASKS},
 }
 
 

@@ -141,15 +141,20 @@ def test_skopeo_copies_with_src_and_dest_creds(project: Project, tmp_path: Path)
         f"docker://{primary}/clients/skopeo:v1",
     )
     assert anonymous.returncode != 0
-    pushed = skopeo(
-        "copy",
-        "--dest-cert-dir",
-        trust,
-        "--dest-creds",
-        creds,
-        f"oci:{layout}:v1",
-        f"docker://{primary}/clients/skopeo:v1",
-    )
+
+    def push_layout(destination: str) -> subprocess.CompletedProcess:
+        """The layout's v1 pushed to `destination` as the registry user."""
+        return skopeo(
+            "copy",
+            "--dest-cert-dir",
+            trust,
+            "--dest-creds",
+            creds,
+            f"oci:{layout}:v1",
+            f"docker://{destination}",
+        )
+
+    pushed = push_layout(f"{primary}/clients/skopeo:v1")
     assert pushed.returncode == 0, pushed.stderr
     copied = skopeo(
         "copy",
@@ -176,15 +181,7 @@ def test_skopeo_copies_with_src_and_dest_creds(project: Project, tmp_path: Path)
         f"docker://{secondary}/clients/skopeo-copy:v1",
     )
     assert inspected.returncode == 0, inspected.stderr
-    denied = skopeo(
-        "copy",
-        "--dest-cert-dir",
-        trust,
-        "--dest-creds",
-        creds,
-        f"oci:{layout}:v1",
-        f"docker://{secondary}/clients/skopeo:v2",
-    )
+    denied = push_layout(f"{secondary}/clients/skopeo:v2")
     assert denied.returncode != 0
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from functools import reduce
 
-from gdk_geo import settings, settings_docs
+from gdk_geo import setting_checks, settings, settings_docs, topology
+from gdk_geo.declared import declared as every_setting
 from gdk_geo.project import EXAMPLE, REPO_ROOT
 
 
@@ -30,12 +31,12 @@ def test_defaults_are_the_documented_ones() -> None:
 
 
 def test_every_setting_has_a_one_line_doc() -> None:
-    for declared in settings.declared():
+    for declared in every_setting():
         assert declared.doc and "\n" not in declared.doc, declared.key
 
 
 def test_every_default_passes_its_own_check() -> None:
-    for declared in settings.declared():
+    for declared in every_setting():
         if declared.check:
             assert declared.check(declared.default) is None, declared.key
 
@@ -62,16 +63,16 @@ def test_example_loads_to_the_defaults(tmp_path) -> None:
 
 
 def test_durations() -> None:
-    assert settings.duration_seconds("500ms") == 0.5
-    assert settings.duration_seconds("1m30s") == 90
-    assert settings.duration("0s") is not None
-    assert settings.duration("fast") is not None
+    assert setting_checks.duration_seconds("500ms") == 0.5
+    assert setting_checks.duration_seconds("1m30s") == 90
+    assert setting_checks.duration("0s") is not None
+    assert setting_checks.duration("fast") is not None
 
 
 def _custom() -> settings.Settings:
     geo = settings.Geo(
-        primary=settings.Primary(port=4001, registry=settings.PrimaryRegistry(port=6000)),
-        secondary=settings.Secondary(port=4002, registry=settings.SecondaryRegistry(port=6001)),
+        primary=settings.Primary(port=4001, registry=settings.NodeRegistry(port=6000)),
+        secondary=settings.Secondary(port=4002, registry=settings.NodeRegistry(port=6001)),
     )
     return settings.Settings(hostname="gdk.test", geo=geo)
 
@@ -106,7 +107,7 @@ def test_listeners_are_every_port_setting_by_key() -> None:
         "geo.secondary.port": 4002,
         "geo.secondary.registry.port": 6001,
     }
-    port_settings = {d.key for d in settings.declared() if d.check is settings.port}
+    port_settings = {d.key for d in every_setting() if d.check is setting_checks.port}
     assert set(cfg.listeners) == port_settings
 
 
@@ -121,9 +122,9 @@ def test_primary_api_url_is_the_primary_registry_unless_set() -> None:
 
 def test_effective_values_are_the_settings_but_for_derived_ones() -> None:
     cfg = _custom()
-    derived = {d.key for d in settings.declared() if d.effective is not None}
+    derived = {d.key for d in every_setting() if d.effective is not None}
     assert derived == {"geo.secondary.registry_replication.primary_api_url"}
-    for declared in settings.declared():
+    for declared in every_setting():
         value = declared.value_in(cfg)
         if declared.key in derived:
             assert value == "https://gdk.test:6000", declared.key
@@ -133,7 +134,7 @@ def test_effective_values_are_the_settings_but_for_derived_ones() -> None:
 
 def test_urls_are_built_only_beside_the_settings() -> None:
     """A node URL put together anywhere else drifts from this one (it did, five times)."""
-    cli = [p for p in (REPO_ROOT / "gdk_geo").glob("*.py") if p.name != "settings.py"]
+    cli = [p for p in (REPO_ROOT / "gdk_geo").glob("*.py") if p.name != "topology.py"]
     templates = list((REPO_ROOT / "templates").rglob("*.j2"))
     built = re.compile(r"https?://(\{|\[?\{\{)")  # f"https://{host}..." or https://{{ hostname
     offenders = [
@@ -142,9 +143,9 @@ def test_urls_are_built_only_beside_the_settings() -> None:
         for number, line in enumerate(path.read_text().splitlines(), 1)
         if built.search(line)
     ]
-    assert offenders == [], "build node URLs from settings.Node / Settings instead"
+    assert offenders == [], "build node URLs from topology.Node / Settings instead"
 
 
 def test_an_ipv6_listener_is_written_in_brackets() -> None:
-    assert settings.url("http", "::1", 3001) == "http://[::1]:3001"
-    assert settings.url("https", "127.0.0.1", 5000) == "https://127.0.0.1:5000"
+    assert topology.url("http", "::1", 3001) == "http://[::1]:3001"
+    assert topology.url("https", "127.0.0.1", 5000) == "https://127.0.0.1:5000"

@@ -18,10 +18,11 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
 
 from gdk_geo.node_settings import SecondaryWorkerSettings
 from gdk_geo.secondary.results import Totals
-from gdk_geo.secondary.snapshot import STATES, VERIFICATION_STATES, StatusSnapshot
+from gdk_geo.secondary.snapshot import STATES, VERIFICATION_STATES, Rows, StatusSnapshot
 from gdk_geo.secondary.status_page import create_app, render_metrics
 from gdk_geo.secondary.tracking import TrackingDB
 from gdk_geo.secondary.worker import Activity, status_snapshot
@@ -56,9 +57,13 @@ def db(tmp_path: Path) -> Iterator[TrackingDB]:
 
 
 def snapshot_of(
-    db: TrackingDB, root: Path, activity: Activity | None = None, totals: Totals | None = None
+    db: TrackingDB,
+    root: Path,
+    activity: Activity | None = None,
+    totals: Totals | None = None,
+    rows: Rows = "failing",
 ) -> StatusSnapshot:
-    return status_snapshot(settings(root), db, totals or Totals(), activity or Activity())
+    return status_snapshot(settings(root), db, totals or Totals(), activity or Activity(), rows)
 
 
 def failed_row(db: TrackingDB, repository: str, reason: str) -> None:
@@ -144,20 +149,71 @@ def test_what_is_not_a_status_is_a_value_error(body: object) -> None:
         StatusSnapshot.from_json(body)
 
 
-def test_the_app_serves_one_snapshot_three_ways(db: TrackingDB, tmp_path: Path) -> None:
-    failed_row(db, "group/app", HOSTILE)
-    app = create_app(lambda: snapshot_of(db, tmp_path))
+def synced_row(db: TrackingDB, repository: str) -> None:
+    db.mark_pending(repository)
+    assert db.claim_due(1) == [repository]
+    db.finish_success(repository, "sha256:" + "0" * 64)
 
-    async def get(*paths: str) -> list[httpx.Response]:
+
+def get_all(app: Starlette, *paths: str) -> list[httpx.Response]:
+    """GET each path from the app in this process, through httpx's ASGI transport."""
+
+    async def get() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://secondary") as client:
             return [await client.get(path) for path in paths]
 
-    health, status, metrics = asyncio.run(
-        get("/-/health", "/api/v4/geo/replication/status", "/-/metrics")
+    return asyncio.run(get())
+
+
+def test_the_app_serves_one_snapshot_three_ways(db: TrackingDB, tmp_path: Path) -> None:
+    failed_row(db, "group/app", HOSTILE)
+    app = create_app(lambda rows: snapshot_of(db, tmp_path, rows=rows))
+    health, status, metrics = get_all(
+        app, "/-/health", "/api/v4/geo/replication/status", "/-/metrics"
     )
     health, status = health.json(), status.json()
     assert health == {"status": "ok", "node": "secondary", "cursor": 0, "replication_enabled": True}
     assert StatusSnapshot.from_json(status).repositories[0].last_sync_failure == HOSTILE
     assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
     assert metric_values(metrics.text)["gdk_geo_repositories", (("state", "failed"),)] == 1
+
+
+def test_only_the_status_json_takes_rows_and_by_default_the_failing_ones(
+    db: TrackingDB, tmp_path: Path
+) -> None:
+    """Issue 15: health and metrics count in SQL; the JSON carries what `geo.check` names.
+
+    At 10,000 tracked repositories a row each made every scrape cost half a second.
+    """
+    for name in ("group/a", "group/b", "group/c"):
+        synced_row(db, name)
+    failed_row(db, "group/broken", "connection refused")
+    failed_row(db, "group/retried", "timeout")
+    db.mark_pending("group/retried")  # retried after its failure: still failing
+    asked: list[Rows] = []
+
+    def status(rows: Rows) -> StatusSnapshot:
+        asked.append(rows)
+        return snapshot_of(db, tmp_path, rows=rows)
+
+    app = create_app(status)
+    health, metrics = get_all(app, "/-/health", "/-/metrics")
+    assert health.status_code == metrics.status_code == 200
+    assert asked == ["none", "none"]
+    assert metric_values(metrics.text)["gdk_geo_repositories", (("state", "synced"),)] == 3
+
+    default, every, none, wrong = get_all(
+        app,
+        "/api/v4/geo/replication/status",
+        "/api/v4/geo/replication/status?repositories=all",
+        "/api/v4/geo/replication/status?repositories=none",
+        "/api/v4/geo/replication/status?repositories=some",
+    )
+    failing = StatusSnapshot.from_json(default.json())
+    assert [row.repository for row in failing.repositories] == ["group/broken", "group/retried"]
+    assert failing.counts == {"pending": 1, "started": 0, "synced": 3, "failed": 1}
+    names = [row.repository for row in StatusSnapshot.from_json(every.json()).repositories]
+    assert names == ["group/a", "group/b", "group/broken", "group/c", "group/retried"]
+    assert none.json()["repositories"] == [] and none.json()["counts"] == failing.counts
+    assert wrong.status_code == 400 and "none, failing, all" in wrong.json()["message"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -54,6 +55,26 @@ def test_an_index_lists_its_children_by_platform() -> None:
 def test_free_ports_are_distinct() -> None:
     ports = free_ports(8)
     assert len(set(ports)) == 8
+
+
+def test_free_ports_of_parallel_workers_never_meet_and_are_not_ephemeral(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A port a test freed was handed by the kernel to another xdist worker's registry."""
+    seen: dict[str, set[int]] = {}
+    for worker in ("gw0", "gw1", ""):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        seen[worker] = set(free_ports(20))
+        low, high = (
+            int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        )
+        assert not any(low <= port <= high for port in seen[worker])
+    assert not seen["gw0"] & seen["gw1"] and not seen["gw1"] & seen[""]
+
+
+def test_a_process_does_not_hand_out_a_port_again_soon() -> None:
+    first = free_ports(50)
+    assert not set(first) & set(free_ports(50))
 
 
 def test_wait_for_returns_the_first_truthy_value_and_rides_out_transport_errors() -> None:

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from gdk_geo import sync_failures
 from gdk_geo.registry.backoff import Backoff
 from gdk_geo.secondary.tracking import TrackingDatabaseError, TrackingDB
+from gdk_geo.secondary.tracking_schema import FAILING
 
 NOW = 1_700_000_000.0
 
@@ -216,6 +218,26 @@ def test_start_claims_named_repositories(db: TrackingDB) -> None:
     db.mark_pending("known", now=NOW)
     db.start(["known", "unknown"], now=NOW)
     assert db.counts()["started"] == 2
+
+
+def test_failing_rows_are_what_geo_check_names_and_come_from_their_index(
+    db: TrackingDB,
+) -> None:
+    """`failing_rows` (the status JSON's rows) keeps `sync_failures.failing`'s contract."""
+    for name in ("a/failed", "a/retried", "a/synced", "a/new"):
+        db.mark_pending(name)
+    assert sorted(db.claim_due(4)) == ["a/failed", "a/new", "a/retried", "a/synced"]
+    db.finish_failure("a/failed", "connection refused")
+    db.finish_failure("a/retried", "timeout")
+    db.mark_pending("a/retried")
+    db.finish_success("a/synced", "sha256:" + "1" * 64)
+    db.mark_pending("a/new")
+
+    failing = [row.repository for row in db.failing_rows()]
+    assert failing == ["a/failed", "a/retried"]
+    assert failing == [row.repository for row in sync_failures.failing(db.rows())]
+    plan = db._read(f"EXPLAIN QUERY PLAN SELECT * FROM repositories WHERE {FAILING}")
+    assert any("repositories_failing" in row["detail"] for row in plan), [dict(r) for r in plan]
 
 
 def test_remove(db: TrackingDB) -> None:

@@ -38,12 +38,13 @@ from gdk_geo.errors import GdkGeoError
 from gdk_geo.node_settings import load_secondary
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.secondary.event_feed import EventFeed, EventPage, FeedEvent
-from gdk_geo.secondary.replicator import Replicator
+from gdk_geo.secondary.process import _first_user_error
+from gdk_geo.secondary.replicator import Replicator, sync_once
 from gdk_geo.secondary.results import RepositorySyncResult
 from gdk_geo.secondary.snapshot import RepositoryStatus, StatusSnapshot
 from gdk_geo.secondary.tracking import TrackingDB
-from gdk_geo.secondary.worker import Worker, _first_user_error, sync_once
-from gdk_geo.settings import Node
+from gdk_geo.secondary.worker import Worker
+from gdk_geo.topology import Node
 from testkit.images import push_image
 from testkit.net import free_port, wait_for
 
@@ -353,7 +354,9 @@ class WorkerProcess:
         return response.json() if response.status_code == 200 else None
 
     def status_json(self) -> dict[str, Any]:
-        return httpx.get(f"{self.url}/api/v4/geo/replication/status", timeout=5).json()
+        """The status JSON with every repository's row (by default it has the failing ones)."""
+        url = f"{self.url}/api/v4/geo/replication/status"
+        return httpx.get(url, params={"repositories": "all"}, timeout=5).json()
 
     def status(self) -> StatusSnapshot:
         return StatusSnapshot.from_json(self.status_json())

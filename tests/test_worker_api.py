@@ -25,7 +25,8 @@ from test_worker import (
 
 from gdk_geo import worker_client
 from gdk_geo.node_settings import load_secondary
-from gdk_geo.secondary.tracking import Backoff, TrackingDB
+from gdk_geo.registry.backoff import Backoff
+from gdk_geo.secondary.tracking import TrackingDB
 from testkit.images import push_image
 from testkit.net import wait_for
 

@@ -238,7 +238,7 @@ class PrimaryService:
         return self._record(raw_events)
 
     def _unauthorized(self, request: Request) -> Response:
-        self.counters.unauthorized += 1
+        self.counters["unauthorized"] += 1
         client = request.client.host if request.client else "unknown"
         logger.warning(
             "refused a registry notification from %s: Authorization header %s",
@@ -259,7 +259,7 @@ class PrimaryService:
             self.watch.notify()
         self._log_rejections([t.reason for t in triaged if t.outcome == "reject"])
         answer = summary(triaged, recorded)
-        self.counters.count(answer)
+        self.counters.update(answer)
         logger.info("registry notification: %s", answer)
         return JSONResponse(answer)
 

@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 
-@dataclass
-class Counters:
-    """Totals since the service started, served on /-/metrics."""
+class Counters(Counter[str]):
+    """Totals since the service started, served on /-/metrics, by the keys of `_COUNTERS`.
 
-    received: int = 0
-    recorded: int = 0
-    ignored: int = 0
-    rejected: int = 0
-    unauthorized: int = 0
-
-    def count(self, summary: dict[str, int]) -> None:
-        """Add one notification's summary (see `gdk_geo.primary.triage.summary`)."""
-        self.received += summary["received"]
-        self.recorded += summary["recorded"]
-        self.ignored += summary["ignored"]
-        self.rejected += summary["rejected"]
+    A `Counter`, so one notification's summary (`gdk_geo.primary.triage.summary`, whose
+    keys are these names) is added with `update`, and a name never counted reads 0.
+    """
 
 
 _COUNTERS = (
-    # (metric, help, field of Counters)
+    # (metric, help, key of Counters)
     ("gdk_geo_registry_events_received", "Registry events received.", "received"),
     ("gdk_geo_registry_events_recorded", "Events appended to the Geo event log.", "recorded"),
     ("gdk_geo_registry_events_ignored", "Events not needed (pulls, blobs, repeats).", "ignored"),
@@ -46,7 +36,7 @@ class PrimaryCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         for name, help_text, key in _COUNTERS:
-            yield CounterMetricFamily(name, help_text, value=getattr(self._counters, key))
+            yield CounterMetricFamily(name, help_text, value=self._counters[key])
         yield GaugeMetricFamily(
             "gdk_geo_event_log_last_id",
             "Id of the newest event in the Geo event log.",

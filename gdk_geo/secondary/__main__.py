@@ -2,6 +2,6 @@
 
 import sys
 
-from gdk_geo.secondary.worker import main
+from gdk_geo.secondary.process import main
 
 sys.exit(main())

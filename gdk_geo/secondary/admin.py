@@ -26,8 +26,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from gdk_geo.secondary.api import error, listing, pass_accepted
-from gdk_geo.secondary.passes import Passes, Selection
+from gdk_geo.secondary.api import error, listing, pass_accepted, pass_handler
+from gdk_geo.secondary.passes import Pass, Passes, Selection
 from gdk_geo.secondary.repository_index import VERIFICATION_STATES, RepositoryIndex
 from gdk_geo.secondary.tracking import STATES, TrackingDB
 
@@ -100,19 +100,14 @@ def admin_routes(
             return error(400, str(exc))
 
     def action(kind: str) -> Callable[[Request], Any]:
+        start = pass_handler(passes, kind, _form_selection, _action_reply)
+
         async def handler(request: Request) -> Response:
             form = _form(await request.body())
             given = request.headers.get("x-csrf-token") or form.get("csrf_token", "")
             if not hmac.compare_digest(given.encode(errors="replace"), csrf_token.encode()):
                 return error(403, "403 Forbidden: the CSRF token is missing or wrong")
-            try:
-                selection = _selection(form)
-            except ValueError as exc:
-                return error(400, str(exc))
-            run = passes.resync(selection) if kind == "resync" else passes.reverify(selection)
-            if "x-csrf-token" not in request.headers:  # a plain form post: back to the page
-                return RedirectResponse("/admin/geo", status_code=303)
-            return pass_accepted(run, f"/admin/geo/passes/{run.id}")
+            return await start(request)
 
         return handler
 
@@ -150,3 +145,14 @@ def _selection(form: dict[str, str]) -> Selection:
     if form.get("all") == "1":
         return Selection(all=True)
     raise ValueError("say which repositories: repository=NAME, failed=1 or all=1")
+
+
+async def _form_selection(request: Request) -> Selection:
+    return _selection(_form(await request.body()))
+
+
+def _action_reply(request: Request, run: Pass) -> Response:
+    """A plain form post goes back to the page; the page's script gets the pass as JSON."""
+    if "x-csrf-token" not in request.headers:
+        return RedirectResponse("/admin/geo", status_code=303)
+    return pass_accepted(run, f"/admin/geo/passes/{run.id}")

@@ -81,6 +81,40 @@ def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"message": message}, status_code=status)
 
 
+def pass_handler(
+    passes: Passes,
+    kind: str,
+    read_selection: Callable[[Request], Awaitable[Selection]],
+    reply: Callable[[Request, Pass], Response],
+) -> Handler:
+    """A route that starts a `kind` pass ("resync" or "reverify") over what the request asks.
+
+    The API and the admin page read the selection differently (a JSON body, a form) and
+    answer differently (the stream's URL, a redirect), but start a pass the same way: a
+    selection that is not one is a 400, and the call returns once the pass is started.
+    """
+    start = passes.resync if kind == "resync" else passes.reverify
+
+    async def handler(request: Request) -> Response:
+        try:
+            selection = await read_selection(request)
+        except ValueError as exc:  # json.JSONDecodeError is one
+            return error(400, str(exc))
+        return reply(request, start(selection))
+
+    return handler
+
+
+async def _json_selection(request: Request) -> Selection:
+    """The selection in a JSON body; an empty body is the default selection."""
+    raw = await request.body()
+    return selection_of(json.loads(raw) if raw.strip() else None)
+
+
+def _events_reply(request: Request, run: Pass) -> Response:
+    return pass_accepted(run, f"{PREFIX}/passes/{run.id}/events")
+
+
 def api_routes(
     db: TrackingDB, index: RepositoryIndex, passes: Passes, node_token: str
 ) -> list[Route]:
@@ -101,16 +135,7 @@ def api_routes(
             return error(400, str(exc))
 
     def start(kind: str) -> Handler:
-        async def handler(request: Request) -> Response:
-            try:
-                raw = await request.body()
-                selection = selection_of(json.loads(raw) if raw.strip() else None)
-            except ValueError as exc:  # json.JSONDecodeError is one
-                return error(400, str(exc))
-            run = passes.resync(selection) if kind == "resync" else passes.reverify(selection)
-            return pass_accepted(run, f"{PREFIX}/passes/{run.id}/events")
-
-        return handler
+        return pass_handler(passes, kind, _json_selection, _events_reply)
 
     async def events(request: Request) -> Response:
         run = passes.get(request.path_params["pass_id"])

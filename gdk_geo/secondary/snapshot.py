@@ -12,12 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
 
 from gdk_geo.secondary.results import Totals
 
 STATES = ("pending", "started", "synced", "failed")
 VERIFICATION_STATES = ("pending", "succeeded", "failed")
+
+# Which repository rows a snapshot carries. Its counts never need rows; "failing" (failed,
+# or being retried after a failure) is what `geo.check` names and stays small while
+# replication works; "all" costs a row per tracked repository and is asked for explicitly.
+Rows = Literal["none", "failing", "all"]
+ROW_SELECTIONS: tuple[Rows, ...] = ("none", "failing", "all")
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,11 @@ class RepositoryStatus:
 
 @dataclass(frozen=True)
 class StatusSnapshot:
-    """The replication status at one moment."""
+    """The replication status at one moment.
+
+    `repositories` holds the rows it was taken with (`Rows`): the failing ones in
+    `/api/v4/geo/replication/status`, every one with `?repositories=all`.
+    """
 
     replication_enabled: bool
     primary_api_url: str
@@ -96,7 +106,7 @@ class StatusSnapshot:
             "counts": dict(self.counts),
             "verification_counts": dict(self.verification_counts),
             "totals": asdict(self.totals),
-            "repositories": [asdict(row) for row in self.repositories],
+            "repositories": [_row_json(row) for row in self.repositories],
         }
 
     @classmethod
@@ -136,6 +146,14 @@ class StatusSnapshot:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"not a replication status: {exc}") from exc
+
+
+_ROW_FIELDS = tuple(f.name for f in fields(RepositoryStatus))
+
+
+def _row_json(row: RepositoryStatus) -> dict[str, Any]:
+    """`asdict` for a row of plain values, without its deep copy (a row per repository)."""
+    return {name: getattr(row, name) for name in _ROW_FIELDS}
 
 
 def _known(kind: type, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ Prometheus numbers can never disagree. The admin page and the worker API are
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gdk_geo.secondary.snapshot import StatusSnapshot
+from gdk_geo.secondary.snapshot import ROW_SELECTIONS, Rows, StatusSnapshot
 
-StatusSource = Callable[[], StatusSnapshot]
+StatusSource = Callable[[Rows], StatusSnapshot]
 
 _GAUGES: tuple[tuple[str, str, Callable[[StatusSnapshot], float | int | bool | None]], ...] = (
     (
@@ -61,33 +61,35 @@ _COUNTERS: tuple[tuple[str, str, str], ...] = (
 
 
 class StatusCollector(Collector):
-    """Prometheus metrics from a fresh snapshot at each scrape."""
+    """Prometheus metrics from a fresh snapshot at each scrape (counts, no rows)."""
 
     def __init__(self, status: StatusSource) -> None:
         self._status = status
 
     def collect(self) -> Iterator[Metric]:
-        snapshot = self._status()
-        repositories = GaugeMetricFamily(
+        snapshot = self._status("none")
+        yield _by_state(
             "gdk_geo_repositories",
             "Repositories in the tracking database, by state.",
-            labels=["state"],
+            snapshot.counts,
         )
-        for state, count in snapshot.counts.items():
-            repositories.add_metric([state], count)
-        yield repositories
-        verification = GaugeMetricFamily(
+        yield _by_state(
             "gdk_geo_repositories_verification",
             "Repositories in the tracking database, by verification state.",
-            labels=["state"],
+            snapshot.verification_counts,
         )
-        for state, count in snapshot.verification_counts.items():
-            verification.add_metric([state], count)
-        yield verification
         for name, help_text, value_of in _GAUGES:
             yield GaugeMetricFamily(name, help_text, value=_number(value_of(snapshot)))
         for name, help_text, key in _COUNTERS:
             yield CounterMetricFamily(name, help_text, value=getattr(snapshot.totals, key))
+
+
+def _by_state(name: str, help_text: str, counts: Mapping[str, int]) -> GaugeMetricFamily:
+    """One gauge family with a `state` label: a sample per state, zeros included."""
+    family = GaugeMetricFamily(name, help_text, labels=["state"])
+    for state, count in counts.items():
+        family.add_metric([state], count)
+    return family
 
 
 def _number(value: float | int | bool | None) -> float:
@@ -105,11 +107,17 @@ def metrics_registry(status: StatusSource) -> CollectorRegistry:
 
 
 def create_app(status: StatusSource) -> Starlette:
-    """The ASGI app; `status` is called once per request for a fresh snapshot."""
+    """The ASGI app; `status` is called once per request for a fresh snapshot.
+
+    `/-/health` and `/-/metrics` take it without rows. The status JSON carries the failing
+    rows (what `geo.check` names) unless `?repositories=all` (every row, one per tracked
+    repository) or `none` asks otherwise; the admin page and the worker API page through
+    all of them.
+    """
     metrics_source = metrics_registry(status)
 
     async def health(request: Request) -> Response:
-        snapshot = status()
+        snapshot = status("none")
         return JSONResponse(
             {
                 "status": "ok",
@@ -123,7 +131,11 @@ def create_app(status: StatusSource) -> Starlette:
         return Response(generate_latest(metrics_source), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
     async def replication_status(request: Request) -> Response:
-        return JSONResponse(status().to_json())
+        rows = request.query_params.get("repositories", "failing")
+        if rows not in ROW_SELECTIONS:
+            message = f"repositories must be one of {', '.join(ROW_SELECTIONS)}"
+            return JSONResponse({"message": message}, status_code=400)
+        return JSONResponse(status(rows).to_json())  # type: ignore[arg-type]  # checked above
 
     return Starlette(
         routes=[
@@ -136,4 +148,4 @@ def create_app(status: StatusSource) -> Starlette:
 
 def render_metrics(snapshot: StatusSnapshot) -> str:
     """The metrics of `snapshot` in Prometheus' text format (what /-/metrics serves)."""
-    return generate_latest(metrics_registry(lambda: snapshot)).decode()
+    return generate_latest(metrics_registry(lambda rows: snapshot)).decode()

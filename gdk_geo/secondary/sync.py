@@ -10,7 +10,7 @@ This is GitLab's `Geo::ContainerRepositorySync`, minus its defects:
 - multi-arch tags work: children are pushed (by digest) before their index, blobs before
   any manifest, so the secondary never shows a manifest with missing content;
 - blobs the secondary already holds in another repository are mounted, not copied;
-  identical copies in flight collapse into one;
+  identical copies in flight collapse into one (`gdk_geo.secondary.blob_placement`);
 - a tag removed on the primary never takes another tag down with it
   (`gdk_geo.secondary.tag_removal`);
 - a repository is `ok` only when every tag is.
@@ -21,31 +21,23 @@ Everything talks to registries through `RegistryClient`; this module owns the de
 from __future__ import annotations
 
 import asyncio
-import enum
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Collection, Iterable, Sequence
 from typing import Any, TypeVar
 
 from gdk_geo.registry.client import Manifest, ManifestRef, RegistryClient, gather_all
-from gdk_geo.registry.copy import Descriptor, copy_blob, references
+from gdk_geo.registry.copy import references
 from gdk_geo.registry.errors import RegistryError, RepositoryNotFound
 from gdk_geo.registry.reference import is_tag
 from gdk_geo.secondary.blob_locations import BlobLocations
+from gdk_geo.secondary.blob_placement import BlobPlacement, once
 from gdk_geo.secondary.referrers import referrer_digests
 from gdk_geo.secondary.results import RepositorySyncResult
 from gdk_geo.secondary.tag_removal import TAG_ERRORS, remove_tags
 
-T = TypeVar("T")
 A = TypeVar("A")
 B = TypeVar("B")
 
 DEFAULT_HINT_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
-SMALL_BLOB = 1 << 20  # bytes; see RepositorySync._skip_presence_check
-
-
-class _BlobOutcome(enum.Enum):
-    PRESENT = "present"
-    MOUNTED = "mounted"
-    COPIED = "copied"
 
 
 class RepositorySync:
@@ -68,17 +60,22 @@ class RepositorySync:
         self.repository = repository
         self.locations = blob_locations if blob_locations is not None else BlobLocations()
         self.result = RepositorySyncResult(repository)
-        self._blob_limit = asyncio.Semaphore(max_concurrent_blobs)
+        self._blobs = BlobPlacement(
+            source,
+            target,
+            repository,
+            self.locations,
+            self.result,
+            max_concurrent_blobs=max_concurrent_blobs,
+        )
         self._tag_limit = asyncio.Semaphore(max_concurrent_tags)
         self._max_heads = max_concurrent_heads
         self._hint_retry_delays = tuple(hint_retry_delays)
         # Work done once per run however many tags share it (tasks, so sharers can wait).
         self._manifests: dict[str, asyncio.Future[Manifest]] = {}
         self._children: dict[str, asyncio.Task[None]] = {}
-        self._blobs: dict[str, asyncio.Task[None]] = {}
         self._pushed: dict[str, str] = {}  # tag -> digest pushed this run
         self._already_equal: set[str] = set()  # hinted tags found identical on both sides
-        self._target_is_new = False  # the target did not know the repository at the start
 
     async def run(
         self, tags_hint: Collection[str] = (), *, hinted_only: bool = False
@@ -183,7 +180,7 @@ class RepositorySync:
             return await client.list_tags(self.repository)
         except RepositoryNotFound:
             if client is self.target:
-                self._target_is_new = True
+                self._blobs.target_is_new = True  # it holds no blobs
             return []
 
     async def _primary_tags(
@@ -270,7 +267,7 @@ class RepositorySync:
 
     def _fetch(self, digest: str) -> Awaitable[Manifest]:
         """The primary's manifest `digest`, fetched once per run."""
-        return _once(
+        return once(
             self._manifests, digest, lambda: self.source.get_manifest(self.repository, digest)
         )
 
@@ -287,11 +284,11 @@ class RepositorySync:
         """Make everything `manifest` points at present on the target (children, blobs)."""
         children, blobs = references(manifest)
         await gather_all(self._ensure_child(child.digest) for child in children)
-        await gather_all(self._ensure_blob(blob) for blob in blobs)
+        await gather_all(self._blobs.ensure(blob) for blob in blobs)
 
     def _ensure_child(self, digest: str) -> Awaitable[None]:
         """Push one child of an index by digest, once per run however many tags share it."""
-        return _once(self._children, digest, lambda: self._push_child(digest))
+        return once(self._children, digest, lambda: self._push_child(digest))
 
     async def _push_child(self, digest: str) -> None:
         if await self.target.head_manifest(self.repository, digest) is not None:
@@ -299,91 +296,6 @@ class RepositorySync:
         manifest = await self._fetch(digest)
         await self._ensure_content(manifest)
         await self.target.put_manifest(self.repository, digest, manifest.raw, manifest.media_type)
-
-    # -- blobs -----------------------------------------------------------------------------
-
-    def _ensure_blob(self, blob: Descriptor) -> Awaitable[None]:
-        """Make one blob present in the target repository, once per run."""
-        return _once(self._blobs, blob.digest, lambda: self._place_and_count(blob))
-
-    async def _place_and_count(self, blob: Descriptor) -> None:
-        async with self._blob_limit:
-            outcome = await self._place_blob(blob)
-        if outcome is _BlobOutcome.PRESENT:
-            self.result.blobs_present += 1
-        elif outcome is _BlobOutcome.MOUNTED:
-            self.result.blobs_mounted += 1
-        # copies are counted by the copy itself
-
-    async def _place_blob(self, blob: Descriptor) -> _BlobOutcome:
-        """Present → nothing; known elsewhere on the target → mount; else copy (once)."""
-        repository, digest = self.repository, blob.digest
-        while True:
-            in_flight = self.locations.copy_in_flight(digest)
-            if in_flight is not None:
-                try:
-                    holder = await asyncio.shield(in_flight)
-                except asyncio.CancelledError:
-                    if in_flight.cancelled():
-                        continue  # its owner gave up; not our cancellation: try ourselves
-                    raise
-                if holder == repository:
-                    return _BlobOutcome.PRESENT
-            if not self._skip_presence_check(blob) and await self.target.blob_exists(
-                repository, digest
-            ):
-                self.locations.add(digest, repository)
-                return _BlobOutcome.PRESENT
-            if await self._mount(digest):
-                return _BlobOutcome.MOUNTED
-            if self.locations.copy_in_flight(digest) is None:  # no await since the check
-                await self.locations.start_copy(digest, self._copy(blob))
-                return _BlobOutcome.COPIED
-
-    def _skip_presence_check(self, blob: Descriptor) -> bool:
-        """Whether to copy a blob without asking the target first.
-
-        A repository the target did not know holds no blobs, except what an interrupted
-        sync left behind. For a small blob, copying it again costs about what the HEAD
-        does, so the HEAD is skipped (bench/RESULTS.md counts the requests it saves); a
-        large blob is always asked about, so an interrupted large copy is not redone.
-        """
-        return self._target_is_new and blob.size is not None and blob.size <= SMALL_BLOB
-
-    async def _mount(self, digest: str) -> bool:
-        """Try each target repository known to hold `digest`; forget the ones that fail."""
-        for other in self.locations.repositories(digest):
-            if other == self.repository:
-                continue
-            try:
-                mounted = await self.target.mount_blob(self.repository, digest, other)
-            except RegistryError:
-                mounted = False
-            if mounted:
-                self.locations.add(digest, self.repository)
-                return True
-            self.locations.discard(digest, other)
-        return False
-
-    async def _copy(self, blob: Descriptor) -> str:
-        """Stream the blob primary → secondary; the result is where it landed."""
-        copied = await copy_blob(
-            self.source, self.repository, self.target, self.repository, blob.digest, blob.size
-        )
-        self.result.blobs_copied += 1
-        self.result.bytes_copied += copied
-        self.locations.add(blob.digest, self.repository)
-        return self.repository
-
-
-def _once(
-    tasks: dict[str, asyncio.Future[T]], key: str, start: Callable[[], Awaitable[T]]
-) -> Awaitable[T]:
-    """Await the task for `key`, starting it on first use; a waiter's cancellation spares it."""
-    task = tasks.get(key)
-    if task is None:
-        task = tasks[key] = asyncio.ensure_future(start())
-    return asyncio.shield(task)
 
 
 def _differs(primary: ManifestRef, secondary: ManifestRef | None) -> bool:

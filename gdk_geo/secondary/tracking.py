@@ -29,37 +29,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from gdk_geo.errors import GdkGeoError
 from gdk_geo.registry.backoff import Backoff
 from gdk_geo.secondary.snapshot import STATES, RepositoryStatus
+from gdk_geo.secondary.tracking_schema import (
+    FAILING,
+    TrackingDatabaseError,
+    open_tracking_file,
+    prove_writable,
+    tracking_error,
+)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS repositories (
-    repository        TEXT PRIMARY KEY,
-    state             TEXT NOT NULL CHECK (state IN ('pending', 'started', 'synced', 'failed')),
-    retry_count       INTEGER NOT NULL DEFAULT 0,
-    retry_at          REAL,
-    last_sync_failure TEXT,
-    last_synced_at    REAL,
-    last_checked_at   REAL,
-    checksum          TEXT,
-    resync_requested  INTEGER NOT NULL DEFAULT 0,
-    urgent            INTEGER NOT NULL DEFAULT 0,
-    created_at        REAL NOT NULL,
-    updated_at        REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS repositories_due ON repositories (state, retry_at);
-CREATE TABLE IF NOT EXISTS event_cursor (
-    id            INTEGER PRIMARY KEY CHECK (id = 1),
-    last_event_id INTEGER NOT NULL,
-    last_event_at REAL,
-    updated_at    REAL NOT NULL
-);
-"""
-
-
-class TrackingDatabaseError(GdkGeoError):
-    """The tracking database cannot be opened or written (read-only file, full disk...)."""
+# prove_writable: `gdk_geo.tracking_db_check` proves the file the way the worker does.
+__all__ = [
+    "STATES",
+    "TrackedRepository",
+    "TrackingDB",
+    "TrackingDatabaseError",
+    "prove_writable",
+]
 
 
 @dataclass(frozen=True)
@@ -82,32 +69,9 @@ class TrackingDB:
     def __init__(self, path: Path, *, backoff: Backoff | None = None) -> None:
         self.path = path
         self.backoff = backoff or Backoff()
-        self._conn = self._open(path)
+        self._conn = open_tracking_file(path)
 
     # -- connection -------------------------------------------------------------------------
-
-    @staticmethod
-    def _open(path: Path) -> sqlite3.Connection:
-        """Open (creating if needed) and migrate; fails now rather than at the first event."""
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        except (OSError, sqlite3.Error) as exc:
-            raise _error(path, exc) from None
-        conn.row_factory = sqlite3.Row
-        try:
-            conn.execute("PRAGMA busy_timeout = 5000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.executescript(_SCHEMA)
-            _add_missing_columns(conn)
-            # executescript only writes when a table is missing: prove now that we can write.
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            conn.close()
-            raise _error(path, exc) from None
-        return conn
 
     def close(self) -> None:
         self._conn.close()
@@ -126,13 +90,13 @@ class TrackingDB:
         except sqlite3.Error as exc:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
-            raise _error(self.path, exc) from None
+            raise tracking_error(self.path, exc) from None
 
     def _read(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
         try:
             return self._conn.execute(sql, tuple(params)).fetchall()
         except sqlite3.Error as exc:
-            raise _error(self.path, exc) from None
+            raise tracking_error(self.path, exc) from None
 
     # -- state machine ----------------------------------------------------------------------
 
@@ -325,6 +289,15 @@ class TrackingDB:
         rows = self._read("SELECT * FROM repositories ORDER BY repository")
         return [_tracked(row) for row in rows]
 
+    def failing_rows(self) -> list[TrackedRepository]:
+        """Rows whose last sync failed: failed, or pending or started again since.
+
+        What `geo.check` names (`gdk_geo.sync_failures.failing` is the same test on rows);
+        the partial index `repositories_failing` keeps this off the synced rows.
+        """
+        rows = self._read(f"SELECT * FROM repositories WHERE {FAILING} ORDER BY repository")
+        return [_tracked(row) for row in rows]
+
     def counts(self) -> dict[str, int]:
         """Repositories per state, every state present (zero when empty)."""
         counts = dict.fromkeys(STATES, 0)
@@ -353,13 +326,6 @@ def _insert_missing(conn: sqlite3.Connection, name: str, state: str, now: float)
         " VALUES (?, ?, ?, ?)",
         (name, state, now, now),
     )
-
-
-def _add_missing_columns(conn: sqlite3.Connection) -> None:
-    """Bring a database written by an older gdk-geo up to the current table."""
-    columns = {row["name"] for row in conn.execute("PRAGMA table_info(repositories)")}
-    if "urgent" not in columns:
-        conn.execute("ALTER TABLE repositories ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0")
 
 
 def _mark_pending(
@@ -413,22 +379,4 @@ def _tracked(row: sqlite3.Row) -> TrackedRepository:
         urgent=bool(row["urgent"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
-    )
-
-
-def _error(path: Path, exc: BaseException) -> TrackingDatabaseError:
-    """Translate an SQLite/OS failure into what the user should check."""
-    message = str(exc)
-    if "readonly" in message or "read-only" in message:
-        fix = f"make {path} and its directory writable by this user"
-    elif "disk is full" in message or "No space" in message:
-        fix = f"free disk space on the filesystem holding {path}"
-    elif "unable to open" in message or isinstance(exc, OSError):
-        fix = f"check that {path.parent} exists and is writable"
-    elif "malformed" in message or "not a database" in message:
-        fix = f"move {path} aside; the worker rebuilds it and backfill re-checks every repository"
-    else:
-        fix = f"check {path} (permissions, free space)"
-    return TrackingDatabaseError(
-        f"the Geo tracking database cannot be used: {message}", where=str(path), fix=fix
     )

@@ -186,9 +186,11 @@ class Scratch:
             after = page[-1]["id"]
 
     def replication(self) -> dict[str, Any]:
-        """The worker's status JSON (what `geo.status` and the status page read)."""
+        """The worker's status JSON (what `geo.status` reads), with every repository's row."""
         response = httpx.get(
-            f"{self.service_url('secondary')}/api/v4/geo/replication/status", timeout=10
+            f"{self.service_url('secondary')}/api/v4/geo/replication/status",
+            params={"repositories": "all"},
+            timeout=10,
         )
         response.raise_for_status()
         return response.json()

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import itertools
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -68,29 +69,49 @@ def test_notifications_dropped_by_a_registry_restart_are_repaired_by_backfill(
     nodes_up.verify_clean()
 
 
-OUTAGE_SECONDS = 30.0
+OUTAGE_SECONDS = 30.0  # at least: the outage lasts until the backoff has been seen to grow
+
+Observations = dict[str, dict[int, tuple[float, float]]]
+
+
+def _failed_once(observed: dict[int, tuple[float, float]]) -> bool:
+    return bool(observed)
+
+
+def _backed_off(observed: dict[int, tuple[float, float]]) -> bool:
+    """Enough failures of one repository to judge its backoff: two retry_counts at least,
+    the last after its third failure."""
+    return len(observed) >= 2 and max(observed) >= 3
 
 
 def _backoff_observations(
-    nodes_up: Scratch, repos: list[str], until: float
-) -> dict[str, dict[int, tuple[float, float]]]:
-    """Watch the tracking rows of `repos` until `until` (monotonic): per repository, per
-    retry_count seen while failed, (updated_at, retry_at) as the worker recorded them.
+    nodes_up: Scratch,
+    seen: Observations,
+    enough: Callable[[dict[int, tuple[float, float]]], bool],
+    not_before: float = 0.0,
+) -> None:
+    """Watch the tracking rows of the repositories in `seen` and add, per retry_count seen
+    while failed, (updated_at, retry_at) as the worker recorded them; until `enough` holds
+    for every repository and `not_before` (monotonic) has passed.
 
-    Only the worker's own timestamps are kept, never this process's clock: how late an
-    answer arrives (a busy machine) must not change what the rows say."""
-    seen: dict[str, dict[int, tuple[float, float]]] = {repo: {} for repo in repos}
-    while time.monotonic() < until:
+    How many failures a span of time holds depends on how fast the machine is (each failed
+    sync waits for its own retries to give up), so the watch ends on what the rows show,
+    not on the clock; `DEADLINE` only bounds a worker that never fails. Only the worker's
+    own timestamps are kept, never this process's clock: how late an answer arrives (a
+    busy machine) must not change what the rows say."""
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < not_before or not all(enough(found) for found in seen.values()):
+        assert time.monotonic() < deadline, f"too few failures recorded: {seen}\n" + (
+            nodes_up.log_tail()
+        )
         with contextlib.suppress(httpx.HTTPError):
             rows = nodes_up.rows()
-            for repo in repos:
+            for repo, found in seen.items():
                 row = rows.get(repo)
                 if row and row["state"] == "failed":
                     assert row["last_sync_failure"], row
-                    failed_at = (row["updated_at"], row["retry_at"])
-                    seen[repo].setdefault(row["retry_count"], failed_at)
+                    found.setdefault(row["retry_count"], (row["updated_at"], row["retry_at"]))
         time.sleep(0.2)
-    return seen
 
 
 def _pull(nodes_up: Scratch, node: str, repo: str, tag: str) -> str:
@@ -129,16 +150,17 @@ def test_primary_unreachable_for_thirty_seconds(nodes_up: Scratch) -> None:
     try:
         gone_at = time.monotonic()
         nodes_up.must("geo.restart", "--node", "secondary")
-        seen = _backoff_observations(nodes_up, repos, until=gone_at + OUTAGE_SECONDS / 2)
+        seen: Observations = {repo: {} for repo in repos}
+        _backoff_observations(nodes_up, seen, _failed_once)
         for (repo, tag), digest in kept.items():  # still pullable from the secondary
             assert _pull(nodes_up, "secondary", repo, tag) == digest
-        seen_later = _backoff_observations(nodes_up, repos, until=gone_at + OUTAGE_SECONDS)
+        _backoff_observations(nodes_up, seen, _backed_off, not_before=gone_at + OUTAGE_SECONDS)
     finally:
         primary.start()
 
     for repo in repos:
-        observed = {**seen[repo], **seen_later[repo]}
-        assert len(observed) >= 2 and max(observed) >= 3, (repo, observed, nodes_up.log_tail())
+        observed = seen[repo]
+        assert _backed_off(observed), (repo, observed, nodes_up.log_tail())
         counts = sorted(observed)
         gaps = [observed[count][1] - observed[count][0] for count in counts]
         assert gaps == sorted(gaps), f"backoff must grow with retry_count: {observed}"

@@ -147,8 +147,13 @@ def test_secondary_registry_stopped_mid_sync_of_a_large_image(nodes_up: Scratch)
         digest = nodes_up.push(repo, tag, large_layers(repo))
         wait_mid_blob(nodes_up, repo, ignore=set())
         secondary.stop(timeout=10)
-        try:
-            time.sleep(3)  # long enough for the copy and its retries to fail
+        try:  # until the copy and its retries have given up: how long that is, the load decides
+            wait_for(
+                f"the worker to record the sync of {repo} as failed",
+                lambda: nodes_up.rows().get(repo, {}).get("retry_count", 0) >= 1,
+                nodes_up.log_tail,
+                timeout=DEADLINE,
+            )
         finally:
             secondary.start()
         nodes_up.wait_replicated({(repo, tag): digest})
