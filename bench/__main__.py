@@ -23,7 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.harness import BenchProject
-from bench.scenarios import SCENARIOS, Row, memory
+from bench.measures import Row
+from bench.replication import memory
+from bench.scenarios import SCENARIOS
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -114,7 +116,10 @@ def main() -> int:
                 print(f"running {name}{label} …", file=sys.stderr, flush=True)
                 scenario = SCENARIOS[name]
                 found = memory(bench, args.memory_size) if scenario is memory else scenario(bench)
-                rows += [dataclasses.replace(r, scenario=r.scenario + label) for r in found]
+                found = [dataclasses.replace(r, scenario=r.scenario + label) for r in found]
+                # now, not only after the projects are destroyed (minutes, at 5,000 repos)
+                print(table(found), file=sys.stderr, flush=True)
+                rows += found
     report = (
         f"Run on {time.strftime('%Y-%m-%d %H:%M %Z')}, {machine()}, with `make bench` "
         f"(scenarios: {', '.join(chosen)}).\n\n{table(rows)}\n"

@@ -8,6 +8,7 @@ environment can stay up while `make bench` runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import resource
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,11 +197,6 @@ class BenchProject:
     def admin_url(self, path: str = "/admin/geo") -> str:
         return f"{self.cfg.node('secondary').service_url}{path}"
 
-    def restart_registry(self, node: str) -> None:
-        client = nodes.engine()
-        nodes.restart(client, self.cfg, node, timeout=5)
-        lifecycle.wait_healthy_registry(client, self.project, self.cfg, node)
-
     def registry_cpu_seconds(self, node: str) -> float:
         """CPU the node's registry container has used so far (its cgroup, via the engine)."""
         container = nodes.engine().containers.get(nodes.container_name(self.cfg, node))
@@ -226,24 +223,40 @@ class BenchProject:
         except httpx.HTTPError:
             return None
 
-    def empty_node(self, node: str) -> None:
-        """Remove every repository (and the Geo database) of a node; its registry comes back,
-        its Geo service stays stopped.
+    @contextlib.contextmanager
+    def registry_stopped(self, node: str) -> Iterator[Path]:
+        """The node's registry container stopped (and its Geo service, which would only see
+        a registry that is not there), yielding its storage directory to write in
+        Distribution's layout (`testkit.storage`); started again and healthy afterwards.
+        The Geo service stays stopped: callers start it when they want it."""
+        client = nodes.engine()
+        paths = self.paths(node)
+        name = nodes.container_name(self.cfg, node)
+        services.stop(paths)
+        nodes.stop(client, name, str(self.project.root), timeout=5)
+        try:
+            yield paths.registry_storage
+        finally:
+            client.containers.get(name).start()
+            lifecycle.wait_healthy_registry(client, self.project, self.cfg, node)
+
+    def empty_node(self, node: str, fill: Callable[[Path], object] | None = None) -> None:
+        """Remove every repository (and the Geo database) of a node, then let `fill` write
+        new content straight into its storage; its registry comes back, its Geo service
+        stays stopped.
 
         A secondary's worker started here would begin backfilling at once, and a sync timed
         after it would find part of its work done (figures before this fix were flattered
         that way); callers start the service when they want it.
         """
-        client = nodes.engine()
-        paths = self.paths(node)
-        services.stop(paths)
-        nodes.stop(client, nodes.container_name(self.cfg, node), str(self.project.root), timeout=5)
-        shutil.rmtree(paths.registry_storage, ignore_errors=True)
-        shutil.rmtree(paths.root / "geo", ignore_errors=True)
-        paths.registry_storage.mkdir(parents=True)
-        (paths.root / "geo").mkdir()
-        client.containers.get(nodes.container_name(self.cfg, node)).start()
-        lifecycle.wait_healthy_registry(client, self.project, self.cfg, node)
+        geo = self.paths(node).root / "geo"
+        with self.registry_stopped(node) as storage:
+            shutil.rmtree(storage, ignore_errors=True)
+            shutil.rmtree(geo, ignore_errors=True)
+            storage.mkdir(parents=True)
+            geo.mkdir()
+            if fill is not None:
+                fill(storage)
 
     # Baselines.
 

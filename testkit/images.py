@@ -356,8 +356,20 @@ async def push_streamed(
     own `RegistryClient`, streaming each layer; returns the manifest digest. The config is
     labelled `label` (by default `repo:tag`), so that each push makes its own image."""
     config = image_config([layer.digest for layer in layers], label=label or f"{repo}:{tag}")
-    for blob in [*layers, memory_blob(config)]:
-        if not await client.blob_exists(repo, blob.digest):
-            await client.upload_blob(repo, blob.digest, blob.stream(), blob.size)
+    await _upload_missing(client, repo, [*layers, memory_blob(config)])
     manifest = image_manifest(config, [(layer.digest, layer.size) for layer in layers])
     return await client.put_manifest(repo, tag, manifest, OCI_MANIFEST)
+
+
+async def push_built(client: RegistryClient, repo: str, tag: str, image: Image) -> str:
+    """Push an `Image` held as bytes with the project's own `RegistryClient` (which signs
+    its tokens, where `Pusher` has none); returns the manifest digest."""
+    await _upload_missing(client, repo, [memory_blob(blob) for blob in image.blobs])
+    return await client.put_manifest(repo, tag, image.manifest, image.media_type)
+
+
+async def _upload_missing(client: RegistryClient, repo: str, blobs: list[Blob]) -> None:
+    """Upload each blob `repo` does not hold yet, streamed, in order."""
+    for blob in blobs:
+        if not await client.blob_exists(repo, blob.digest):
+            await client.upload_blob(repo, blob.digest, blob.stream(), blob.size)

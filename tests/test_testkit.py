@@ -1,4 +1,5 @@
-"""The shared test kit: what its images claim matches their bytes; waits poll and fail."""
+"""The shared test kit: what its images claim matches their bytes; waits poll and fail;
+seeded storage has the layout the registry reads (served for real in test_bench_harness)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from testkit.images import file_blob, make_image, make_index, memory_blob, seeded_blob, sha256
 from testkit.net import free_ports, wait_for
+from testkit.storage import V2, link_layer, repository_dir, write_blob, write_image
 
 
 def _bytes(blob) -> bytes:
@@ -91,3 +93,33 @@ def test_wait_for_fails_naming_what_it_waited_for_with_the_log() -> None:
     with pytest.raises(AssertionError) as caught:
         wait_for("a thing", lambda: None, lambda: "the log tail", timeout=0.05, interval=0.01)
     assert "waiting for a thing" in str(caught.value) and "the log tail" in str(caught.value)
+
+
+def test_a_written_image_links_its_blobs_manifest_and_tag_in_distributions_layout(
+    tmp_path,
+) -> None:
+    image = make_image([b"layer"])
+    digest = write_image(tmp_path, "group/app", "v1", image)
+
+    assert digest == image.digest
+    for blob in [*image.blobs, image.manifest]:
+        hexdigest = sha256(blob).split(":")[1]
+        data = tmp_path / V2 / "blobs" / "sha256" / hexdigest[:2] / hexdigest / "data"
+        assert data.read_bytes() == blob
+    repo = repository_dir(tmp_path, "group/app")
+    links = {str(path.parent.relative_to(repo)): path.read_text() for path in repo.rglob("link")}
+    hexdigest = digest.split(":")[1]
+    assert links == {
+        f"_layers/sha256/{sha256(image.config).split(':')[1]}": sha256(image.config),
+        f"_layers/sha256/{sha256(b'layer').split(':')[1]}": sha256(b"layer"),
+        f"_manifests/revisions/sha256/{hexdigest}": digest,
+        "_manifests/tags/v1/current": digest,
+        f"_manifests/tags/v1/index/sha256/{hexdigest}": digest,
+    }
+
+
+def test_a_blob_is_stored_once_and_only_sha256_digests_are_linked(tmp_path) -> None:
+    assert write_blob(tmp_path, b"same") == write_blob(tmp_path, b"same")
+    assert len(list((tmp_path / V2 / "blobs").rglob("data"))) == 1
+    with pytest.raises(ValueError):  # the writer lays out sha256 digests, all the kit makes
+        link_layer(tmp_path, "group/app", "sha512:" + "0" * 128)

@@ -1,0 +1,243 @@
+"""Replication scenarios: latency of one push, large layers, many small tags, memory.
+
+Each times what a user waits for (a tag reaching the secondary, `invoke geo.sync`) against
+a baseline measured in the same run: skopeo doing the same copy, or a floor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import statistics
+import time
+
+import httpx
+
+from bench.harness import BenchProject
+from bench.measures import (
+    MiB,
+    Row,
+    floor_row,
+    push_small,
+    ratio,
+    sync_measured,
+    sync_ours,
+)
+from gdk_geo.registry.tokens import Access
+from testkit.images import Blob, file_blob, push_streamed, random_blob
+
+# 1. Replication latency.
+
+
+async def _latency_samples(bench: BenchProject, count: int) -> list[float]:
+    samples = []
+    async with bench.client("primary") as primary, bench.client("secondary") as secondary:
+        for i in range(count):
+            repo = "bench/latency"
+            tag = f"t{i}-{time.time_ns()}"
+            digest = await push_streamed(primary, repo, tag, [random_blob(1024)])
+            pushed = time.perf_counter()
+            while True:
+                ref = await secondary.head_manifest(repo, tag)
+                if ref is not None and ref.digest == digest:
+                    break
+                if time.perf_counter() - pushed > 30:
+                    raise RuntimeError(f"{repo}:{tag} never reached the secondary")
+                await asyncio.sleep(0.002)
+            samples.append(time.perf_counter() - pushed)
+    return samples
+
+
+def latency(bench: BenchProject, count: int = 50) -> list[Row]:
+    samples = asyncio.run(_latency_samples(bench, count))
+    ordered = sorted(samples)
+    p50 = statistics.median(ordered) * 1000
+    p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)] * 1000
+    name = f"1. latency, {count} pushes"
+    return [
+        Row(
+            name,
+            "p50 manifest PUT → tag on secondary",
+            f"{p50:.0f} ms",
+            "-",
+            "-",
+            "≤ 300 ms",
+            p50 <= 300,
+        ),
+        Row(name, "p95", f"{p95:.0f} ms", "-", "-", "≤ 1000 ms", p95 <= 1000),
+    ]
+
+
+# 2. Large layers.
+
+
+async def _push_large(bench: BenchProject) -> tuple[list[str], list[Blob]]:
+    base = random_blob(32 * MiB)
+    repos, unique = [], [base]
+    async with bench.client("primary") as primary:
+        for r in range(6):
+            repo = f"bench/large-{r}"
+            repos.append(repo)
+            for t in range(2):
+                layers = [random_blob(4 * MiB), random_blob(4 * MiB)]
+                unique += layers
+                await push_streamed(primary, repo, f"v{t}", [base, *layers])
+    return repos, unique
+
+
+def _floor_copy(bench: BenchProject, repo_of: dict[str, str], blobs: list[Blob]) -> float:
+    """One connection each way, each unique blob streamed GET → PUT once, in sequence."""
+    limits = httpx.Limits(max_connections=1)
+    repos = sorted(set(repo_of.values()))
+    source = httpx.Client(
+        base_url=bench.registry_url("primary"),
+        limits=limits,
+        verify=ssl.create_default_context(cafile=str(bench.paths("primary").certificate)),
+        headers=bench.bearer("primary", [Access("repository", r, ("pull",)) for r in repos]),
+    )
+    target = httpx.Client(
+        base_url=bench.registry_url("secondary"),
+        limits=limits,
+        verify=ssl.create_default_context(cafile=str(bench.paths("secondary").certificate)),
+        headers=bench.bearer(
+            "secondary", [Access("repository", f"floor/{r}", ("pull", "push")) for r in repos]
+        ),
+    )
+    start = time.perf_counter()
+    with source, target:
+        for item in blobs:
+            repo = repo_of[item.digest]
+            upload = target.post(f"/v2/floor/{repo}/blobs/uploads/")
+            location = httpx.URL(upload.headers["Location"])  # carries ?_state=…: merge
+            with source.stream("GET", f"/v2/{repo}/blobs/{item.digest}") as response:
+                put = target.put(
+                    location.copy_merge_params({"digest": item.digest}),
+                    content=response.iter_bytes(1 << 20),
+                    headers={"Content-Length": str(item.size)},
+                )
+                put.raise_for_status()
+    return time.perf_counter() - start
+
+
+def large_layers(bench: BenchProject) -> list[Row]:
+    bench.stop_worker()
+    repos, unique = asyncio.run(_push_large(bench))
+    unique_mb = sum(b.size for b in unique) / MiB
+    repo_of = {b.digest: repos[0] for b in unique}
+    for index, repo in enumerate(repos):  # each unique layer lives in the repo that has it
+        for b in unique[1 + index * 4 : 1 + (index + 1) * 4]:
+            repo_of[b.digest] = repo
+    bench.empty_node("secondary")
+    bench.start_idle_worker()
+    synced = sync_measured(bench, repos)
+    ours = synced.seconds
+    bench.start_service("primary")
+    bench.empty_node("secondary")
+    skopeo = bench.skopeo_sync(repos, "skopeo")
+    bench.empty_node("secondary")
+    floor = _floor_copy(bench, repo_of, unique)
+    name = f"2. large layers, 6 repos × 2 tags, {unique_mb:.0f} MiB unique"
+    return [
+        Row(
+            name,
+            "`geo.sync` (through the worker) vs `skopeo sync --all`",
+            f"{ours:.2f} s",
+            f"{skopeo.seconds:.2f} s",
+            ratio(ours, skopeo.seconds),
+            "≤ 0.5×",
+            ours <= 0.5 * skopeo.seconds,
+        ),
+        floor_row(name, "sync", synced, skopeo.seconds, "≤ 0.5×"),
+        Row(
+            name,
+            "throughput of unique bytes vs the floor",
+            f"{unique_mb / ours:.0f} MB/s",
+            f"{unique_mb / floor:.0f} MB/s (floor, {floor:.2f} s)",
+            ratio(ours, floor),
+            "-",
+            None,
+        ),
+    ]
+
+
+# 3. Many small tags.
+
+
+def small_tags(bench: BenchProject) -> list[Row]:
+    bench.stop_worker()
+    repos = asyncio.run(push_small(bench, 50, 4, "bench/small"))
+    bench.empty_node("secondary")
+    bench.start_idle_worker()
+    full_run = sync_measured(bench, repos)
+    noop_run = sync_measured(bench, repos)
+    bench.start_service("primary")
+    full, noop = full_run.seconds, noop_run.seconds
+    start = bench.invoke("--list")
+    if start.returncode != 0:
+        raise RuntimeError(f"invoke --list failed:\n{start.output[-2000:]}")
+    skopeo_full = bench.skopeo_sync(repos, "skopeo").seconds
+    skopeo_noop = bench.skopeo_sync(repos, "skopeo").seconds
+    name = "3. small tags, 50 repos × 4 tags"
+    return [
+        Row(
+            name,
+            "full sync through the worker vs skopeo",
+            f"{full:.2f} s",
+            f"{skopeo_full:.2f} s",
+            ratio(full, skopeo_full),
+            "≤ 0.2×",
+            full <= 0.2 * skopeo_full,
+        ),
+        floor_row(name, "full sync", full_run, skopeo_full, "≤ 0.2×"),
+        Row(
+            name,
+            "no-op resync vs skopeo (process start included)",
+            f"{noop:.2f} s",
+            f"{skopeo_noop:.2f} s",
+            ratio(noop, skopeo_noop),
+            "≤ 0.1×",
+            noop <= 0.1 * skopeo_noop,
+        ),
+        floor_row(name, "no-op", noop_run, skopeo_noop, "≤ 0.1×"),
+        Row(
+            name,
+            "of which process start: `invoke --list` (Python, invoke, our tasks; no work)",
+            f"{start.seconds:.2f} s",
+            f"{skopeo_noop:.2f} s",
+            ratio(start.seconds, skopeo_noop),
+            "-",
+            None,
+        ),
+    ]
+
+
+# 4. Memory.
+
+
+async def _push_big(bench: BenchProject, size: int) -> None:
+    layer = file_blob(size, bench.workdir)
+    try:
+        async with bench.client("primary") as primary:
+            await push_streamed(primary, "bench/big", "v1", [layer])
+    finally:
+        assert layer.path is not None
+        layer.path.unlink()
+
+
+def memory(bench: BenchProject, size: int = 2 << 30) -> list[Row]:
+    bench.stop_worker()
+    asyncio.run(_push_big(bench, size))
+    bench.empty_node("secondary")
+    result = sync_ours(bench, ["bench/big"])
+    rss = result.max_rss_kib / 1024
+    return [
+        Row(
+            f"4. memory, one {size >> 20} MiB layer",
+            f"peak RSS of `geo.sync` ({result.seconds:.1f} s)",
+            f"{rss:.0f} MiB",
+            "-",
+            "-",
+            "≤ 150 MiB",
+            rss <= 150,
+        )
+    ]
