@@ -4,6 +4,9 @@ A check is a small function from a `Context` to an `Outcome`, like GDK's `Diagno
 classes with their `success?` and `detail`; a `GdkGeoError` raised inside one is its
 failure. The checks themselves are in `local_checks` and `live_checks`, declared in
 `checks.CHECKS`.
+
+A check declared `each_secondary` looks at one secondary: it runs once per secondary, each
+time with a `Context` narrowed to that node (`Context.of`), and each result names it.
 """
 
 from __future__ import annotations
@@ -65,18 +68,28 @@ class Context:
 
     Each property raises the `GdkGeoError` a task would (bad gdk.yml, no engine, a missing
     gitlab.yml); the check that asked fails with it, and the checks after it ask again.
+    A context made by `of(name)` looks at secondary `name` and shares the rest with its
+    parent, so gdk.yml is read and the engine reached once for every secondary.
     """
 
-    def __init__(self, project: Project) -> None:
+    def __init__(
+        self, project: Project, secondary: str | None = None, parent: Context | None = None
+    ) -> None:
         self.project = project
+        self._secondary = secondary
+        self._parent = parent
+
+    def of(self, secondary: str) -> Context:
+        """This context, looking at secondary `secondary` for the per-secondary checks."""
+        return Context(self.project, secondary, self._parent or self)
 
     @cached_property
     def cfg(self) -> Settings:
-        return self.project.load()
+        return self._parent.cfg if self._parent else self.project.load()
 
     @cached_property
     def client(self) -> docker.DockerClient:
-        return nodes.engine()
+        return self._parent.client if self._parent else nodes.engine()
 
     def node(self, name: str) -> NodePaths:
         return self.project.node(self.cfg, name)
@@ -87,11 +100,19 @@ class Context:
 
     @property
     def secondary_name(self) -> str:
-        """The secondary the replication checks look at: the first one."""
-        return self.cfg.secondaries[0].name
+        """The secondary this context looks at: the one it was made `of`, else the first
+        (what a check that is not per-secondary, like the delivery probe, replicates to)."""
+        return self._secondary or self.cfg.secondaries[0].name
+
+    @property
+    def secondary_names(self) -> list[str]:
+        """Every secondary, in gdk.yml's order: what the per-secondary checks run over."""
+        return [node.name for node in self.cfg.secondaries]
 
     @cached_property
     def primary(self) -> PrimaryServiceSettings:
+        if self._parent:
+            return self._parent.primary
         return load_primary(self.node(self.primary_name).gitlab_yml)
 
     @cached_property
@@ -115,12 +136,14 @@ class Check:
     fix: str  # the exact fix printed under the ✗
     run: Callable[[Context], Outcome]
     needs: tuple[str, ...] = ()  # names of checks that must pass first
+    each_secondary: bool = False  # run once per secondary, each result naming it
 
 
 @dataclass(frozen=True)
 class Result:
     check: Check
     outcome: Outcome
+    node: str | None = None  # the secondary a per-secondary check looked at
 
 
 def yaml_mapping(path: Path) -> dict[str, Any]:

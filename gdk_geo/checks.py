@@ -7,6 +7,11 @@ it needs first. A check is a small function from a `Context` to an `Outcome`, li
 its failure. A check whose prerequisite did not pass is skipped with the reason, so one
 cause shows up as one ✗, not as a cascade.
 
+The checks of replication are declared `each_secondary`: with several secondaries each runs
+once per secondary, its line naming the node (`✗ replication keeps up (dc3)`), its
+prerequisites those of the same node, and its fix aimed at that node. A check of the whole
+project that needs one of them needs it to pass on every secondary.
+
 The README's troubleshooting table is generated from the same declarations
 (`gdk_geo.checks_docs`), so the fixes it shows are the ones `geo.check` prints.
 
@@ -17,6 +22,7 @@ scratch repository, because only a real push shows that a notification arrives.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 
 from gdk_geo import auth_checks, live_checks, local_checks
@@ -124,6 +130,7 @@ CHECKS: tuple[Check, ...] = (
         "(derives the primary registry's URL), then `invoke geo.restart`",
         local_checks.primary_api_url,
         needs=("gdk.yml",),
+        each_secondary=True,
     ),
     Check(
         "containers",
@@ -151,6 +158,7 @@ CHECKS: tuple[Check, ...] = (
         "`invoke geo.restart` (copies the primary's certificate to the secondary and restarts it)",
         local_checks.same_certificate,
         needs=("certificates",),
+        each_secondary=True,
     ),
     Check(
         "tls",
@@ -160,6 +168,7 @@ CHECKS: tuple[Check, ...] = (
         "`invoke geo.restart` (both registries then serve the current certificate)",
         live_checks.secondary_verifies_primary,
         needs=("containers", "same-certificate", "primary-api-url"),
+        each_secondary=True,
     ),
     Check(
         "signing-pair",
@@ -170,6 +179,7 @@ CHECKS: tuple[Check, ...] = (
         "restarts both nodes with it)",
         live_checks.auth(auth_checks.signing_pair),
         needs=("rendered",),
+        each_secondary=True,
     ),
     Check(
         "registry-token",
@@ -180,6 +190,7 @@ CHECKS: tuple[Check, ...] = (
         "`localhost.crt` as its `rootcertbundle`)",
         live_checks.auth(auth_checks.registry_tokens),
         needs=("containers", "signing-pair"),
+        each_secondary=True,
     ),
     Check(
         "secret",
@@ -210,6 +221,7 @@ CHECKS: tuple[Check, ...] = (
         "both nodes' gitlab.yml, and restarts)",
         live_checks.event_api,
         needs=("rendered",),
+        each_secondary=True,
     ),
     Check(
         "worker",
@@ -219,6 +231,7 @@ CHECKS: tuple[Check, ...] = (
         "why it stopped",
         live_checks.worker,
         needs=("rendered",),
+        each_secondary=True,
     ),
     Check(
         "realm",
@@ -229,6 +242,7 @@ CHECKS: tuple[Check, ...] = (
         "edited files, and restarts both nodes)",
         live_checks.auth(auth_checks.realms),
         needs=("containers", "tls", "event-api", "worker"),
+        each_secondary=True,
     ),
     Check(
         "lag",
@@ -240,6 +254,7 @@ CHECKS: tuple[Check, ...] = (
         "`invoke geo.sync --all` catches up now",
         live_checks.lag,
         needs=("worker", "event-api", "primary-api-url"),
+        each_secondary=True,
     ),
     Check(
         "tracking-db",
@@ -252,6 +267,7 @@ CHECKS: tuple[Check, ...] = (
         "worker, then `invoke geo.restart --node secondary`",
         local_checks.tracking_db,
         needs=("rendered",),
+        each_secondary=True,
     ),
 )
 
@@ -266,16 +282,43 @@ def run_checks(
     A check whose `needs` did not all pass is skipped, naming the first one that did not.
     """
     context = Context(project)
-    done: dict[str, Result] = {}
+    done: list[Result] = []
     for check in checks:
-        blocker = next((done[n] for n in check.needs if done[n].outcome.status != "passed"), None)
-        if blocker is not None:
-            outcome = skipped(f"needs “{blocker.check.title}”")
-        else:
-            outcome = _run(check, context)
-        done[check.name] = Result(check, outcome)
-        report(done[check.name])
-    return list(done.values())
+        for node in _nodes_of(check, context):
+            blocker = next((r for r in _needed(check, node, done) if not _ok(r)), None)
+            if blocker is not None:
+                outcome = skipped(f"needs “{blocker.check.title}”")
+            else:
+                outcome = _run(check, context.of(node) if node else context)
+            done.append(Result(check, outcome, node))
+            report(done[-1])
+    return done
+
+
+def _nodes_of(check: Check, context: Context) -> list[str | None]:
+    """Whom `check` runs for: each secondary when it is per-secondary and there are
+    several, else once (None: the only secondary, or the project as a whole)."""
+    if not check.each_secondary:
+        return [None]
+    try:
+        names = context.secondary_names
+    except GdkGeoError:
+        return [None]  # gdk.yml is broken: the check fails (or is skipped) once, for that
+    return list(names) if len(names) > 1 else [None]
+
+
+def _needed(check: Check, node: str | None, done: list[Result]) -> list[Result]:
+    """The results `check` (for `node`) waits on: a per-secondary prerequisite on the same
+    node, or on every node when `check` is of the whole project."""
+    return [
+        result
+        for result in done
+        if result.check.name in check.needs and (node is None or result.node in (None, node))
+    ]
+
+
+def _ok(result: Result) -> bool:
+    return result.outcome.status == "passed"
 
 
 def _run(check: Check, context: Context) -> Outcome:
@@ -289,16 +332,20 @@ def headline(result: Result) -> str:
     """The line `geo.check` prints for a result: mark, title, and a short detail."""
     outcome = result.outcome
     line = f"{MARKS[outcome.status]} {result.check.title}"
-    if outcome.status == "passed" and outcome.detail:
-        return f"{line} ({outcome.detail})"
+    if outcome.status == "passed":
+        said = ": ".join(part for part in (result.node, outcome.detail) if part)
+        return f"{line} ({said})" if said else line
+    if result.node:
+        line = f"{line} ({result.node})"
     if outcome.status == "skipped":
         return f"{line}: skipped: {outcome.detail}"
     return line
 
 
-def failure_line(check: Check) -> str:
-    """Exactly what `geo.check` prints when `check` fails (the README quotes it)."""
-    return headline(Result(check, failed("")))
+def failure_line(check: Check, node: str | None = None) -> str:
+    """Exactly what `geo.check` prints when `check` fails (the README quotes it without a
+    node; with several secondaries, a per-secondary check's line names its `node`)."""
+    return headline(Result(check, failed(""), node))
 
 
 def explanation(result: Result) -> list[str]:
@@ -306,4 +353,15 @@ def explanation(result: Result) -> list[str]:
     if result.outcome.status != "failed":
         return []
     lines = [f"    {line}" for line in result.outcome.detail.splitlines()]
-    return [*lines, f"    fix: {result.outcome.fix or result.check.fix}"]
+    return [*lines, f"    fix: {aimed(result.outcome.fix or result.check.fix, result.node)}"]
+
+
+def aimed(fix: str, node: str | None) -> str:
+    """`fix` aimed at secondary `node`: the declared fixes name the two-node form's
+    `secondary` (a node is named only when there are several secondaries, which only
+    `geo.nodes` declares), and `geo.sync` acts on the first secondary unless told `--node`."""
+    if node is None:
+        return fix
+    fix = fix.replace("--node secondary", f"--node {node}")
+    fix = fix.replace("geo.secondary.", f"geo.nodes.{node}.")
+    return re.sub(r"`invoke geo\.sync\b", f"`invoke geo.sync --node {node}", fix)

@@ -52,13 +52,14 @@ def _content(path: Path) -> str | None:
         return None
 
 
-def api_url_problem(cfg: Settings) -> str | None:
+def api_url_problem(cfg: Settings, secondary: str | None = None) -> str | None:
     """Why a secondary's primary_api_url reaches no primary registry (one line per such
-    secondary), or None when every secondary syncs from the primary registry."""
+    secondary; only `secondary`'s when named), or None when each syncs from it."""
     problems = [
         problem
         for member in cfg.layout.secondaries
-        if (problem := _api_url_problem(cfg, member)) is not None
+        if secondary in (None, member.name)
+        and (problem := _api_url_problem(cfg, member)) is not None
     ]
     return "\n".join(problems) or None
 

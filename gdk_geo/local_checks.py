@@ -61,10 +61,10 @@ def current(ctx: Context) -> Outcome:
 
 
 def primary_api_url(ctx: Context) -> Outcome:
-    problem = drift.api_url_problem(ctx.cfg)
+    problem = drift.api_url_problem(ctx.cfg, ctx.secondary_name)
     if problem:
         return failed(problem)
-    return passed(ctx.cfg.primary_api_url)
+    return passed(ctx.cfg.primary_api_url_of(ctx.secondary_name))
 
 
 def one_primary(ctx: Context) -> Outcome:

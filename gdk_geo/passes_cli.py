@@ -5,6 +5,10 @@ streamed progress; only when the worker cannot take it do they import the sync e
 run the pass here, as before the worker had an API, saying so on stderr. Either way the
 results come back as the same plain dicts (`gdk_geo.secondary.passes.result_json`, a
 `RepositoryDiff` as a dict), so the output is the same whoever did the work.
+
+A worker that stops answering once it has taken the pass (killed, or the connection
+dropped) ends the task with one ✗ line, its fix, and exit code 3 (`WORKER_STOPPED`): the
+pass may still be running there, so it is not run again here.
 """
 
 from __future__ import annotations
@@ -24,9 +28,33 @@ from gdk_geo.errors import GdkGeoError
 
 if TYPE_CHECKING:
     from gdk_geo.node_settings import SecondaryWorkerSettings
+    from gdk_geo.project import Project
     from gdk_geo.secondary.verify import RepositoryDiff
+    from gdk_geo.settings import Settings
 
 _IN_PROCESS = {"resync": "syncing", "reverify": "verifying"}
+WORKER_STOPPED = 3  # the exit code when the worker stops answering mid-pass
+
+
+def secondary_name(cfg: Settings, node: str | None) -> str:
+    """The secondary a pass acts on: `node`, or the first secondary; the primary has no
+    worker and nothing to sync into, so naming it is an error with the secondaries named."""
+    names = [secondary.name for secondary in cfg.secondaries]
+    if node is not None and node not in names:
+        raise GdkGeoError(
+            f"{node} is the primary: passes run on a secondary, against it",
+            fix=f"pass a secondary to --node ({', '.join(names)})",
+        )
+    return node or names[0]
+
+
+def secondary_settings(
+    project: Project, cfg: Settings, node: str | None
+) -> SecondaryWorkerSettings:
+    """The rendered settings of the secondary `secondary_name` picks."""
+    from gdk_geo.node_settings import load_secondary
+
+    return load_secondary(project.node(cfg, secondary_name(cfg, node)).gitlab_yml)
 
 
 def through_worker(settings, kind: str, selection: dict, verb: str) -> list[dict] | None:
@@ -37,6 +65,8 @@ def through_worker(settings, kind: str, selection: dict, verb: str) -> list[dict
     events = worker_client.start_pass(settings, kind, selection)
     try:
         first = next(events)
+    except worker_client.WorkerStopped as exc:
+        _worker_stopped(settings, str(exc), 0, None)
     except worker_client.PassRefused as exc:
         raise GdkGeoError(
             str(exc),
@@ -59,15 +89,31 @@ def through_worker(settings, kind: str, selection: dict, verb: str) -> list[dict
                 elif event["type"] in ("result", "diff"):
                     advance(event["repository"])
                     found.append(event)
-        except OSError as exc:
-            raise GdkGeoError(
-                f"the Geo worker stopped answering during the pass: {exc}",
-                fix="`invoke geo.status` shows whether it runs (the pass goes on if it does); "
-                "then run this task again",
-            ) from None
+        except worker_client.WorkerStopped as exc:
+            _worker_stopped(settings, str(exc), len(found), first.get("total"))
     _raise_pass_error(done)
     found.sort(key=lambda event: event["position"])
     return found
+
+
+def _worker_stopped(
+    settings: SecondaryWorkerSettings, why: str, done: int, total: int | None
+) -> NoReturn:
+    """One line for a worker that stopped answering mid-pass, its fix, and exit 3."""
+    where = f"{settings.listen_address}:{settings.port}"
+    of = f" of {total}" if total is not None else ""
+    err.print(
+        f"[bold red]✗[/] the Geo worker at {where} stopped answering during the pass, after "
+        f"{done}{of} repositories ({escape(why)})",
+        soft_wrap=True,
+    )
+    err.print(
+        "  fix:   `invoke geo.status` shows whether it still runs (the pass goes on if it "
+        "does), `invoke geo.logs` why it stopped; then run this task again",
+        markup=False,
+        soft_wrap=True,
+    )
+    raise Exit(code=WORKER_STOPPED)
 
 
 def _raise_pass_error(done: dict) -> None:

@@ -92,13 +92,15 @@ def unread_events(project: Project, cfg: Settings, old: str, new: str) -> list[H
         return None
     try:
         tracking = TrackingDB(tracking_file)
-        cursor = tracking.cursor()
+        cursor, cursor_log = tracking.cursor(), tracking.cursor_log()
         tracking.close()
         log = EventLog(log_file)
-        events = log.after(cursor, 10_000)
+        events, log_id = log.after(cursor, 10_000), log.identity
         log.close()
     except (GdkGeoError, OSError):
         return None
+    if cursor_log is not None and cursor_log != log_id:
+        return None  # `new` last read another log: its cursor says nothing of this one
     why = f"pushed to {old} after the last event {new} read"
     return [
         Held(e.repository, e.tag or "", e.digest or "", why=why)

@@ -1,4 +1,8 @@
-"""`geo.status`: one report of both nodes, as a rich table for people or JSON for scripts."""
+"""`geo.status`: one report of every node, as a rich table for people or JSON for scripts.
+
+Each secondary has a worker of its own, so each secondary's entry carries its own
+`replication` (the worker's counts, cursor and lag, or None when it does not answer).
+"""
 
 from __future__ import annotations
 
@@ -54,9 +58,9 @@ def _certificate(project: Project, cfg: Settings, node: str) -> dict[str, Any]:
     }
 
 
-def _replication(cfg: Settings) -> dict[str, Any] | None:
-    """The secondary worker's own view of replication (counts, cursor, lag)."""
-    url = f"{cfg.secondaries[0].service_url}/api/v4/geo/replication/status"
+def _replication(service_url: str) -> dict[str, Any] | None:
+    """A secondary worker's own view of replication (counts, cursor, lag)."""
+    url = f"{service_url}/api/v4/geo/replication/status"
     try:
         with http.httpx_client(timeout=2.0) as client:
             response = client.get(url)
@@ -83,8 +87,9 @@ def collect(project: Project) -> dict[str, Any]:
         service = services.state(paths)
         registry_probe = health.probe_registry(registry_url, paths.certificate, timeout=1.0)
         service_probe = health.probe_service(service_url, timeout=1.0)
+        is_primary = cfg.node(node).is_primary
         report["nodes"][node] = {
-            "role": "primary" if cfg.node(node).is_primary else "secondary",
+            "role": "primary" if is_primary else "secondary",
             "container": _container(client, cfg, node, project.root),
             "registry": {
                 "url": registry_url,
@@ -100,7 +105,8 @@ def collect(project: Project) -> dict[str, Any]:
             },
             "certificate": _certificate(project, cfg, node),
         }
-    report["replication"] = _replication(cfg)
+        if not is_primary:
+            report["nodes"][node]["replication"] = _replication(service_url)
     return report
 
 
@@ -143,21 +149,25 @@ def print_table(report: dict[str, Any], console: Console) -> None:
         )
     console.print(table)
     console.print("image: " + ", ".join(sorted(images)))
-    replication = report.get("replication")
+    for node, info in report["nodes"].items():
+        if info.get("role") == "secondary":
+            console.print(f"replication to {node}: {_replication_line(info.get('replication'))}")
+
+
+def _replication_line(replication: dict[str, Any] | None) -> str:
+    """One secondary's replication in a line: its counts, cursor, lag and last event."""
     if replication is None:
-        console.print("replication: the secondary worker does not answer")
-    else:
-        status = StatusSnapshot.from_json(replication)
-        console.print(
-            "replication: "
-            + ", ".join(
-                f"{state} {status.counts.get(state, 0)}"
-                for state in ("synced", "pending", "started", "failed")
-            )
-            + f"; cursor {status.cursor}, lag {status.lag} events"
-            + (
-                f", last event {status.last_event_age_seconds:.0f}s ago"
-                if status.last_event_age_seconds is not None
-                else ""
-            )
+        return "its Geo worker does not answer"
+    status = StatusSnapshot.from_json(replication)
+    return (
+        ", ".join(
+            f"{state} {status.counts.get(state, 0)}"
+            for state in ("synced", "pending", "started", "failed")
         )
+        + f"; cursor {status.cursor}, lag {status.lag} events"
+        + (
+            f", last event {status.last_event_age_seconds:.0f}s ago"
+            if status.last_event_age_seconds is not None
+            else ""
+        )
+    )

@@ -7,8 +7,6 @@ itself: `geo.sync` through the worker loads its client and the settings reader a
 
 from __future__ import annotations
 
-import json
-
 from invoke import task
 from invoke.exceptions import Exit
 
@@ -17,25 +15,13 @@ from gdk_geo.errors import GdkGeoError
 from gdk_geo.tasks_support import check_node, project_of, say
 
 
-def _primary_registry_url(c) -> str:
-    """The primary registry itself, as its own node's gitlab.yml names it: what the
-    secondary is compared with, whatever its `primary_api_url` says."""
-    from gdk_geo import node_settings
+def _secondary_settings(c, node: str | None):
+    """Secondary `node`'s (the first secondary's when None) worker settings, read from its
+    rendered gitlab.yml as the worker reads them, so a pass run here uses what it would."""
+    from gdk_geo import passes_cli
 
     project = project_of(c)
-    cfg = project.load()
-    primary = project.node(cfg, cfg.primary_name)
-    return node_settings.load_primary(primary.gitlab_yml).registry_api_url
-
-
-def _secondary_settings(c):
-    """The secondary worker's settings, read from its rendered gitlab.yml as the worker
-    reads them, so a pass run here uses what the worker would."""
-    from gdk_geo import node_settings
-
-    project = project_of(c)
-    cfg = project.load()
-    return node_settings.load_secondary(project.node(cfg, cfg.secondaries[0].name).gitlab_yml)
+    return passes_cli.secondary_settings(project, project.load(), node)
 
 
 @task(
@@ -44,16 +30,19 @@ def _secondary_settings(c):
         "repo": "A repository to sync (repeatable), e.g. group/app.",
         "all": "Every repository in the primary's catalog.",
         "failed": "Every repository whose last sync failed.",
+        "node": "The secondary to sync (default: the first secondary).",
     },
 )
 @user_errors
-def sync(c, repo=None, all_=False, failed=False):
-    """One blocking sync pass now, run by the worker when it runs; exits 1 if any failed."""
+def sync(c, repo=None, all_=False, failed=False, node=None):
+    """One blocking sync pass now, run by the worker when it runs; exits 1 if any failed,
+    3 when the worker stops answering mid-pass (the pass may still be running there)."""
     from gdk_geo import config as gdk_config
     from gdk_geo import passes_cli
     from gdk_geo.topology import same_registry
 
-    settings = _secondary_settings(c)
+    check_node(c, node)
+    settings = _secondary_settings(c, node)
     if not settings.replication_enabled:
         raise GdkGeoError(
             "replication is disabled for the secondary: nothing to sync",
@@ -86,56 +75,23 @@ def sync(c, repo=None, all_=False, failed=False):
         raise Exit(code=1)
 
 
-@task(help={"json": "Print JSON for scripts instead of text."})
+@task(
+    help={
+        "json": "Print JSON for scripts instead of text.",
+        "node": "Verify only this secondary (default: every secondary).",
+    }
+)
 @user_errors
-def verify(c, json_=False):
-    """Compare every repository's tag→digest map on both registries; exit 1 on any difference,
-    2 when a registry cannot be read. The worker runs it when it runs and reads the primary."""
-    from gdk_geo import passes_cli
-    from gdk_geo.topology import same_registry
+def verify(c, json_=False, node=None):
+    """Compare every secondary's tag→digest maps with the primary's, per node; exit 1 when
+    any node differs, 2 when a registry cannot be read, 3 when a worker stops answering
+    mid-pass. Each node's worker runs it when it runs and reads the primary."""
+    from gdk_geo import verify_cli
 
-    settings = _secondary_settings(c)
-    primary = _primary_registry_url(c)
-    diffs = None
-    if same_registry(primary, settings.primary_api_url):
-        diffs = passes_cli.through_worker(settings, "reverify", {}, "verified")
-    else:  # the worker's primary is not the primary registry: it cannot vouch for it
-        err.print(
-            f"note: the Geo worker reads {settings.primary_api_url}, not the primary registry "
-            f"{primary}: verifying in this process",
-            markup=False,
-            soft_wrap=True,
-        )
-    if diffs is None:
-        diffs, queued = passes_cli.verify_in_process(settings, primary)
-    else:
-        queued = [d["repository"] for d in diffs if not d["clean"]]
-    different = [passes_cli.difference(d) for d in diffs if not d["clean"]]
-    if json_:
-        print(
-            json.dumps(
-                {
-                    "repositories": len(diffs),
-                    "clean": not different,
-                    "differences": different,
-                    "queued_for_sync": queued,
-                },
-                indent=2,
-            )
-        )
-    else:
-        for d in different:
-            passes_cli.print_difference(d)
-        out.print(f"{len(diffs)} repositories compared, {len(different)} differ")
-        if queued:
-            out.print(
-                f"queued for sync: {', '.join(queued)}. The worker repairs them within 30 s "
-                "while it runs; `invoke geo.sync --all` repairs them now",
-                markup=False,
-                soft_wrap=True,
-            )
-    if different:
-        raise Exit(code=1)
+    check_node(c, node)
+    code = verify_cli.verify(project_of(c), node, as_json=json_)
+    if code:
+        raise Exit(code=code)
 
 
 def _seconds(raw: str) -> float:

@@ -29,6 +29,11 @@ class PassRefused(Exception):
     """The worker refused what was asked (a name that is not a repository name); why."""
 
 
+class WorkerStopped(Exception):
+    """The worker took the pass, then stopped answering (killed, or the connection dropped
+    mid-stream); why. The pass is the worker's: it is not run a second time here."""
+
+
 def _connection(settings: SecondaryWorkerSettings) -> http.client.HTTPConnection:
     host = settings.listen_address
     if host in ("0.0.0.0", "::"):
@@ -50,7 +55,8 @@ def start_pass(
 
     Raises `WorkerUnavailable` before the first event when the worker cannot take it, so
     the caller can run the pass in-process instead. Once started, the pass belongs to the
-    worker: a dropped stream is an `OSError`, not a reason to run it a second time.
+    worker: a dropped stream, however it breaks (a reset, a cut chunk, half a line), is a
+    `WorkerStopped`, not a reason to run it a second time.
     """
     conn = _connection(settings)
     try:
@@ -66,7 +72,17 @@ def start_pass(
             raise PassRefused(_message(reply))
         if response.status != 202:
             raise WorkerUnavailable(_refusal(response.status, reply))
-        events_url = json.loads(reply)["events_url"]
+        yield from _progress(conn, settings, json.loads(reply)["events_url"])
+    finally:
+        conn.close()
+
+
+def _progress(
+    conn: http.client.HTTPConnection, settings: SecondaryWorkerSettings, events_url: str
+) -> Iterator[Event]:
+    """The events of a pass the worker took, until `done`; `WorkerStopped` when the stream
+    ends or breaks before it."""
+    try:
         conn.request("GET", events_url, headers=_headers(settings))
         stream = conn.getresponse()
         if stream.status != 200:
@@ -79,9 +95,18 @@ def start_pass(
                 yield event
                 if event.get("type") == "done":
                     return
-        raise OSError("the worker closed the progress stream before the pass ended")
-    finally:
-        conn.close()
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        raise WorkerStopped(_broken(exc)) from None
+    raise WorkerStopped("it closed the progress stream before the pass ended")
+
+
+def _broken(exc: Exception) -> str:
+    """How the stream broke, in words (an `IncompleteRead` prints as bytes otherwise)."""
+    if isinstance(exc, http.client.IncompleteRead):
+        return "the progress stream was cut off in the middle of a chunk"
+    if isinstance(exc, ValueError):
+        return "the progress stream ended in the middle of an event"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _why(exc: OSError, settings: SecondaryWorkerSettings) -> str:

@@ -15,6 +15,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,7 +41,7 @@ from gdk_geo import checks, checks_docs, services
 from gdk_geo.checks import Check, Outcome, failed, passed, run_checks
 from gdk_geo.project import Project
 from gdk_geo.secondary.tracking import TrackingDB
-from testkit.net import free_port, wait_for
+from testkit.net import free_port, free_ports, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -322,6 +323,50 @@ def test_a_failed_check_skips_what_needs_it_and_only_that(tmp_path: Path) -> Non
     assert [r.outcome.status for r in results] == ["failed", "skipped", "skipped", "passed"]
     assert checks.headline(results[1]) == "- b works: skipped: needs “a works”"
     assert checks.explanation(results[0]) == ["    a is broken", "    fix: fix a"]
+
+
+def test_with_several_secondaries_each_per_secondary_check_runs_for_each(
+    tmp_path: Path,
+) -> None:
+    """One result per secondary, each naming it, its prerequisites of the same node; a
+    check of the whole project that needs one needs it on every secondary."""
+    ports = free_ports(6)
+    nodes = "".join(
+        f"    {name}:\n      port: {ports[2 * i]}\n"
+        f"      registry:\n        port: {ports[2 * i + 1]}\n"
+        for i, name in enumerate(("dc1", "dc2", "dc3"))
+    )
+    write_gdk_yml(tmp_path, f"geo:\n  nodes:\n{nodes}")
+
+    def worker(ctx) -> Outcome:
+        return (
+            failed("down", "restart with `invoke geo.restart --node secondary`")
+            if (ctx.secondary_name == "dc3")
+            else passed("up")
+        )
+
+    declared = [
+        replace(_fake("worker", passed()), run=worker, each_secondary=True),
+        replace(
+            _fake("lag", passed(), needs=("worker",)),
+            run=lambda ctx: passed(ctx.secondary_name),
+            each_secondary=True,
+        ),
+        _fake("delivery", passed(), needs=("worker",)),
+    ]
+    results = run_checks(Project(tmp_path), checks=declared)
+    assert [checks.headline(r) for r in results] == [
+        "✓ worker works (dc2: up)",
+        "✗ worker works (dc3)",
+        "✓ lag works (dc2: dc2)",
+        "- lag works (dc3): skipped: needs “worker works”",
+        "- delivery works: skipped: needs “worker works”",
+    ]
+    assert checks.failure_line(declared[0], "dc3") == "✗ worker works (dc3)"
+    assert checks.explanation(results[1]) == [
+        "    down",
+        "    fix: restart with `invoke geo.restart --node dc3`",
+    ]
 
 
 def test_a_user_error_inside_a_check_is_its_failure(tmp_path: Path) -> None:

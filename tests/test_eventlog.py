@@ -139,3 +139,39 @@ def test_a_failed_batch_records_nothing(log: EventLog) -> None:
 
     assert log.last_id() == 1
     assert log.record([push("e3")]) == 1  # its id was not remembered either
+
+
+def test_a_log_keeps_its_identity_and_another_log_has_another(
+    log_path: Path, tmp_path: Path
+) -> None:
+    """The identity a secondary's cursor is tied to: the same across restarts of one log,
+    different for the log a promoted node starts."""
+    first = EventLog(log_path)
+    identity = first.identity
+    first.record([push("e1")])
+    first.close()
+    reopened = EventLog(log_path)
+    assert reopened.identity == identity
+    assert reopened.last_id() == 1
+    reopened.close()
+    other = EventLog(tmp_path / "other" / "events.sqlite3")
+    assert other.identity and other.identity != identity
+    other.close()
+
+
+def test_a_log_of_schema_version_1_gets_an_identity_and_keeps_its_events(log_path: Path) -> None:
+    log_path.parent.mkdir(parents=True)
+    old = sqlite3.connect(log_path)
+    old.executescript(
+        "CREATE TABLE geo_events (id INTEGER PRIMARY KEY AUTOINCREMENT, action TEXT NOT NULL,"
+        " repository TEXT NOT NULL, tag TEXT NULL, digest TEXT NULL, created_at REAL NOT NULL);"
+        " CREATE TABLE received_notifications (event_id TEXT PRIMARY KEY, received_at REAL);"
+        " INSERT INTO geo_events (action, repository, tag, digest, created_at)"
+        " VALUES ('updated', 'group/app', 'v1', NULL, 1.0); PRAGMA user_version = 1;"
+    )
+    old.close()
+    upgraded = EventLog(log_path)
+    assert upgraded.identity
+    assert [event.repository for event in upgraded.after(0, 10)] == ["group/app"]
+    upgraded.close()
+    assert sqlite3.connect(log_path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -281,9 +281,8 @@ class PrimaryService:
         except ValueError as exc:
             return error(400, str(exc))
         found = await self._events_after(after, limit, wait)
-        return JSONResponse(
-            {"events": [event_json(e) for e in found], "last_event_id": self.log.last_id()}
-        )
+        page = {"events": [event_json(e) for e in found], "last_event_id": self.log.last_id()}
+        return JSONResponse({**page, "log_id": self.log.identity})  # ids count in this log only
 
     async def _events_after(self, after: int, limit: int, wait: int) -> list[GeoEvent]:
         loop = asyncio.get_running_loop()

@@ -5,6 +5,11 @@ registry event id it has recorded and skips repeats. Ids of the log itself come 
 `AUTOINCREMENT` key: they only grow and are never reused, which lets a secondary keep a
 single cursor ("everything after id N") and never miss or re-read an event.
 
+Those ids mean something only within one log, so each log carries an identity of its own
+(`log_id`, random, made with the log): a node promoted to primary starts a log whose ids
+begin again, and a secondary that sees a new identity restarts its cursor instead of
+reading the new log's ids as if they continued the old one's.
+
 Durability: the service answers the registry only after `record` returns, and the registry
 then forgets the event. The database therefore runs in WAL mode with `synchronous=FULL`,
 which fsyncs the WAL on every commit; WAL with `NORMAL` would be consistent after a power
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +28,7 @@ from typing import Literal
 
 from gdk_geo.errors import GdkGeoError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the log's identity (`log_identity`)
 
 Action = Literal["updated", "deleted"]
 
@@ -38,6 +44,13 @@ CREATE TABLE IF NOT EXISTS geo_events (
 CREATE TABLE IF NOT EXISTS received_notifications (
     event_id TEXT PRIMARY KEY,
     received_at REAL NOT NULL
+);
+"""
+
+_IDENTITY = """
+CREATE TABLE IF NOT EXISTS log_identity (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    log_id TEXT NOT NULL
 );
 """
 
@@ -114,10 +127,17 @@ class EventLog:
                 where=str(self.path),
                 fix="update gdk-geo, or move the file away to start a new log",
             )
-        if version == 0:
+        if version < SCHEMA_VERSION:
+            # a log of version 1 gets its identity now: its secondaries' cursors, which
+            # carry none yet, adopt it and read on from where they were
             self._db.executescript(
-                f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                f"BEGIN IMMEDIATE; {_SCHEMA} {_IDENTITY}"
+                f" INSERT OR IGNORE INTO log_identity (id, log_id) VALUES (1, '{uuid.uuid4()}');"
+                f" PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             )
+        self.identity: str = self._db.execute(
+            "SELECT log_id FROM log_identity WHERE id = 1"
+        ).fetchone()[0]
 
     def record(self, events: Sequence[RegistryEvent]) -> int:
         """Append the events not seen before, in one transaction; return how many were new.

@@ -5,7 +5,11 @@ The contract (served by `gdk_geo.primary.app`):
     GET {primary_geo_url}/api/v4/geo/events?after=<id>&limit=<n>&wait=<seconds>
     Authorization: Bearer <node token>
     → {"events": [{"id", "action", "repository", "tag", "digest", "created_at"}],
-       "last_event_id": N}
+       "last_event_id": N, "log_id": "<the log's identity>"}
+
+Ids count within one log only: after a promotion the new primary's log numbers its events
+from 1 again. The page carries the log's identity so that the cursor can say which log it
+counts in, and be restarted (`restarted`) when the log it reads is another one.
 
 An event only ever names a repository (and a tag as a hint); nothing in it is fetched. A
 malformed event is skipped but still counted in `last_seen_id`, so one bad entry cannot wedge
@@ -53,6 +57,7 @@ class EventPage:
     events: list[FeedEvent]
     last_seen_id: int  # the highest id in the page, skipped events included; 0 when empty
     primary_last_event_id: int
+    log_id: str | None = None  # the identity of the log the ids count in (None: not told)
 
     @property
     def last_created_at(self) -> float | None:
@@ -131,7 +136,26 @@ def parse_page(body: Any) -> EventPage:
         else:
             events.append(event)
     primary_last = _integer(body.get("last_event_id"))
-    return EventPage(events, last_seen, max(primary_last or 0, last_seen))
+    log_id = body.get("log_id") if isinstance(body.get("log_id"), str) else None
+    return EventPage(events, last_seen, max(primary_last or 0, last_seen), log_id or None)
+
+
+def restarted(page: EventPage, cursor: int, cursor_log: str | None) -> str | None:
+    """Why the cursor no longer counts in the log `page` came from, or None when it does.
+
+    A cursor read from another log (the primary changed) restarts, whatever its number: the
+    new log's ids would otherwise be skipped up to it, or read as the old log's. A cursor
+    that names no log yet (kept by an older worker) adopts the page's; then only a log
+    shorter than the cursor shows that it started again.
+    """
+    if page.log_id and cursor_log and page.log_id != cursor_log:
+        return f"the primary's event log is another one ({page.log_id}, our cursor {cursor_log})"
+    if page.primary_last_event_id < cursor:
+        return (
+            f"the primary's event log restarted (its last event is "
+            f"{page.primary_last_event_id}, our cursor {cursor})"
+        )
+    return None
 
 
 def parse_event(raw: dict[str, Any], event_id: int) -> FeedEvent | None:

@@ -125,6 +125,8 @@ class TrackingDB:
         last_event_id: int,
         last_event_at: float | None,
         now: float | None = None,
+        *,
+        log_id: str | None = None,
     ) -> None:
         """Mark the repositories of a page of events pending and advance the cursor, atomically.
 
@@ -136,12 +138,13 @@ class TrackingDB:
             moment = _now(now)
             _mark_pending(conn, repositories, moment, True)
             conn.execute(
-                "INSERT INTO event_cursor (id, last_event_id, last_event_at, updated_at)"
-                " VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                "INSERT INTO event_cursor (id, last_event_id, last_event_at, updated_at, log_id)"
+                " VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
                 " last_event_id = excluded.last_event_id,"
                 " last_event_at = COALESCE(excluded.last_event_at, last_event_at),"
-                " updated_at = excluded.updated_at",
-                (last_event_id, last_event_at, moment),
+                " updated_at = excluded.updated_at,"
+                " log_id = COALESCE(excluded.log_id, log_id)",
+                (last_event_id, last_event_at, moment, log_id),
             )
 
     def claim_due(self, limit: int, now: float | None = None) -> list[str]:
@@ -309,6 +312,11 @@ class TrackingDB:
         """The id of the last event whose repository is queued (0 before the first event)."""
         rows = self._read("SELECT last_event_id FROM event_cursor WHERE id = 1")
         return rows[0]["last_event_id"] if rows else 0
+
+    def cursor_log(self) -> str | None:
+        """The identity of the event log the cursor counts in (None before it was told)."""
+        rows = self._read("SELECT log_id FROM event_cursor WHERE id = 1")
+        return rows[0]["log_id"] if rows else None
 
     def last_event_at(self) -> float | None:
         """When the primary recorded the last event we processed (for the "event age" gauge)."""

@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS event_cursor (
     id            INTEGER PRIMARY KEY CHECK (id = 1),
     last_event_id INTEGER NOT NULL,
     last_event_at REAL,
-    updated_at    REAL NOT NULL
+    updated_at    REAL NOT NULL,
+    log_id        TEXT  -- the primary's event log that last_event_id counts in
 );
 """
 
@@ -91,6 +92,8 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
     columns = {row["name"] for row in conn.execute("PRAGMA table_info(repositories)")}
     if "urgent" not in columns:
         conn.execute("ALTER TABLE repositories ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0")
+    if "log_id" not in {row["name"] for row in conn.execute("PRAGMA table_info(event_cursor)")}:
+        conn.execute("ALTER TABLE event_cursor ADD COLUMN log_id TEXT")
 
 
 def tracking_error(path: Path, exc: BaseException) -> TrackingDatabaseError:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from gdk_geo.node_settings import SecondaryWorkerSettings
 from gdk_geo.registry.backoff import Backoff
 from gdk_geo.registry.errors import RegistryError
-from gdk_geo.secondary.event_feed import EventFeed, EventFeedError, EventPage
+from gdk_geo.secondary.event_feed import EventFeed, EventFeedError, EventPage, restarted
 from gdk_geo.secondary.passes import InFlight, diff_summary
 from gdk_geo.secondary.replicator import Replicator, secondary_only
 from gdk_geo.secondary.repository_index import RepositoryIndex
@@ -113,14 +113,10 @@ class Worker:
         """Queue the page's repositories and move the cursor past it (one transaction)."""
         self.activity.primary_last_event_id = page.primary_last_event_id
         cursor = self.db.cursor()
-        if page.primary_last_event_id < cursor:
-            logger.warning(
-                "the primary's event log restarted (its last event is %d, our cursor %d): "
-                "reading it from the start and running a backfill",
-                page.primary_last_event_id,
-                cursor,
-            )
-            self.db.apply_events([], 0, None)
+        why = restarted(page, cursor, self.db.cursor_log())
+        if why:
+            logger.warning("%s: reading it from the start and running a backfill", why)
+            self.db.apply_events([], 0, None, log_id=page.log_id)
             self._backfill_now.set()
             return
         if page.last_seen_id <= cursor:
@@ -128,7 +124,9 @@ class Worker:
         for event in page.events:
             self.replicator.note_event(event)
         repositories = [event.repository for event in page.events]
-        self.db.apply_events(repositories, page.last_seen_id, page.last_created_at)
+        self.db.apply_events(
+            repositories, page.last_seen_id, page.last_created_at, log_id=page.log_id
+        )
         self._wake.set()
 
     def _feed_down(self, reason: str) -> None:
