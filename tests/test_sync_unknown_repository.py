@@ -34,7 +34,7 @@ def _tracked(project: Project) -> tuple[set[str], int]:
     --json` counts: both read the tracking database, each through its own path."""
     status = invoke(project.root, "geo.status", "--json")
     assert status.returncode == 0, status.stdout + status.stderr
-    counts = json.loads(status.stdout)["replication"]["counts"]
+    counts = json.loads(status.stdout)["nodes"]["secondary"]["replication"]["counts"]
     return set(Scratch(project.root).rows()), sum(counts.values())
 
 

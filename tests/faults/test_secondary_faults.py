@@ -17,6 +17,7 @@ import contextlib
 import errno
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -60,15 +61,42 @@ def partial_uploads(nodes_up: Scratch, repo: str) -> dict[str, int]:
     return found
 
 
+def upload_in_flight(nodes_up: Scratch, repo: str, ignore: set[str]) -> str | None:
+    """A new blob upload of `repo` to the secondary that has some bytes, not all; or None."""
+    for upload, size in partial_uploads(nodes_up, repo).items():
+        if upload not in ignore and 0 < size < LAYER_SIZE:
+            return upload
+    return None
+
+
 def wait_mid_blob(nodes_up: Scratch, repo: str, ignore: set[str]) -> str:
     """Wait until a new blob upload to the secondary is under way (some bytes, not all);
     returns its id. Polled often: a 32 MiB copy over loopback takes a fraction of a second."""
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        for upload, size in partial_uploads(nodes_up, repo).items():
-            if upload not in ignore and 0 < size < LAYER_SIZE:
-                return upload
+        if upload := upload_in_flight(nodes_up, repo, ignore):
+            return upload
         time.sleep(0.005)
+    pytest.fail(f"no blob copy of {repo} was ever seen in flight\n{nodes_up.log_tail()}")
+
+
+def kill_mid_blob(nodes_up: Scratch, repo: str, ignore: set[str]) -> str:
+    """SIGKILL the worker while a new blob upload of `repo` is under way; returns its id.
+
+    Frozen first, then looked at: seeing an upload in flight and then killing raced the
+    copy, which on a loaded machine (or beside parallel tests) finished in between, with the
+    manifest pushed. A stopped worker sends nothing more, so what is seen is what is killed.
+    """
+    pid = nodes_up.service_pid("secondary")
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        os.kill(pid, signal.SIGSTOP)
+        if upload := upload_in_flight(nodes_up, repo, ignore):
+            kill(pid)  # SIGKILL ends a stopped process too
+            return upload
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.005)
+    os.kill(pid, signal.SIGCONT)
     pytest.fail(f"no blob copy of {repo} was ever seen in flight\n{nodes_up.log_tail()}")
 
 
@@ -170,8 +198,7 @@ def test_worker_sigkilled_mid_blob_three_times(nodes_up: Scratch) -> None:
     with ManifestWatch(nodes_up, repo, tag) as watch:
         digest = nodes_up.push(repo, tag, large_layers(repo))
         for _ in range(3):
-            seen.add(wait_mid_blob(nodes_up, repo, ignore=seen))
-            kill(nodes_up.service_pid("secondary"))
+            seen.add(kill_mid_blob(nodes_up, repo, ignore=seen))
             assert nodes_up.digest("secondary", repo, tag) is None
             nodes_up.must("geo.setup")  # starts the worker again, touches nothing else
         nodes_up.wait_replicated({(repo, tag): digest})
