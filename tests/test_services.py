@@ -124,3 +124,30 @@ def test_a_service_started_by_the_previous_release_is_found_and_stopped(
     finally:
         process.kill()
         process.wait()
+
+
+def test_a_stopped_service_whose_parent_has_not_reaped_it_counts_as_gone() -> None:
+    """A service outlives the `invoke` that started it; its zombie waits for whoever reaps
+    it. Stopping waited for that reaping (up to 2 s a service where init is slow to reap)."""
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys, time\n"
+            "child = os.fork()\n"
+            "if child == 0:\n"
+            "    time.sleep(1)  # ends while it is being waited for\n"
+            "    os._exit(0)\n"
+            "print(child, flush=True)\n"
+            "time.sleep(60)  # never reaps the child: it stays a zombie meanwhile\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        zombie = int(parent.stdout.readline())
+        assert services._wait_gone(zombie, timeout=10)
+        assert parent.poll() is None, "the zombie's parent still runs: nobody reaped it"
+    finally:
+        parent.kill()
+        parent.wait()
