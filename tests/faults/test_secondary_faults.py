@@ -80,20 +80,23 @@ def wait_mid_blob(nodes_up: Scratch, repo: str, ignore: set[str]) -> str:
     pytest.fail(f"no blob copy of {repo} was ever seen in flight\n{nodes_up.log_tail()}")
 
 
-def kill_mid_blob(nodes_up: Scratch, repo: str, ignore: set[str]) -> str:
-    """SIGKILL the worker while a new blob upload of `repo` is under way; returns its id.
+def kill_mid_blob(nodes_up: Scratch, repo: str, ignore: set[str]) -> set[str]:
+    """SIGKILL the worker while a new blob upload of `repo` is under way; returns the ids of
+    every upload it leaves behind, which a later call must not take for new ones.
 
     Frozen first, then looked at: seeing an upload in flight and then killing raced the
     copy, which on a loaded machine (or beside parallel tests) finished in between, with the
     manifest pushed. A stopped worker sends nothing more, so what is seen is what is killed.
+    Every upload the kill leaves is stale from then on (the next worker starts its own), and
+    taking one of those for a new copy killed a worker that had already finished.
     """
     pid = nodes_up.service_pid("secondary")
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         os.kill(pid, signal.SIGSTOP)
-        if upload := upload_in_flight(nodes_up, repo, ignore):
+        if upload_in_flight(nodes_up, repo, ignore):
             kill(pid)  # SIGKILL ends a stopped process too
-            return upload
+            return set(partial_uploads(nodes_up, repo))
         os.kill(pid, signal.SIGCONT)
         time.sleep(0.005)
     os.kill(pid, signal.SIGCONT)
@@ -198,7 +201,7 @@ def test_worker_sigkilled_mid_blob_three_times(nodes_up: Scratch) -> None:
     with ManifestWatch(nodes_up, repo, tag) as watch:
         digest = nodes_up.push(repo, tag, large_layers(repo))
         for _ in range(3):
-            seen.add(kill_mid_blob(nodes_up, repo, ignore=seen))
+            seen |= kill_mid_blob(nodes_up, repo, ignore=seen)
             assert nodes_up.digest("secondary", repo, tag) is None
             nodes_up.must("geo.setup")  # starts the worker again, touches nothing else
         nodes_up.wait_replicated({(repo, tag): digest})
