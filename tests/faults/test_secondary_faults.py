@@ -196,15 +196,21 @@ def test_secondary_registry_stopped_mid_sync_of_a_large_image(nodes_up: Scratch)
 
 
 def test_worker_sigkilled_mid_blob_three_times(nodes_up: Scratch) -> None:
-    repo, tag = "worker-kill/big", "v1"
+    """Each kill lands in a copy of its own: a tag with new layers is pushed while the worker
+    runs, then the worker is killed mid-blob. (Killing three times into the copy of one tag
+    raced `geo.setup`: the restarted worker could finish the copy before `geo.setup`
+    returned, and then no copy was left to kill.)"""
+    repo = "worker-kill/big"
     seen: set[str] = set()
-    with ManifestWatch(nodes_up, repo, tag) as watch:
-        digest = nodes_up.push(repo, tag, large_layers(repo))
-        for _ in range(3):
+    pushed: dict[tuple[str, str], str] = {}
+    with ManifestWatch(nodes_up, repo, "v1") as watch:
+        for round_ in range(1, 4):
+            tag = f"v{round_}"
+            pushed[(repo, tag)] = nodes_up.push(repo, tag, large_layers(repo))
             seen |= kill_mid_blob(nodes_up, repo, ignore=seen)
             assert nodes_up.digest("secondary", repo, tag) is None
             nodes_up.must("geo.setup")  # starts the worker again, touches nothing else
-        nodes_up.wait_replicated({(repo, tag): digest})
+        nodes_up.wait_replicated(pushed)
         nodes_up.wait_synced([repo])
         watch.wait_for_complete_sighting()
     assert watch.violations == []
