@@ -172,4 +172,19 @@ def test_a_primary_token_never_grants_more_than_pull(signing_pair) -> None:
 def test_a_mount_token_covers_the_source_repository(signing_pair) -> None:
     tokens, _, minted = _tokens(signing_pair, {"pull", "push", "delete"})
     tokens.header("POST", URL("https://localhost:5001/v2/a/blobs/uploads/?mount=sha256:0&from=b"))
-    assert [a.scope() for a in minted[0]] == ["repository:a:pull,push", "repository:b:pull"]
+    assert [a.scope() for a in minted[0]] == [
+        "repository:a:pull,push,delete",
+        "repository:b:pull,push,delete",
+    ]
+
+
+def test_one_secondary_token_serves_every_request_to_a_repository(signing_pair) -> None:
+    tokens, _, minted = _tokens(signing_pair, {"pull", "push", "delete"})
+    for method, path in [
+        ("HEAD", "/v2/a/manifests/v1"),
+        ("POST", "/v2/a/blobs/uploads/"),
+        ("PUT", "/v2/a/manifests/v1"),
+        ("DELETE", "/v2/a/manifests/sha256:0"),
+    ]:
+        tokens.header(method, URL(f"https://localhost:5001{path}"))
+    assert [[a.scope() for a in m] for m in minted] == [["repository:a:pull,push,delete"]]

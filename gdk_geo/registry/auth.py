@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from yarl import URL
 
 from gdk_geo.registry.replies import Reply, with_query
-from gdk_geo.registry.tokens import Access, MintedToken
+from gdk_geo.registry.tokens import REPOSITORY_ACTIONS, Access, MintedToken
 
 
 class RegistryAuth:
@@ -120,9 +120,12 @@ def request_access(method: str, url: URL) -> tuple[Access, ...]:
 class MintedTokens:
     """Bearer tokens the Geo worker signs itself, as GitLab's `pull_access_token` does.
 
-    Each token covers the repositories of one request, and only the actions `allowed`
-    (pull and the catalog for the primary; pull, push and delete for the secondary).
-    A token is reused until shortly before it expires: a quarter of its lifetime, at most
+    A token covers the repositories one request names, each with every action `allowed`
+    there (pull and the catalog for the primary, GitLab's `pull_access_token`; pull, push
+    and delete for the secondary, its `full_access_token`), so that one token serves every
+    request to a repository: signing one costs an RSA signature (about 1.5 ms), once per
+    repository and side rather than once per kind of request. A repository is named only
+    when the request needs an action allowed there. A token is reused until shortly before it expires: a quarter of its lifetime, at most
     30 s. The registry checks a token when a request starts, so a blob stream that outlasts
     its token still completes. `forget` drops a token the registry refused, so the request
     is sent once more with a fresh one.
@@ -138,6 +141,7 @@ class MintedTokens:
     ) -> None:
         self._mint = mint
         self._allowed = allowed
+        self._actions = tuple(a for a in REPOSITORY_ACTIONS if a in allowed)
         self._catalog = catalog
         self._clock = clock
         self._cache: dict[tuple[str, ...], MintedToken] = {}
@@ -167,9 +171,8 @@ class MintedTokens:
                 if self._catalog:
                     kept.append(entry)
                 continue
-            actions = tuple(a for a in entry.actions if a in self._allowed)
-            if actions:
-                kept.append(Access(entry.type, entry.name, actions))
+            if self._allowed.intersection(entry.actions):
+                kept.append(Access(entry.type, entry.name, self._actions))
         return kept
 
     def _stale(self, token: MintedToken) -> bool:

@@ -247,8 +247,8 @@ class Passes:
         if not self.replicator.settings.replication_enabled:
             raise GdkGeoError(
                 "registry replication is disabled on the secondary",
-                fix="set geo.registry_replication.enabled: true in gdk.yml, then "
-                "`invoke geo.reconfigure`",
+                fix="set geo.secondary.registry_replication.enabled: true in gdk.yml, then "
+                "`invoke geo.restart`",
             )
         names, claimed = await self._resync_names(run)
         run.emit({"type": "planned", "total": len(names) + len(run.events)})
@@ -270,7 +270,7 @@ class Passes:
         selection, source, target = run.selection, self.replicator.source, self.replicator.target
         if selection.repositories:
             names = list(dict.fromkeys(selection.repositories))
-            for position, unknown in enumerate(await unknown_repositories(source, target, names)):
+            for position, unknown in enumerate(await unknown_repositories(source, target, names, self.db)):
                 names.remove(unknown.repository)
                 run.emit({"type": "result", "position": position, **result_json(unknown)})
             return names, set()

@@ -1,9 +1,9 @@
 """The Geo worker's registry tokens: minted with the shared signing key, no password.
 
 GitLab's secondary signs its own short-lived JWTs with the key pair every site shares
-(`pull_access_token` for the primary, `push_access_token` for its own registry). The
+(`pull_access_token` for the primary, `full_access_token` for its own registry). The
 worker does the same: pull and the catalog on the primary, pull, push and delete on the
-secondary, each token scoped to the repositories of one request (`registry/auth.py`).
+secondary, each token naming the repositories of one request (`registry/auth.py`).
 """
 
 from __future__ import annotations

@@ -168,8 +168,8 @@ async def sync_once(
     if not settings.replication_enabled:
         raise GdkGeoError(
             "registry replication is disabled on the secondary",
-            fix="set geo.registry_replication.enabled: true in gdk.yml, then "
-            "`invoke geo.reconfigure`",
+            fix="set geo.secondary.registry_replication.enabled: true in gdk.yml, then "
+            "`invoke geo.restart`",
         )
     names = [_checked_name(name) for name in repos or []]
     db = TrackingDB(settings.tracking_db_path)
@@ -178,7 +178,7 @@ async def sync_once(
             replicator = Replicator(settings, db, source, target)
             unknown: list[RepositorySyncResult] = []
             if names:
-                unknown = await unknown_repositories(source, target, names)
+                unknown = await unknown_repositories(source, target, names, db)
                 names = [name for name in names if name not in {r.repository for r in unknown}]
             if all_ or names:
                 names = names or await _every_repository(source, target)
@@ -214,13 +214,15 @@ async def _run_bounded(
 
 
 async def unknown_repositories(
-    source: RegistryClient, target: RegistryClient, names: Sequence[str]
+    source: RegistryClient, target: RegistryClient, names: Sequence[str], db: TrackingDB
 ) -> list[RepositorySyncResult]:
     """A failed result for each named repository neither registry has heard of.
 
     Syncing such a name "succeeds" with nothing to copy, and recorded it as synced: a
     typo in `geo.sync --repo` printed ✓ and left a phantom row on the status page. A name
-    only the secondary knows is a real sync (its deletion), so it is left alone.
+    only the secondary knows is a real sync (its deletion), so it is left alone, and so is
+    a name the tracking database has a row for: it was in a catalog once, and its sync is
+    what settles it. The others are asked about all at once, not one round trip each.
     """
 
     async def known(client: RegistryClient, name: str) -> bool:
@@ -232,12 +234,17 @@ async def unknown_repositories(
             return True  # could not ask: the sync itself fails and records why
         return True
 
-    unknown = []
-    for name in names:
-        if not await known(source, name) and not await known(target, name):
-            error = f"neither registry has a repository named {name} (check its spelling)"
-            unknown.append(RepositorySyncResult(name, error=error).finish())
-    return unknown
+    async def unknown(name: str) -> bool:
+        return not await known(source, name) and not await known(target, name)
+
+    untracked = [name for name in names if db.get(name) is None]
+    verdicts = await asyncio.gather(*(unknown(name) for name in untracked))
+    error = "neither registry has a repository named {} (check its spelling)"
+    return [
+        RepositorySyncResult(name, error=error.format(name)).finish()
+        for name, is_unknown in zip(untracked, verdicts, strict=True)
+        if is_unknown
+    ]
 
 
 async def secondary_only(primary: Collection[str], target: RegistryClient) -> list[str]:
