@@ -8,12 +8,18 @@ step printed "as root:" is run as it says).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from helpers import invoke
 
 from gdk_geo import checks
@@ -23,7 +29,8 @@ from gdk_geo.secondary.tracking import TrackingDatabaseError, TrackingDB
 
 HEALTHY_DEADLINE = 60.0  # a restarted worker reconnects to the event feed with backoff
 
-_LINE = re.compile(r"^(?P<mark>[✓✗-]) (?P<title>.+?)(?: \(.*\)|: skipped: .*)?$")
+# A result line; with several secondaries a skipped one names its node before "skipped".
+_LINE = re.compile(r"^(?P<mark>[✓✗-]) (?P<title>.+?)(?: \(.*\)|(?: \([\w-]+\))?: skipped: .*)?$")
 
 
 def check_named(name: str) -> Check:
@@ -82,10 +89,11 @@ def healthy(project: Project) -> subprocess.CompletedProcess:
         time.sleep(1)
 
 
-def printed_fix_text(output: str, check: Check) -> str:
-    """The fix printed under `check`'s ✗, without its `fix: ` label."""
+def printed_fix_text(output: str, check: Check, node: str | None = None) -> str:
+    """The fix printed under `check`'s ✗ (for secondary `node`, when there are several),
+    without its `fix: ` label."""
     lines = output.splitlines()
-    at = lines.index(checks.failure_line(check))
+    at = lines.index(checks.failure_line(check, node))
     fix = next(line for line in lines[at:] if line.startswith("    fix: "))
     return fix.removeprefix("    fix: ")
 
@@ -109,10 +117,13 @@ def run_command(project: Project, argv: list[str]) -> None:
     assert result.returncode == 0, f"{argv}:\n{result.stdout}{result.stderr}"
 
 
-def run_fix(project: Project, output: str, name: str, *, shell: bool = False) -> None:
-    """Run every command of the printed fix of check `name`, as a user would paste it: the
-    invoke commands, and with `shell` every other command in backticks too."""
-    fix = printed_fix_text(output, check_named(name))
+def run_fix(
+    project: Project, output: str, name: str, *, shell: bool = False, node: str | None = None
+) -> None:
+    """Run every command of the printed fix of check `name` (on secondary `node`, when there
+    are several), as a user would paste it: the invoke commands, and with `shell` every
+    other command in backticks too."""
+    fix = printed_fix_text(output, check_named(name), node)
     commands = [argv for argv in fix_commands(fix) if shell or argv[0] == "invoke"]
     assert commands, output
     for argv in commands:
@@ -131,3 +142,23 @@ def worker_can_open(path: Path) -> bool:
     except TrackingDatabaseError:
         return False
     return True
+
+
+def foreign_certificate() -> bytes:
+    """A valid certificate for localhost that is not ours (as if copied from elsewhere)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    sans = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=365))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM)

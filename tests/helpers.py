@@ -81,11 +81,32 @@ geo:
 """
 
 
+def named_nodes_yml(names: tuple[str, ...], prefix: str, each_node: str = "") -> str:
+    """A `geo.nodes` gdk.yml: the nodes `names` on free ports, the first one primary (the
+    default); `each_node` is added to every node's block."""
+    ports = free_ports(2 * len(names))
+    lines = [f"docker:\n  container_prefix: {prefix}\ngeo:\n  nodes:"]
+    for index, name in enumerate(names):
+        service, registry = ports[2 * index], ports[2 * index + 1]
+        lines.append(
+            f"    {name}:\n      port: {service}\n      registry:\n        port: {registry}"
+            + each_node
+        )
+    return "\n".join(lines) + "\n"
+
+
 @contextmanager
 def running_project(root: Path, letter: str, extra_yml: str = "") -> Iterator[Project]:
     """A scratch project set up with `geo.setup` (own prefix, free ports), destroyed after."""
     ports = free_ports(4)
-    write_gdk_yml(root, ports_yml(*ports, unique_prefix(letter)) + extra_yml)
+    with set_up(root, ports_yml(*ports, unique_prefix(letter)) + extra_yml) as project:
+        yield project
+
+
+@contextmanager
+def set_up(root: Path, gdk_yml: str) -> Iterator[Project]:
+    """The project at `root` with `gdk_yml`, set up with `geo.setup`, destroyed after."""
+    write_gdk_yml(root, gdk_yml)
     setup = invoke(root, "geo.setup")
     assert setup.returncode == 0, setup.stdout + setup.stderr
     try:

@@ -11,12 +11,10 @@ checks that depend on it skipped, the ✗ line and the fix exactly as declared i
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import socket
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,16 +22,13 @@ from check_helpers import (
     assert_fails,
     check_named,
     fixed,
+    foreign_certificate,
     healthy,
     marks,
     run_check,
     run_fix,
     worker_can_open,
 )
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from faults.kit import Scratch
 from helpers import REPO_ROOT, invoke, ports_yml, running_project, write_gdk_yml
 
@@ -106,32 +101,12 @@ def test_a_hand_set_secret_in_the_rendered_registry_config(project: Project) -> 
     assert "a-secret-set-by-hand" not in result.stdout
 
 
-def _foreign_certificate() -> bytes:
-    """A valid certificate for localhost that is not ours (as if copied from elsewhere)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.now(UTC)
-    sans = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=365))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM)
-
-
 @pytest.mark.docker
 def test_a_tampered_secondary_certificate(project: Project) -> None:
     certificate = project.node(project.load(), "secondary").certificate
     original = certificate.read_bytes()
     try:
-        certificate.write_bytes(_foreign_certificate())
+        certificate.write_bytes(foreign_certificate())
         result = run_check(project)
     finally:
         certificate.write_bytes(original)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import invoke, ports_yml, unique_prefix, write_gdk_yml
+from helpers import invoke, named_nodes_yml, ports_yml, unique_prefix, write_gdk_yml
 from registry_login import RegistryLogin
 from ruamel.yaml import YAML
 
@@ -189,15 +189,7 @@ def test_a_promote_that_times_out_leaves_the_primary_read_write(nodes_up: SetUp)
 
 def _three_nodes(each_node: str = "") -> str:
     """Three named nodes on free ports, dc1 primary; `each_node` is added to every node."""
-    ports = free_ports(6)
-    lines = [f"docker:\n  container_prefix: {unique_prefix('t')}\ngeo:\n  nodes:"]
-    for index, name in enumerate(("dc1", "dc2", "dc3")):
-        service, registry = ports[2 * index], ports[2 * index + 1]
-        lines.append(
-            f"    {name}:\n      port: {service}\n      registry:\n        port: {registry}"
-            + each_node
-        )
-    return "\n".join(lines) + "\n"
+    return named_nodes_yml(("dc1", "dc2", "dc3"), unique_prefix("t"), each_node)
 
 
 # Backfill and verification an hour apart: within a test only events replicate a new tag of

@@ -185,19 +185,19 @@ class Scratch:
             found.extend(page)
             after = page[-1]["id"]
 
-    def replication(self) -> dict[str, Any]:
+    def replication(self, node: str = "secondary") -> dict[str, Any]:
         """The worker's status JSON (what `geo.status` reads), with every repository's row."""
         response = httpx.get(
-            f"{self.service_url('secondary')}/api/v4/geo/replication/status",
+            f"{self.service_url(node)}/api/v4/geo/replication/status",
             params={"repositories": "all"},
             timeout=10,
         )
         response.raise_for_status()
         return response.json()
 
-    def rows(self) -> dict[str, dict[str, Any]]:
-        """The tracking rows by repository, from the worker's status JSON."""
-        return {row["repository"]: row for row in self.replication()["repositories"]}
+    def rows(self, node: str = "secondary") -> dict[str, dict[str, Any]]:
+        """The tracking rows by repository, from the status JSON of `node`'s worker."""
+        return {row["repository"]: row for row in self.replication(node)["repositories"]}
 
     def wait_synced(self, repos: list[str]) -> None:
         """Wait until every repository is tracked as synced."""
