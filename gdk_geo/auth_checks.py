@@ -34,14 +34,26 @@ def signing_pair(
     """Both nodes hold the same `localhost.crt` and `localhost.key` (the seed's copy step)."""
     differ = signing.differing_files(primary.node_root, secondary.node_root)
     if differ:
-        named = " and ".join(differ)
         return (
-            f"the secondary's {named} {'is' if len(differ) == 1 else 'are'} not the primary's "
-            f"(compared {secondary.node_root} with {primary.node_root}): tokens the worker "
-            "mints would be refused by the primary registry",
+            f"{_how_they_differ(primary.node_root, secondary.node_root, differ)} (compared "
+            f"{secondary.node_root} with {primary.node_root}): tokens the worker mints would "
+            "be refused by the primary registry",
             "",
         )
     return None, f"SHA-256 {certs.fingerprint(primary.auth.certificate_path)[:23]}…"
+
+
+def _how_they_differ(primary_root: Path, secondary_root: Path, differ: list[str]) -> str:
+    """"the secondary's localhost.key is missing", "… is not the primary's", per file."""
+    parts = []
+    for name in differ:
+        if not (secondary_root / name).exists():
+            parts.append(f"the secondary's {name} is missing")
+        elif not (primary_root / name).exists():
+            parts.append(f"the primary's {name} is missing")
+        else:
+            parts.append(f"the secondary's {name} is not the primary's")
+    return "; ".join(parts)
 
 
 def registry_tokens(

@@ -245,7 +245,7 @@ def setup(
         else:
             _, started = services.start(paths, project.root)
             result.services[paths.name] = "started" if started else "unchanged"
-    progress(Step("waiting until both nodes are healthy"))
+    progress(Step(f"waiting until {_the_nodes(cfg)} are healthy"))
     wait_healthy(client, project, cfg, list(cfg.node_names))
     return result
 
@@ -328,3 +328,9 @@ def destroy(project: Project, *, data: bool = False) -> list[str]:
                 removed.append(str(directory))
     record.forget(project)
     return removed
+
+
+def _the_nodes(cfg: Settings) -> str:
+    """"both nodes" for a pair, "all 3 nodes" with more secondaries."""
+    count = len(cfg.node_names)
+    return "both nodes" if count == 2 else f"all {count} nodes"

@@ -131,10 +131,10 @@ def restart(c, node=None, force=False):
     from gdk_geo import lifecycle
 
     check_node(c, node)
-    with out.status(f"restarting {node or 'both nodes'} and waiting until healthy"):
+    with out.status(f"restarting {node or 'every node'} and waiting until healthy"):
         done = lifecycle.restart(project_of(c), node, force=force)
     print_reconfigured(done)
-    out.print(f"restarted {node or 'both nodes'}: healthy")
+    out.print(f"restarted {node or 'every node'}: healthy")
 
 
 @task

@@ -102,7 +102,10 @@ def test_a_secondary_with_its_own_signing_pair(project: Project, tmp_path) -> No
 
     result = _geo_check(project)
     assert "signing-pair" in _failed(result), result.stdout
-    assert "the secondary's localhost.crt and localhost.key are not the primary's" in result.stdout
+    assert (
+        "the secondary's localhost.crt is not the primary's; "
+        "the secondary's localhost.key is not the primary's"
+    ) in result.stdout
     assert f"    fix: {_check('signing-pair').fix}" in result.stdout
     _run_fix(project, "signing-pair")
     _healthy(project)

@@ -179,6 +179,7 @@ def test_a_deleted_signing_key_on_dc3(project: Project) -> None:
     key.unlink()
     output = broken_on_dc3(project, {"signing-pair"}, skipped={"registry-token"})
     assert f"compared {_dc3(project).root} with {project.node(cfg, 'primary').root}" in output
+    assert "the secondary's localhost.key is missing" in output
     fixed_on_dc3(project, output, "signing-pair")
     assert key.read_bytes() == (project.node(cfg, "primary").root / "localhost.key").read_bytes()
 

@@ -125,10 +125,11 @@ class MintedTokens:
     and delete for the secondary, its `full_access_token`), so that one token serves every
     request to a repository: signing one costs an RSA signature (about 1.5 ms), once per
     repository and side rather than once per kind of request. A repository is named only
-    when the request needs an action allowed there. A token is reused until shortly before it expires: a quarter of its lifetime, at most
-    30 s. The registry checks a token when a request starts, so a blob stream that outlasts
-    its token still completes. `forget` drops a token the registry refused, so the request
-    is sent once more with a fresh one.
+    when the request needs an action allowed there. A token is reused until shortly
+    before it expires: a quarter of its lifetime, at most 30 s. The registry checks a
+    token when a request starts, so a blob stream that outlasts its token still completes.
+    `forget` drops a token the registry refused, so the request is sent once more with a
+    fresh one.
     """
 
     def __init__(

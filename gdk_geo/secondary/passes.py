@@ -270,7 +270,8 @@ class Passes:
         selection, source, target = run.selection, self.replicator.source, self.replicator.target
         if selection.repositories:
             names = list(dict.fromkeys(selection.repositories))
-            for position, unknown in enumerate(await unknown_repositories(source, target, names, self.db)):
+            unknown_names = await unknown_repositories(source, target, names, self.db)
+            for position, unknown in enumerate(unknown_names):
                 names.remove(unknown.repository)
                 run.emit({"type": "result", "position": position, **result_json(unknown)})
             return names, set()
