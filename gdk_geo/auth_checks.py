@@ -44,7 +44,7 @@ def signing_pair(
 
 
 def _how_they_differ(primary_root: Path, secondary_root: Path, differ: list[str]) -> str:
-    """"the secondary's localhost.key is missing", "… is not the primary's", per file."""
+    """Per file: "the secondary's localhost.key is missing", or "… is not the primary's"."""
     parts = []
     for name in differ:
         if not (secondary_root / name).exists():

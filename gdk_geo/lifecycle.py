@@ -331,6 +331,6 @@ def destroy(project: Project, *, data: bool = False) -> list[str]:
 
 
 def _the_nodes(cfg: Settings) -> str:
-    """"both nodes" for a pair, "all 3 nodes" with more secondaries."""
+    """The nodes, in words: "both nodes" for a pair, "all 3 nodes" with more."""
     count = len(cfg.node_names)
     return "both nodes" if count == 2 else f"all {count} nodes"
