@@ -1,7 +1,7 @@
 """The `/admin/geo` page's actions, filters and search, clicked in headless Chromium.
 
-Real registries, the primary's Geo service and a real worker (`test_worker`'s fixtures, a
-setup of this module's own); the browser is `test_status_page_browser`'s. Every change the
+Real registries, the primary's Geo service and a real worker (`worker_rig`'s fixtures, a
+setup of this module's own); the browser is `browser_rig`'s. Every change the
 tests wait for comes from the page's own polling: a marker set on `window` before a click
 must still be there afterwards, which a reload would have wiped.
 """
@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import test_status_page_browser
-import test_worker
-from test_worker import GeoSetup, digest_of_tag, push_announced, unique
+import browser_rig
+import worker_rig
+from worker_rig import GeoSetup, digest_of_tag, push_announced, unique
 
 from testkit.net import wait_for
 
-pytestmark = test_status_page_browser.pytestmark
-geo = test_worker.geo  # the fixtures, with setups of this module's own
-workers = test_worker.workers
-browser = test_status_page_browser.browser
+pytestmark = browser_rig.BROWSER_MARKS
+geo = worker_rig.geo  # the fixtures, with setups of this module's own
+workers = worker_rig.workers
+browser = browser_rig.browser
 DEADLINE = 60  # seconds for the page to show what the worker did (it polls every 2 s)
 NEVER_RETRY = (3600.0, 3600.0)  # a failed sync waits an hour: only a click resyncs it
 

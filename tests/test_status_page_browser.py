@@ -11,35 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import browser_rig
 import pytest
 from helpers import running_project
 from registry_login import skopeo_push_image
 
 from gdk_geo.project import Project
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-BROWSER_OPTIONS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--window-size=1280,800",
-)
 PAGE_DEADLINE = 60  # seconds for a push to show up on the page (it refreshes every 2 s)
 
-pytestmark = [
-    pytest.mark.docker,
-    pytest.mark.skipif(
-        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-        reason=f"needs {CHROMIUM} and {CHROMEDRIVER}: "
-        "apt-get install chromium chromium-driver (.ci/run does)",
-    ),
-]
+pytestmark = browser_rig.BROWSER_MARKS
+browser = browser_rig.browser
 
 
 @pytest.fixture(scope="module")
@@ -47,23 +29,6 @@ def project(docker_client, tmp_path_factory) -> Iterator[Project]:
     root = tmp_path_factory.mktemp("page")
     with running_project(root, "p") as project:
         yield project
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[object]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for option in BROWSER_OPTIONS:
-        options.add_argument(option)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def _wait_for_text(driver, *texts: str) -> str:

@@ -1,6 +1,6 @@
 """Resync and reverify through the worker API, against real registries and a real worker.
 
-The registries, the primary's Geo service and the worker processes are `test_worker`'s
+The registries, the primary's Geo service and the worker processes are `worker_rig`'s
 (same fixtures, a setup of this module's own). The CLI's side is `gdk_geo.worker_client`,
 called here as `geo.sync` calls it, with the worker's settings read from its gitlab.yml.
 """
@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-import test_worker
-from test_worker import (
+import worker_rig
+from worker_rig import (
     NODE_TOKEN,
     GeoSetup,
     WorkerProcess,
@@ -31,8 +31,8 @@ from testkit.images import push_image
 from testkit.net import wait_for
 
 pytestmark = pytest.mark.docker
-geo = test_worker.geo  # the fixtures, with a setup of this module's own
-workers = test_worker.workers
+geo = worker_rig.geo  # the fixtures, with a setup of this module's own
+workers = worker_rig.workers
 TOKEN = {"Authorization": f"Bearer {NODE_TOKEN}"}
 
 

@@ -1,0 +1,165 @@
+"""The secondary's Geo worker without Docker: its process, and the pieces around it.
+
+The worker runs as a subprocess (`python -m gdk_geo.secondary`) against a configuration whose
+registries and primary nobody serves: its errors at start-up, its health and status with
+replication disabled, and `Worker.apply` with no network at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+from helpers import REPO_ROOT
+from worker_rig import NODE_TOKEN, terminate, write_yaml
+
+from gdk_geo.errors import GdkGeoError
+from gdk_geo.node_settings import load_secondary
+from gdk_geo.registry.client import RegistryClient
+from gdk_geo.secondary.event_feed import EventFeed, EventPage, FeedEvent
+from gdk_geo.secondary.process import _first_user_error
+from gdk_geo.secondary.replicator import Replicator
+from gdk_geo.secondary.snapshot import StatusSnapshot
+from gdk_geo.secondary.tracking import TrackingDB
+from gdk_geo.secondary.worker import Worker
+from testkit.net import free_port, wait_for
+
+
+def _offline_config(root: Path, **replication: Any) -> Path:
+    """A secondary gitlab.yml whose registries and primary nobody serves."""
+    return write_yaml(
+        root / "config" / "gitlab.yml",
+        {
+            "gitlab": {"host": "localhost", "port": free_port(), "listen_address": "127.0.0.1"},
+            "registry": {"api_url": f"http://127.0.0.1:{free_port()}", "ca_file": "localhost.crt"},
+            "geo": {
+                "node_token": NODE_TOKEN,
+                "primary_node_url": f"http://127.0.0.1:{free_port()}",
+                "tracking_database": "geo/tracking.sqlite3",
+                "registry_replication": {
+                    "enabled": True,
+                    "primary_api_url": f"http://127.0.0.1:{free_port()}",
+                    "backfill_interval": 60,
+                    "verification_interval": 300,
+                    "max_concurrent_repositories": 2,
+                    "max_concurrent_blobs": 2,
+                    **replication,
+                },
+            },
+        },
+    )
+
+
+def _run_worker(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gdk_geo.secondary", "--config", str(config)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_unusable_tracking_database_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    config = _offline_config(tmp_path)
+    (tmp_path / "geo").write_text("a file where the database directory should be")
+    result = _run_worker(config)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gdk-geo worker: "), result.stderr
+    assert "tracking database" in lines[0]
+
+
+def test_missing_ca_file_for_an_https_registry_is_a_clear_error(tmp_path: Path) -> None:
+    config = _offline_config(tmp_path, primary_api_url="https://localhost:5000")
+    result = _run_worker(config)
+    assert result.returncode == 1
+    assert "localhost.crt does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    config = _offline_config(tmp_path)
+    port = json.loads(config.read_text())["gitlab"]["port"]
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        result = _run_worker(config)
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_disabled_replication_serves_health_and_syncs_nothing(tmp_path: Path) -> None:
+    config = _offline_config(tmp_path, enabled=False)
+    port = json.loads(config.read_text())["gitlab"]["port"]
+    with open(tmp_path / "worker.log", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gdk_geo.secondary", "--config", str(config)],
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        health = wait_for(
+            "health",
+            lambda: httpx.get(f"http://127.0.0.1:{port}/-/health", timeout=1).json(),
+            lambda: (tmp_path / "worker.log").read_text(),
+        )
+        assert health["replication_enabled"] is False
+        status = StatusSnapshot.from_json(
+            httpx.get(f"http://127.0.0.1:{port}/api/v4/geo/replication/status").json()
+        )
+        assert status.event_feed.connected is False
+        assert sum(status.counts.values()) == 0
+        page = httpx.get(f"http://127.0.0.1:{port}/admin/geo").text
+        assert "Replication is disabled" in page
+    finally:
+        assert terminate(process) == 0
+    assert "Traceback" not in (tmp_path / "worker.log").read_text()
+
+
+def test_event_page_queues_repositories_and_moves_the_cursor(tmp_path: Path) -> None:
+    """`Worker.apply` with no network: the clients are built but never asked anything."""
+    settings = load_secondary(_offline_config(tmp_path))
+    db = TrackingDB(settings.tracking_db_path)
+    source = RegistryClient(settings.primary_api_url)
+    target = RegistryClient(settings.registry_api_url)
+    feed = EventFeed(settings.primary_geo_url, settings.node_token)
+    worker = Worker(settings, Replicator(settings, db, source, target), feed)
+    events = [
+        FeedEvent(7, "updated", "group/app", "v2", 100.0),
+        FeedEvent(8, "updated", "group/app", "v3", 100.5),
+        FeedEvent(9, "deleted", "group/app", "v3", 101.0),  # pushed and deleted: no hint
+        FeedEvent(10, "updated", "group/base", "v1", 101.5),
+        FeedEvent(11, "deleted", "group/base", None, 102.0),  # by digest: hints gone
+    ]
+    worker.apply(EventPage(events, last_seen_id=11, primary_last_event_id=14))
+    assert db.cursor() == 11
+    assert db.last_event_at() == 102.0
+    assert db.counts()["pending"] == 2
+    assert worker.replicator.hints == {"group/app": {"v2"}}
+    assert worker.status().lag == 3
+
+    # The primary's log was recreated (its ids start again below our cursor): start over.
+    worker.apply(EventPage([], last_seen_id=0, primary_last_event_id=2))
+    assert db.cursor() == 0
+    db.close()
+    for client in (source, target, feed):
+        asyncio.run(client.__aexit__(None, None, None))
+
+
+def test_the_user_error_is_found_inside_task_groups() -> None:
+    error = GdkGeoError("disk full")
+    nested = BaseExceptionGroup("outer", [ExceptionGroup("inner", [ValueError(), error])])
+    assert _first_user_error(nested) is error
+    assert _first_user_error(ValueError()) is None
