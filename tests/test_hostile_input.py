@@ -1,7 +1,7 @@
 """Hostile input the other hostile tests leave out: the event API's side, and the worker's.
 
-`test_primary_service_hostile.py` covers the notification endpoint (bodies, names, sizes,
-headers, URLs in events, 1,000 random envelopes). What is left:
+`test_primary_service_hostile.py` and `test_primary_service_fuzz.py` cover the notification
+endpoint (bodies, names, sizes, headers, URLs in events, 1,000 random envelopes). What is left:
 
 * the event API, which hands the whole replication history to whoever holds the node token:
   random Authorization headers and query strings never get past 401 without the exact
