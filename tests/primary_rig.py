@@ -1,9 +1,9 @@
-"""The rig of the primary Geo service tests: a real `python -m gdk_geo.primary`, and input.
+"""The rig of the primary Geo service tests: a real `python -m gdk_geo.primary`, envelopes.
 
 `start_primary` runs the service under a root of its own (a gitlab.yml in the shape the
 template renders, a log file as the tasks write it) and waits for /-/health; `Primary` is
 what a test needs to talk to it. Envelopes are built as Distribution's notification bridge
-writes them; the hostile names, tags and digests are shared by the hostile-input tests.
+writes them.
 
 Test modules take the fixture as `primary = primary_rig.primary`: it is module-scoped, so
 each module that does so runs a primary of its own.
@@ -229,45 +229,3 @@ def metric(primary: Primary, name: str) -> float:
     }
     assert name in samples, f"{name} not in /-/metrics:\n{text}"
     return samples[name]
-
-
-# --- Input nobody well-meaning would send -----------------------------------------------
-
-
-DIGEST = "sha256:" + "0123456789abcdef" * 4
-
-HOSTILE_REPOSITORIES = [
-    "..",
-    "../etc/passwd",
-    "group/../app",
-    "/group/app",
-    "group/app/",
-    "group//app",
-    "Group/App",
-    "GROUP",
-    "group/app:v1",
-    "group/app@sha256:00",
-    "group app",
-    "group/app\n",
-    "group/app\x00",
-    "-group/app",
-    "group/app-",
-    "group/.app",
-    "group/_app",
-    "gröup/app",
-    "group/app%2F..",
-    "a" * 256,
-    "/".join(["a"] * 128) + "/a",
-    "",
-]
-
-HOSTILE_TAGS = [".v1", "-v1", "v1/evil", "v 1", "v1\n", "t" * 129, "ü", "v1:latest"]
-HOSTILE_DIGESTS = [
-    "sha256:" + "0" * 63,
-    "sha256:" + "G" * 64,
-    "SHA256:" + "0" * 64,
-    "sha256" + "0" * 64,
-    "sha256:" + "0" * 64 + "\n",
-    ":" + "0" * 64,
-    "md5:00",
-]

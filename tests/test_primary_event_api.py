@@ -11,14 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import primary_rig
 import pytest
-from primary_rig import (
-    EVENTS,
-    Primary,
-    distribution_event,
-    envelope,
-    metric,
-    unique_repository,
-)
+from primary_rig import EVENTS, Primary, distribution_event, envelope, metric, unique_repository
 from prometheus_client.parser import text_string_to_metric_families
 
 primary = primary_rig.primary  # the fixture, with a primary of this module's own

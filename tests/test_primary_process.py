@@ -14,13 +14,7 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO_ROOT
-from primary_rig import (
-    distribution_event,
-    envelope,
-    start_primary,
-    stop,
-    write_gitlab_yml,
-)
+from primary_rig import distribution_event, envelope, start_primary, stop, write_gitlab_yml
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node_settings import PrimaryServiceSettings

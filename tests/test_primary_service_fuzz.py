@@ -20,18 +20,10 @@ import anyio.from_thread
 import httpx
 import pytest
 from helpers import in_process_primary_settings
+from hostile_references import DIGEST, HOSTILE_DIGESTS, HOSTILE_REPOSITORIES, HOSTILE_TAGS
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from primary_rig import (
-    DIGEST,
-    HOSTILE_DIGESTS,
-    HOSTILE_REPOSITORIES,
-    HOSTILE_TAGS,
-    NOTIFY,
-    OCI_MANIFEST,
-    V1,
-    V2,
-)
+from primary_rig import NOTIFY, OCI_MANIFEST, V1, V2
 
 from gdk_geo.primary.app import create_app
 from gdk_geo.primary.eventlog import EventLog

@@ -16,11 +16,8 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+from hostile_references import DIGEST, HOSTILE_DIGESTS, HOSTILE_REPOSITORIES, HOSTILE_TAGS
 from primary_rig import (
-    DIGEST,
-    HOSTILE_DIGESTS,
-    HOSTILE_REPOSITORIES,
-    HOSTILE_TAGS,
     NOTIFY,
     OCI_MANIFEST,
     V1,
