@@ -157,6 +157,19 @@ def test_a_bad_node_is_a_clear_error(project: Project) -> None:
     assert "Traceback" not in result.stderr
 
 
+def _ended(process: subprocess.Popen[str]) -> str:
+    """Its stderr once it has exited; if it outlives Ctrl-C by 30 s, fail with what it was
+    doing: its signal state and every thread's stack (faulthandler, on SIGABRT)."""
+    try:
+        return process.communicate(timeout=30)[1]
+    except subprocess.TimeoutExpired:
+        status = Path(f"/proc/{process.pid}/status").read_text()
+        signals = [line for line in status.splitlines() if line.startswith("Sig")]
+        process.send_signal(signal.SIGABRT)
+        stderr = process.communicate(timeout=30)[1]
+        pytest.fail(f"geo.logs --follow outlived Ctrl-C by 30 s; {signals}\n{stderr[-8000:]}")
+
+
 def _reader(stream) -> queue.Queue[str]:
     lines: queue.Queue[str] = queue.Queue()
 
@@ -170,7 +183,9 @@ def _reader(stream) -> queue.Queue[str]:
 
 @pytest.mark.docker
 def test_follow_streams_new_lines_until_ctrl_c(project: Project) -> None:
+    # faulthandler: if Ctrl-C ever fails to end it, SIGABRT makes it print every thread.
     env = {**os.environ, "GDK_GEO_ROOT": str(project.root), "COLUMNS": "200"}
+    env["PYTHONFAULTHANDLER"] = "1"
     process = subprocess.Popen(
         [sys.executable, "-m", "invoke", "-r", str(REPO_ROOT), "geo.logs", "--follow"],
         stdout=subprocess.PIPE,
@@ -197,10 +212,10 @@ def test_follow_streams_new_lines_until_ctrl_c(project: Project) -> None:
             source, text = _parsed(line)[0]
             if source in wanted and wanted[source] in text:
                 found.add(source)
-        assert found == set(wanted)
     finally:
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
+        stderr = _ended(process)
+    assert found == set(wanted), f"not followed: {set(wanted) - found}"
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr and "interrupted" not in stderr
 
