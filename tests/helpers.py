@@ -24,6 +24,22 @@ FIXED_SECRETS = {
 }
 
 
+# A shell that starts a job in the background without job control (`make test &` in a
+# script, some CI runners) starts it with SIGINT ignored, and an ignored signal stays ignored
+# across exec: Python then installs no KeyboardInterrupt handler, and a test that sends
+# SIGINT, as a terminal's Ctrl-C, would wait for nothing (or, worse, pass without it). This
+# puts Python's handler back before invoke starts, as a terminal user has it.
+_CTRL_C_AS_AT_A_TERMINAL = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv = ['invoke', *sys.argv[1:]]; runpy.run_module('invoke', run_name='__main__')"
+)
+
+
+def interruptible_invoke(*args: str) -> list[str]:
+    """The command line of `invoke <args>` for a test that sends it SIGINT (Ctrl-C)."""
+    return [sys.executable, "-c", _CTRL_C_AS_AT_A_TERMINAL, "-r", str(REPO_ROOT), *args]
+
+
 def invoke(root: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     """Run `invoke <args>` as a user would, against the project at `root`."""
     env = {**os.environ, "GDK_GEO_ROOT": str(root), "COLUMNS": "200"}

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from helpers import REPO_ROOT, invoke, running_project, write_gdk_yml
+from helpers import interruptible_invoke, invoke, running_project, write_gdk_yml
 
 from gdk_geo import log_format, logs, node_settings
 from gdk_geo.notification_probe import PROBE_REPOSITORY, Delivery, Endpoint, probe_delivery
@@ -187,7 +187,7 @@ def test_follow_streams_new_lines_until_ctrl_c(project: Project) -> None:
     env = {**os.environ, "GDK_GEO_ROOT": str(project.root), "COLUMNS": "200"}
     env["PYTHONFAULTHANDLER"] = "1"
     process = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "-r", str(REPO_ROOT), "geo.logs", "--follow"],
+        interruptible_invoke("geo.logs", "--follow"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,

@@ -14,14 +14,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from helpers import REPO_ROOT
+from helpers import interruptible_invoke
 
 from faults.kit import Scratch, scratch_project, service_processes
 from gdk_geo import nodes, services
@@ -41,7 +40,7 @@ def interrupted(scratch: Scratch, moment: Callable[[], bool], *args: str) -> int
     code: 130 when the task was interrupted (and said so), 0 when it finished first."""
     env = {**os.environ, "GDK_GEO_ROOT": str(scratch.root), "COLUMNS": "200"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "-r", str(REPO_ROOT), *args],
+        interruptible_invoke(*args),
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
