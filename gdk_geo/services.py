@@ -207,10 +207,10 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     too, which cost every stop (and so every `geo.restart`) up to 2 s on systems whose init
     reaps slowly, while the service itself had exited in a tenth of that.
     """
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # reap it when it is our child
     deadline = time.monotonic() + timeout
     while True:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reap it when it is our child
         try:
             if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
                 return True
@@ -219,8 +219,6 @@ def _wait_gone(pid: int, timeout: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.02)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
 
 
 def _terminate(pid: int, paths: NodePaths, timeout: float) -> None:
