@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from invoke import task
 
-from gdk_geo.console import diff, out, user_errors
+from gdk_geo.console import diff, err, out, user_errors
 from gdk_geo.project import Project
 from gdk_geo.tasks_support import FORCE_HELP, NODE_HELP, check_node, long_steps, project_of, say
 
@@ -150,7 +150,11 @@ def stop(c):
 def _confirmed(data: bool) -> bool:
     """Whether the user answered yes to removing what `geo.destroy` removes."""
     what = "containers and ALL registry data" if data else "containers (data stays)"
-    answer = input(f"Remove the gdk-geo {what}? [y/N] ")
+    try:
+        answer = input(f"Remove the gdk-geo {what}? [y/N] ")
+    except EOFError:  # no terminal to ask (a script, CI): not a yes
+        err.print("\nnote: nothing to answer from; pass --yes to destroy without asking")
+        return False
     return answer.strip().lower() in ("y", "yes")
 
 

@@ -369,3 +369,13 @@ def test_a_section_given_in_part_keeps_its_own_defaults(tmp_path: Path) -> None:
     """Both registries are one section type; the secondary's default port is its own."""
     cfg = config.load(write_gdk_yml(tmp_path, "geo:\n  secondary:\n    registry: {}\n"))
     assert (cfg.geo.primary.registry.port, cfg.geo.secondary.registry.port) == (5000, 5001)
+
+
+def test_destroy_without_a_terminal_to_ask_removes_nothing_and_says_how(tmp_path: Path) -> None:
+    """`geo.destroy` in a script (stdin at its end) is not a yes, and no traceback."""
+    write_gdk_yml(tmp_path, "")
+    result = invoke(tmp_path, "geo.destroy")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and "EOFError" not in result.stderr
+    assert "nothing removed" in result.stdout
+    assert "pass --yes to destroy without asking" in result.stderr
