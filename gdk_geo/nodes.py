@@ -96,6 +96,7 @@ def _volumes(paths: NodePaths) -> dict[str, dict[str, str]]:
         str(paths.certificate): {"bind": f"{etc}/registry_host.crt", "mode": "ro"},
         str(paths.key): {"bind": f"{etc}/registry_host.key", "mode": "ro"},
         str(paths.signing_certificate): {"bind": f"{etc}/localhost.crt", "mode": "ro"},
+        str(paths.signing_jwks): {"bind": f"{etc}/localhost.jwks.json", "mode": "ro"},
         str(paths.registry_storage): {"bind": "/var/lib/registry", "mode": "rw"},
     }
 

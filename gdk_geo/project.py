@@ -58,6 +58,11 @@ class NodePaths:
         return self.root / "localhost.key"
 
     @property
+    def signing_jwks(self) -> Path:
+        """`localhost.crt`'s key as a JWKS, for Distribution 3.x (`auth.token.jwks`)."""
+        return self.root / "localhost.jwks.json"
+
+    @property
     def log_dir(self) -> Path:
         return self.root / "log"
 

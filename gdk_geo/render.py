@@ -244,6 +244,7 @@ def write_files(
 def node_config_hash(paths: NodePaths) -> str:
     """A hash of everything a registry container reads; a change means recreate it."""
     digest = hashlib.sha256()
-    for path in (paths.registry_config, paths.certificate, paths.key, paths.signing_certificate):
+    signing = (paths.signing_certificate, paths.signing_jwks)
+    for path in (paths.registry_config, paths.certificate, paths.key, *signing):
         digest.update(path.read_bytes() if path.exists() else b"")
     return digest.hexdigest()[:16]

@@ -6,14 +6,17 @@ every site: the secondary mints short-lived pull tokens that the primary's regis
 which is why the seed says to copy both files from the primary to the secondary.
 
 The pair is RSA 2048 (GitLab signs RS256, and Distribution 2.x verifies RSA and EC alike),
-in a self-signed certificate: the registry only reads the public key from it (and, for a
-token carrying `x5c`, verifies that chain against it). It is made on the primary, copied
-to the secondary, and checked on every run: reused while it is sound, re-made when it is
-missing, not RSA, mismatched or about to expire.
+in a self-signed certificate: the registry only reads the public key from it. Beside it,
+`localhost.jwks.json` holds the same key as a JWK Set under the `kid` our tokens carry, for
+Distribution 3.x (`gdk_geo.registry.tokens` says why). The pair is made on the primary,
+copied to the secondary, and checked on every run: reused while it is sound, re-made when
+it is missing, not RSA, mismatched or about to expire. Each node's JWKS is written from
+its own `localhost.crt` after that, when its bytes would change.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,10 +27,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gdk_geo import certs, x509_parts
 from gdk_geo.fsutil import atomic_write
-from gdk_geo.registry.tokens import load_signing_files
+from gdk_geo.registry.tokens import load_signing_files, signing_jwk
 
 CERT_NAME = "localhost.crt"
 KEY_NAME = "localhost.key"
+JWKS_NAME = "localhost.jwks.json"
 COMMON_NAME = "gdk-geo registry token signing"
 LIFETIME = timedelta(days=3650)
 RENEW_WITHIN = timedelta(days=30)
@@ -59,6 +63,8 @@ def ensure_signing_pair(
     else:
         action = "reused"
     copied = _copy(primary_root, secondary_root)
+    for root in (primary_root, secondary_root):
+        _write_jwks(root)
     return SigningReport(action, copied, certs.fingerprint(cert_path))
 
 
@@ -68,7 +74,7 @@ def load_signing_key(key_path: Path) -> rsa.RSAPrivateKey:
 
 
 def load_signing_certificate(cert_path: Path) -> x509.Certificate:
-    """The first certificate of `localhost.crt` (what tokens put in `x5c`)."""
+    """The first certificate of `localhost.crt`: the key every registry verifies tokens with."""
     return load_signing_files(cert_path.with_name(KEY_NAME), cert_path)[1]
 
 
@@ -131,6 +137,20 @@ def _same_key(cert: x509.Certificate, key: rsa.RSAPrivateKey) -> bool:
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     der = serialization.Encoding.DER
     return cert.public_key().public_bytes(der, spki) == key.public_key().public_bytes(der, spki)
+
+
+def jwks_bytes(cert_path: Path) -> bytes:
+    """The JWK Set of the certificate's key, as `localhost.jwks.json` holds it."""
+    key = x509.load_pem_x509_certificates(cert_path.read_bytes())[0].public_key()
+    assert isinstance(key, rsa.RSAPublicKey)  # `_problem` re-made any pair that is not RSA
+    return (json.dumps({"keys": [signing_jwk(key)]}, indent=2) + "\n").encode()
+
+
+def _write_jwks(root: Path) -> None:
+    """Keep the node's JWKS equal to its certificate's key (untouched when it already is)."""
+    target, data = root / JWKS_NAME, jwks_bytes(root / CERT_NAME)
+    if not target.exists() or target.read_bytes() != data:
+        atomic_write(target, data, mode=x509_parts.CERT_MODE)
 
 
 def _copy(primary_root: Path, secondary_root: Path) -> bool:

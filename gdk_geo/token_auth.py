@@ -24,10 +24,9 @@ PULL = frozenset({"pull"})
 
 def minter_for(auth: TokenAuthSettings) -> Minter:
     """A minter signing with the node's `localhost.key` for its issuer and service."""
-    key, certificate = load_signing_files(auth.key_path, auth.certificate_path)
+    key, _certificate = load_signing_files(auth.key_path, auth.certificate_path)  # both sound
     return Minter(
         key,
-        certificate,
         lifetime=auth.token_expire_delay,
         issuer=auth.issuer,
         audience=auth.service,

@@ -21,13 +21,10 @@ def docker_client() -> Iterator[object]:
 
 
 @pytest.fixture(scope="module")
-def signing_pair(tmp_path_factory: pytest.TempPathFactory):
-    """(key, certificate) of a token signing pair made by `signing.ensure_signing_pair`."""
+def signing_key(tmp_path_factory: pytest.TempPathFactory):
+    """The RSA key of a token signing pair made by `signing.ensure_signing_pair`."""
     from gdk_geo import signing
 
     root = tmp_path_factory.mktemp("signing")
     signing.ensure_signing_pair(root, tmp_path_factory.mktemp("copy"))
-    return (
-        signing.load_signing_key(root / "localhost.key"),
-        signing.load_signing_certificate(root / "localhost.crt"),
-    )
+    return signing.load_signing_key(root / "localhost.key")

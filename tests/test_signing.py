@@ -29,6 +29,41 @@ def test_the_pair_is_rsa_private_and_the_same_on_both_nodes(tmp_path: Path) -> N
     assert signing.differing_files(primary, secondary) == []
 
 
+def test_each_node_holds_its_key_as_a_jwks_under_the_kid_tokens_carry(tmp_path: Path) -> None:
+    """Distribution 3.x looks a bare `kid` up in `auth.token.jwks` by each key's own `kid`:
+    the set must hold localhost.crt's key under the libtrust ID our tokens carry."""
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicNumbers
+    from jwt.utils import base64url_decode
+
+    from gdk_geo.registry.tokens import libtrust_key_id
+
+    primary, secondary = tmp_path / "primary", tmp_path / "secondary"
+    signing.ensure_signing_pair(primary, secondary)
+    for root in (primary, secondary):
+        (jwk,) = json.loads((root / "localhost.jwks.json").read_text())["keys"]
+        public = signing.load_signing_certificate(root / "localhost.crt").public_key()
+        assert jwk["kid"] == libtrust_key_id(public)
+        assert (jwk["kty"], jwk["alg"], jwk["use"]) == ("RSA", "RS256", "sig")
+        numbers = RSAPublicNumbers(
+            int.from_bytes(base64url_decode(jwk["e"]), "big"),
+            int.from_bytes(base64url_decode(jwk["n"]), "big"),
+        )
+        assert numbers == public.public_numbers()
+        assert _mode(root / "localhost.jwks.json") == 0o644
+
+
+def test_a_jwks_left_stale_is_written_again(tmp_path: Path) -> None:
+    primary, secondary = tmp_path / "primary", tmp_path / "secondary"
+    signing.ensure_signing_pair(primary, secondary)
+    (secondary / "localhost.jwks.json").write_text('{"keys": []}\n')
+    signing.ensure_signing_pair(primary, secondary)
+    assert (secondary / "localhost.jwks.json").read_bytes() == (
+        primary / "localhost.jwks.json"
+    ).read_bytes()
+
+
 def test_a_second_run_changes_nothing(tmp_path: Path) -> None:
     primary, secondary = tmp_path / "primary", tmp_path / "secondary"
     signing.ensure_signing_pair(primary, secondary)

@@ -44,20 +44,20 @@ class AsgiClient:
         return asyncio.run(one())
 
 
-def _client(signing_pair, policy=PRIMARY_POLICY) -> AsgiClient:
-    key, cert = signing_pair
-    service = TokenService(Minter(key, cert, lifetime=300), "root", PASSWORD, SERVICE, policy)
+def _client(signing_key, policy=PRIMARY_POLICY) -> AsgiClient:
+    key = signing_key
+    service = TokenService(Minter(key, lifetime=300), "root", PASSWORD, SERVICE, policy)
     return AsgiClient(Starlette(routes=[service.route()]))
 
 
 @pytest.fixture
-def primary(signing_pair) -> AsgiClient:
-    return _client(signing_pair)
+def primary(signing_key) -> AsgiClient:
+    return _client(signing_key)
 
 
 @pytest.fixture
-def secondary(signing_pair) -> AsgiClient:
-    return _client(signing_pair, SECONDARY_POLICY)
+def secondary(signing_key) -> AsgiClient:
+    return _client(signing_key, SECONDARY_POLICY)
 
 
 def _ask(client: AsgiClient, *scopes: str, auth=("root", PASSWORD), **params):
@@ -65,9 +65,9 @@ def _ask(client: AsgiClient, *scopes: str, auth=("root", PASSWORD), **params):
     return client.get("/jwt/auth", params=query, auth=auth)
 
 
-def _access(signing_pair, response) -> list[dict]:
+def _access(signing_key, response) -> list[dict]:
     assert response.status_code == 200, response.text
-    key, _ = signing_pair
+    key = signing_key
     body = response.json()
     assert body["token"] == body["access_token"]
     assert body["expires_in"] == 300 and body["issued_at"].endswith("Z")
@@ -75,36 +75,36 @@ def _access(signing_pair, response) -> list[dict]:
     return claims["access"]
 
 
-def test_the_primary_grants_the_user_what_was_asked(signing_pair, primary) -> None:
+def test_the_primary_grants_the_user_what_was_asked(signing_key, primary) -> None:
     response = _ask(primary, "repository:group/app:pull,push", "registry:catalog:*")
-    assert _access(signing_pair, response) == [
+    assert _access(signing_key, response) == [
         {"type": "repository", "name": "group/app", "actions": ["pull", "push"]},
         {"type": "registry", "name": "catalog", "actions": ["*"]},
     ]
 
 
-def test_several_scopes_in_one_parameter_are_each_granted(signing_pair, primary) -> None:
+def test_several_scopes_in_one_parameter_are_each_granted(signing_key, primary) -> None:
     response = _ask(primary, "repository:a:pull repository:b:delete")
-    assert [(a["name"], a["actions"]) for a in _access(signing_pair, response)] == [
+    assert [(a["name"], a["actions"]) for a in _access(signing_key, response)] == [
         ("a", ["pull"]),
         ("b", ["delete"]),
     ]
 
 
-def test_never_more_than_asked(signing_pair, primary) -> None:
-    assert _access(signing_pair, _ask(primary, "repository:a:pull")) == [
+def test_never_more_than_asked(signing_key, primary) -> None:
+    assert _access(signing_key, _ask(primary, "repository:a:pull")) == [
         {"type": "repository", "name": "a", "actions": ["pull"]}
     ]
-    assert _access(signing_pair, _ask(primary)) == []  # docker login asks for nothing
+    assert _access(signing_key, _ask(primary)) == []  # docker login asks for nothing
 
 
-def test_docker_login_parameters_are_accepted(signing_pair, primary) -> None:
+def test_docker_login_parameters_are_accepted(signing_key, primary) -> None:
     response = _ask(primary, account="root", offline_token="true", client_id="docker")
-    assert _access(signing_pair, response) == []
+    assert _access(signing_key, response) == []
 
 
-def test_the_secondary_lets_users_pull_only(signing_pair, secondary) -> None:
-    assert _access(signing_pair, _ask(secondary, "repository:a:pull", "registry:catalog:*")) == [
+def test_the_secondary_lets_users_pull_only(signing_key, secondary) -> None:
+    assert _access(signing_key, _ask(secondary, "repository:a:pull", "registry:catalog:*")) == [
         {"type": "repository", "name": "a", "actions": ["pull"]}
     ]
 
@@ -118,8 +118,8 @@ def test_a_write_to_the_secondary_is_denied(secondary, scope: str) -> None:
     assert response.json()["errors"][0]["code"] == "DENIED"
 
 
-def test_anonymous_is_granted_nothing(signing_pair, primary) -> None:
-    assert _access(signing_pair, _ask(primary, "repository:a:pull,push", auth=None)) == []
+def test_anonymous_is_granted_nothing(signing_key, primary) -> None:
+    assert _access(signing_key, _ask(primary, "repository:a:pull,push", auth=None)) == []
 
 
 @pytest.mark.parametrize(
@@ -174,7 +174,7 @@ def test_hostile_scopes_are_refused_without_a_5xx(primary, scopes) -> None:
     assert 400 <= response.status_code < 500
 
 
-def test_no_password_or_token_in_the_log(signing_pair, primary, caplog) -> None:
+def test_no_password_or_token_in_the_log(signing_key, primary, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     good = _ask(primary, "repository:a:pull").json()["token"]
     _ask(primary, "repository:a:pull", auth=("root", "wrong-password-0123456789"))

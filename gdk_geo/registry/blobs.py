@@ -77,12 +77,13 @@ class BlobEndpoints:
 
     @asynccontextmanager
     async def open_blob(
-        self, repo: str, digest: str, size: int | None = None
+        self, repo: str, digest: str, size: int | None = None, *, hashed: bool = True
     ) -> AsyncIterator[AsyncIterator[bytes]]:
         """Stream a blob in bounded chunks, verified against `digest` (and `size` if given).
 
         The verification raises `DigestMismatch` inside the iteration, before its end, so a
-        consumer that forwards the chunks never completes with wrong bytes.
+        consumer that forwards the chunks never completes with wrong bytes. `hashed=False`
+        checks the size alone, for a consumer whose upload has the digest checked.
         """
         what = f"GET blob {repo}@{digest}"
         response = await self._transport.open("GET", self._blob_url(repo, digest), what=what)
@@ -93,7 +94,7 @@ class BlobEndpoints:
                     raise BlobNotFound(f"{what}: not found", status=404)
                 raise error_from(reply, what)
             chunks = response.content.iter_chunked(self.chunk_size)
-            yield verified_chunks(chunks, digest, size)
+            yield verified_chunks(chunks, digest, size, hashed=hashed)
         finally:
             response.release()  # back to the pool if read to the end, else closed
 

@@ -1,8 +1,8 @@
 """What a copy between registries moves: the manifest model, and blob bytes.
 
 `references` reads a manifest's descriptors (the child manifests of an index, the config
-and layers of an image); `copy_blob` streams one blob from registry to registry, its digest
-and size checked as the bytes pass, never holding it whole.
+and layers of an image); `copy_blob` streams one blob from registry to registry, never
+holding it whole: its size is checked as the bytes pass, its digest by the target.
 """
 
 from __future__ import annotations
@@ -91,18 +91,19 @@ def _descriptor(item: dict[str, object]) -> Descriptor:
 
 
 class _BlobCheck:
-    """Digest and size of a blob's bytes, checked while they pass."""
+    """Size (and, when `hashed`, digest) of a blob's bytes, checked while they pass."""
 
-    def __init__(self, digest: str, size: int | None) -> None:
+    def __init__(self, digest: str, size: int | None, hashed: bool = True) -> None:
         self.digest, self.size = digest, size
         self.received = 0
-        self._hasher = hasher_for(digest)
+        self._hasher = hasher_for(digest) if hashed else None
 
     def update(self, chunk: bytes) -> bytes:
         self.received += len(chunk)
         if self.size is not None and self.received > self.size:
             raise DigestMismatch(f"blob {self.digest}: more than the expected {self.size} bytes")
-        self._hasher.update(chunk)
+        if self._hasher is not None:
+            self._hasher.update(chunk)
         return chunk
 
     def finish(self) -> None:
@@ -110,21 +111,24 @@ class _BlobCheck:
             raise DigestMismatch(
                 f"blob {self.digest}: got {self.received} bytes, expected {self.size}"
             )
+        if self._hasher is None:
+            return
         actual = f"{self.digest.split(':', 1)[0]}:{self._hasher.hexdigest()}"
         if actual != self.digest:
             raise DigestMismatch(f"blob {self.digest}: content hashes to {actual}")
 
 
 async def verified_chunks(
-    chunks: AsyncIterator[bytes], digest: str, size: int | None
+    chunks: AsyncIterator[bytes], digest: str, size: int | None, *, hashed: bool = True
 ) -> AsyncIterator[bytes]:
     """Pass `chunks` through, raising `DigestMismatch` as soon as they can't be `digest`.
 
     A size overrun is caught on the chunk that overruns; a wrong hash or a short body on
     the last one, before the consumer sees the end of the stream, so an upload fed by this
-    iterator never completes with wrong bytes.
+    iterator never completes with wrong bytes. Without `hashed`, only the size is checked:
+    for a consumer that has the digest checked elsewhere (an upload's `?digest=`).
     """
-    check = _BlobCheck(digest, size)
+    check = _BlobCheck(digest, size, hashed)
     async for chunk in chunks:
         yield check.update(chunk)
     check.finish()
@@ -140,14 +144,17 @@ async def copy_blob(
 ) -> int:
     """Stream one blob from `source` to `target`, never holding it whole; return its size.
 
-    The bytes are verified on the way (and again by the target on `?digest=`). Transient
-    failures restart the copy from the beginning, a bounded number of times; a digest
-    mismatch is not transient and is raised at once.
+    The size is checked on the way; the digest by the target, which hashes the bytes as it
+    stores them and refuses an upload whose `?digest=` they do not match (DIGEST_INVALID,
+    raised as `DigestMismatch`). Hashing them here too cost the worker a tenth of its CPU
+    in a copy of large layers, where its one core is the bottleneck (bench/RESULTS.md).
+    Transient failures restart the copy from the beginning, a bounded number of times; a
+    digest mismatch is not transient and is raised at once.
     """
     policy = target.retry
     for attempt in range(policy.attempts):
         try:
-            async with source.open_blob(source_repo, digest, size) as chunks:
+            async with source.open_blob(source_repo, digest, size, hashed=False) as chunks:
                 counted = _Counted(chunks)
                 await target.upload_blob(target_repo, digest, counted, size)
             return counted.received

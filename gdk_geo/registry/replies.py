@@ -57,7 +57,17 @@ def error_code(reply: Reply) -> str | None:
 
 
 def check_stored(reply: Reply, digest: str, what: str) -> None:
-    """The end of an upload: 201, and the registry stored the digest we asked for."""
+    """The end of an upload: 201, and the registry stored the digest we asked for.
+
+    A registry that hashed the bytes to something else than `?digest=` answers 400
+    DIGEST_INVALID and stores nothing: the source sent wrong bytes."""
+    if reply.status == 400 and error_code(reply) == "DIGEST_INVALID":
+        raise DigestMismatch(
+            f"{what}: the content hashes to another digest (the registry refused it, "
+            "DIGEST_INVALID)",
+            status=400,
+            code="DIGEST_INVALID",
+        )
     if reply.status != 201:
         raise error_from(reply, what)
     stored = reply.headers.get("Docker-Content-Digest", digest)

@@ -8,9 +8,13 @@ How a registry finds the verifying key differs by major version:
 - Distribution 2.x (Debian's 2.8, `registry:2`, GitLab's fork) uses `x5c` when the header
   has it (the chain must end in a certificate of `rootcertbundle`), otherwise `kid`, which
   must be the libtrust key ID of a key in the bundle;
-- Distribution 3.x uses `x5c` the same way, otherwise `kid` as the RFC 7638 thumbprint.
-Our tokens carry `x5c` (the signing certificate) so both families verify them, and `kid`
-as the libtrust ID, which is what GitLab sends and what 2.x reads when `x5c` is absent.
+- Distribution 3.x uses `x5c` the same way, otherwise `kid`, looked up among the bundle's
+  keys by RFC 7638 thumbprint and among the keys of its `jwks` file by their own `kid`.
+Our tokens carry only `kid`, the libtrust ID, as GitLab's do. 2.x finds it in the bundle;
+for 3.x each node's registry config also names `localhost.jwks.json`, the same key under
+that `kid` (`signing_jwk`; 2.x ignores the option). No `x5c`: a registry verifies the chain
+on every request that carries one, which cost Distribution 2.8 about a third more CPU per
+request (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -97,11 +101,21 @@ def libtrust_key_id(public_key: rsa.RSAPublicKey) -> str:
 
 
 def jwk_thumbprint(public_key: rsa.RSAPublicKey) -> str:
-    """RFC 7638 thumbprint of the RSA key (what Distribution 3.x matches `kid` against)."""
+    """RFC 7638 thumbprint of the RSA key (what Distribution 3.x matches a bundle key by)."""
+    canonical = json.dumps(_jwk_members(public_key), separators=(",", ":"), sort_keys=True)
+    return _b64(hashlib.sha256(canonical.encode()).digest())
+
+
+def signing_jwk(public_key: rsa.RSAPublicKey) -> dict[str, str]:
+    """The verifying key as a JWK under the `kid` our tokens carry (a 3.x registry's `jwks`)."""
+    kid = libtrust_key_id(public_key)
+    return {**_jwk_members(public_key), "kid": kid, "use": "sig", "alg": "RS256"}
+
+
+def _jwk_members(public_key: rsa.RSAPublicKey) -> dict[str, str]:
+    """An RSA key's required JWK members (RFC 7638 §3.2: the thumbprint's input)."""
     numbers = public_key.public_numbers()
-    members = {"e": _b64_uint(numbers.e), "kty": "RSA", "n": _b64_uint(numbers.n)}
-    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
-    return _b64(hashlib.sha256(canonical).digest())
+    return {"e": _b64_uint(numbers.e), "kty": "RSA", "n": _b64_uint(numbers.n)}
 
 
 @dataclass(frozen=True)
@@ -126,23 +140,18 @@ class Minter:
     def __init__(
         self,
         key: rsa.RSAPrivateKey,
-        certificate: x509.Certificate,
         *,
         lifetime: float,
         issuer: str = ISSUER,
         audience: str = SERVICE,
         clock: Clock = time.time,
-        with_x5c: bool = True,
     ) -> None:
         self.lifetime = lifetime
         self.issuer = issuer
         self.audience = audience
         self._key = key
         self._clock = clock
-        self._header: dict[str, object] = {"typ": "JWT", "kid": libtrust_key_id(key.public_key())}
-        if with_x5c:
-            der = certificate.public_bytes(serialization.Encoding.DER)
-            self._header["x5c"] = [base64.b64encode(der).decode()]
+        self._header = {"typ": "JWT", "kid": libtrust_key_id(key.public_key())}
 
     def __repr__(self) -> str:
         return f"Minter(issuer={self.issuer!r}, lifetime={self.lifetime})"
