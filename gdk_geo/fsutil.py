@@ -28,3 +28,12 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int = 0o644) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_if_changed(path: Path, data: bytes, *, mode: int = 0o644) -> bool:
+    """`atomic_write` unless `path` already holds `data`: a file whose bytes are right keeps
+    its mtime (what a restart decision or a watcher reads). True when it was written."""
+    if path.exists() and path.read_bytes() == data:
+        return False
+    atomic_write(path, data, mode=mode)
+    return True

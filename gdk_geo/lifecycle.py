@@ -15,7 +15,7 @@ import docker
 
 from gdk_geo import certs, health, nodes, ports, record, render, services, signing
 from gdk_geo.errors import ConfigError, GdkGeoError
-from gdk_geo.fsutil import atomic_write
+from gdk_geo.fsutil import atomic_write, atomic_write_if_changed
 from gdk_geo.image import Progress, Step, ensure_registry_image, messages
 from gdk_geo.project import EXAMPLE, NodePaths, Project
 from gdk_geo.secret_store import ProjectSecrets, ensure_secrets
@@ -136,10 +136,7 @@ def reconfigure(
 
 def _write_trust_dir(trust_dir: Path, ca_certificate: Path) -> None:
     """Keep `<data_dir>/trust/ca.crt` equal to the CA (a directory with no keys in it)."""
-    target = trust_dir / "ca.crt"
-    data = ca_certificate.read_bytes()
-    if not target.exists() or target.read_bytes() != data:
-        atomic_write(target, data, mode=0o644)
+    atomic_write_if_changed(trust_dir / "ca.crt", ca_certificate.read_bytes(), mode=0o644)
 
 
 # Bringing nodes up.

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gdk_geo import certs, x509_parts
-from gdk_geo.fsutil import atomic_write
+from gdk_geo.fsutil import atomic_write, atomic_write_if_changed
 from gdk_geo.registry.tokens import load_signing_files, signing_jwk
 
 CERT_NAME = "localhost.crt"
@@ -139,18 +139,12 @@ def _same_key(cert: x509.Certificate, key: rsa.RSAPrivateKey) -> bool:
     return cert.public_key().public_bytes(der, spki) == key.public_key().public_bytes(der, spki)
 
 
-def jwks_bytes(cert_path: Path) -> bytes:
-    """The JWK Set of the certificate's key, as `localhost.jwks.json` holds it."""
-    key = x509.load_pem_x509_certificates(cert_path.read_bytes())[0].public_key()
-    assert isinstance(key, rsa.RSAPublicKey)  # `_problem` re-made any pair that is not RSA
-    return (json.dumps({"keys": [signing_jwk(key)]}, indent=2) + "\n").encode()
-
-
 def _write_jwks(root: Path) -> None:
     """Keep the node's JWKS equal to its certificate's key (untouched when it already is)."""
-    target, data = root / JWKS_NAME, jwks_bytes(root / CERT_NAME)
-    if not target.exists() or target.read_bytes() != data:
-        atomic_write(target, data, mode=x509_parts.CERT_MODE)
+    key = x509_parts.load_certificates(root / CERT_NAME)[0].public_key()
+    assert isinstance(key, rsa.RSAPublicKey)  # `_problem` re-made any pair that is not RSA
+    data = (json.dumps({"keys": [signing_jwk(key)]}, indent=2) + "\n").encode()
+    atomic_write_if_changed(root / JWKS_NAME, data, mode=x509_parts.CERT_MODE)
 
 
 def _copy(primary_root: Path, secondary_root: Path) -> bool:
