@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from bench.harness import BenchProject, Timed
 from testkit.images import push_streamed, random_blob
@@ -92,6 +93,21 @@ def sync_measured(bench: BenchProject, repositories: list[str]) -> Synced:
         raise RuntimeError(f"geo.sync did not go through the worker:\n{result.output[-2000:]}")
     registries = bench.registries_cpu_seconds() - before
     return Synced(result.seconds, result.cpu_seconds + _cpu(worker) - worker_before, registries)
+
+
+REPEATS = 3  # timed runs behind each figure a target is judged on
+
+
+Run = TypeVar("Run", Synced, Timed)
+
+
+def median_run(runs: Sequence[Run]) -> Run:
+    """The run with the median wall time, its CPU figures with it.
+
+    One run per figure moved ratios by more than 10% from run to run on a shared machine
+    (bench/RESULTS.md, 2026-12-01), which no change of ours could be told apart from.
+    """
+    return sorted(runs, key=lambda run: run.seconds)[len(runs) // 2]
 
 
 def _cpu(process) -> float:

@@ -13,11 +13,14 @@ import time
 
 import httpx
 
-from bench.harness import BenchProject
+from bench.harness import BenchProject, Timed
 from bench.measures import (
+    REPEATS,
     MiB,
     Row,
+    Synced,
     floor_row,
+    median_run,
     push_small,
     ratio,
     sync_measured,
@@ -119,6 +122,19 @@ def _floor_copy(bench: BenchProject, repo_of: dict[str, str], blobs: list[Blob])
     return time.perf_counter() - start
 
 
+def _sync_into_empty(bench: BenchProject, repos: list[str]) -> Synced:
+    """One timed `geo.sync` of `repos` into an emptied secondary, by a fresh idle worker."""
+    bench.empty_node("secondary")
+    bench.start_idle_worker()
+    return sync_measured(bench, repos)
+
+
+def _skopeo_into_empty(bench: BenchProject, repos: list[str]) -> Timed:
+    """One timed `skopeo sync` of `repos` into an emptied secondary."""
+    bench.empty_node("secondary")
+    return bench.skopeo_sync(repos, "skopeo")
+
+
 def large_layers(bench: BenchProject) -> list[Row]:
     bench.stop_worker()
     repos, unique = asyncio.run(_push_large(bench))
@@ -127,20 +143,17 @@ def large_layers(bench: BenchProject) -> list[Row]:
     for index, repo in enumerate(repos):  # each unique layer lives in the repo that has it
         for b in unique[1 + index * 4 : 1 + (index + 1) * 4]:
             repo_of[b.digest] = repo
-    bench.empty_node("secondary")
-    bench.start_idle_worker()
-    synced = sync_measured(bench, repos)
+    synced = median_run([_sync_into_empty(bench, repos) for _ in range(REPEATS)])
     ours = synced.seconds
     bench.start_service("primary")
-    bench.empty_node("secondary")
-    skopeo = bench.skopeo_sync(repos, "skopeo")
+    skopeo = median_run([_skopeo_into_empty(bench, repos) for _ in range(REPEATS)])
     bench.empty_node("secondary")
     floor = _floor_copy(bench, repo_of, unique)
     name = f"2. large layers, 6 repos × 2 tags, {unique_mb:.0f} MiB unique"
     return [
         Row(
             name,
-            "`geo.sync` (through the worker) vs `skopeo sync --all`",
+            f"`geo.sync` (through the worker) vs `skopeo sync --all`, median of {REPEATS} each",
             f"{ours:.2f} s",
             f"{skopeo.seconds:.2f} s",
             ratio(ours, skopeo.seconds),
@@ -168,15 +181,15 @@ def small_tags(bench: BenchProject) -> list[Row]:
     repos = asyncio.run(push_small(bench, 50, 4, "bench/small"))
     bench.empty_node("secondary")
     bench.start_idle_worker()
-    full_run = sync_measured(bench, repos)
-    noop_run = sync_measured(bench, repos)
+    full_run = sync_measured(bench, repos)  # once: each takes an emptied node, skopeo 30 s
+    noop_run = median_run([sync_measured(bench, repos) for _ in range(REPEATS)])
     bench.start_service("primary")
     full, noop = full_run.seconds, noop_run.seconds
     start = bench.invoke("--list")
     if start.returncode != 0:
         raise RuntimeError(f"invoke --list failed:\n{start.output[-2000:]}")
     skopeo_full = bench.skopeo_sync(repos, "skopeo").seconds
-    skopeo_noop = bench.skopeo_sync(repos, "skopeo").seconds
+    skopeo_noop = median_run([bench.skopeo_sync(repos, "skopeo") for _ in range(REPEATS)]).seconds
     name = "3. small tags, 50 repos × 4 tags"
     return [
         Row(
@@ -191,7 +204,7 @@ def small_tags(bench: BenchProject) -> list[Row]:
         floor_row(name, "full sync", full_run, skopeo_full, "≤ 0.2×"),
         Row(
             name,
-            "no-op resync vs skopeo (process start included)",
+            f"no-op resync vs skopeo (process start included), median of {REPEATS} each",
             f"{noop:.2f} s",
             f"{skopeo_noop:.2f} s",
             ratio(noop, skopeo_noop),

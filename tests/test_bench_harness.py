@@ -21,7 +21,7 @@ import pytest
 from helpers import unique_prefix
 
 from bench.harness import BenchProject, run_timed
-from bench.measures import Synced, floor_row
+from bench.measures import Synced, floor_row, median_run
 from gdk_geo.registry.tokens import Access
 from testkit.images import ACCEPT_ALL, Image, make_image, push_built, sha256
 from testkit.storage import repository_dir, write_image
@@ -62,6 +62,12 @@ def test_the_floor_row_divides_cpu_by_cores_against_the_same_baseline() -> None:
     assert row.ratio == "0.20× / 0.30×"
     assert row.target == "≤ 0.2×"
     assert row.met is None  # a floor is context for the target, not a verdict of its own
+
+
+def test_the_median_run_keeps_its_own_cpu_figures() -> None:
+    runs = [Synced(3.0, 0.3, 3.3), Synced(1.0, 0.1, 1.1), Synced(2.0, 0.2, 2.2)]
+
+    assert median_run(runs) == Synced(2.0, 0.2, 2.2)
 
 
 # Seeding: the scale scenario writes its repositories straight into the stopped primary's

@@ -128,6 +128,23 @@ def test_disabled_replication_serves_health_and_syncs_nothing(tmp_path: Path) ->
     assert "Traceback" not in (tmp_path / "worker.log").read_text()
 
 
+def test_the_stream_machinery_is_loaded_at_start_up() -> None:
+    """anyio's asyncio backend (what a streamed pass reply runs on) is loaded by the
+    start-up step, not by the first `geo.sync`; a fresh interpreter, so nothing else has
+    loaded it first. (`-X importtime` cannot show it: anyio loads it with import_module.)"""
+    code = (
+        "import asyncio, sys\n"
+        "from gdk_geo.secondary import process\n"
+        "before = 'anyio._backends._asyncio' in sys.modules\n"
+        "asyncio.run(process._load_stream_machinery())\n"
+        "print(before, 'anyio._backends._asyncio' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["False", "True"]
+
+
 def test_event_page_queues_repositories_and_moves_the_cursor(tmp_path: Path) -> None:
     """`Worker.apply` with no network: the clients are built but never asked anything."""
     settings = load_secondary(_offline_config(tmp_path))
