@@ -38,6 +38,9 @@ A = TypeVar("A")
 B = TypeVar("B")
 
 DEFAULT_HINT_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
+# Distribution sends a push event before it links the tag, so the hinted HEAD can be a 404
+# for a few milliseconds; a short wait then beats falling back to a pass of every tag.
+DEFAULT_HINTED_HEAD_RETRY_DELAYS = (0.02, 0.05)
 
 
 class RepositorySync:
@@ -54,6 +57,7 @@ class RepositorySync:
         max_concurrent_tags: int = 4,
         max_concurrent_heads: int = 8,
         hint_retry_delays: Sequence[float] = DEFAULT_HINT_RETRY_DELAYS,
+        hinted_head_retry_delays: Sequence[float] = DEFAULT_HINTED_HEAD_RETRY_DELAYS,
     ) -> None:
         self.source = source
         self.target = target
@@ -71,6 +75,7 @@ class RepositorySync:
         self._tag_limit = asyncio.Semaphore(max_concurrent_tags)
         self._max_heads = max_concurrent_heads
         self._hint_retry_delays = tuple(hint_retry_delays)
+        self._hinted_head_retry_delays = tuple(hinted_head_retry_delays)
         # Work done once per run however many tags share it (tasks, so sharers can wait).
         self._manifests: dict[str, asyncio.Future[Manifest]] = {}
         self._children: dict[str, asyncio.Task[None]] = {}
@@ -128,7 +133,9 @@ class RepositorySync:
 
         The event says what changed, so the new tag reaches the secondary after a handful of
         requests instead of after a HEAD of every tag on both sides; the full pass that
-        follows still reconciles everything (and retries anything that failed here).
+        follows still reconciles everything (and retries anything that failed here). A
+        hinted tag the primary does not show yet is looked up again after short pauses
+        first: the event can come a few milliseconds before the tag is linked.
         """
         try:
             primary, secondary = await gather_all(
@@ -137,6 +144,12 @@ class RepositorySync:
                     self.target.head_manifests(self.repository, hints, concurrency=self._max_heads),
                 ]
             )
+            for delay in self._hinted_head_retry_delays:
+                missing = hints - primary.keys()
+                if not missing:
+                    break
+                await asyncio.sleep(delay)
+                primary.update(await self.source.head_manifests(self.repository, missing))
         except RegistryError:
             return  # the full pass reports it
         changed = [tag for tag, ref in primary.items() if _differs(ref, secondary.get(tag))]

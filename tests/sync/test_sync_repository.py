@@ -403,6 +403,36 @@ async def test_hinted_only_pushes_the_hinted_tag_without_a_full_pass(s: Sides) -
     assert (full.ok, full.deleted_tags) == (True, ["extra"])
 
 
+async def test_a_hinted_tag_linked_just_after_its_event_needs_no_full_pass(s: Sides) -> None:
+    """The registry sends the push event before it links the tag: the hinted HEAD is looked
+    up again after a short pause, so no pass of every tag follows (it would delete "extra")."""
+    repo, image = unique("group/racing"), make_image()
+    await s.primary.image(repo, "v1", make_image())
+    assert (await sync_repository(s.source, s.target, repo)).ok
+    await s.secondary.image(repo, "extra", make_image())  # only a full pass would see it
+    for blob in image.blobs:
+        await s.primary.blob(repo, blob)
+
+    async def link_late() -> None:
+        await asyncio.sleep(0.05)
+        await s.primary.manifest(repo, "v2", image.manifest, image.media_type)
+
+    linking = asyncio.create_task(link_late())
+    result = await sync_repository(
+        s.source,
+        s.target,
+        repo,
+        tags_hint=["v2"],
+        hinted_only=True,
+        hinted_head_retry_delays=(0.2, 0.4),
+    )
+    await linking
+
+    assert (result.ok, result.synced_tags, result.deleted_tags) == (True, ["v2"], [])
+    assert await s.secondary.digest_of(repo, "v2") == image.digest
+    assert "extra" in await s.secondary.tags(repo)
+
+
 async def test_hinted_only_falls_back_to_the_full_pass_when_a_hint_is_missing(s: Sides) -> None:
     repo, image = unique("group/fallback"), make_image()
     await s.primary.image(repo, "v1", image)
