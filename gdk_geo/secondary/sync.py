@@ -144,12 +144,7 @@ class RepositorySync:
                     self.target.head_manifests(self.repository, hints, concurrency=self._max_heads),
                 ]
             )
-            for delay in self._hinted_head_retry_delays:
-                missing = hints - primary.keys()
-                if not missing:
-                    break
-                await asyncio.sleep(delay)
-                primary.update(await self.source.head_manifests(self.repository, missing))
+            await self._wait_for_hints(primary, hints, self._hinted_head_retry_delays)
         except RegistryError:
             return  # the full pass reports it
         changed = [tag for tag, ref in primary.items() if _differs(ref, secondary.get(tag))]
@@ -215,19 +210,28 @@ class RepositorySync:
         found: dict[str, ManifestRef | None] = dict(
             await self.source.head_manifests(self.repository, compared, concurrency=self._max_heads)
         )
-        missing = hints - found.keys()
-        for delay in self._hint_retry_delays:
-            if not missing:
-                break
-            await asyncio.sleep(delay)
-            found.update(await self.source.head_manifests(self.repository, missing))
-            missing -= found.keys()
+        missing = await self._wait_for_hints(found, hints, self._hint_retry_delays)
         unsettled = {tag: "announced by a push event but not on the primary yet" for tag in missing}
         for tag in (compared - hints) - found.keys():
             unsettled[tag] = "listed on the primary but its manifest is gone (deleted meanwhile?)"
         for tag in set(listed) - compared:
             found[tag] = None
         return found, unsettled
+
+    async def _wait_for_hints(
+        self, found: dict[str, Any], hints: set[str], delays: Sequence[float]
+    ) -> set[str]:
+        """HEAD the hinted tags `found` lacks again after each pause in `delays`, adding to
+        `found` what shows up; return the hinted tags that never did. A push event can come
+        before its tag is linked, and before the tag is listed."""
+        missing = hints - found.keys()
+        for delay in delays:
+            if not missing:
+                break
+            await asyncio.sleep(delay)
+            found.update(await self.source.head_manifests(self.repository, missing))
+            missing -= found.keys()
+        return missing
 
     async def _sync_referrers(
         self, primary: dict[str, ManifestRef | None], listed: Collection[str]

@@ -22,6 +22,7 @@ from gdk_geo.secondary.tag_removal import delete_repository
 from gdk_geo.secondary.verify import compare_repository
 from sync.registry_kit import RegistryProxy, access_log
 from testkit.images import (
+    Image,
     Pusher,
     make_image,
     make_index,
@@ -324,17 +325,25 @@ def _writes(logs: str, repo: str) -> int:
     )
 
 
-async def test_a_hinted_tag_not_yet_listed_is_waited_for(s: Sides) -> None:
-    repo, image = unique("group/early"), make_image()
-    await s.primary.image(repo, "v1", make_image())
+async def _tagged_later(
+    s: Sides, repo: str, tag: str, image: Image, delay: float
+) -> asyncio.Task[None]:
+    """Push `image`'s blobs now and its manifest as `tag` after `delay` seconds, in a task:
+    a tag that shows up on the primary while a sync is already looking for it."""
     for blob in image.blobs:
         await s.primary.blob(repo, blob)
 
-    async def push_late() -> None:
-        await asyncio.sleep(0.1)
-        await s.primary.manifest(repo, "v2", image.manifest, image.media_type)
+    async def put_manifest() -> None:
+        await asyncio.sleep(delay)
+        await s.primary.manifest(repo, tag, image.manifest, image.media_type)
 
-    pushing = asyncio.create_task(push_late())
+    return asyncio.create_task(put_manifest())
+
+
+async def test_a_hinted_tag_not_yet_listed_is_waited_for(s: Sides) -> None:
+    repo, image = unique("group/early"), make_image()
+    await s.primary.image(repo, "v1", make_image())
+    pushing = await _tagged_later(s, repo, "v2", image, 0.1)
     result = await sync_repository(
         s.source, s.target, repo, tags_hint={"v2"}, hint_retry_delays=(0.05, 0.1, 0.2, 0.4)
     )
@@ -410,14 +419,7 @@ async def test_a_hinted_tag_linked_just_after_its_event_needs_no_full_pass(s: Si
     await s.primary.image(repo, "v1", make_image())
     assert (await sync_repository(s.source, s.target, repo)).ok
     await s.secondary.image(repo, "extra", make_image())  # only a full pass would see it
-    for blob in image.blobs:
-        await s.primary.blob(repo, blob)
-
-    async def link_late() -> None:
-        await asyncio.sleep(0.05)
-        await s.primary.manifest(repo, "v2", image.manifest, image.media_type)
-
-    linking = asyncio.create_task(link_late())
+    linking = await _tagged_later(s, repo, "v2", image, 0.05)
     result = await sync_repository(
         s.source,
         s.target,
