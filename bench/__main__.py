@@ -22,10 +22,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from bench.compare import AUTH_OFF, OFF_LABEL, in_turns, on_against_off
 from bench.harness import BenchProject
 from bench.measures import Row
 from bench.replication import memory
-from bench.scenarios import SCENARIOS
+from bench.scenarios import SCENARIOS, SIDE_BY_SIDE
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -72,7 +73,6 @@ def write_results(report: str) -> None:
     RESULTS.write_text(f"{head}{BEGIN}\n{report}{END}{tail}")
 
 
-AUTH_OFF = "registry:\n  auth_enabled: false\n"
 RUN = uuid.uuid4().hex[:6]  # containers of this run only: two runs on one engine collided
 
 
@@ -88,6 +88,26 @@ def _bench_project(extra_yml: str, prefix: str) -> Iterator[BenchProject]:
             bench.destroy()
 
 
+def _measure(
+    name: str, index: int, benches: list[BenchProject], labels: list[str], memory_size: int
+) -> list[list[Row]]:
+    """Each project's rows of scenario `name`, the projects' samples interleaved where
+    the scenario can do that, else one project after the other, the order reversed for
+    every other scenario of the run."""
+    if len(benches) > 1 and name in SIDE_BY_SIDE:
+        print(f"running {name}, projects in turns …", file=sys.stderr, flush=True)
+        return SIDE_BY_SIDE[name](benches)
+    scenario = SCENARIOS[name]
+
+    def measure(bench: BenchProject) -> list[Row]:
+        return memory(bench, memory_size) if scenario is memory else scenario(bench)
+
+    def started(k: int) -> None:
+        print(f"running {name}{labels[k]} …", file=sys.stderr, flush=True)
+
+    return in_turns(measure, benches, index % 2 == 1, started)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("scenarios", nargs="*", help=f"any of: {', '.join(SCENARIOS)}")
@@ -96,7 +116,8 @@ def main() -> int:
     parser.add_argument(
         "--compare-auth",
         action="store_true",
-        help="also run each scenario, right after, on a project with registry.auth_enabled: false",
+        help="also measure each scenario on a project with registry.auth_enabled: false, side by "
+        "side, and judge auth on ÷ off against ≤ 1.1×",
     )
     args = parser.parse_args()
     unknown = set(args.scenarios) - set(SCENARIOS)
@@ -107,19 +128,24 @@ def main() -> int:
     chosen = args.scenarios or list(SCENARIOS)
     rows: list[Row] = []
     with contextlib.ExitStack() as stack:
-        benches = [(stack.enter_context(_bench_project("", f"gdkgeo-bench-{RUN}")), "")]
+        benches = [stack.enter_context(_bench_project("", f"gdkgeo-bench-{RUN}"))]
+        labels = [""]
         if args.compare_auth:
             off = _bench_project(AUTH_OFF, f"gdkgeo-bench-{RUN}-noauth")
-            benches.append((stack.enter_context(off), " (auth off)"))
-        for name in chosen:
-            for bench, label in benches:  # side by side: the same scenario, one after the other
-                print(f"running {name}{label} …", file=sys.stderr, flush=True)
-                scenario = SCENARIOS[name]
-                found = memory(bench, args.memory_size) if scenario is memory else scenario(bench)
-                found = [dataclasses.replace(r, scenario=r.scenario + label) for r in found]
-                # now, not only after the projects are destroyed (minutes, at 5,000 repos)
-                print(table(found), file=sys.stderr, flush=True)
-                rows += found
+            benches.append(stack.enter_context(off))
+            labels.append(OFF_LABEL)
+        for index, name in enumerate(chosen):
+            each = _measure(name, index, benches, labels, args.memory_size)
+            found = [
+                dataclasses.replace(row, scenario=row.scenario + label)
+                for label, project_rows in zip(labels, each, strict=True)
+                for row in project_rows
+            ]
+            if args.compare_auth:
+                found += on_against_off(*each)
+            # now, not only after the projects are destroyed (minutes, at 5,000 repos)
+            print(table(found), file=sys.stderr, flush=True)
+            rows += found
     report = (
         f"Run on {time.strftime('%Y-%m-%d %H:%M %Z')}, {machine()}, with `make bench` "
         f"(scenarios: {', '.join(chosen)}).\n\n{table(rows)}\n"

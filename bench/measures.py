@@ -26,6 +26,7 @@ class Row:
     ratio: str
     target: str
     met: bool | None
+    seconds: float | None = None  # the timed figure, compared auth on ÷ off (bench.compare)
 
     @property
     def verdict(self) -> str:

@@ -44,6 +44,7 @@ def setup_times(bench: BenchProject) -> list[Row]:
             "-",
             "≤ 10 s",
             cold.seconds <= 10,
+            cold.seconds,
         ),
         Row(
             name,
@@ -53,6 +54,7 @@ def setup_times(bench: BenchProject) -> list[Row]:
             "-",
             "≤ 3 s",
             noop.seconds <= 3,
+            noop.seconds,
         ),
         Row(
             name,
@@ -62,6 +64,7 @@ def setup_times(bench: BenchProject) -> list[Row]:
             "-",
             "≤ 5 s",
             restart.seconds <= 5,
+            restart.seconds,
         ),
     ]
 
@@ -188,6 +191,7 @@ def failover(bench: BenchProject) -> list[Row]:
             "-",
             "≤ 30 s",
             seconds <= 30,
+            seconds,
         ),
         Row(name, "of which the primary was read-only", f"{read_only:.2f} s", "-", "-", "-", None),
     ]

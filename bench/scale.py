@@ -102,6 +102,7 @@ def scale(bench: BenchProject) -> list[Row]:
             "-",
             "-",
             None,
+            small,
         ),
         Row(
             name,
@@ -111,6 +112,7 @@ def scale(bench: BenchProject) -> list[Row]:
             ratio(per_large, per_small),
             "≤ 1.2×",
             per_large <= 1.2 * per_small,
+            large,
         ),
         Row(
             name,
@@ -129,6 +131,7 @@ def scale(bench: BenchProject) -> list[Row]:
             "-",
             "≤ 100 ms",
             page <= 0.1,
+            page,
         ),
         Row(
             admin,
@@ -138,5 +141,6 @@ def scale(bench: BenchProject) -> list[Row]:
             "-",
             "≤ 100 ms",
             listing <= 0.1,
+            listing,
         ),
     ]

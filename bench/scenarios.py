@@ -3,12 +3,12 @@ rows measured side by side in the same run; the families live in their own modul
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from bench.harness import BenchProject
 from bench.measures import Row
 from bench.operations import failover, request_costs, setup_times
-from bench.replication import large_layers, latency, memory, small_tags
+from bench.replication import large_layers, latency, latency_side_by_side, memory, small_tags
 from bench.scale import scale
 
 SCENARIOS: dict[str, Callable[[BenchProject], list[Row]]] = {
@@ -20,4 +20,9 @@ SCENARIOS: dict[str, Callable[[BenchProject], list[Row]]] = {
     "scale": scale,
     "requests": request_costs,
     "failover": failover,
+}
+
+# Scenarios that can measure several projects at once, their samples interleaved.
+SIDE_BY_SIDE: dict[str, Callable[[Sequence[BenchProject]], list[list[Row]]]] = {
+    "latency": latency_side_by_side,
 }

@@ -20,8 +20,10 @@ import httpx
 import pytest
 from helpers import unique_prefix
 
+from bench.compare import alternating, in_turns, on_against_off
 from bench.harness import BenchProject, run_timed
-from bench.measures import Synced, floor_row, median_run
+from bench.measures import Row, Synced, floor_row, median_run
+from bench.replication import latency_side_by_side
 from gdk_geo.registry.tokens import Access
 from testkit.images import ACCEPT_ALL, Image, make_image, push_built, sha256
 from testkit.storage import repository_dir, write_image
@@ -68,6 +70,42 @@ def test_the_median_run_keeps_its_own_cpu_figures() -> None:
     runs = [Synced(3.0, 0.3, 3.3), Synced(1.0, 0.1, 1.1), Synced(2.0, 0.2, 2.2)]
 
     assert median_run(runs) == Synced(2.0, 0.2, 2.2)
+
+
+def test_projects_take_turns_each_turn_in_the_reverse_order_of_the_last() -> None:
+    assert list(alternating(3, 2)) == [0, 1, 1, 0, 0, 1]
+    assert list(alternating(2, 1)) == [0, 0]
+
+
+def test_a_scenario_measured_in_turns_gives_each_projects_rows_in_project_order() -> None:
+    # Strings stand in for the projects: the order is what is under test, not a project.
+    measured: list[str] = []
+
+    def measure(project) -> list[Row]:
+        measured.append(project)
+        return [Row(project, "wall", "1 s", "-", "-", "-", None, 1.0)]
+
+    found = in_turns(measure, ["on", "off"], reverse=True, started=lambda _k: None)
+
+    assert measured == ["off", "on"]
+    assert [rows[0].scenario for rows in found] == ["on", "off"]
+
+
+def _timed(measure: str, seconds: float | None) -> Row:
+    return Row("1. latency", measure, f"{seconds} s", "-", "-", "-", None, seconds)
+
+
+def test_auth_on_against_off_judges_each_timed_figure_that_both_measured() -> None:
+    on = [_timed("p50", 0.109), _timed("p95", 0.2), _timed("throughput", None)]
+    off = [_timed("p50", 0.1), _timed("p95", 0.15), _timed("throughput", None)]
+
+    rows = on_against_off(on, off)
+
+    assert [(row.measure, row.ratio, row.target, row.met) for row in rows] == [
+        ("auth on ÷ auth off: p50", "1.09×", "≤ 1.1×", True),
+        ("auth on ÷ auth off: p95", "1.33×", "≤ 1.1×", False),
+    ]
+    assert rows[0].baseline == "0.1 s (auth off)"
 
 
 # Seeding: the scale scenario writes its repositories straight into the stopped primary's
@@ -183,3 +221,15 @@ def test_the_registry_serves_a_seeded_repository_and_the_worker_replicates_it(be
     rows = httpx.get(bench.admin_url("/admin/geo/repositories.json?search=seed/by-")).json()
     states = {row["repository"]: row["state"] for row in rows["repositories"]}
     assert states == {"seed/by-push": "synced", "seed/by-storage": "synced"}
+
+
+@pytest.mark.docker
+def test_the_latency_scenario_measures_projects_in_turns_through_the_worker(bench) -> None:
+    # The same project twice: each sample is a real push replicated by the real worker.
+    first, second = latency_side_by_side([bench, bench], count=4, warm_up=1)
+
+    for rows in (first, second):
+        assert [row.scenario for row in rows] == ["1. latency, 4 pushes"] * 2
+        p50, p95 = (row.seconds for row in rows)
+        assert p50 is not None and p95 is not None
+        assert 0 < p50 <= p95
