@@ -92,8 +92,8 @@ def _measure(
     name: str, index: int, benches: list[BenchProject], labels: list[str], memory_size: int
 ) -> list[list[Row]]:
     """Each project's rows of scenario `name`, the projects' samples interleaved where
-    the scenario can do that, else one project after the other, the order reversed for
-    every other scenario of the run."""
+    the scenario can do that, else one project after the other, which goes first
+    alternating over the run's scenarios."""
     if len(benches) > 1 and name in SIDE_BY_SIDE:
         print(f"running {name}, projects in turns …", file=sys.stderr, flush=True)
         return SIDE_BY_SIDE[name](benches)
@@ -105,7 +105,7 @@ def _measure(
     def started(k: int) -> None:
         print(f"running {name}{labels[k]} …", file=sys.stderr, flush=True)
 
-    return in_turns(measure, benches, index % 2 == 1, started)
+    return in_turns(measure, benches, index, started)
 
 
 def main() -> int:

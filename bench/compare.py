@@ -17,26 +17,30 @@ OFF_LABEL = " (auth off)"
 SLOWER_AT_MOST = 1.10
 
 
+def turn_order(turn: int, projects: int) -> list[int]:
+    """Project indexes in the order of `turn`, each turn the reverse of the last: the
+    project measured first and the one measured second do not see the same machine
+    (bench/RESULTS.md), so neither may always be first."""
+    order = list(range(projects))
+    return order if turn % 2 == 0 else order[::-1]
+
+
 def alternating(turns: int, projects: int) -> Iterator[int]:
-    """Project indexes for `turns` turns of every project, each turn in the reverse order
-    of the last, so that neither project is always measured first."""
+    """Project indexes for `turns` turns of every project."""
     for turn in range(turns):
-        order = range(projects)
-        yield from (order if turn % 2 == 0 else reversed(order))
+        yield from turn_order(turn, projects)
 
 
 def in_turns(
     measure: Callable[[BenchProject], list[Row]],
     benches: Sequence[BenchProject],
-    reverse: bool,
+    turn: int,
     started: Callable[[int], None],
 ) -> list[list[Row]]:
     """Each project's rows of a scenario that cannot interleave, measured one project
-    after the other; `reverse` lets a run alternate which goes first, since the first
-    and the second measured do not see the same machine (bench/RESULTS.md)."""
-    order = list(reversed(range(len(benches)))) if reverse else list(range(len(benches)))
+    after the other in the order of `turn` (a run's scenarios take turns)."""
     found: dict[int, list[Row]] = {}
-    for k in order:
+    for k in turn_order(turn, len(benches)):
         started(k)
         found[k] = measure(benches[k])
     return [found[k] for k in range(len(benches))]

@@ -85,7 +85,7 @@ def test_a_scenario_measured_in_turns_gives_each_projects_rows_in_project_order(
         measured.append(project)
         return [Row(project, "wall", "1 s", "-", "-", "-", None, 1.0)]
 
-    found = in_turns(measure, ["on", "off"], reverse=True, started=lambda _k: None)
+    found = in_turns(measure, ["on", "off"], turn=1, started=lambda _k: None)
 
     assert measured == ["off", "on"]
     assert [rows[0].scenario for rows in found] == ["on", "off"]
