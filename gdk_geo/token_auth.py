@@ -23,8 +23,15 @@ PULL = frozenset({"pull"})
 
 
 def minter_for(auth: TokenAuthSettings) -> Minter:
-    """A minter signing with the node's `localhost.key` for its issuer and service."""
-    key, _certificate = load_signing_files(auth.key_path, auth.certificate_path)  # both sound
+    """A minter signing with the node's `localhost.key` for its issuer and service.
+
+    The key is not validated again here: reconfiguring, before any service starts, checks
+    the pair and re-makes an inconsistent key, and each service start and tool run paid
+    that check's 55 ms once per minter (twice in the worker) with auth on, and not with
+    it off. A key broken since would sign tokens the registries refuse, which `geo.check`
+    reports.
+    """
+    key, _certificate = load_signing_files(auth.key_path, auth.certificate_path, validate_key=False)
     return Minter(
         key,
         lifetime=auth.token_expire_delay,

@@ -29,6 +29,40 @@ def test_the_pair_is_rsa_private_and_the_same_on_both_nodes(tmp_path: Path) -> N
     assert signing.differing_files(primary, secondary) == []
 
 
+def test_an_inconsistent_key_is_re_made_and_copied(tmp_path: Path) -> None:
+    """The services load the key without cryptography's check (`token_auth.minter_for`):
+    this run is where an inconsistent key is caught. The key below parses and matches the
+    certificate (same modulus) but carries a wrong CRT exponent."""
+    from cryptography.hazmat.primitives import serialization
+
+    primary, secondary = tmp_path / "primary", tmp_path / "secondary"
+    signing.ensure_signing_pair(primary, secondary)
+    key_path = primary / "localhost.key"
+    numbers = load_pem_private_key(key_path.read_bytes(), password=None).private_numbers()
+    broken = rsa.RSAPrivateNumbers(
+        numbers.p,
+        numbers.q,
+        numbers.d,
+        numbers.dmp1 + 2,
+        numbers.dmq1,
+        numbers.iqmp,
+        numbers.public_numbers,
+    ).private_key(unsafe_skip_rsa_key_validation=True)
+    key_path.write_bytes(
+        broken.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+    report = signing.ensure_signing_pair(primary, secondary)
+
+    assert report.action == "renewed: localhost.key is not a consistent RSA key"
+    assert report.copied and signing.differing_files(primary, secondary) == []
+    load_pem_private_key(key_path.read_bytes(), password=None)  # checked: it is sound
+
+
 def test_each_node_holds_its_key_as_a_jwks_under_the_kid_tokens_carry(tmp_path: Path) -> None:
     """Distribution 3.x looks a bare `kid` up in `auth.token.jwks` by each key's own `kid`:
     the set must hold localhost.crt's key under the libtrust ID our tokens carry."""
