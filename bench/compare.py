@@ -8,6 +8,7 @@ against that bound, so the table says it rather than a reader dividing by hand.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 from bench.harness import BenchProject
 from bench.measures import Row, ratio
@@ -29,6 +30,19 @@ def alternating(turns: int, projects: int) -> Iterator[int]:
     """Project indexes for `turns` turns of every project."""
     for turn in range(turns):
         yield from turn_order(turn, projects)
+
+
+Run = TypeVar("Run")
+
+
+def side_by_side(once: Callable[[int], Run], projects: int, turns: int) -> list[list[Run]]:
+    """`turns` runs of `once(project index)` for each project, the projects alternating:
+    repeated figures interleave, so that both projects see the same stretch of a noisy
+    machine (one project's three runs, then the other's, moved on ÷ off by 20%)."""
+    runs: list[list[Run]] = [[] for _ in range(projects)]
+    for k in alternating(turns, projects):
+        runs[k].append(once(k))
+    return runs
 
 
 def in_turns(

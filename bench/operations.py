@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 
+from bench.compare import side_by_side
 from bench.harness import BenchProject, Timed
 from bench.measures import REPEATS, Row, bounded, median_run, push_small, ratio
 from gdk_geo.registry.tokens import Access
@@ -30,9 +31,7 @@ def _set_up_once(bench: BenchProject) -> tuple[Timed, Timed, Timed]:
     return runs
 
 
-def setup_times(bench: BenchProject) -> list[Row]:
-    bench.start_worker()
-    runs = [_set_up_once(bench) for _ in range(REPEATS)]
+def _setup_rows(runs: list[tuple[Timed, Timed, Timed]]) -> list[Row]:
     cold, noop, restart = (median_run([run[step] for run in runs]) for step in range(3))
     name = "5. set-up"
     return [
@@ -67,6 +66,19 @@ def setup_times(bench: BenchProject) -> list[Row]:
             restart.seconds,
         ),
     ]
+
+
+def setup_side_by_side(benches: Sequence[BenchProject]) -> list[list[Row]]:
+    """Scenario 5 on each project, the projects' set-ups interleaved."""
+    for bench in benches:
+        bench.start_worker()
+    runs = side_by_side(lambda k: _set_up_once(benches[k]), len(benches), REPEATS)
+    return [_setup_rows(project_runs) for project_runs in runs]
+
+
+def setup_times(bench: BenchProject) -> list[Row]:
+    """Scenario 5 on one project."""
+    return setup_side_by_side([bench])[0]
 
 
 # 7. Cost per request: the figure behind scenario 3 (not a target of the issue).

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import httpx
 
-from bench.compare import alternating
+from bench.compare import alternating, side_by_side
 from bench.harness import BenchProject, Timed
 from bench.measures import (
     REPEATS,
@@ -168,20 +168,18 @@ def _skopeo_into_empty(bench: BenchProject, repos: list[str]) -> Timed:
     return bench.skopeo_sync(repos, "skopeo")
 
 
-def large_layers(bench: BenchProject) -> list[Row]:
-    bench.stop_worker()
-    repos, unique = asyncio.run(_push_large(bench))
-    unique_mb = sum(b.size for b in unique) / MiB
+def _layer_homes(repos: list[str], unique: list[Blob]) -> dict[str, str]:
+    """The repository each unique layer lives in: the base in the first, then four each."""
     repo_of = {b.digest: repos[0] for b in unique}
-    for index, repo in enumerate(repos):  # each unique layer lives in the repo that has it
+    for index, repo in enumerate(repos):
         for b in unique[1 + index * 4 : 1 + (index + 1) * 4]:
             repo_of[b.digest] = repo
-    synced = median_run([_sync_into_empty(bench, repos) for _ in range(REPEATS)])
+    return repo_of
+
+
+def _large_rows(unique: list[Blob], synced: Synced, skopeo: Timed, floor: float) -> list[Row]:
+    unique_mb = sum(b.size for b in unique) / MiB
     ours = synced.seconds
-    bench.start_service("primary")
-    skopeo = median_run([_skopeo_into_empty(bench, repos) for _ in range(REPEATS)])
-    bench.empty_node("secondary")
-    floor = _floor_copy(bench, repo_of, unique)
     name = f"2. large layers, 6 repos × 2 tags, {unique_mb:.0f} MiB unique"
     return [
         Row(
@@ -207,23 +205,45 @@ def large_layers(bench: BenchProject) -> list[Row]:
     ]
 
 
+def large_layers_side_by_side(benches: Sequence[BenchProject]) -> list[list[Row]]:
+    """Scenario 2 on each project, the projects' timed syncs (and skopeo's) interleaved."""
+    pushed = []
+    for bench in benches:
+        bench.stop_worker()
+        pushed.append(asyncio.run(_push_large(bench)))
+    repos = [project_repos for project_repos, _ in pushed]
+    count = len(benches)
+    synced = side_by_side(lambda k: _sync_into_empty(benches[k], repos[k]), count, REPEATS)
+    for bench in benches:
+        bench.start_service("primary")
+    skopeo = side_by_side(lambda k: _skopeo_into_empty(benches[k], repos[k]), count, REPEATS)
+    rows = []
+    for k, (bench, (project_repos, unique)) in enumerate(zip(benches, pushed, strict=True)):
+        bench.empty_node("secondary")
+        floor = _floor_copy(bench, _layer_homes(project_repos, unique), unique)
+        rows.append(_large_rows(unique, median_run(synced[k]), median_run(skopeo[k]), floor))
+    return rows
+
+
+def large_layers(bench: BenchProject) -> list[Row]:
+    """Scenario 2 on one project."""
+    return large_layers_side_by_side([bench])[0]
+
+
 # 3. Many small tags.
 
 
-def small_tags(bench: BenchProject) -> list[Row]:
-    bench.stop_worker()
-    repos = asyncio.run(push_small(bench, 50, 4, "bench/small"))
+def _full_then_idle(bench: BenchProject, repos: list[str]) -> Synced:
+    """A timed full sync into an emptied secondary; its worker stays idle for the no-ops."""
     bench.empty_node("secondary")
     bench.start_idle_worker()
-    full_run = sync_measured(bench, repos)  # once: each takes an emptied node, skopeo 30 s
-    noop_run = median_run([sync_measured(bench, repos) for _ in range(REPEATS)])
-    bench.start_service("primary")
+    return sync_measured(bench, repos)  # once: each takes an emptied node, skopeo 30 s
+
+
+def _small_rows(
+    full_run: Synced, noop_run: Synced, start: Timed, skopeo_full: float, skopeo_noop: float
+) -> list[Row]:
     full, noop = full_run.seconds, noop_run.seconds
-    start = bench.invoke("--list")
-    if start.returncode != 0:
-        raise RuntimeError(f"invoke --list failed:\n{start.output[-2000:]}")
-    skopeo_full = bench.skopeo_sync(repos, "skopeo").seconds
-    skopeo_noop = median_run([bench.skopeo_sync(repos, "skopeo") for _ in range(REPEATS)]).seconds
     name = "3. small tags, 50 repos × 4 tags"
     return [
         Row(
@@ -258,6 +278,48 @@ def small_tags(bench: BenchProject) -> list[Row]:
             None,
         ),
     ]
+
+
+def _process_start(bench: BenchProject) -> Timed:
+    start = bench.invoke("--list")
+    if start.returncode != 0:
+        raise RuntimeError(f"invoke --list failed:\n{start.output[-2000:]}")
+    return start
+
+
+def small_tags_side_by_side(benches: Sequence[BenchProject]) -> list[list[Row]]:
+    """Scenario 3 on each project, the projects' timed syncs (and skopeo's) interleaved."""
+    repos = []
+    for bench in benches:
+        bench.stop_worker()
+        repos.append(asyncio.run(push_small(bench, 50, 4, "bench/small")))
+    count = len(benches)
+    full = side_by_side(lambda k: _full_then_idle(benches[k], repos[k]), count, 1)
+    noop = side_by_side(lambda k: sync_measured(benches[k], repos[k]), count, REPEATS)
+    for bench in benches:
+        bench.start_service("primary")
+    start = [_process_start(bench) for bench in benches]
+
+    def skopeo(k: int) -> Timed:
+        return benches[k].skopeo_sync(repos[k], "skopeo")
+
+    skopeo_full = side_by_side(skopeo, count, 1)  # into an empty prefix: a full copy
+    skopeo_noop = side_by_side(skopeo, count, REPEATS)
+    return [
+        _small_rows(
+            full[k][0],
+            median_run(noop[k]),
+            start[k],
+            skopeo_full[k][0].seconds,
+            median_run(skopeo_noop[k]).seconds,
+        )
+        for k in range(count)
+    ]
+
+
+def small_tags(bench: BenchProject) -> list[Row]:
+    """Scenario 3 on one project."""
+    return small_tags_side_by_side([bench])[0]
 
 
 # 4. Memory.
