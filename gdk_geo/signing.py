@@ -10,8 +10,10 @@ in a self-signed certificate: the registry only reads the public key from it. Be
 `localhost.jwks.json` holds the same key as a JWK Set under the `kid` our tokens carry, for
 Distribution 3.x (`gdk_geo.registry.tokens` says why). The pair is made on the primary,
 copied to the secondary, and checked on every run: reused while it is sound, re-made when
-it is missing, not RSA, mismatched or about to expire. Each node's JWKS is written from
-its own `localhost.crt` after that, when its bytes would change.
+it is missing, not RSA, not a consistent RSA key, mismatched or about to expire. The
+consistency check is done here, once a run, so that the services load the key without
+it. Each node's JWKS is written from its own `localhost.crt` after that, when its bytes
+would change.
 """
 
 from __future__ import annotations

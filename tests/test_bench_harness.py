@@ -20,7 +20,7 @@ import httpx
 import pytest
 from helpers import unique_prefix
 
-from bench.compare import alternating, in_turns, on_against_off
+from bench.compare import alternating, in_turns, on_against_off, side_by_side
 from bench.harness import BenchProject, run_timed
 from bench.measures import Row, Synced, floor_row, median_run
 from bench.replication import latency_side_by_side
@@ -75,6 +75,19 @@ def test_the_median_run_keeps_its_own_cpu_figures() -> None:
 def test_projects_take_turns_each_turn_in_the_reverse_order_of_the_last() -> None:
     assert list(alternating(3, 2)) == [0, 1, 1, 0, 0, 1]
     assert list(alternating(2, 1)) == [0, 0]
+
+
+def test_repeated_runs_side_by_side_alternate_and_stay_with_their_project() -> None:
+    calls: list[int] = []
+
+    def once(k: int) -> str:
+        calls.append(k)
+        return f"run {len(calls)}"
+
+    runs = side_by_side(once, projects=2, turns=3)
+
+    assert calls == [0, 1, 1, 0, 0, 1]
+    assert runs == [["run 1", "run 4", "run 5"], ["run 2", "run 3", "run 6"]]
 
 
 def test_a_scenario_measured_in_turns_gives_each_projects_rows_in_project_order() -> None:
