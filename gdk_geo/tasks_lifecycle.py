@@ -30,6 +30,12 @@ def print_reconfigured(done: lifecycle.Reconfigured) -> None:
         f"certificates: {cert.action}, valid until {cert.not_after:%Y-%m-%d}"
         + (", copied to the secondary" if cert.copied else "")
     )
+    pair = done.signing_pair
+    if pair is not None and (pair.action != "reused" or pair.copied):
+        out.print(
+            f"token signing pair: {pair.action}"
+            + (", copied to the secondary" if pair.copied else "")
+        )
     for change in done.changes:
         if change.status == "unchanged":
             continue
