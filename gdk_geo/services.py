@@ -11,8 +11,8 @@ command line and adopted, never started a second time.
 Processes are looked up with psutil. Each service started here carries its project root in
 its environment (`GDK_GEO_PROJECT`), so it is still found, and stopped, after `data_dir`
 moved and its command line names a directory gdk.yml no longer points at. Next to the
-pidfile, `geo.loaded` keeps a hash of the gitlab.yml the service started with, so setup can
-tell a service running old settings from one running what is rendered now.
+pidfile, `geo.loaded` keeps a hash of the gitlab.yml and signing pair the service started
+with, so setup can tell a service running old settings from one running what is there now.
 """
 
 from __future__ import annotations
@@ -130,18 +130,29 @@ def _find_unrecorded(paths: NodePaths) -> int | None:
     return instances[0] if instances else None
 
 
+def _started_with(paths: NodePaths) -> tuple[Path, ...]:
+    """What a service reads when it starts: its gitlab.yml and the signing pair it mints
+    tokens with. A renewed pair must restart the services too: the registries trust the
+    new certificate at once, and a service still signing with the old key is refused."""
+    return (paths.gitlab_yml, paths.signing_key, paths.signing_certificate)
+
+
 def _settings_hash(paths: NodePaths) -> str | None:
+    digest = hashlib.sha256()
     try:
-        return hashlib.sha256(paths.gitlab_yml.read_bytes()).hexdigest()
+        digest.update(paths.gitlab_yml.read_bytes())
     except OSError:
         return None
+    for path in _started_with(paths)[1:]:
+        digest.update(path.read_bytes() if path.exists() else b"")
+    return digest.hexdigest()
 
 
 def runs_current_settings(paths: NodePaths) -> bool:
-    """Whether the running service loaded the gitlab.yml that is rendered now.
+    """Whether the running service loaded the gitlab.yml and signing pair there are now.
 
     A service started without the record (by an earlier release) counts as current only
-    when gitlab.yml has not changed since the process started.
+    when none of them has changed since the process started.
     """
     current = state(paths)
     if not current.running or current.pid is None:
@@ -151,7 +162,9 @@ def runs_current_settings(paths: NodePaths) -> bool:
     except OSError:
         try:
             started = psutil.Process(current.pid).create_time()
-            return paths.gitlab_yml.stat().st_mtime <= started
+            return all(
+                path.stat().st_mtime <= started for path in _started_with(paths) if path.exists()
+            )
         except (psutil.Error, OSError):
             return False
     return recorded == _settings_hash(paths)

@@ -48,6 +48,25 @@ def test_setup_restarts_a_service_that_runs_older_settings(project: Project) -> 
     assert "Geo service" in output and "(restarted)" in output, output
 
 
+def test_setup_restarts_the_services_when_the_signing_pair_is_renewed(project: Project) -> None:
+    """The registries are recreated with the new certificate; a service left running
+    would go on signing with the old key, and every token it minted would be refused."""
+    cfg = project.load()
+    key_path = project.node(cfg, "primary").signing_key
+    key_path.unlink()
+    (key_path.parent / "localhost.crt").unlink()  # both gone: the pair is made again
+    before = {node: _pid(project, node) for node in ("primary", "secondary")}
+
+    output = _must(project, "geo.setup")
+
+    assert "token signing pair: created, copied to the secondary" in output, output
+    for node, pid in before.items():
+        assert _pid(project, node) != pid, f"{node} Geo service still runs the old key"
+    check = invoke(project.root, "geo.check")
+    assert "each registry accepts a token minted now" in check.stdout
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
 def test_a_port_changed_and_changed_back_is_still_ours(project: Project) -> None:
     key = "geo.secondary.port"
     original = str(project.load().geo.secondary.port)
