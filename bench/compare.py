@@ -26,21 +26,23 @@ def turn_order(turn: int, projects: int) -> list[int]:
     return order if turn % 2 == 0 else order[::-1]
 
 
-def alternating(turns: int, projects: int) -> Iterator[int]:
-    """Project indexes for `turns` turns of every project."""
-    for turn in range(turns):
+def alternating(turns: int, projects: int, first_turn: int = 0) -> Iterator[int]:
+    """Project indexes for `turns` turns of every project, from turn `first_turn`."""
+    for turn in range(first_turn, first_turn + turns):
         yield from turn_order(turn, projects)
 
 
 Run = TypeVar("Run")
 
 
-def side_by_side(once: Callable[[int], Run], projects: int, turns: int) -> list[list[Run]]:
+def side_by_side(
+    once: Callable[[int], Run], projects: int, turns: int, first_turn: int = 0
+) -> list[list[Run]]:
     """`turns` runs of `once(project index)` for each project, the projects alternating:
     repeated figures interleave, so that both projects see the same stretch of a noisy
     machine (one project's three runs, then the other's, moved on ÷ off by 20%)."""
     runs: list[list[Run]] = [[] for _ in range(projects)]
-    for k in alternating(turns, projects):
+    for k in alternating(turns, projects, first_turn):
         runs[k].append(once(k))
     return runs
 
@@ -53,11 +55,12 @@ def in_turns(
 ) -> list[list[Row]]:
     """Each project's rows of a scenario that cannot interleave, measured one project
     after the other in the order of `turn` (a run's scenarios take turns)."""
-    found: dict[int, list[Row]] = {}
-    for k in turn_order(turn, len(benches)):
+
+    def once(k: int) -> list[Row]:
         started(k)
-        found[k] = measure(benches[k])
-    return [found[k] for k in range(len(benches))]
+        return measure(benches[k])
+
+    return [runs[0] for runs in side_by_side(once, len(benches), 1, first_turn=turn)]
 
 
 def on_against_off(on: list[Row], off: list[Row]) -> list[Row]:

@@ -76,11 +76,6 @@ def setup_side_by_side(benches: Sequence[BenchProject]) -> list[list[Row]]:
     return [_setup_rows(project_runs) for project_runs in runs]
 
 
-def setup_times(bench: BenchProject) -> list[Row]:
-    """Scenario 5 on one project."""
-    return setup_side_by_side([bench])[0]
-
-
 # 7. Cost per request: the figure behind scenario 3 (not a target of the issue).
 
 ACCEPT_MANIFESTS = "application/vnd.oci.image.manifest.v1+json"

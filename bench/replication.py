@@ -99,11 +99,6 @@ def latency_side_by_side(
     return [_latency_rows(samples) for samples in asyncio.run(_latency_samples(benches, count))]
 
 
-def latency(bench: BenchProject) -> list[Row]:
-    """Scenario 1 on one project."""
-    return latency_side_by_side([bench])[0]
-
-
 # 2. Large layers.
 
 
@@ -225,11 +220,6 @@ def large_layers_side_by_side(benches: Sequence[BenchProject]) -> list[list[Row]
     return rows
 
 
-def large_layers(bench: BenchProject) -> list[Row]:
-    """Scenario 2 on one project."""
-    return large_layers_side_by_side([bench])[0]
-
-
 # 3. Many small tags.
 
 
@@ -315,11 +305,6 @@ def small_tags_side_by_side(benches: Sequence[BenchProject]) -> list[list[Row]]:
         )
         for k in range(count)
     ]
-
-
-def small_tags(bench: BenchProject) -> list[Row]:
-    """Scenario 3 on one project."""
-    return small_tags_side_by_side([bench])[0]
 
 
 # 4. Memory.

@@ -7,33 +7,39 @@ from collections.abc import Callable, Sequence
 
 from bench.harness import BenchProject
 from bench.measures import Row
-from bench.operations import failover, request_costs, setup_side_by_side, setup_times
+from bench.operations import failover, request_costs, setup_side_by_side
 from bench.replication import (
-    large_layers,
     large_layers_side_by_side,
-    latency,
     latency_side_by_side,
     memory,
-    small_tags,
     small_tags_side_by_side,
 )
 from bench.scale import scale
 
-SCENARIOS: dict[str, Callable[[BenchProject], list[Row]]] = {
-    "latency": latency,
-    "large": large_layers,
-    "small": small_tags,
-    "memory": memory,
-    "setup": setup_times,
-    "scale": scale,
-    "requests": request_costs,
-    "failover": failover,
-}
+Scenario = Callable[[BenchProject], list[Row]]
+SideBySide = Callable[[Sequence[BenchProject]], list[list[Row]]]
 
 # Scenarios that can measure several projects at once, their samples interleaved.
-SIDE_BY_SIDE: dict[str, Callable[[Sequence[BenchProject]], list[list[Row]]]] = {
+SIDE_BY_SIDE: dict[str, SideBySide] = {
     "latency": latency_side_by_side,
     "large": large_layers_side_by_side,
     "small": small_tags_side_by_side,
     "setup": setup_side_by_side,
+}
+
+
+def _on_one(scenario: SideBySide) -> Scenario:
+    """A side-by-side scenario run on a single project."""
+    return lambda bench: scenario([bench])[0]
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "latency": _on_one(latency_side_by_side),
+    "large": _on_one(large_layers_side_by_side),
+    "small": _on_one(small_tags_side_by_side),
+    "memory": memory,
+    "setup": _on_one(setup_side_by_side),
+    "scale": scale,
+    "requests": request_costs,
+    "failover": failover,
 }

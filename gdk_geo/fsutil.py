@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -37,3 +39,12 @@ def atomic_write_if_changed(path: Path, data: bytes, *, mode: int = 0o644) -> bo
         return False
     atomic_write(path, data, mode=mode)
     return True
+
+
+def files_digest(paths: Iterable[Path]) -> str:
+    """SHA-256 over the files' bytes in order, a missing file counted as empty: what a
+    process read at start, to tell later whether it still runs what is there now."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes() if path.exists() else b"")
+    return digest.hexdigest()

@@ -34,7 +34,7 @@ class Reconfigured:
     certificates: certs.CertificateReport
     changes: list[render.Change]
     created_gdk_yml: bool
-    signing_pair: signing.SigningReport | None = None  # checked (and made) on the first copy
+    signing_pair: signing.SigningReport | None = None
 
     def changed_nodes(self) -> set[str]:
         return {c.node for c in self.changes if c.status != "unchanged"}
@@ -123,17 +123,15 @@ def reconfigure(
             directory.mkdir(parents=True, exist_ok=True)
     first, second, *others = every  # the first node makes the pairs, every other gets them
     report = certs.ensure_certificates(project.data_dir(cfg), first.root, second.root, cfg.hostname)
-    signing_reports = []
-    for paths in (second, *others):
-        if paths is not second:
-            certs.copy_pair(first.root, paths.root)
-        signing_reports.append(signing.ensure_signing_pair(first.root, paths.root))
+    for paths in others:
+        certs.copy_pair(first.root, paths.root)
+    pair = signing.ensure_signing_pair(first.root, *(paths.root for paths in (second, *others)))
     _write_trust_dir(project.trust_dir(cfg), report.ca_certificate)
     files = render.render_files(project, cfg, secrets)
     changes = render.write_files(
         files, project.data_dir(cfg) / render.STATE_FILE, secrets, force=force
     )
-    return Reconfigured(cfg, secrets, report, changes, created, signing_reports[0])
+    return Reconfigured(cfg, secrets, report, changes, created, pair)
 
 
 def _write_trust_dir(trust_dir: Path, ca_certificate: Path) -> None:

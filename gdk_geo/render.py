@@ -27,7 +27,7 @@ from ruamel.yaml.error import YAMLError
 
 from gdk_geo import roles
 from gdk_geo.errors import GdkGeoError
-from gdk_geo.fsutil import atomic_write
+from gdk_geo.fsutil import atomic_write, files_digest
 from gdk_geo.project import TEMPLATES, NodePaths, Project
 from gdk_geo.secret_store import ProjectSecrets, masked
 from gdk_geo.setting_checks import duration_seconds
@@ -243,8 +243,5 @@ def write_files(
 
 def node_config_hash(paths: NodePaths) -> str:
     """A hash of everything a registry container reads; a change means recreate it."""
-    digest = hashlib.sha256()
     signing = (paths.signing_certificate, paths.signing_jwks)
-    for path in (paths.registry_config, paths.certificate, paths.key, *signing):
-        digest.update(path.read_bytes() if path.exists() else b"")
-    return digest.hexdigest()[:16]
+    return files_digest((paths.registry_config, paths.certificate, paths.key, *signing))[:16]

