@@ -4,7 +4,7 @@ from pathlib import Path
 
 from invoke import Collection
 
-from gdk_geo import tasks as geo
+from gdk_geo.cli import tasks as geo
 
 ns = Collection()
 ns.add_collection(geo.ns, name="geo")

@@ -25,13 +25,15 @@ import httpx
 import psutil
 from ruamel.yaml import YAML
 
-from gdk_geo import health, lifecycle, nodes, services
-from gdk_geo.node_settings import TokenAuthSettings, load_token_auth
+from gdk_geo.node.settings import TokenAuthSettings, load_token_auth
+from gdk_geo.node.token_auth import ALL_ACTIONS, minter_for, tool_tokens
+from gdk_geo.ops import lifecycle
 from gdk_geo.project import REPO_ROOT, Project
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.tokens import Access
+from gdk_geo.runtime import containers as nodes
+from gdk_geo.runtime import health, services
 from gdk_geo.secondary.tracking import TrackingDB
-from gdk_geo.token_auth import ALL_ACTIONS, minter_for, tool_tokens
 from testkit.net import free_port
 
 

@@ -180,7 +180,7 @@ def _replicated_small_data(bench: BenchProject, repositories: int, tags: int) ->
 def failover(bench: BenchProject) -> list[Row]:
     """`geo.promote` to the secondary and back, with small data replicated first; the time
     the primary registry refused pushes is its own row."""
-    from gdk_geo import promote
+    from gdk_geo.ops import promote
 
     _replicated_small_data(bench, 5, 2)
     started = time.monotonic()

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from helpers import invoke
 
-from gdk_geo import checks
-from gdk_geo.checks import Check
+from gdk_geo.doctor import checks
+from gdk_geo.doctor.checks import Check
 from gdk_geo.project import Project
 from gdk_geo.secondary.tracking import TrackingDatabaseError, TrackingDB
 

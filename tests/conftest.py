@@ -23,7 +23,7 @@ def docker_client() -> Iterator[object]:
 @pytest.fixture(scope="module")
 def signing_key(tmp_path_factory: pytest.TempPathFactory):
     """The RSA key of a token signing pair made by `signing.ensure_signing_pair`."""
-    from gdk_geo import signing
+    from gdk_geo.pki import signing
 
     root = tmp_path_factory.mktemp("signing")
     signing.ensure_signing_pair(root, tmp_path_factory.mktemp("copy"))

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gdk_geo.node_settings import PrimaryServiceSettings
+from gdk_geo.node.settings import PrimaryServiceSettings
 from gdk_geo.project import Project
 from testkit.net import free_ports
 

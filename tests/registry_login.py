@@ -19,11 +19,11 @@ import httpx
 from ruamel.yaml import YAML
 from yarl import URL
 
-from gdk_geo.node_settings import load_token_auth
+from gdk_geo.node.settings import load_token_auth
+from gdk_geo.node.token_auth import ALL_ACTIONS, tool_tokens
 from gdk_geo.project import Project
 from gdk_geo.registry.auth import MintedTokens, request_access
 from gdk_geo.registry.reference import OCI_MANIFEST
-from gdk_geo.token_auth import ALL_ACTIONS, tool_tokens
 from testkit.images import make_image, skopeo_push, write_oci_layout
 
 

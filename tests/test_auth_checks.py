@@ -15,8 +15,11 @@ import pytest
 from helpers import invoke, running_project
 from registry_login import push_image
 
-from gdk_geo import checks, nodes, services, signing
+from gdk_geo.doctor import checks
+from gdk_geo.pki import signing
 from gdk_geo.project import Project
+from gdk_geo.runtime import containers as nodes
+from gdk_geo.runtime import services
 
 pytestmark = pytest.mark.docker
 

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from gdk_geo.certs import certificate_info, ensure_certificates, fingerprint
 from gdk_geo.errors import GdkGeoError
+from gdk_geo.pki.certs import certificate_info, ensure_certificates, fingerprint
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,10 @@ from check_helpers import (
 from faults.kit import Scratch
 from helpers import REPO_ROOT, invoke, ports_yml, running_project, write_gdk_yml
 
-from gdk_geo import checks, checks_docs, services
-from gdk_geo.checks import Check, Outcome, failed, passed, run_checks
+from gdk_geo.doctor import checks, checks_docs
+from gdk_geo.doctor.checks import Check, Outcome, failed, passed, run_checks
 from gdk_geo.project import Project
+from gdk_geo.runtime import services
 from gdk_geo.secondary.tracking import TrackingDB
 from testkit.net import free_port, free_ports, wait_for
 

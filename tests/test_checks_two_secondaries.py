@@ -35,8 +35,9 @@ from check_helpers import (
 from faults.kit import Scratch
 from helpers import invoke, named_nodes_yml, set_up, unique_prefix
 
-from gdk_geo import checks, health, services
+from gdk_geo.doctor import checks
 from gdk_geo.project import NodePaths, Project
+from gdk_geo.runtime import health, services
 from testkit.net import free_port, wait_for
 
 FIRST, SECOND = "secondary", "dc3"  # the two secondaries; the faults are SECOND's

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from helpers import invoke, ports_yml, seed_secrets, write_gdk_yml
 
-from gdk_geo import config, config_edit, drift, roles
 from gdk_geo.errors import ConfigError
-from gdk_geo.project import Project
-from gdk_geo.settings import Settings
+from gdk_geo.project import Project, roles
+from gdk_geo.render import drift
+from gdk_geo.settings import Settings, config, config_edit
 from testkit.net import free_port
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from helpers import REPO_ROOT, invoke, write_gdk_yml
 
-from gdk_geo import config_edit
 from gdk_geo.errors import ConfigError
+from gdk_geo.settings import config_edit
 
 
 def test_set_keeps_comments_and_key_order(tmp_path: Path) -> None:

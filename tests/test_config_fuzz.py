@@ -22,10 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from gdk_geo import config
-from gdk_geo import settings as schema
-from gdk_geo.declared import DECLARED
 from gdk_geo.errors import ConfigError
+from gdk_geo.settings import config, schema
+from gdk_geo.settings.declared import DECLARED
 
 FUZZ = settings(
     max_examples=300,

@@ -10,7 +10,7 @@ from helpers import REPO_ROOT
 
 WIDE_TABLE = """
 from rich.table import Table
-from gdk_geo.console import out
+from gdk_geo.cli.console import out
 table = Table(title="gdk-geo nodes")
 for column in ("node", "container", "image", "registry", "Geo service", "certificate"):
     table.add_column(column, no_wrap=True)

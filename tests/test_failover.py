@@ -28,8 +28,11 @@ from helpers import invoke, named_nodes_yml, ports_yml, unique_prefix, write_gdk
 from registry_login import RegistryLogin
 from ruamel.yaml import YAML
 
-from gdk_geo import checks, local_checks, nodes, promote, roles, services
-from gdk_geo.project import Project
+from gdk_geo.doctor import checks, local_checks
+from gdk_geo.ops import promote
+from gdk_geo.project import Project, roles
+from gdk_geo.runtime import containers as nodes
+from gdk_geo.runtime import services
 from gdk_geo.settings import Settings
 from testkit.images import Pusher, make_image
 from testkit.net import free_ports, wait_for

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import docker.errors
 
-from gdk_geo.image import Step, ensure_registry_image, messages
+from gdk_geo.runtime.image import Step, ensure_registry_image, messages
 
 PULL_STREAM = [
     {"status": "Pulling from library/registry", "id": "2"},

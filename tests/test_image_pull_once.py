@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gdk_geo.image import OFFLINE_IMAGE, Step, ensure_registry_image, failed_pulls
+from gdk_geo.runtime.image import OFFLINE_IMAGE, Step, ensure_registry_image, failed_pulls
 
 BINARY = Path("/usr/bin/docker-registry")
 

@@ -1,211 +1,218 @@
-"""Dependencies point one way: settings → render → nodes → services (primary, secondary) → registry.
+"""Dependencies point one way, by an allow-list: each package names what it may import.
 
-Each module of `gdk_geo/` is read with `ast` (not imported), so an import inside a function
-counts as much as one at the top. The README's architecture section describes these rules.
+The CLI side runs settings → project → pki → render → runtime → ops → doctor → cli, the way
+a change travels from `gdk.yml` to the registries; the services (`primary`, `secondary`)
+read only `node` (their rendered gitlab.yml), the `registry` client and the shared leaves,
+never each other and never the CLI. Every module of `gdk_geo/` belongs to one package or is
+a shared leaf; a new top-level module, or a package missing from `ALLOWED`, fails here.
+
+Modules are read with `ast`, not imported, so an import inside a function counts as much as
+one at the top. docs/architecture.md describes these rules.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from helpers import REPO_ROOT
 
-SHARED_LEAVES = {
-    "gdk_geo.errors",
-    "gdk_geo.fsutil",
-    "gdk_geo.log_format",
-    "gdk_geo.node_settings",
-    "gdk_geo.token_auth",
-}
-# The invoke tasks: the collection and the modules it gathers, the top of the CLI side.
-TASKS = {
-    "tasks",
-    "tasks_support",
-    "tasks_lifecycle",
-    "tasks_inspect",
-    "tasks_replication",
-    "tasks_config",
-}
-# The settings stage in its own order: each module imports only those before it.
-SETTINGS_STAGE = (
-    "setting_checks",
-    "topology",
-    "settings",
-    "declared",
-    "gdk_yml",
-    "config",
-    "config_edit",
-)
-CLI_LAYERS_ABOVE = {
-    **{
-        name: {*SETTINGS_STAGE[place + 1 :], "render", "nodes", "lifecycle", "checks", *TASKS}
-        for place, name in enumerate(SETTINGS_STAGE)
+PACKAGE_DIR = REPO_ROOT / "gdk_geo"
+LEAVES = ("errors", "fsutil")
+# Each package and what it may import besides itself and the shared leaves, in order.
+ALLOWED: dict[str, set[str]] = {
+    "registry": set(),
+    "node": {"registry"},
+    "primary": {"node", "registry"},
+    "secondary": {"node", "registry"},
+    "settings": set(),
+    "project": {"settings"},
+    "pki": {"settings", "project", "registry"},
+    "render": {"settings", "project", "pki", "node", "registry"},
+    "runtime": {"settings", "project", "pki", "render", "node", "registry"},
+    "ops": {
+        *("settings", "project", "pki", "render", "runtime", "node", "registry"),
+        *("primary", "secondary"),
     },
-    "render": {"nodes", "lifecycle", "checks", *TASKS},
-    "nodes": {"lifecycle", "checks", *TASKS},
+    "doctor": {
+        *("settings", "project", "pki", "render", "runtime", "ops", "node", "registry"),
+        *("primary", "secondary"),
+    },
+    "cli": {
+        *("settings", "project", "pki", "render", "runtime", "ops", "doctor", "node"),
+        *("registry", "primary", "secondary"),
+    },
 }
+# The registry client stands apart: it imports nothing of gdk_geo but the error type.
+REGISTRY_LEAVES = ("errors",)
 
 
-def _module_name(package_dir: Path, path: Path) -> str:
-    parts = path.relative_to(package_dir.parent).with_suffix("").parts
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _resolve(package_dir: Path, base: str, name: str) -> str:
-    """`from base import name`: the submodule `base.name` when there is one, else `base`."""
-    candidate = f"{base}.{name}"
-    relative = Path(*candidate.split(".")[1:])
-    root = package_dir / relative
-    return candidate if root.with_suffix(".py").exists() or root.is_dir() else base
+def _is_module(dotted: str) -> bool:
+    relative = Path(*dotted.split(".")[1:]) if "." in dotted else Path()
+    target = PACKAGE_DIR / relative
+    return target.with_suffix(".py").exists() or (target / "__init__.py").exists()
 
 
-def imports_of(package_dir: Path, path: Path) -> set[str]:
-    """Every module of the package that `path` imports, absolute or relative, anywhere in it."""
-    module = _module_name(package_dir, path)
+def imports_of(path: Path) -> Iterator[tuple[str, str | None]]:
+    """(module, name) for every gdk_geo import in `path`, anywhere in it: `name` is the
+    imported name when it is not a module itself, else None."""
+    module = _module_name(path)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    top = package_dir.name
-    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
+            for alias in node.names:
+                if alias.name.split(".")[0] == "gdk_geo":
+                    yield alias.name, None
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                parts = package.split(".")
-                parts = parts[: len(parts) - node.level + 1]
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*parts, *([node.module] if node.module else [])])
             else:
                 base = node.module or ""
-            found |= {_resolve(package_dir, base, alias.name) for alias in node.names}
-    return {name for name in found if name == top or name.startswith(top + ".")}
+            if base.split(".")[0] != "gdk_geo":
+                continue
+            for alias in node.names:
+                candidate = f"{base}.{alias.name}"
+                yield (candidate, None) if _is_module(candidate) else (base, alias.name)
 
 
-def _within(name: str, package: str) -> bool:
-    return name == package or name.startswith(package + ".")
+def package_of(module: str) -> str:
+    """The package a module belongs to (`settings` for gdk_geo.settings.schema), or the leaf's
+    own name for a shared leaf."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "gdk_geo"
 
 
-def rule_for(module: str) -> Callable[[str], str | None] | None:
-    """The rule `module` obeys: a function from an imported module to why it may not."""
-    if _within(module, "gdk_geo.registry"):
-        return lambda name: (
-            None
-            if _within(name, "gdk_geo.registry") or name == "gdk_geo.errors"
-            else "the registry package imports only itself and gdk_geo.errors"
-        )
-    for service, other in (("primary", "secondary"), ("secondary", "primary")):
-        if _within(module, f"gdk_geo.{service}"):
-            own, peer = f"gdk_geo.{service}", f"gdk_geo.{other}"
+def face(package: str) -> set[str]:
+    """What `gdk_geo.<package>/__init__.py` lists in `__all__`, read with ast."""
+    tree = ast.parse((PACKAGE_DIR / package / "__init__.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == "__all__" for target in node.targets
+        ):
+            return set(ast.literal_eval(node.value))
+    return set()
 
-            def allowed(name: str, own: str = own, peer: str = peer) -> str | None:
-                if _within(name, own) or _within(name, "gdk_geo.registry"):
-                    return None
-                if name in SHARED_LEAVES:
-                    return None
-                if _within(name, peer):
-                    return "the two services never import each other"
-                return "a service imports its own package, the registry and the shared leaves"
 
-            return allowed
-    leaf = module.removeprefix("gdk_geo.")
-    if leaf in CLI_LAYERS_ABOVE:
-        above = {f"gdk_geo.{name}" for name in CLI_LAYERS_ABOVE[leaf]}
-        return lambda name: f"{module} sits below {name}" if name in above else None
+def direction_problems(module: str, imported: str) -> str | None:
+    """Why `module` may not import `imported`, or None."""
+    mine, theirs = package_of(module), package_of(imported)
+    if mine == theirs or theirs == "gdk_geo":
+        return None
+    if theirs in LEAVES:
+        if mine == "registry" and theirs not in REGISTRY_LEAVES:
+            return "the registry package imports only itself and gdk_geo.errors"
+        return None
+    if mine in LEAVES:
+        return f"the shared leaf {module} imports nothing of gdk_geo"
+    if theirs not in ALLOWED[mine]:
+        return f"gdk_geo.{mine} may import only {sorted(ALLOWED[mine]) or 'the leaves'}"
     return None
 
 
-def violations(package_dir: Path) -> list[str]:
-    """`module imports name: why` for every import that runs against the order."""
+def face_problems(module: str, imported: str, name: str | None) -> str | None:
+    """Why `module` may not reach into another package this way, or None: across packages,
+    only what the face exports, and never a private name."""
+    mine, theirs = package_of(module), package_of(imported)
+    if mine == theirs or theirs in (*LEAVES, "gdk_geo"):
+        return None
+    if name is not None and name.startswith("_"):
+        return f"imports the private name {name}"
+    exported = face(theirs)
+    inner = imported.split(".")[2:]
+    if not inner:  # the package itself, or `from gdk_geo.<pkg> import name`
+        return None if name is None or name in exported else f"gdk_geo.{theirs} does not export {name}"
+    if inner[0] not in exported:
+        return f"gdk_geo.{theirs} does not export its module {inner[0]}"
+    return None
+
+
+def problems() -> list[str]:
     found = []
-    for path in sorted(package_dir.rglob("*.py")):
-        module = _module_name(package_dir, path)
-        rule = rule_for(module)
-        for name in sorted(imports_of(package_dir, path)):
-            why = rule(name) if rule else None
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        module = _module_name(path)
+        for imported, name in imports_of(path):
+            why = direction_problems(module, imported) or face_problems(module, imported, name)
             if why:
-                found.append(f"{module} imports {name}: {why}")
+                found.append(f"{module} imports {imported}{'.' + name if name else ''}: {why}")
     return found
 
 
-def test_no_import_runs_against_the_order() -> None:
-    assert violations(REPO_ROOT / "gdk_geo") == []
+def test_every_module_belongs_to_a_package_or_is_a_leaf() -> None:
+    top = sorted(p.stem for p in PACKAGE_DIR.glob("*.py") if p.stem != "__init__")
+    assert top == sorted(LEAVES), "gdk_geo/ holds only the shared leaves; put it in a package"
+    packages = sorted(p.parent.name for p in PACKAGE_DIR.glob("*/__init__.py"))
+    assert packages == sorted(ALLOWED), "every package names what it may import in ALLOWED"
 
 
-def test_every_layer_the_rules_name_exists() -> None:
-    """A renamed module would make its rule silently vacuous."""
-    package = REPO_ROOT / "gdk_geo"
-    for name in {*CLI_LAYERS_ABOVE, *(n for names in CLI_LAYERS_ABOVE.values() for n in names)}:
-        assert (package / f"{name}.py").exists(), name
-    for name in ("registry", "primary", "secondary"):
-        assert (package / name / "__init__.py").exists(), name
-    for leaf in SHARED_LEAVES:
-        assert (package / f"{leaf.removeprefix('gdk_geo.')}.py").exists(), leaf
+def test_every_package_names_its_face() -> None:
+    for package in ALLOWED:
+        exported = face(package)
+        assert exported, f"gdk_geo/{package}/__init__.py has no __all__"
+        for name in exported:
+            if _is_module(f"gdk_geo.{package}.{name}"):
+                continue
+            assert name in (PACKAGE_DIR / package / "__init__.py").read_text(), name
 
 
-def _tree(root: Path, files: dict[str, str]) -> Path:
-    package = root / "gdk_geo"
-    for relative, source in files.items():
-        path = package / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(source)
-    return package
+def test_imports_follow_the_order_and_the_faces() -> None:
+    assert problems() == []
 
 
-def test_imports_against_the_order_are_found(tmp_path: Path) -> None:
-    package = _tree(
-        tmp_path,
-        {
-            "__init__.py": "",
-            "errors.py": "",
-            "settings.py": "def f():\n    from gdk_geo import render\n",
-            "render.py": "from . import nodes\n",
-            "nodes.py": "",
-            "registry/__init__.py": "",
-            "registry/client.py": "from ..errors import E\nfrom gdk_geo.settings import S\n",
-            "primary/__init__.py": "",
-            "primary/service.py": "import gdk_geo.secondary.worker\nfrom gdk_geo import tasks\n",
-            "secondary/__init__.py": "",
-            "secondary/worker.py": "from gdk_geo.registry import client\nfrom . import worker\n",
-            "tasks.py": "",
-        },
-    )
-    assert violations(package) == [
-        "gdk_geo.primary.service imports gdk_geo.secondary.worker: "
-        "the two services never import each other",
-        "gdk_geo.primary.service imports gdk_geo.tasks: "
-        "a service imports its own package, the registry and the shared leaves",
-        "gdk_geo.registry.client imports gdk_geo.settings: "
-        "the registry package imports only itself and gdk_geo.errors",
-        "gdk_geo.render imports gdk_geo.nodes: gdk_geo.render sits below gdk_geo.nodes",
-        "gdk_geo.settings imports gdk_geo.render: gdk_geo.settings sits below gdk_geo.render",
-    ]
+def test_no_import_circle() -> None:
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE_DIR.rglob("*.py"):
+        module = _module_name(path)
+        graph[module] = {imported for imported, _ in imports_of(path)} - {module}
+    for package in ALLOWED:  # a package's face imports its modules; that is no circle
+        graph[f"gdk_geo.{package}"] = set()
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(module: str) -> None:
+        state[module] = 1
+        stack.append(module)
+        for nxt in sorted(graph.get(module, ())):
+            if state.get(nxt) == 1:
+                pytest.fail("import circle: " + " → ".join([*stack[stack.index(nxt) :], nxt]))
+            if not state.get(nxt):
+                visit(nxt)
+        stack.pop()
+        state[module] = 2
+
+    for module in sorted(graph):
+        if not state.get(module):
+            visit(module)
 
 
-def test_the_product_never_imports_the_test_kit() -> None:
-    for path in sorted((REPO_ROOT / "gdk_geo").rglob("*.py")):
-        tree = ast.parse(path.read_text())
-        names = {
-            alias.name
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Import)
-            for alias in node.names
-        }
-        names |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-        assert not {n for n in names if n.split(".")[0] in {"testkit", "bench", "tests"}}, path
+@pytest.mark.parametrize(
+    ("module", "imported", "name", "why"),
+    [
+        ("gdk_geo.settings.schema", "gdk_geo.ops.promote", None, "may import only"),
+        ("gdk_geo.pki.certs", "gdk_geo.ops.lifecycle", None, "may import only"),
+        ("gdk_geo.registry.client", "gdk_geo.settings.schema", None, "may import only"),
+        ("gdk_geo.registry.client", "gdk_geo.fsutil", None, "only itself and gdk_geo.errors"),
+        ("gdk_geo.primary.app", "gdk_geo.secondary.tracking", None, "may import only"),
+        ("gdk_geo.secondary.worker", "gdk_geo.settings.schema", None, "may import only"),
+        ("gdk_geo.ops.promote", "gdk_geo.secondary.worker", None, "does not export its module"),
+        ("gdk_geo.ops.promote", "gdk_geo.secondary.verify", "_private", "private name"),
+        ("gdk_geo.cli.tasks", "gdk_geo.doctor", "local_checks", "does not export"),
+        ("gdk_geo.fsutil", "gdk_geo.settings.schema", None, "imports nothing"),
+    ],
+)
+def test_imports_against_the_rules_are_found(module, imported, name, why) -> None:
+    found = direction_problems(module, imported) or face_problems(module, imported, name)
+    assert found and why in found
 
 
-def test_tests_import_no_conftest() -> None:
-    """Fixtures come from conftest by pytest; plain helpers from `helpers` or `testkit`."""
-    offenders = [
-        str(path.relative_to(REPO_ROOT))
-        for path in sorted((REPO_ROOT / "tests").rglob("*.py"))
-        if any(
-            (isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[-1] == "conftest")
-            or (
-                isinstance(node, ast.Import)
-                and any(a.name.endswith("conftest") for a in node.names)
-            )
-            for node in ast.walk(ast.parse(path.read_text()))
-        )
-    ]
-    assert offenders == []
+def test_allowed_imports_pass() -> None:
+    assert direction_problems("gdk_geo.cli.tasks", "gdk_geo.doctor.checks") is None
+    assert face_problems("gdk_geo.cli.tasks", "gdk_geo.doctor.checks", None) is None
+    assert face_problems("gdk_geo.ops.status", "gdk_geo.settings", "Settings") is None

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from helpers import invoke, ports_yml, running_project
 
-from gdk_geo import nodes, services
 from gdk_geo.project import Project
+from gdk_geo.runtime import containers as nodes
+from gdk_geo.runtime import services
 from testkit.net import free_port
 
 pytestmark = pytest.mark.docker

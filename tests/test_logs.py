@@ -24,10 +24,12 @@ from pathlib import Path
 import pytest
 from helpers import interruptible_invoke, invoke, running_project, write_gdk_yml
 
-from gdk_geo import log_format, logs, node_settings
-from gdk_geo.notification_probe import PROBE_REPOSITORY, Delivery, Endpoint, probe_delivery
+from gdk_geo.doctor.notification_probe import PROBE_REPOSITORY, Delivery, Endpoint, probe_delivery
+from gdk_geo.node import log_format
+from gdk_geo.node import settings as node_settings
+from gdk_geo.node.token_auth import ALL_ACTIONS, PULL, tool_tokens
 from gdk_geo.project import Project
-from gdk_geo.token_auth import ALL_ACTIONS, PULL, tool_tokens
+from gdk_geo.runtime import logs
 
 FAR_FROM_UTC = "IST-5:30"
 SOURCES = {"primary registry", "primary geo", "secondary registry", "secondary geo"}

@@ -13,9 +13,12 @@ import pytest
 from helpers import seed_secrets, write_gdk_yml
 from ruamel.yaml import YAML
 
-from gdk_geo import checks, drift, lifecycle, local_checks, roles, services
+from gdk_geo.doctor import checks, local_checks
 from gdk_geo.errors import ConfigError
-from gdk_geo.project import Project
+from gdk_geo.ops import lifecycle
+from gdk_geo.project import Project, roles
+from gdk_geo.render import drift
+from gdk_geo.runtime import services
 
 THREE_NODES = """\
 docker:

@@ -22,8 +22,9 @@ import pytest
 from helpers import invoke, ports_yml, unique_prefix, write_gdk_yml
 from registry_login import RegistryLogin, creds_argument
 
-from gdk_geo import health, nodes
 from gdk_geo.project import Project
+from gdk_geo.runtime import containers as nodes
+from gdk_geo.runtime import health
 from testkit.images import make_image, skopeo_push, write_oci_layout
 from testkit.net import free_port
 

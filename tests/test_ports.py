@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from gdk_geo import ports
 from gdk_geo.errors import GdkGeoError
-from gdk_geo.ports import check_ports, find_holder, port_in_use
+from gdk_geo.project import ports
+from gdk_geo.project.ports import check_ports, find_holder, port_in_use
 from testkit.net import free_port
 
 needs_proc = pytest.mark.skipif(

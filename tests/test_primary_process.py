@@ -17,7 +17,7 @@ from helpers import REPO_ROOT
 from primary_rig import distribution_event, envelope, start_primary, stop, write_gitlab_yml
 
 from gdk_geo.errors import GdkGeoError
-from gdk_geo.node_settings import PrimaryServiceSettings
+from gdk_geo.node.settings import PrimaryServiceSettings
 from gdk_geo.primary.app import create_app
 from testkit.net import free_port
 

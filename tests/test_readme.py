@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gdk_geo import readme
 from gdk_geo.errors import GdkGeoError
+from gdk_geo.settings import readme
 
 BEGIN, END = readme.markers("table")
 
@@ -34,7 +34,8 @@ def test_damaged_markers_are_an_error_not_an_appended_table(text: str) -> None:
 
 
 def test_both_generated_sections_are_spliced_the_same_way() -> None:
-    from gdk_geo import checks_docs, settings_docs
+    from gdk_geo.doctor import checks_docs
+    from gdk_geo.settings import settings_docs
 
     for name, splice in (
         ("settings", settings_docs.readme_with_table),

@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from helpers import running_project
 from registry_login import RegistryLogin, credentials, push_image
 
-from gdk_geo import node_settings, signing
+from gdk_geo.node import settings as node_settings
+from gdk_geo.pki import signing
 from gdk_geo.project import Project
 from gdk_geo.registry.reference import OCI_MANIFEST
 from gdk_geo.registry.tokens import Access, Minter, jwk_thumbprint, libtrust_key_id

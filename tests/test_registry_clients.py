@@ -19,9 +19,9 @@ import pytest
 from helpers import invoke, running_project
 from registry_login import credentials, creds_argument
 
-from gdk_geo import nodes
-from gdk_geo.login import registry_host
+from gdk_geo.ops.login import registry_host
 from gdk_geo.project import Project
+from gdk_geo.runtime import containers as nodes
 from testkit.images import make_image, write_oci_layout
 
 pytestmark = pytest.mark.docker

@@ -11,10 +11,11 @@ import pytest
 from helpers import FIXED_SECRETS, invoke, ports_yml, seed_secrets, write_gdk_yml
 from ruamel.yaml import YAML
 
-from gdk_geo import lifecycle, node_settings
 from gdk_geo.errors import GdkGeoError
+from gdk_geo.node import settings as node_settings
+from gdk_geo.ops import lifecycle
 from gdk_geo.project import Project
-from gdk_geo.secret_store import Secret, ensure_secrets, load_or_create
+from gdk_geo.project.secret_store import Secret, ensure_secrets, load_or_create
 from testkit.net import free_ports
 
 GOLDEN = Path(__file__).parent / "golden"

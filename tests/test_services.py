@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from gdk_geo import services
 from gdk_geo.project import NodePaths
+from gdk_geo.runtime import services
 
 
 def _look_alike(paths: NodePaths, module: str | None = None) -> subprocess.Popen[bytes]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from functools import reduce
 
-from gdk_geo import setting_checks, settings, settings_docs, topology
-from gdk_geo.declared import declared as every_setting
+from gdk_geo import settings
 from gdk_geo.project import EXAMPLE, REPO_ROOT
+from gdk_geo.settings import settings_docs, topology
+from gdk_geo.settings import values as setting_checks
+from gdk_geo.settings.declared import declared as every_setting
 
 
 def test_defaults_are_the_documented_ones() -> None:
@@ -55,7 +57,7 @@ def test_readme_settings_table_is_current() -> None:
 
 
 def test_example_loads_to_the_defaults(tmp_path) -> None:
-    from gdk_geo import config
+    from gdk_geo.settings import config
 
     path = tmp_path / "gdk.yml"
     path.write_text(settings_docs.example_yaml())

@@ -10,7 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from helpers import invoke, ports_yml, seed_secrets, write_gdk_yml
 
-from gdk_geo import certs, lifecycle, signing
+from gdk_geo.ops import lifecycle
+from gdk_geo.pki import certs, signing
 from gdk_geo.project import Project
 from testkit.net import free_ports
 

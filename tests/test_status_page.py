@@ -20,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
-from gdk_geo.node_settings import SecondaryWorkerSettings
+from gdk_geo.node.settings import SecondaryWorkerSettings
 from gdk_geo.secondary.results import Totals
 from gdk_geo.secondary.snapshot import STATES, VERIFICATION_STATES, Rows, StatusSnapshot
 from gdk_geo.secondary.status_page import create_app, render_metrics

@@ -19,10 +19,10 @@ import pytest
 from helpers import invoke, ports_yml, running_project, seed_secrets, write_gdk_yml
 from registry_login import skopeo_push_image
 
-from gdk_geo import services
-from gdk_geo.node_settings import load_secondary
-from gdk_geo.passes_cli import WORKER_STOPPED
+from gdk_geo.cli.passes import WORKER_STOPPED
+from gdk_geo.node.settings import load_secondary
 from gdk_geo.project import Project
+from gdk_geo.runtime import services
 from testkit.net import free_ports
 
 EVENTS_URL = "/api/v4/geo/container_repositories/passes/p1/events"

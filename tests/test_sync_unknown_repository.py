@@ -16,8 +16,8 @@ import pytest
 from faults.kit import Scratch
 from helpers import invoke, running_project
 
-from gdk_geo import services
 from gdk_geo.project import Project
+from gdk_geo.runtime import services
 from testkit.net import wait_for
 
 pytestmark = pytest.mark.docker

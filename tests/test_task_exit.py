@@ -9,13 +9,13 @@ from helpers import REPO_ROOT
 
 
 def test_the_heap_is_frozen_at_exit_and_earlier_exit_hooks_still_run() -> None:
-    """`gdk_geo.tasks` registers `gc.freeze` at exit (bench/RESULTS.md: a fifth of
+    """`gdk_geo.cli.tasks` registers `gc.freeze` at exit (bench/RESULTS.md: a fifth of
     `invoke --list`). A hook registered before it runs after it (atexit is last in, first
     out), sees the frozen heap, and its output still reaches the pipe."""
     code = (
         "import atexit, gc\n"
         "atexit.register(lambda: print('at exit, frozen:', gc.get_freeze_count() > 0))\n"
-        "import gdk_geo.tasks\n"
+        "import gdk_geo.cli.tasks\n"
         "print('tasks imported; frozen now:', gc.get_freeze_count() > 0)\n"
     )
     result = subprocess.run(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gdk_geo import sync_failures
+from gdk_geo.doctor import sync_failures
 from gdk_geo.registry.backoff import Backoff
 from gdk_geo.secondary.tracking import TrackingDatabaseError, TrackingDB
 from gdk_geo.secondary.tracking_schema import FAILING

@@ -35,10 +35,10 @@ from check_helpers import (
 from check_helpers import worker_can_open as _worker_can_open_here
 from helpers import REPO_ROOT, invoke, running_project
 
-from gdk_geo import services
+from gdk_geo.doctor.tracking_db_check import RESTART, DatabaseProblem, diagnose
 from gdk_geo.project import Project
+from gdk_geo.runtime import services
 from gdk_geo.secondary.tracking import TrackingDB
-from gdk_geo.tracking_db_check import RESTART, DatabaseProblem, diagnose
 
 OTHER_USER = "nobody"  # any account but root: it meets mode bits as a user does
 
@@ -46,7 +46,7 @@ _AS_USER = """
 import json, sys
 from pathlib import Path
 from gdk_geo.secondary.tracking import TrackingDatabaseError, TrackingDB
-from gdk_geo.tracking_db_check import diagnose
+from gdk_geo.doctor.tracking_db_check import diagnose
 path = Path(sys.argv[1])
 if sys.argv[2] == "make":
     TrackingDB(path).close()

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from helpers import REPO_ROOT, invoke, ports_yml, unique_prefix, write_gdk_yml
 from registry_login import creds_argument
 
-from gdk_geo import certs
+from gdk_geo.pki import certs
 from gdk_geo.project import Project
 from testkit.images import make_image, write_oci_layout
 

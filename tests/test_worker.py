@@ -23,7 +23,7 @@ import worker_rig
 from prometheus_client.parser import text_string_to_metric_families
 from worker_rig import GeoSetup, WorkerProcess, digest_of_tag, paused, push_announced, unique
 
-from gdk_geo.node_settings import load_secondary
+from gdk_geo.node.settings import load_secondary
 from gdk_geo.secondary.replicator import sync_once
 from gdk_geo.secondary.results import RepositorySyncResult
 from gdk_geo.secondary.snapshot import RepositoryStatus, StatusSnapshot

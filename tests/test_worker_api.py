@@ -1,7 +1,7 @@
 """Resync and reverify through the worker API, against real registries and a real worker.
 
 The registries, the primary's Geo service and the worker processes are `worker_rig`'s
-(same fixtures, a setup of this module's own). The CLI's side is `gdk_geo.worker_client`,
+(same fixtures, a setup of this module's own). The CLI's side is `gdk_geo.ops.worker_client`,
 called here as `geo.sync` calls it, with the worker's settings read from its gitlab.yml.
 """
 
@@ -23,8 +23,8 @@ from worker_rig import (
     unique,
 )
 
-from gdk_geo import worker_client
-from gdk_geo.node_settings import load_secondary
+from gdk_geo.node.settings import load_secondary
+from gdk_geo.ops import worker_client
 from gdk_geo.registry.backoff import Backoff
 from gdk_geo.secondary.tracking import TrackingDB
 from testkit.images import push_image

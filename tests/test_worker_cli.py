@@ -19,7 +19,7 @@ import httpx
 import pytest
 from helpers import FIXED_SECRETS, REPO_ROOT, invoke, ports_yml, seed_secrets, write_gdk_yml
 
-from gdk_geo.node_settings import SecondaryWorkerSettings, load_secondary
+from gdk_geo.node.settings import SecondaryWorkerSettings, load_secondary
 from testkit.net import free_ports, wait_for
 
 ACTIONS = ("/admin/geo/resync", "/admin/geo/reverify")
@@ -141,12 +141,12 @@ def test_geo_sync_imports_no_engine_beyond_invoke_list(worker: RunningWorker) ->
     `geo.sync` through the worker loads only its client, the settings reader and standard
     library modules, and none of the sync engine (whose import is most of a cold start)."""
     baseline = _imported(worker.root, "--list")
-    assert "gdk_geo.tasks" in baseline
+    assert "gdk_geo.cli.tasks" in baseline
     extra = _imported(worker.root, "geo.sync", "--failed") - baseline
-    assert "gdk_geo.worker_client" in extra, "the task went through the worker client"
+    assert "gdk_geo.ops.worker_client" in extra, "the task went through the worker client"
     engine = sorted(name for name in extra if name.startswith(ENGINE))
     assert not engine, f"geo.sync imported the engine: {engine}"
-    ours = {"gdk_geo.passes_cli", "gdk_geo.worker_client", "gdk_geo.node_settings"}
+    ours = {"gdk_geo.cli.passes", "gdk_geo.ops.worker_client", "gdk_geo.node.settings"}
     others = sorted(
         name
         for name in extra - ours

@@ -19,7 +19,7 @@ from helpers import REPO_ROOT
 from worker_rig import NODE_TOKEN, terminate, write_yaml
 
 from gdk_geo.errors import GdkGeoError
-from gdk_geo.node_settings import load_secondary
+from gdk_geo.node.settings import load_secondary
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.secondary.event_feed import EventFeed, EventPage, FeedEvent
 from gdk_geo.secondary.process import _first_user_error

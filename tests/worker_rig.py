@@ -30,7 +30,7 @@ from ruamel.yaml import YAML
 
 from gdk_geo import render
 from gdk_geo.secondary.snapshot import RepositoryStatus, StatusSnapshot
-from gdk_geo.topology import Node
+from gdk_geo.settings.topology import Node
 from testkit.images import push_image
 from testkit.net import free_port, wait_for
 
@@ -236,7 +236,7 @@ class GeoSetup:
 @pytest.fixture(scope="module")
 def geo(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GeoSetup]:
     """Two registries and the primary's Geo service, shared by this module's tests."""
-    from gdk_geo.image import ensure_registry_image
+    from gdk_geo.runtime.image import ensure_registry_image
 
     image = ensure_registry_image(
         docker_client, "registry:2", Path("/usr/bin/docker-registry"), progress=lambda _: None

@@ -46,9 +46,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gdk_geo.errors import GdkGeoError
-from gdk_geo.log_format import FORMAT as LOG_FORMAT
-from gdk_geo.log_format import ZonedFormatter
-from gdk_geo.node_settings import PrimaryServiceSettings, load_primary
+from gdk_geo.node.log_format import FORMAT as LOG_FORMAT
+from gdk_geo.node.log_format import ZonedFormatter
+from gdk_geo.node.settings import PrimaryServiceSettings, load_primary
+from gdk_geo.node.token_auth import token_routes
 from gdk_geo.primary.eventlog import EventLog, GeoEvent
 from gdk_geo.primary.metrics import Counters, PrimaryCollector
 from gdk_geo.primary.triage import (
@@ -59,7 +60,6 @@ from gdk_geo.primary.triage import (
     triage,
 )
 from gdk_geo.registry.token_service import PRIMARY_POLICY
-from gdk_geo.token_auth import token_routes
 
 # The service's one logger, named after the package `python -m` runs.
 logger = logging.getLogger("gdk_geo.primary")

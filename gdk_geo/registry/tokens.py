@@ -180,7 +180,7 @@ def load_signing_files(
     """The RSA key and first certificate a node signs with; a bad file is a user error.
 
     `validate_key=False` skips cryptography's RSA consistency check, about 55 ms a load
-    (bench/RESULTS.md): for a key `gdk_geo.signing` checked, with that check, on the run
+    (bench/RESULTS.md): for a key `gdk_geo.pki.signing` checked, with that check, on the run
     that started the caller (every `geo.setup` and `geo.restart` reconfigures first).
     """
     fix = (

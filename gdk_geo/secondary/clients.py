@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from gdk_geo.errors import GdkGeoError
-from gdk_geo.node_settings import SecondaryWorkerSettings
+from gdk_geo.node.settings import SecondaryWorkerSettings
 from gdk_geo.registry import http
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.secondary.registry_tokens import worker_tokens

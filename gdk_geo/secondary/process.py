@@ -23,9 +23,10 @@ from pathlib import Path
 import anyio
 import uvicorn
 
-from gdk_geo import log_format
 from gdk_geo.errors import GdkGeoError
-from gdk_geo.node_settings import SecondaryWorkerSettings, load_secondary
+from gdk_geo.node import log_format
+from gdk_geo.node.settings import SecondaryWorkerSettings, load_secondary
+from gdk_geo.node.token_auth import token_routes
 from gdk_geo.registry.backoff import Backoff
 from gdk_geo.registry.token_service import SECONDARY_POLICY
 from gdk_geo.secondary.clients import ca_file_for, registry_clients
@@ -34,7 +35,6 @@ from gdk_geo.secondary.replicator import Replicator
 from gdk_geo.secondary.tracking import TrackingDB
 from gdk_geo.secondary.web import worker_app
 from gdk_geo.secondary.worker import Worker, logger
-from gdk_geo.token_auth import token_routes
 
 
 class _Server(uvicorn.Server):

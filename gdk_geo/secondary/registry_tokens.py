@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from gdk_geo.node_settings import TokenAuthSettings
+from gdk_geo.node.settings import TokenAuthSettings
+from gdk_geo.node.token_auth import minter_for
 from gdk_geo.registry.auth import MintedTokens
 from gdk_geo.registry.tokens import Access, MintedToken
-from gdk_geo.token_auth import minter_for
 
 WORKER_SUBJECT = "gitlab-geo-secondary"
 PRIMARY_ACTIONS = frozenset({"pull"})

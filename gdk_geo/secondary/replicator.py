@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 
 from gdk_geo.errors import GdkGeoError
-from gdk_geo.node_settings import SecondaryWorkerSettings
+from gdk_geo.node.settings import SecondaryWorkerSettings
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.errors import RegistryError, RepositoryNotFound
 from gdk_geo.registry.reference import check_repository

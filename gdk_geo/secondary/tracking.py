@@ -39,7 +39,7 @@ from gdk_geo.secondary.tracking_schema import (
     tracking_error,
 )
 
-# prove_writable: `gdk_geo.tracking_db_check` proves the file the way the worker does.
+# prove_writable: `gdk_geo.doctor.tracking_db_check` proves the file the way the worker does.
 __all__ = [
     "STATES",
     "TrackedRepository",
@@ -295,7 +295,7 @@ class TrackingDB:
     def failing_rows(self) -> list[TrackedRepository]:
         """Rows whose last sync failed: failed, or pending or started again since.
 
-        What `geo.check` names (`gdk_geo.sync_failures.failing` is the same test on rows);
+        What `geo.check` names (`gdk_geo.doctor.sync_failures.failing` is the same test on rows);
         the partial index `repositories_failing` keeps this off the synced rows.
         """
         rows = self._read(f"SELECT * FROM repositories WHERE {FAILING} ORDER BY repository")

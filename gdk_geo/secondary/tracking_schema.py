@@ -15,7 +15,7 @@ from pathlib import Path
 from gdk_geo.errors import GdkGeoError
 
 # A row whose last sync failed. `<> ''` is false for NULL too, as an empty reason is falsy
-# in `gdk_geo.sync_failures.failing`. The partial index below has this very expression, so
+# in `gdk_geo.doctor.sync_failures.failing`. The partial index below has this very expression, so
 # SQLite uses it for a query that has it too.
 FAILING = "(state = 'failed' OR last_sync_failure <> '')"
 

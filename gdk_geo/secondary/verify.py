@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from gdk_geo.node_settings import SecondaryWorkerSettings
+from gdk_geo.node.settings import SecondaryWorkerSettings
 from gdk_geo.registry.client import RegistryClient, gather_all
 from gdk_geo.registry.errors import RegistryError, RepositoryNotFound
 from gdk_geo.secondary.clients import registry_clients

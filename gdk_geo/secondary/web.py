@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
-from gdk_geo.node_settings import SecondaryWorkerSettings
+from gdk_geo.node.settings import SecondaryWorkerSettings
 from gdk_geo.secondary.admin import admin_routes
 from gdk_geo.secondary.api import api_routes
 from gdk_geo.secondary.host_check import HostCheck, allowed_hosts

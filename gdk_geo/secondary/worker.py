@@ -27,7 +27,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 
-from gdk_geo.node_settings import SecondaryWorkerSettings
+from gdk_geo.node.settings import SecondaryWorkerSettings
 from gdk_geo.registry.backoff import Backoff
 from gdk_geo.registry.errors import RegistryError
 from gdk_geo.secondary.event_feed import EventFeed, EventFeedError, EventPage, restarted

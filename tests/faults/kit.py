@@ -29,10 +29,11 @@ import httpx
 from helpers import invoke, write_gdk_yml
 from registry_login import MintedAuth, minted_tokens
 
-from gdk_geo import nodes, services
 from gdk_geo.project import NodePaths, Project
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.reference import ACCEPT_MANIFESTS
+from gdk_geo.runtime import containers as nodes
+from gdk_geo.runtime import services
 from gdk_geo.settings import Settings
 from testkit.images import Blob, push_streamed, seeded_blob
 from testkit.net import free_port, wait_for

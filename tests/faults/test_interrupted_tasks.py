@@ -23,7 +23,8 @@ import pytest
 from helpers import interruptible_invoke
 
 from faults.kit import Scratch, scratch_project, service_processes
-from gdk_geo import nodes, services
+from gdk_geo.runtime import containers as nodes
+from gdk_geo.runtime import services
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

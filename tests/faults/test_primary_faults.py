@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from faults.kit import DEADLINE, Scratch, kill
-from gdk_geo import services
 from gdk_geo.registry.reference import ACCEPT_MANIFESTS
+from gdk_geo.runtime import services
 from testkit.net import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

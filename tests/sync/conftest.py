@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gdk_geo.image import ensure_registry_image
+from gdk_geo.runtime.image import ensure_registry_image
 from testkit.net import free_port, wait_for
 
 HERE = Path(__file__).resolve().parent

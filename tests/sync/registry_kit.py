@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-from gdk_geo import certs
+from gdk_geo.pki import certs
 
 # -- a proxy in front of a real registry -------------------------------------------------
 

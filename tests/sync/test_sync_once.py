@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gdk_geo.node_settings import SecondaryWorkerSettings
+from gdk_geo.node.settings import SecondaryWorkerSettings
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.secondary.event_feed import EventFeed
 from gdk_geo.secondary.replicator import Replicator, registry_clients, sync_once

@@ -1,0 +1,26 @@
+"""The README's troubleshooting table, derived from the check declarations in `checks.py`.
+
+Like the settings table, it is generated, never hand-edited, so the ✗ lines and fixes the
+README shows are the ones `geo.check` prints; a test fails when the committed copy is
+stale (regenerate with `invoke geo.config.example`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from gdk_geo.doctor.checks import CHECKS, Check, failure_line
+from gdk_geo.settings import readme
+
+
+def troubleshooting_table(checks: Iterable[Check] = CHECKS) -> str:
+    """One row per check: the ✗ line exactly as printed, what it verifies, and the fix."""
+    rows = ["| `geo.check` prints | what it verifies | fix |", "| --- | --- | --- |"]
+    for check in checks:
+        rows.append(f"| `{failure_line(check)}` | {check.verifies} | {check.fix} |")
+    return "\n".join(rows)
+
+
+def readme_with_troubleshooting(text: str) -> str:
+    """The README `text` with its troubleshooting section replaced by the current table."""
+    return readme.splice(text, "troubleshooting", troubleshooting_table())

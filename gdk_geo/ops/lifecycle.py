@@ -1,0 +1,336 @@
+"""What `geo.reconfigure`, `geo.setup`, `geo.restart`, `geo.stop` and `geo.destroy` do.
+
+The invoke tasks are thin: they parse flags and print. The steps live here so tests can run
+them against a real engine in a scratch project without going through a subprocess.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+
+from gdk_geo import render
+from gdk_geo.errors import ConfigError, GdkGeoError
+from gdk_geo.fsutil import atomic_write, atomic_write_if_changed
+from gdk_geo.pki import certs, signing
+from gdk_geo.project import EXAMPLE, NodePaths, Project, ports, record
+from gdk_geo.project.secret_store import ProjectSecrets, ensure_secrets
+from gdk_geo.runtime import containers as nodes
+from gdk_geo.runtime import health, services
+from gdk_geo.runtime.image import Progress, Step, ensure_registry_image, messages
+from gdk_geo.settings import Settings
+
+Say = Callable[[str], None]
+HEALTH_TIMEOUT = 30.0
+
+
+@dataclass
+class Reconfigured:
+    """The outcome of rendering: settings, secrets, certificates and file changes."""
+
+    cfg: Settings
+    secrets: ProjectSecrets
+    certificates: certs.CertificateReport
+    changes: list[render.Change]
+    created_gdk_yml: bool
+    signing_pair: signing.SigningReport | None = None
+
+    def changed_nodes(self) -> set[str]:
+        return {c.node for c in self.changes if c.status != "unchanged"}
+
+
+def ensure_gdk_yml(project: Project) -> bool:
+    """Copy gdk.example.yml to gdk.yml when the user has none yet; True when copied."""
+    if project.gdk_yml.exists():
+        return False
+    atomic_write(project.gdk_yml, EXAMPLE.read_text(), mode=0o600)
+    return True
+
+
+def _docker_or_none() -> docker.DockerClient | None:
+    try:
+        return nodes.engine()
+    except GdkGeoError:
+        return None
+
+
+def _known_nodes(project: Project, cfg: Settings | None) -> list[NodePaths]:
+    """The node roots gdk.yml names now and those the project last started with."""
+    known = project.nodes(cfg) if cfg is not None else []
+    for recorded in record.read(project):
+        known += [paths for paths in recorded.nodes if paths not in known]
+    return known
+
+
+def _container_names(project: Project, cfg: Settings | None) -> list[str]:
+    """Our containers' names by gdk.yml now and by the record, primary's first."""
+    names = [nodes.container_name(cfg, node) for node in cfg.node_names] if cfg else []
+    for recorded in record.read(project):
+        names += [
+            recorded.container_name(n)
+            for n in recorded.node_names
+            if recorded.container_name(n) not in names
+        ]
+    return names
+
+
+def _our_pids(project: Project, cfg: Settings, client: docker.DockerClient | None) -> set[int]:
+    """Processes of this project's services and of the registries in its containers."""
+    pids: set[int] = set()
+    for paths in _known_nodes(project, cfg):
+        current = services.state(paths)
+        if current.running and current.pid is not None:
+            pids.add(current.pid)
+    for name in _container_names(project, cfg) if client is not None else ():
+        container = nodes.find(client, name)
+        if container is None or container.labels.get(nodes.LABEL_PROJECT) != str(project.root):
+            continue
+        pids.update(ports.process_tree(container.attrs.get("State", {}).get("Pid") or 0))
+    return pids
+
+
+def our_ports(project: Project, cfg: Settings, client: docker.DockerClient | None) -> set[int]:
+    """Ports our own running services and containers hold now (they are not conflicts).
+
+    Found from the processes that hold them, not from the last render: after a port change
+    that was rendered but not restarted, the old port is still held by our own service.
+    """
+    return ports.listening_ports(_our_pids(project, cfg, client))
+
+
+def reconfigure(
+    project: Project, *, force: bool = False, check_in_use: bool = True
+) -> Reconfigured:
+    """Everything before Docker: settings, ports, secrets, certificates, rendered files."""
+    created = ensure_gdk_yml(project)
+    cfg = project.load()
+    held = our_ports(project, cfg, _docker_or_none()) if check_in_use else set()
+    ports.check_ports(
+        cfg.listeners, ours=held if check_in_use else (lambda _port: True), host=cfg.listen_address
+    )
+    secrets = ensure_secrets(
+        project.secrets_dir(cfg), cfg.registry.notification_secret, cfg.registry.auth.password
+    )
+    every = project.nodes(cfg)
+    for paths in every:
+        for directory in (
+            paths.registry_storage,
+            paths.log_dir,
+            paths.gitlab_yml.parent,
+            paths.root / "geo",
+        ):
+            directory.mkdir(parents=True, exist_ok=True)
+    first, second, *others = every  # the first node makes the pairs, every other gets them
+    report = certs.ensure_certificates(project.data_dir(cfg), first.root, second.root, cfg.hostname)
+    for paths in others:
+        certs.copy_pair(first.root, paths.root)
+    pair = signing.ensure_signing_pair(first.root, *(paths.root for paths in (second, *others)))
+    _write_trust_dir(project.trust_dir(cfg), report.ca_certificate)
+    files = render.render_files(project, cfg, secrets)
+    changes = render.write_files(
+        files, project.data_dir(cfg) / render.STATE_FILE, secrets, force=force
+    )
+    return Reconfigured(cfg, secrets, report, changes, created, pair)
+
+
+def _write_trust_dir(trust_dir: Path, ca_certificate: Path) -> None:
+    """Keep `<data_dir>/trust/ca.crt` equal to the CA (a directory with no keys in it)."""
+    atomic_write_if_changed(trust_dir / "ca.crt", ca_certificate.read_bytes(), mode=0o644)
+
+
+# Bringing nodes up.
+
+
+def _unhealthy(
+    client: docker.DockerClient, cfg: Settings, paths: NodePaths, what: str, probe: health.Probe
+) -> GdkGeoError:
+    if what == "registry":
+        log = nodes.logs(client, cfg, paths.name, tail=20)
+        source = f"container {nodes.container_name(cfg, paths.name)}"
+    else:
+        log = services.tail(paths.service_log, 20)
+        source = str(paths.service_log)
+    return GdkGeoError(
+        f"the {paths.name} {what} did not become healthy within {HEALTH_TIMEOUT:.0f}s "
+        f"({probe.detail}); last log lines of {source}:\n{log}",
+        where=paths.name,
+        fix="fix what the log says, then `invoke geo.restart --node " + paths.name + "`",
+    )
+
+
+def wait_healthy_registry(
+    client: docker.DockerClient, project: Project, cfg: Settings, node: str
+) -> None:
+    """Wait until the node's registry answers `GET /v2/` over TLS verified with its cert."""
+    paths = project.node(cfg, node)
+    url = cfg.node(node).registry_url
+    probe = health.wait_until(lambda: health.probe_registry(url, paths.certificate), HEALTH_TIMEOUT)
+    if not probe.ok:
+        raise _unhealthy(client, cfg, paths, "registry", probe)
+
+
+def wait_healthy_service(
+    client: docker.DockerClient, project: Project, cfg: Settings, node: str
+) -> None:
+    """Wait until the node's Geo service answers its health endpoint."""
+    url = cfg.node(node).service_url
+    probe = health.wait_until(lambda: health.probe_service(url), HEALTH_TIMEOUT)
+    if not probe.ok:
+        raise _unhealthy(client, cfg, project.node(cfg, node), "Geo service", probe)
+
+
+def wait_healthy(
+    client: docker.DockerClient, project: Project, cfg: Settings, node_names: list[str]
+) -> None:
+    """Wait for each node's registry and Geo service; raise on the first failure."""
+    for name in node_names:
+        wait_healthy_registry(client, project, cfg, name)
+        wait_healthy_service(client, project, cfg, name)
+
+
+@dataclass
+class SetupResult:
+    reconfigured: Reconfigured
+    image: str
+    image_how: str
+    containers: dict[str, str] = field(default_factory=dict)  # node -> action
+    services: dict[str, str] = field(default_factory=dict)  # node -> action
+
+
+def _restart_service(paths: NodePaths, project_root: Path) -> str:
+    services.stop(paths)
+    services.start(paths, project_root)
+    return "restarted"
+
+
+def setup(
+    project: Project,
+    say: Say = print,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+    on_reconfigured: Callable[[Reconfigured], None] | None = None,
+) -> SetupResult:
+    """Render, get the image, converge both containers and services, wait until healthy.
+
+    `progress` hears of each long step (the image pull or build, starting, the health
+    waits) so a terminal can show a bar; without it the steps are passed to `say`.
+    `on_reconfigured` hears of the render as soon as it is done, so what it reports is
+    printed before the later steps, in the order things happened.
+    """
+    progress = progress or messages(say)
+    client = nodes.engine()
+    done = reconfigure(project, force=force)
+    if on_reconfigured is not None:
+        on_reconfigured(done)
+    cfg = done.cfg
+    image = ensure_registry_image(client, cfg.registry.image, Path(cfg.registry.binary), progress)
+    result = SetupResult(done, image.name, image.how)
+    progress(Step("starting the registry containers and Geo services"))
+    changed = done.changed_nodes()
+    record.write(project, cfg)
+    for paths in project.nodes(cfg):
+        services.stop_strays(paths, project.root)
+        config_hash = render.node_config_hash(paths)
+        spec = nodes.ContainerSpec(cfg, paths, image.name, config_hash, str(project.root))
+        ensured = nodes.ensure(client, spec)
+        result.containers[paths.name] = ensured.action
+        running = services.state(paths).running
+        if running and (paths.name in changed or not services.runs_current_settings(paths)):
+            result.services[paths.name] = _restart_service(paths, project.root)
+        else:
+            _, started = services.start(paths, project.root)
+            result.services[paths.name] = "started" if started else "unchanged"
+    progress(Step(f"waiting until {_the_nodes(cfg)} are healthy"))
+    wait_healthy(client, project, cfg, list(cfg.node_names))
+    return result
+
+
+def restart(project: Project, node: str | None = None, *, force: bool = False) -> Reconfigured:
+    """Re-render, restart the chosen nodes' containers and services, wait until healthy."""
+    client = nodes.engine()
+    done = reconfigure(project, force=force)
+    cfg = done.cfg
+    names = [node] if node else list(cfg.node_names)
+    image = None
+    record.write(project, cfg)
+    for name in names:
+        paths = project.node(cfg, name)
+        services.stop(paths)
+        services.stop_strays(paths, project.root)
+        container = nodes.find_ours(client, nodes.container_name(cfg, name), str(project.root))
+        config_hash = render.node_config_hash(paths)
+        if container is not None and container.labels.get(nodes.LABEL_HASH) == config_hash:
+            container.restart(timeout=10)
+        else:
+            image = image or ensure_registry_image(
+                client, cfg.registry.image, Path(cfg.registry.binary), lambda _m: None
+            )
+            spec = nodes.ContainerSpec(cfg, paths, image.name, config_hash, str(project.root))
+            nodes.ensure(client, spec)
+        services.start(paths, project.root)
+    wait_healthy(client, project, cfg, names)
+    return done
+
+
+def _settings_or_none(project: Project) -> Settings | None:
+    """gdk.yml's settings, or None when it is missing or invalid (stopping goes on anyway)."""
+    try:
+        return project.load()
+    except ConfigError:
+        return None
+
+
+def _stop_services(project: Project, cfg: Settings | None) -> list[str]:
+    """Stop every service of this project, wherever its node root is now or was."""
+    stopped = []
+    for paths in reversed(_known_nodes(project, cfg)):
+        if services.stop(paths, project_root=project.root):
+            stopped.append(f"{paths.name} Geo service")
+    return list(dict.fromkeys(stopped))
+
+
+def stop(project: Project) -> list[str]:
+    """Stop both services and containers; data stays. Returns what was stopped.
+
+    Works from the record when gdk.yml is broken: what runs must always be stoppable.
+    """
+    cfg = _settings_or_none(project)
+    if cfg is None and not record.read(project):
+        project.load()  # nothing recorded either: say what is wrong with gdk.yml
+    client = nodes.engine()
+    stopped = _stop_services(project, cfg)
+    for name in reversed(_container_names(project, cfg)):
+        if nodes.stop(client, name, str(project.root)):
+            stopped.append(name)
+    return stopped
+
+
+def destroy(project: Project, *, data: bool = False) -> list[str]:
+    """Stop everything and remove the containers; with `data`, also registry storage and DBs."""
+    cfg = _settings_or_none(project)
+    if cfg is None and not record.read(project):
+        project.load()
+    client = nodes.engine()
+    _stop_services(project, cfg)
+    removed = []
+    for name in _container_names(project, cfg):
+        if nodes.remove(client, name, str(project.root)):
+            removed.append(name)
+    for paths in _known_nodes(project, cfg) if data else ():
+        for directory in (paths.registry_storage, paths.root / "geo"):
+            if directory.exists():
+                shutil.rmtree(directory)
+                removed.append(str(directory))
+    record.forget(project)
+    return removed
+
+
+def _the_nodes(cfg: Settings) -> str:
+    """The nodes, in words: "both nodes" for a pair, "all 3 nodes" with more."""
+    count = len(cfg.node_names)
+    return "both nodes" if count == 2 else f"all {count} nodes"

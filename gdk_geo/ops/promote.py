@@ -1,0 +1,263 @@
+"""`invoke geo.promote --node NAME`: a planned failover, in steps that converge when re-run.
+
+The steps, as GitLab's planned failover runs them: (1) the primary registry goes read-only
+(Distribution's `storage.maintenance.readonly`), so nothing new can be pushed to it;
+(2) we wait until NAME has read the last event, has nothing pending, started or failed, and
+verifies clean against the primary; (3) the roles switch in `roles.json` (one atomic
+write: the commit point) and every node is converged to its new role by `lifecycle.setup`,
+which recreates only what changed: NAME's registry gets the notification endpoint and its
+service becomes the primary's (its own event log), every other node becomes a secondary of
+NAME and keeps its registry storage, so a backfill only re-verifies what it has (a blob
+already there is found by a HEAD, never copied again); (4) each secondary is verified
+against the new primary.
+
+Each step reads the record first, so a promote interrupted anywhere (Ctrl-C, a crash)
+and run again picks up where it stopped: before the switch the primary is still the old
+one (still read-only until the wait passes), after it the switch is done and only the
+convergence runs again. On a timeout the primary is made read-write again and nothing
+else changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import httpx
+
+from gdk_geo.errors import GdkGeoError
+from gdk_geo.node.settings import load_primary, load_secondary
+from gdk_geo.ops import lifecycle
+from gdk_geo.ops.reconcile import Held, loss_report
+from gdk_geo.project import Project, roles
+from gdk_geo.runtime import containers as nodes
+from gdk_geo.runtime import services
+from gdk_geo.runtime.image import messages
+from gdk_geo.settings import Settings
+
+Say = Callable[[str], None]
+DEFAULT_TIMEOUT = 300.0  # seconds: `--timeout`
+POLL_SECONDS = 0.5
+BUSY_STATES = ("pending", "started", "failed")
+
+
+@dataclass
+class Promotion:
+    """What a promotion did, for the summary the task prints (and for `make bench`)."""
+
+    old_primary: str
+    new_primary: str
+    push_address: str
+    changes: list[str] = field(default_factory=list)
+    read_only_seconds: float = 0.0
+    already: bool = False
+    lost: list[Held] | None = None  # --force: what the old primary had that NAME lacks
+
+
+def _quiet(_message: str) -> None:
+    """Swallow setup's step messages: the promotion prints its own."""
+
+
+def converge(project: Project) -> None:
+    """Bring every node to the role the record gives it (restarting only what changed)."""
+    lifecycle.setup(project, _quiet, progress=messages(_quiet))
+
+
+def _status_of(url: str) -> dict | None:
+    """The target worker's replication status, or None while it does not answer."""
+    try:
+        response = httpx.get(f"{url}/api/v4/geo/replication/status", timeout=2.0)
+        response.raise_for_status()
+        return response.json()
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def _behind(status: dict | None) -> str | None:
+    """Why the target has not caught up yet, or None when its own counters say it has."""
+    if status is None:
+        return "its Geo worker does not answer"
+    counts = status.get("counts") or {}
+    busy = {state: counts.get(state, 0) for state in BUSY_STATES if counts.get(state, 0)}
+    lag = status.get("lag")
+    if lag is None:
+        return "it has not read the primary's event log yet"
+    if lag or busy:
+        detail = ", ".join(f"{n} {state}" for state, n in busy.items())
+        return f"{lag} events behind" + (f", {detail}" if detail else "")
+    return None
+
+
+def differences(project: Project, cfg: Settings, secondary: str, primary: str) -> list[str]:
+    """The repositories that differ between `secondary` and `primary`, by their registries."""
+    from gdk_geo.secondary.verify import verify_registries
+
+    settings = load_secondary(project.node(cfg, secondary).gitlab_yml)
+    primary_url = load_primary(project.node(cfg, primary).gitlab_yml).registry_api_url
+    diffs = asyncio.run(verify_registries(settings, primary_url))
+    return [d.repository for d in diffs if not d.clean]
+
+
+def wait_caught_up(project: Project, cfg: Settings, target: str, timeout: float, say: Say) -> None:
+    """Wait until `target` has read every event, has nothing to do, and verifies clean
+    against the primary; say what it still lacks whenever that changes."""
+    deadline = time.monotonic() + timeout
+    url, last = cfg.node(target).service_url, None
+    while True:
+        why = _behind(_status_of(url))
+        if why is None:
+            try:
+                differ = differences(project, cfg, target, cfg.primary_name)
+            except GdkGeoError as exc:
+                differ = [exc.what]
+            why = f"{len(differ)} repositories differ ({', '.join(differ[:3])})" if differ else None
+        if why is None:
+            say(f"  {target} has caught up: every event read, verify clean")
+            return
+        if why != last:
+            say(f"  waiting for {target}: {why}")
+            last = why
+        if time.monotonic() >= deadline:
+            raise TimeoutError(why)
+        time.sleep(POLL_SECONDS)
+
+
+def _target_or_error(cfg: Settings, target: str) -> None:
+    if target not in cfg.node_names:
+        raise GdkGeoError(
+            f"there is no node {target!r}; the nodes are {', '.join(cfg.node_names)}",
+            fix="`invoke geo.status` lists the nodes; pass one of them to --node",
+        )
+
+
+def _switch(
+    data_dir: Path, recorded: roles.Roles, target: str, *, fence: bool = False
+) -> roles.Roles:
+    """The record after the switch: `target` primary, the old primary remembered (and
+    fenced, after a forced promotion)."""
+    fenced = [n for n in recorded.fenced if n != target]
+    if fence and recorded.primary not in fenced:
+        fenced.append(recorded.primary)
+    switched = roles.Roles(
+        primary=target,
+        generation=recorded.generation + 1,
+        fenced=tuple(fenced),
+        previous=recorded.primary,
+        history=[*recorded.history, recorded.primary],
+    )
+    roles.write(data_dir, switched)
+    return switched
+
+
+def _changes(cfg: Settings, old: str, target: str) -> list[str]:
+    lines = [f"{target}: secondary → primary (its registry sends events; pushes go here)"]
+    lines.append(f"{old}: primary → secondary of {target} (read-write again, keeps its data)")
+    lines += [
+        f"{node.name}: now replicates from {target} (keeps its data)"
+        for node in cfg.secondaries
+        if node.name not in (old, target)
+    ]
+    return lines
+
+
+def promote(
+    project: Project, target: str, *, timeout: float = DEFAULT_TIMEOUT, say: Say = print
+) -> Promotion:
+    """Promote `target` in a planned failover (see the module docstring for the steps)."""
+    cfg = project.load()
+    _target_or_error(cfg, target)
+    data_dir = project.data_dir(cfg)
+    recorded = roles.current(cfg, data_dir)
+    if recorded.primary == target:  # done already, or interrupted after the switch
+        say(f"{target} is primary; converging every node to its role")
+        converge(project)
+        done = project.load()
+        return Promotion(recorded.previous, target, done.primary.registry_address, already=True)
+    if recorded.promoting and recorded.promoting != target:
+        raise GdkGeoError(
+            f"a promotion of {recorded.promoting} was interrupted",
+            fix=f"`invoke geo.promote --node {recorded.promoting}` finishes it",
+        )
+    old = recorded.primary
+    say(f"1/4 {old}: registry read-only (pushes are refused until the switch)")
+    started = time.monotonic()
+    roles.write(data_dir, replace(recorded, promoting=target))
+    lifecycle.restart(project, old)  # only the primary: its registry renders read-only
+    say(f"2/4 waiting until {target} has every event and verifies clean (--timeout {timeout:.0f}s)")
+    try:
+        wait_caught_up(project, project.load(), target, timeout, say)
+    except TimeoutError as exc:
+        roles.write(data_dir, replace(recorded, promoting=""))
+        lifecycle.restart(project, old)
+        raise GdkGeoError(
+            f"{target} did not catch up within {timeout:.0f}s ({exc}); {old} is primary and "
+            "read-write again, nothing else changed",
+            fix=f"`invoke geo.status` shows what {target} lacks; `invoke geo.sync --all` "
+            f"repairs it; then `invoke geo.promote --node {target}` again (or a longer "
+            "--timeout)",
+        ) from None
+    say(f"3/4 switching roles: {target} is primary")
+    _switch(data_dir, replace(recorded, promoting=""), target)
+    converge(project)
+    read_only = time.monotonic() - started
+    done = project.load()
+    say("4/4 verifying every secondary against the new primary")
+    fenced = roles.current(done, data_dir).fenced
+    for node in done.secondaries:
+        if node.name not in fenced:  # a fenced node does not sync until `geo.reconcile`
+            wait_caught_up(project, done, node.name, timeout, say)
+    return Promotion(
+        old, target, done.primary.registry_address, _changes(done, old, target), read_only
+    )
+
+
+def _fence(project: Project, cfg: Settings, old: str) -> None:
+    """Stop what may still run of the old primary: its Geo service and registry. Its files
+    are rendered fenced already, so whatever brings it back (`geo.setup`, a restarted
+    container) starts it read-only, as a secondary that does not sync."""
+    paths = project.node(cfg, old)
+    services.stop(paths, project_root=project.root)
+    with contextlib.suppress(GdkGeoError):  # no engine: nothing of it runs in one
+        nodes.stop(nodes.engine(), nodes.container_name(cfg, old), str(project.root))
+
+
+def force_promote(project: Project, target: str, *, say: Say = print) -> Promotion:
+    """Unplanned failover: promote `target` now; report what the old primary may have had
+    that `target` lacks (when its registry can still be read); fence the old primary."""
+    cfg = project.load()
+    _target_or_error(cfg, target)
+    data_dir = project.data_dir(cfg)
+    recorded = roles.current(cfg, data_dir)
+    if recorded.primary == target:
+        return promote(project, target, say=say)  # converges: nothing to force
+    old = recorded.primary
+    say(f"1/3 comparing {old}'s registry with {target}'s (what the promotion may lose)")
+    lost = loss_report(project, cfg, old, target)
+    say(f"2/3 switching roles: {target} is primary; {old} is fenced")
+    _switch(data_dir, replace(recorded, promoting=""), target, fence=True)
+    done = project.load()
+    lifecycle.reconfigure(project)
+    _fence(project, done, old)
+    say("3/3 restarting every other node in its new role")
+    for node in done.node_names:
+        if node != old:
+            lifecycle.restart(project, node)
+    changes = [
+        f"{target}: secondary → primary (pushes go here)",
+        f"{old}: fenced: read-only and not syncing when it comes back, until "
+        f"`invoke geo.reconcile --node {old}`",
+    ]
+    return Promotion(old, target, done.primary.registry_address, changes, lost=lost)
+
+
+def rejoin(
+    project: Project, node: str, *, timeout: float = DEFAULT_TIMEOUT, say: Say = print
+) -> None:
+    """After `geo.reconcile` lifted `node`'s fence: bring it up read-write as a secondary
+    and wait until its worker has made it a copy of the primary."""
+    converge(project)
+    wait_caught_up(project, project.load(), node, timeout, say)

@@ -1,0 +1,134 @@
+"""One gdk.yml key at a time: `invoke geo.config.get KEY` and `geo.config.set KEY VALUE`.
+
+A key is read as its effective value (defaults and derived values filled in) and written
+through ruamel.yaml's round-trip mode, so the user's comments and key order survive. A
+change is validated as the whole file before anything is written, against the settings in
+force (`in_force`: the project applies its recorded roles), so a value `geo.restart` would
+refuse is refused here, with the same words.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml.comments import CommentedMap
+
+from gdk_geo.errors import ConfigError
+from gdk_geo.fsutil import atomic_write
+from gdk_geo.settings import config, schema
+from gdk_geo.settings import values as setting_checks
+from gdk_geo.settings.config import InForce, as_written
+from gdk_geo.settings.declared import DECLARED, Declared
+from gdk_geo.settings.gdk_yml import (
+    NODES_PREFIX,
+    canonical_key,
+    parse_document,
+    round_trip,
+    written_key,
+)
+from gdk_geo.settings.values import masked
+
+TWO_NODE_PREFIXES = ("geo.primary.", "geo.secondary.", "geo.registry_replication.")
+
+
+def _declared_or_error(key: str) -> Declared:
+    if canonical_key(key) in DECLARED:
+        return DECLARED[canonical_key(key)]
+    raise ConfigError(
+        f"unknown setting `{key}`{config.suggestion(key, list(DECLARED))}",
+        fix="`invoke geo.config.list` shows every setting",
+    )
+
+
+def _named_node(cfg: schema.Settings, key: str) -> str:
+    """The node of `geo.nodes` whose setting `key` is, "" for a key of no named node; a key
+    of the other form of gdk.yml than this file's is an error that names the right one."""
+    named = key.startswith(NODES_PREFIX)
+    name = key.removeprefix(NODES_PREFIX).split(".", 1)[0] if named else ""
+    if named and name not in cfg.geo.nodes:
+        nodes = ", ".join(cfg.geo.nodes) or "none: it declares `geo.primary` and `geo.secondary`"
+        raise ConfigError(
+            f"`{key}`: gdk.yml has no node {name!r} under geo.nodes (its nodes: {nodes})",
+            fix="`invoke geo.config.list` shows every setting",
+        )
+    if cfg.geo.nodes and key.startswith(TWO_NODE_PREFIXES):
+        example = f"{NODES_PREFIX}{next(iter(cfg.geo.nodes))}.port"
+        raise ConfigError(
+            f"`{key}`: this gdk.yml declares its nodes under geo.nodes",
+            fix=f"name the node's key, such as `{example}`",
+        )
+    return name
+
+
+def value_of(cfg: schema.Settings, key: str) -> Any:
+    """The effective value of a dotted key (derived values filled in), in either form."""
+    return _declared_or_error(key).value_in(cfg, _named_node(cfg, key))
+
+
+def parse_cli_value(key: str, raw: str) -> Any:
+    """Turn a command-line string into the setting's type, or explain what is expected."""
+    declared = _declared_or_error(key)
+    if declared.type is bool:
+        lowered = raw.strip().lower()
+        if lowered in {"true", "yes", "on", "1"}:
+            return True
+        if lowered in {"false", "no", "off", "0"}:
+            return False
+        raise ConfigError(f"{key}: got {raw!r}, expected true or false")
+    if declared.type is int:
+        try:
+            return int(raw)
+        except ValueError:
+            expected = config.expected_of(declared)
+            raise ConfigError(f"{key}: got {raw!r}, expected {expected}") from None
+    return raw
+
+
+def get(path: Path, key: str, in_force: InForce = as_written) -> Any:
+    """The effective value of `key` for the gdk.yml at `path`."""
+    _declared_or_error(key)
+    return value_of(config.load(path, in_force), key)
+
+
+def shown(key: str, value: Any) -> str:
+    """A value as `geo.config.get/set` print it: a secret-bearing setting masked, whatever
+    its value, since a terminal's scrollback and a CI log outlive the secret's rotation."""
+    if _declared_or_error(key).check is setting_checks.secret:
+        return masked(str(value))
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def _refuse_shared_port(cfg: schema.Settings, key: str) -> None:
+    """Refuse setting `key` to a port another listener already has: the change would be
+    written, then `geo.restart` (which the message says to run) would refuse it."""
+    listeners = cfg.listeners
+    if key not in listeners:
+        return
+    others = [other for other, port in listeners.items() if other != key and port == listeners[key]]
+    if others:
+        raise ConfigError(
+            f"{key}: port {listeners[key]} is already {others[0]}'s (each listener needs its own)",
+            fix=f"choose another port for {key}, or change {others[0]} first",
+        )
+
+
+def set_value(path: Path, key: str, raw: str, in_force: InForce = as_written) -> None:
+    """Set `key` in gdk.yml, keeping comments and key order; nothing is written if invalid."""
+    value = parse_cli_value(key, raw)
+    document = parse_document(path, path.read_text()) if path.exists() else CommentedMap()
+    node = document
+    *parents, leaf = written_key(document, key).split(".")
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, CommentedMap):
+            child = CommentedMap()
+            node[part] = child
+        node = child
+    node[leaf] = value
+    _refuse_shared_port(config.validate(path, document, in_force), key)  # both raise first
+    buffer = io.StringIO()
+    round_trip().dump(document, buffer)
+    atomic_write(path, buffer.getvalue(), mode=0o600)
