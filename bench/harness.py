@@ -180,7 +180,7 @@ class BenchProject:
                 return await primary.catalog()
 
         repositories = asyncio.run(catalog())
-        db = TrackingDB(self.paths("secondary").root / "geo" / "tracking.sqlite3")
+        db = TrackingDB(self.paths("secondary").tracking_db)
         try:
             db.start(repositories)
             for name in repositories:

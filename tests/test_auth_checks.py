@@ -96,7 +96,7 @@ def test_a_secondary_with_its_own_signing_pair(project: Project, tmp_path) -> No
     push_image(project, "checks/refused", b"refused by the primary")
     sync = invoke(project.root, "geo.sync", "--repo", "checks/refused")
     assert sync.returncode == 1
-    with sqlite3.connect(secondary.root / "geo" / "tracking.sqlite3") as db:
+    with sqlite3.connect(secondary.tracking_db) as db:
         (failure,) = db.execute(
             "SELECT last_sync_failure FROM repositories WHERE repository = ?",
             ("checks/refused",),

@@ -117,7 +117,7 @@ def test_a_tampered_secondary_certificate(project: Project) -> None:
 
 @pytest.mark.docker
 def test_a_read_only_tracking_database(project: Project) -> None:
-    database = project.node(project.load(), "secondary").root / "geo" / "tracking.sqlite3"
+    database = project.node(project.load(), "secondary").tracking_db
     mode = database.stat().st_mode
     try:
         database.chmod(0o444)

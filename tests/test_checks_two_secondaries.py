@@ -142,7 +142,7 @@ def test_a_stopped_worker_on_dc3(project: Project) -> None:
 
 @pytest.mark.docker
 def test_a_damaged_tracking_database_on_dc3(project: Project) -> None:
-    database = _dc3(project).root / "geo" / "tracking.sqlite3"
+    database = _dc3(project).tracking_db
     assert services.stop(_dc3(project))
     for leftover in (Path(f"{database}-wal"), Path(f"{database}-shm")):
         leftover.unlink(missing_ok=True)

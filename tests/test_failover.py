@@ -250,7 +250,7 @@ def test_after_a_promotion_a_secondary_reads_the_new_primary_log_from_its_start(
     project = nodes_up(gdk_yml=_three_nodes(EVENTS_ONLY))
     tags = _pushed_before(project)
     cfg = project.load()
-    tracking_file = project.node(cfg, "dc3").root / "geo" / "tracking.sqlite3"
+    tracking_file = project.node(cfg, "dc3").tracking_db
     before = TrackingDB(tracking_file)
     cursor, cursor_log = before.cursor(), before.cursor_log()
     before.close()

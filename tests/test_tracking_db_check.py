@@ -294,7 +294,7 @@ def project(docker_client, tmp_path_factory) -> Iterator[Project]:
 
 
 def _database(project: Project) -> Path:
-    return project.node(project.load(), "secondary").root / "geo" / "tracking.sqlite3"
+    return project.node(project.load(), "secondary").tracking_db
 
 
 @pytest.mark.docker

@@ -19,6 +19,7 @@ from gdk_geo.node.settings import SecondaryWorkerSettings, load_primary, load_se
 from gdk_geo.project import Project, roles
 from gdk_geo.registry.errors import RegistryError
 from gdk_geo.settings import Settings
+from gdk_geo.settings.values import duration_seconds
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ def _settings(project: Project, cfg: Settings, node: str) -> SecondaryWorkerSett
     try:
         return load_secondary(paths.gitlab_yml)
     except GdkGeoError:  # a primary's gitlab.yml has no worker settings: make them
+        replication = cfg.replication(node)  # the declared settings, defaults included
         return SecondaryWorkerSettings(
             node_root=paths.root,
             listen_address=cfg.listen_address,
@@ -52,13 +54,13 @@ def _settings(project: Project, cfg: Settings, node: str) -> SecondaryWorkerSett
             node_token="",
             registry_api_url=cfg.node(node).registry_url,
             ca_file=paths.certificate,
-            tracking_db_path=paths.root / "geo" / "tracking.sqlite3",
+            tracking_db_path=paths.tracking_db,
             replication_enabled=False,
             primary_api_url="",
-            backfill_interval=60.0,
-            verification_interval=300.0,
-            max_concurrent_repositories=4,
-            max_concurrent_blobs=4,
+            backfill_interval=duration_seconds(replication.backfill_interval),
+            verification_interval=duration_seconds(replication.verification_interval),
+            max_concurrent_repositories=replication.max_concurrent_repositories,
+            max_concurrent_blobs=replication.max_concurrent_blobs,
             auth=load_primary(paths.gitlab_yml).auth,  # the one signing pair every node has
         )
 
@@ -85,8 +87,8 @@ def unread_events(project: Project, cfg: Settings, old: str, new: str) -> list[H
     from gdk_geo.primary.eventlog import EventLog
     from gdk_geo.secondary.tracking import TrackingDB
 
-    log_file = project.node(cfg, old).root / "geo" / "events.sqlite3"
-    tracking_file = project.node(cfg, new).root / "geo" / "tracking.sqlite3"
+    log_file = project.node(cfg, old).event_log
+    tracking_file = project.node(cfg, new).tracking_db
     if not log_file.exists() or not tracking_file.exists():
         return None
     try:

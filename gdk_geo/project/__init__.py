@@ -8,13 +8,24 @@ generated secrets; `ports` that every listener has a free port of its own.
 The paths' names are re-exported here: `from gdk_geo.project import Project`.
 """
 
-from gdk_geo.project.paths import EXAMPLE, NODES, REPO_ROOT, TEMPLATES, NodePaths, Project
+from gdk_geo.project.paths import (
+    EVENT_LOG,
+    EXAMPLE,
+    NODES,
+    REPO_ROOT,
+    TEMPLATES,
+    TRACKING_DB,
+    NodePaths,
+    Project,
+)
 
 __all__ = [
+    "EVENT_LOG",
     "EXAMPLE",
     "NODES",
     "REPO_ROOT",
     "TEMPLATES",
+    "TRACKING_DB",
     "NodePaths",
     "Project",
     "ports",

@@ -18,6 +18,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = REPO_ROOT / "templates"
 EXAMPLE = REPO_ROOT / "gdk.example.yml"
 NODES = NODE_NAMES  # in the order they are set up
+# The services' databases, relative to the node root: gitlab.yml names them this way
+# (templates/gitlab.yml.j2 takes them from here), and NodePaths resolves them.
+EVENT_LOG = "geo/events.sqlite3"
+TRACKING_DB = "geo/tracking.sqlite3"
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,16 @@ class NodePaths:
     def signing_jwks(self) -> Path:
         """`localhost.crt`'s key as a JWKS, for Distribution 3.x (`auth.token.jwks`)."""
         return self.root / "localhost.jwks.json"
+
+    @property
+    def event_log(self) -> Path:
+        """The primary's Geo event log (SQLite)."""
+        return self.root / EVENT_LOG
+
+    @property
+    def tracking_db(self) -> Path:
+        """A secondary's tracking database (SQLite)."""
+        return self.root / TRACKING_DB
 
     @property
     def log_dir(self) -> Path:

@@ -27,7 +27,7 @@ from ruamel.yaml.error import YAMLError
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.fsutil import atomic_write, files_digest
-from gdk_geo.project import TEMPLATES, NodePaths, Project, roles
+from gdk_geo.project import EVENT_LOG, TEMPLATES, TRACKING_DB, NodePaths, Project, roles
 from gdk_geo.project.secret_store import ProjectSecrets
 from gdk_geo.settings import Settings
 from gdk_geo.settings.topology import Node, url_host
@@ -94,6 +94,7 @@ def template_context(
         "node_token": secrets.node_token.value,
         "registry_http_secret": secrets.registry_http_secret.value,
         "registry_log_level": cfg.registry.log_level,
+        "databases": {"event_log": EVENT_LOG, "tracking": TRACKING_DB},
         "notifications": cfg.registry.notifications,
         "auth": {
             "enabled": cfg.registry.auth_enabled,

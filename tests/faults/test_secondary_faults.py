@@ -215,7 +215,7 @@ def test_worker_sigkilled_mid_blob_three_times(nodes_up: Scratch) -> None:
         watch.wait_for_complete_sighting()
     assert watch.violations == []
     assert nodes_up.replication()["counts"]["started"] == 0
-    states = tracking_rows(nodes_up.node("secondary").root / "geo" / "tracking.sqlite3")
+    states = tracking_rows(nodes_up.node("secondary").tracking_db)
     assert "started" not in states.values(), states
     assert "re-queued" in nodes_up.node("secondary").service_log.read_text()
     nodes_up.verify_clean()
