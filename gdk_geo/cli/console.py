@@ -37,8 +37,20 @@ err = _console(sys.stderr)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class TaskEnded(Exception):
+    """The task printed its outcome already and ends with `code`: raised by the work below
+    a task (a pass whose worker stopped, a registry that cannot be read) so that only the
+    task's wrapper turns it into the process's exit code, and callers that go on (one
+    node of several) can catch it as a value."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 def user_errors(task: F) -> F:
-    """Turn a GdkGeoError into a red message and exit 1, and Ctrl-C into exit 130."""
+    """Turn a GdkGeoError into a red message and exit 1, a TaskEnded into its exit code,
+    and Ctrl-C into exit 130."""
 
     @functools.wraps(task)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -51,6 +63,8 @@ def user_errors(task: F) -> F:
             if exc.fix:
                 err.print(f"  fix:   {exc.fix}", markup=False, soft_wrap=True)
             raise Exit(code=1) from None
+        except TaskEnded as ended:
+            raise Exit(code=ended.code) from None
         except KeyboardInterrupt:
             err.print("interrupted; run the same command again to converge", markup=False)
             raise Exit(code=130) from None

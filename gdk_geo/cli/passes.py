@@ -20,10 +20,9 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, NoReturn
 
-from invoke.exceptions import Exit
 from rich.markup import escape
 
-from gdk_geo.cli.console import err, out
+from gdk_geo.cli.console import TaskEnded, err, out
 from gdk_geo.errors import GdkGeoError
 
 if TYPE_CHECKING:
@@ -113,7 +112,7 @@ def _worker_stopped(
         markup=False,
         soft_wrap=True,
     )
-    raise Exit(code=WORKER_STOPPED)
+    raise TaskEnded(WORKER_STOPPED)
 
 
 def _raise_pass_error(done: dict) -> None:
@@ -199,7 +198,7 @@ def print_difference(d: dict) -> None:
 def _unreadable(line: str, fix: str) -> NoReturn:
     err.print(f"[bold red]✗[/] {escape(line)}", soft_wrap=True)
     err.print(f"  fix:   {fix}", markup=False, soft_wrap=True)
-    raise Exit(code=2)
+    raise TaskEnded(2)
 
 
 def verify_in_process(settings, primary: str) -> tuple[list[dict], list[str]]:

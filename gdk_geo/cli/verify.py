@@ -13,10 +13,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from invoke.exceptions import Exit
-
-from gdk_geo.cli import passes as passes_cli
-from gdk_geo.cli.console import err, out
+from gdk_geo.cli import passes
+from gdk_geo.cli.console import TaskEnded, err, out
 from gdk_geo.node import settings as node_settings
 from gdk_geo.project import Project
 from gdk_geo.settings import Settings
@@ -35,7 +33,7 @@ class NodeVerification:
 
     @property
     def different(self) -> list[dict]:
-        return [passes_cli.difference(d) for d in self.diffs if not d["clean"]]
+        return [passes.difference(d) for d in self.diffs if not d["clean"]]
 
     def as_json(self) -> dict:
         """The node's result as `geo.verify --json` has always printed it."""
@@ -51,7 +49,7 @@ def secondaries_to_verify(cfg: Settings, node: str | None) -> list[str]:
     """The secondaries `--node` asks for (every one when None); a primary is refused."""
     if node is None:
         return [n.name for n in cfg.secondaries]
-    return [passes_cli.secondary_name(cfg, node)]
+    return [passes.secondary_name(cfg, node)]
 
 
 def primary_registry_url(project: Project, cfg: Settings) -> str:
@@ -63,11 +61,11 @@ def primary_registry_url(project: Project, cfg: Settings) -> str:
 
 def verify_node(project: Project, cfg: Settings, node: str, primary: str) -> NodeVerification:
     """Verify one secondary: by its worker when the worker reads `primary`, else here."""
-    settings = passes_cli.secondary_settings(project, cfg, node)
+    settings = passes.secondary_settings(project, cfg, node)
     found = NodeVerification(node)
     diffs = None
     if same_registry(primary, settings.primary_api_url):
-        diffs = passes_cli.through_worker(settings, "reverify", {}, "verified")
+        diffs = passes.through_worker(settings, "reverify", {}, "verified")
     else:  # the worker's primary is not the primary registry: it cannot vouch for it
         err.print(
             f"note: the Geo worker of {node} reads {settings.primary_api_url}, not the "
@@ -76,7 +74,7 @@ def verify_node(project: Project, cfg: Settings, node: str, primary: str) -> Nod
             soft_wrap=True,
         )
     if diffs is None:
-        diffs, found.queued = passes_cli.verify_in_process(settings, primary)
+        diffs, found.queued = passes.verify_in_process(settings, primary)
     else:
         found.queued = [d["repository"] for d in diffs if not d["clean"]]
     found.diffs = diffs
@@ -91,13 +89,13 @@ def _verify_or_unreadable(
     already) is this node's exit 2 instead of the end of the task."""
     try:
         return verify_node(project, cfg, node, primary)
-    except Exit as exc:
-        return NodeVerification(node, code=exc.code or 2)
+    except TaskEnded as ended:
+        return NodeVerification(node, code=ended.code)
 
 
 def _print_node(found: NodeVerification, named: bool) -> None:
     for d in found.different:
-        passes_cli.print_difference(d)
+        passes.print_difference(d)
     if found.code >= 2:  # unreadable (2) or the worker stopped (3): said on stderr already
         return
     prefix = f"{found.node}: " if named else ""
