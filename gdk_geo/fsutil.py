@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -38,6 +39,18 @@ def atomic_write_if_changed(path: Path, data: bytes, *, mode: int = 0o644) -> bo
     if path.exists() and path.read_bytes() == data:
         return False
     atomic_write(path, data, mode=mode)
+    return True
+
+
+def copy_if_changed(source: Path, target: Path, *, mode: int) -> bool:
+    """Give `target` the bytes of `source` and `mode` unless it has both already (a copy
+    that is current keeps its mtime). True when it was written: how a node gets the pairs
+    the primary made."""
+    data = source.read_bytes()
+    current = target.exists() and stat.S_IMODE(target.stat().st_mode) == mode
+    if current and target.read_bytes() == data:
+        return False
+    atomic_write(target, data, mode=mode)
     return True
 
 

@@ -44,7 +44,7 @@ class Layout:
         ]
 
     def ensure(self, hostname: str = "localhost", now: datetime | None = None):
-        return ensure_certificates(self.data_dir, self.primary, self.secondary, hostname, now)
+        return ensure_certificates(self.data_dir, hostname, self.primary, self.secondary, now=now)
 
 
 @pytest.fixture

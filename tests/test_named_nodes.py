@@ -53,14 +53,18 @@ def _yaml(path: Path) -> dict:
     return YAML(typ="safe").load(path.read_text())
 
 
-def _render(project: Project) -> None:
-    lifecycle.reconfigure(project, check_in_use=False)
+def _render(project: Project) -> lifecycle.Reconfigured:
+    return lifecycle.reconfigure(project, check_in_use=False)
 
 
 def test_three_named_nodes_render_one_primary_and_two_secondaries(tmp_path: Path) -> None:
     project = _project(tmp_path, THREE_NODES)
-    _render(project)
+    done = _render(project)
     cfg = project.load()
+    # the primary (dc2, not the first node) makes both pairs, and each is copied to the two
+    # secondaries
+    assert done.certificates.certificate == project.node(cfg, "dc2").certificate
+    assert done.certificates.copied_to == 2 and done.signing_pair.copied_to == 2
     assert cfg.node_names == ("dc1", "dc2", "dc3")
     assert [n.name for n in cfg.secondaries] == ["dc1", "dc3"]
     for name in cfg.node_names:

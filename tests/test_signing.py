@@ -78,11 +78,11 @@ def test_reconfigure_says_what_it_did_to_the_signing_pair(tmp_path: Path) -> Non
     _write_inconsistent_key(tmp_path / ".gdk-geo" / "primary" / "localhost.key")
     renewed = invoke(tmp_path, "geo.reconfigure")
 
-    assert "token signing pair: created, copied to the secondary" in created.stdout
+    assert "token signing pair: created, copied to 1 secondary" in created.stdout
     assert "token signing pair" not in unchanged.stdout  # reused and not copied: no line
     assert (
         "token signing pair: renewed: localhost.key is not a consistent RSA key, "
-        "copied to the secondary"
+        "copied to 1 secondary"
     ) in renewed.stdout
 
 
@@ -143,7 +143,7 @@ def test_a_differing_secondary_copy_is_named_and_copied_again(tmp_path: Path) ->
 def test_an_ec_key_in_localhost_key_is_replaced_by_an_rsa_pair(tmp_path: Path) -> None:
     """What an upgraded node holds if its old TLS files could not be moved aside."""
     primary = tmp_path / "primary"
-    certs.ensure_certificates(tmp_path, primary, tmp_path / "secondary", "localhost")
+    certs.ensure_certificates(tmp_path, "localhost", primary, tmp_path / "secondary")
     for name in ("crt", "key"):  # an EC leaf and key where the signing pair belongs
         (primary / f"localhost.{name}").write_bytes(
             (primary / f"registry_host.{name}").read_bytes()

@@ -21,6 +21,13 @@ if TYPE_CHECKING:
     from gdk_geo.ops import lifecycle
 
 
+def _copied_to(count: int) -> str:
+    """ ", copied to 2 secondaries": what a pair's line adds when copies were written."""
+    if not count:
+        return ""
+    return f", copied to {count} secondar{'y' if count == 1 else 'ies'}"
+
+
 def print_reconfigured(done: lifecycle.Reconfigured) -> None:
     """What a reconfigure did, one line a change: the same report for setup and restart."""
     if done.created_gdk_yml:
@@ -28,14 +35,11 @@ def print_reconfigured(done: lifecycle.Reconfigured) -> None:
     cert = done.certificates
     out.print(
         f"certificates: {cert.action}, valid until {cert.not_after:%Y-%m-%d}"
-        + (", copied to the secondary" if cert.copied else "")
+        + _copied_to(cert.copied_to)
     )
     pair = done.signing_pair
     if pair is not None and (pair.action != "reused" or pair.copied):
-        out.print(
-            f"token signing pair: {pair.action}"
-            + (", copied to the secondary" if pair.copied else "")
-        )
+        out.print(f"token signing pair: {pair.action}" + _copied_to(pair.copied_to))
     for change in done.changes:
         if change.status == "unchanged":
             continue

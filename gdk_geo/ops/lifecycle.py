@@ -124,11 +124,11 @@ def reconfigure(
             paths.root / "geo",
         ):
             directory.mkdir(parents=True, exist_ok=True)
-    first, second, *others = every  # the first node makes the pairs, every other gets them
-    report = certs.ensure_certificates(project.data_dir(cfg), first.root, second.root, cfg.hostname)
-    for paths in others:
-        certs.copy_pair(first.root, paths.root)
-    pair = signing.ensure_signing_pair(first.root, *(paths.root for paths in (second, *others)))
+    # The primary makes the pairs (or keeps them), every other node gets a copy.
+    primary = project.node(cfg, cfg.primary_name).root
+    others = [paths.root for paths in every if paths.name != cfg.primary_name]
+    report = certs.ensure_certificates(project.data_dir(cfg), cfg.hostname, primary, *others)
+    pair = signing.ensure_signing_pair(primary, *others)
     _write_trust_dir(project.trust_dir(cfg), report.ca_certificate)
     files = render.render_files(project, cfg, secrets)
     changes = render.write_files(

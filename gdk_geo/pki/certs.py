@@ -1,10 +1,10 @@
-"""Local TLS for both nodes: the `registry_host.crt`/`.key` pair they serve, signed by the
+"""Local TLS for every node: the `registry_host.crt`/`.key` pair they serve, signed by the
 local CA (`local_ca.py`), and what `geo.status` and `geo.check` read about certificates.
 
 GDK keeps its registry's TLS pair in `registry_host.crt`/`registry_host.key` and its token
 signing pair in `localhost.crt`/`localhost.key` (`signing.py`). The TLS pair is generated,
 signed by a local CA
-(`<data_dir>/ca/`), written into the primary's node root and copied to the secondary's,
+(`<data_dir>/ca/`), written into the primary's node root and copied to every other node's,
 and every run checks it again: it is reused while it is valid and regenerated when it is
 about to expire, names another hostname, no longer matches its key or was signed by a CA
 we no longer have. Nothing here touches the system trust store; clients trust
@@ -23,9 +23,7 @@ certificate as an anchor, so a bundle holding just the leaf fails verification.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,12 +49,12 @@ from gdk_geo.pki.x509_parts import (
     key_usage,
     load_certificates,
     load_private_key,
-    read_file,
     same_public_key,
     san_string,
     san_strings,
     sha256_fingerprint,
 )
+from gdk_geo.pki.x509_parts import copy_pair as copy_pair_files
 
 CERT_NAME = "registry_host.crt"
 KEY_NAME = "registry_host.key"
@@ -88,7 +86,12 @@ class CertificateReport:
 
     action: str  # "created", "reused" or "renewed: <reason>" for the server certificate
     ca_action: str  # the same vocabulary for the CA
-    copied: bool  # whether the secondary's copy had to be (re)written
+    copied_to: int  # how many other nodes' copies had to be (re)written
+
+    @property
+    def copied(self) -> bool:
+        return self.copied_to > 0
+
     fingerprint: str
     not_after: datetime
     certificate: Path
@@ -98,12 +101,13 @@ class CertificateReport:
 
 def ensure_certificates(
     data_dir: Path,
-    primary_root: Path,
-    secondary_root: Path,
     hostname: str,
+    primary_root: Path,
+    *other_roots: Path,
     now: datetime | None = None,
 ) -> CertificateReport:
-    """Make sure both nodes hold a valid `registry_host.crt`/`.key` for `hostname`.
+    """Make sure every node holds a valid `registry_host.crt`/`.key` for `hostname`: made
+    in the primary's root, copied to each other root.
 
     Safe to run on every setup and restart: files that are still good are left untouched
     (same bytes, same mtime), so nothing downstream restarts for no reason. `now` exists
@@ -111,16 +115,16 @@ def ensure_certificates(
     """
     now = _as_utc(now or datetime.now(UTC))
     _check_hostname(hostname)
-    for root in (primary_root, secondary_root):
+    for root in (primary_root, *other_roots):
         move_previous_tls_pair(root)
     ca_cert, ca_key, ca_action = ensure_ca(data_dir / CA_DIR, now, LEAF_LIFETIME)
     action = _ensure_leaf(primary_root, hostname, ca_cert, ca_key, now)
-    copied = _copy_to_secondary(primary_root, secondary_root)
+    copies = sum(copy_pair(primary_root, root) for root in other_roots)
     info = certificate_info(primary_root / CERT_NAME)
     return CertificateReport(
         action=action,
         ca_action=ca_action,
-        copied=copied,
+        copied_to=copies,
         fingerprint=info.fingerprint,
         not_after=info.not_after,
         certificate=primary_root / CERT_NAME,
@@ -275,36 +279,13 @@ def move_previous_tls_pair(root: Path) -> bool:
     return True
 
 
-# --- the secondary's copy -----------------------------------------------------------------
+# --- every other node's copy --------------------------------------------------------------
 
 
 def copy_pair(primary_root: Path, other_root: Path) -> bool:
-    """Give another node the same certificate and key (every node serves the one pair)."""
-    return _copy_to_secondary(primary_root, other_root)
-
-
-def _copy_to_secondary(primary_root: Path, secondary_root: Path) -> bool:
-    """Copy the pair when the secondary's differs by content (SHA-256) or mode."""
-    copied = False
-    for name, mode in ((CERT_NAME, CERT_MODE), (KEY_NAME, KEY_MODE)):
-        source, target = primary_root / name, secondary_root / name
-        if _copy_is_current(source, target, mode):
-            continue
-        atomic_write(target, source.read_bytes(), mode=mode)
-        copied = True
-    return copied
-
-
-def _copy_is_current(source: Path, target: Path, mode: int) -> bool:
-    if not target.exists():
-        return False
-    if stat.S_IMODE(target.stat().st_mode) != mode:
-        return False
-    return _sha256(target) == _sha256(source)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(read_file(path)).hexdigest()
+    """Give another node the same certificate and key (every node serves the one pair),
+    when its copy differs by content or mode; True when it was written."""
+    return copy_pair_files(primary_root, other_root, CERT_NAME, KEY_NAME)
 
 
 # --- small helpers -----------------------------------------------------------------------

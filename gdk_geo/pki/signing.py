@@ -9,7 +9,7 @@ The pair is RSA 2048 (GitLab signs RS256, and Distribution 2.x verifies RSA and 
 in a self-signed certificate: the registry only reads the public key from it. Beside it,
 `localhost.jwks.json` holds the same key as a JWK Set under the `kid` our tokens carry, for
 Distribution 3.x (`gdk_geo.registry.tokens` says why). The pair is made on the primary,
-copied to the secondary, and checked on every run: reused while it is sound, re-made when
+copied to every other node, and checked on every run: reused while it is sound, re-made when
 it is missing, not RSA, not a consistent RSA key, mismatched or about to expire. The
 consistency check is done here, once a run, so that the services load the key without
 it. Each node's JWKS is written from its own `localhost.crt` after that, when its bytes
@@ -45,8 +45,12 @@ class SigningReport:
     """What `ensure_signing_pair` did: "created", "reused" or "renewed: <why>"."""
 
     action: str
-    copied: bool
+    copied_to: int  # how many other nodes' copies had to be (re)written
     fingerprint: str
+
+    @property
+    def copied(self) -> bool:
+        return self.copied_to > 0
 
 
 def ensure_signing_pair(
@@ -68,10 +72,12 @@ def ensure_signing_pair(
         action = f"renewed: {problem}"
     else:
         action = "reused"
-    copied = [_copy(primary_root, root) for root in other_roots]
+    copies = sum(
+        x509_parts.copy_pair(primary_root, root, CERT_NAME, KEY_NAME) for root in other_roots
+    )
     for root in (primary_root, *other_roots):
         _write_jwks(root)
-    return SigningReport(action, any(copied), certs.fingerprint(cert_path))
+    return SigningReport(action, copies, certs.fingerprint(cert_path))
 
 
 def load_signing_key(key_path: Path) -> rsa.RSAPrivateKey:
@@ -166,17 +172,3 @@ def _write_jwks(root: Path) -> None:
     assert isinstance(key, rsa.RSAPublicKey)  # `_problem` re-made any pair that is not RSA
     data = (json.dumps({"keys": [signing_jwk(key)]}, indent=2) + "\n").encode()
     atomic_write_if_changed(root / JWKS_NAME, data, mode=x509_parts.CERT_MODE)
-
-
-def _copy(primary_root: Path, secondary_root: Path) -> bool:
-    """Copy the pair to the secondary when its bytes or modes differ (the seed's step)."""
-    copied = False
-    for name, mode in ((CERT_NAME, x509_parts.CERT_MODE), (KEY_NAME, x509_parts.KEY_MODE)):
-        source, target = primary_root / name, secondary_root / name
-        same = target.exists() and target.read_bytes() == source.read_bytes()
-        if same and (target.stat().st_mode & 0o777) == mode:
-            continue
-        secondary_root.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, source.read_bytes(), mode=mode)
-        copied = True
-    return copied

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from gdk_geo.errors import GdkGeoError
+from gdk_geo.fsutil import copy_if_changed
 
 CERT_MODE = 0o644
 KEY_MODE = 0o600
@@ -195,3 +196,13 @@ def sha256_fingerprint(cert: x509.Certificate) -> str:
 def day(moment: datetime) -> str:
     """A certificate date as messages show it: the day is what a user acts on."""
     return moment.strftime("%Y-%m-%d")
+
+
+def copy_pair(source_root: Path, target_root: Path, cert_name: str, key_name: str) -> bool:
+    """Give another node a pair the primary holds (a certificate and its key, each with its
+    mode) when its copy differs by content or mode; True when anything was written."""
+    written = [
+        copy_if_changed(source_root / name, target_root / name, mode=mode)
+        for name, mode in ((cert_name, CERT_MODE), (key_name, KEY_MODE))
+    ]
+    return any(written)

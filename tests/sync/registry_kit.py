@@ -205,7 +205,7 @@ def make_certificates(directory: Path) -> Path:
     another user inside its container.
     """
     state = directory / "state"
-    report = certs.ensure_certificates(state, directory, state / "secondary", "localhost")
+    report = certs.ensure_certificates(state, "localhost", directory, state / "secondary")
     report.key.chmod(0o644)
     ca_path = directory / "ca.crt"
     shutil.copyfile(report.ca_certificate, ca_path)
