@@ -24,9 +24,9 @@ import asyncio
 from collections.abc import Awaitable, Collection, Iterable, Sequence
 from typing import Any, TypeVar
 
-from gdk_geo.registry.client import Manifest, ManifestRef, RegistryClient, gather_all
-from gdk_geo.registry.copy import references
+from gdk_geo.registry.client import RegistryClient, gather_all
 from gdk_geo.registry.errors import RegistryError, RepositoryNotFound
+from gdk_geo.registry.manifest import Manifest, ManifestRef, references
 from gdk_geo.registry.reference import is_tag
 from gdk_geo.secondary.blob_locations import BlobLocations
 from gdk_geo.secondary.blob_placement import BlobPlacement, once
