@@ -9,3 +9,22 @@ clients) → `blobs` (blob requests, bytes checked as they stream) → `client` 
 gdk_geo but `gdk_geo.errors`: both services and the CLI build on it (`http` and `backoff`
 serve them too).
 """
+
+# The submodules code outside the package may import from (`from gdk_geo.registry import
+# client`, `from gdk_geo.registry.client import RegistryClient`), and only their public
+# names. Named, not imported: a service or CLI command loads only what it uses.
+# `replies` is the client's own.
+__all__ = [
+    "auth",
+    "backoff",
+    "blobs",
+    "client",
+    "copy",
+    "errors",
+    "http",
+    "manifest",
+    "reference",
+    "token_service",
+    "tokens",
+    "transport",
+]
