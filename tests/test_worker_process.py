@@ -22,7 +22,7 @@ from gdk_geo.errors import GdkGeoError
 from gdk_geo.node.settings import load_secondary
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.secondary.event_feed import EventFeed, EventPage, FeedEvent
-from gdk_geo.secondary.process import _first_user_error
+from gdk_geo.secondary.process import first_user_error
 from gdk_geo.secondary.replicator import Replicator
 from gdk_geo.secondary.snapshot import StatusSnapshot
 from gdk_geo.secondary.tracking import TrackingDB
@@ -136,7 +136,7 @@ def test_the_stream_machinery_is_loaded_at_start_up() -> None:
         "import asyncio, sys\n"
         "from gdk_geo.secondary import process\n"
         "before = 'anyio._backends._asyncio' in sys.modules\n"
-        "asyncio.run(process._load_stream_machinery())\n"
+        "asyncio.run(process.load_stream_machinery())\n"
         "print(before, 'anyio._backends._asyncio' in sys.modules)\n"
     )
     result = subprocess.run(
@@ -178,5 +178,5 @@ def test_event_page_queues_repositories_and_moves_the_cursor(tmp_path: Path) -> 
 def test_the_user_error_is_found_inside_task_groups() -> None:
     error = GdkGeoError("disk full")
     nested = BaseExceptionGroup("outer", [ExceptionGroup("inner", [ValueError(), error])])
-    assert _first_user_error(nested) is error
-    assert _first_user_error(ValueError()) is None
+    assert first_user_error(nested) is error
+    assert first_user_error(ValueError()) is None

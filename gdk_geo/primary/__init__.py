@@ -2,3 +2,8 @@
 
 `python -m gdk_geo.primary --config <primary root>/config/gitlab.yml` runs it.
 """
+
+# The submodules code outside the package may import from, and only their public names.
+# Named, not imported, so that importing the package loads nothing. `metrics` is the app's
+# own.
+__all__ = ["app", "eventlog", "triage"]

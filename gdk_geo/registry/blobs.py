@@ -3,7 +3,7 @@
 `RegistryClient` (`gdk_geo.registry.client`) takes these methods from `BlobEndpoints`, so
 callers see one client; they live apart because blobs are a protocol of their own: upload
 sessions that must be cancelled when unused, a `Location` to follow, and bytes that stream
-in bounded chunks, checked against their digest as they pass (`gdk_geo.registry.copy`).
+in bounded chunks, checked against their digest as they pass (`verified_chunks`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,14 @@ from urllib.parse import urlencode
 
 from yarl import URL
 
-from gdk_geo.registry.copy import verified_chunks
-from gdk_geo.registry.errors import BlobNotFound, RegistryError
-from gdk_geo.registry.reference import blob_path, check_digest, check_repository, uploads_path
+from gdk_geo.registry.errors import BlobNotFound, DigestMismatch, RegistryError
+from gdk_geo.registry.reference import (
+    blob_path,
+    check_digest,
+    check_repository,
+    hasher_for,
+    uploads_path,
+)
 from gdk_geo.registry.replies import (
     Reply,
     check_stored,
@@ -26,6 +31,8 @@ from gdk_geo.registry.replies import (
     with_query,
 )
 from gdk_geo.registry.transport import Transport
+
+DEFAULT_CHUNK_SIZE = 512 * 1024  # what one blob stream holds in memory at a time
 
 
 class BlobEndpoints:
@@ -128,3 +135,47 @@ class BlobEndpoints:
             await self._cancel_upload(start)
             raise
         check_stored(reply, digest, what)
+
+
+class _BlobCheck:
+    """Size (and, when `hashed`, digest) of a blob's bytes, checked while they pass."""
+
+    def __init__(self, digest: str, size: int | None, hashed: bool = True) -> None:
+        self.digest, self.size = digest, size
+        self.received = 0
+        self._hasher = hasher_for(digest) if hashed else None
+
+    def update(self, chunk: bytes) -> bytes:
+        self.received += len(chunk)
+        if self.size is not None and self.received > self.size:
+            raise DigestMismatch(f"blob {self.digest}: more than the expected {self.size} bytes")
+        if self._hasher is not None:
+            self._hasher.update(chunk)
+        return chunk
+
+    def finish(self) -> None:
+        if self.size is not None and self.received != self.size:
+            raise DigestMismatch(
+                f"blob {self.digest}: got {self.received} bytes, expected {self.size}"
+            )
+        if self._hasher is None:
+            return
+        actual = f"{self.digest.split(':', 1)[0]}:{self._hasher.hexdigest()}"
+        if actual != self.digest:
+            raise DigestMismatch(f"blob {self.digest}: content hashes to {actual}")
+
+
+async def verified_chunks(
+    chunks: AsyncIterator[bytes], digest: str, size: int | None, *, hashed: bool = True
+) -> AsyncIterator[bytes]:
+    """Pass `chunks` through, raising `DigestMismatch` as soon as they can't be `digest`.
+
+    A size overrun is caught on the chunk that overruns; a wrong hash or a short body on
+    the last one, before the consumer sees the end of the stream, so an upload fed by this
+    iterator never completes with wrong bytes. Without `hashed`, only the size is checked:
+    for a consumer that has the digest checked elsewhere (an upload's `?digest=`).
+    """
+    check = _BlobCheck(digest, size, hashed)
+    async for chunk in chunks:
+        yield check.update(chunk)
+    check.finish()

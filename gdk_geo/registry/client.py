@@ -1,28 +1,29 @@
-"""An async client for the Registry HTTP API v2, shaped by what Geo replication needs."""
+"""An async client for the Registry HTTP API v2, shaped by what Geo replication needs.
+
+The requests live here (manifests and listings; blobs in `gdk_geo.registry.blobs`); what
+their answers mean, the manifest model, is `gdk_geo.registry.manifest`'s.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from yarl import URL
 
 from gdk_geo.registry.auth import MintedTokens, RegistryAuth
-from gdk_geo.registry.blobs import BlobEndpoints
-from gdk_geo.registry.copy import DEFAULT_CHUNK_SIZE
+from gdk_geo.registry.blobs import DEFAULT_CHUNK_SIZE, BlobEndpoints
 from gdk_geo.registry.errors import (
     DigestMismatch,
     ManifestNotFound,
     RegistryError,
     TagDeletionUnsupported,
 )
+from gdk_geo.registry.manifest import Manifest, ManifestRef, media_type_of
 from gdk_geo.registry.reference import (
     ACCEPT_MANIFESTS,
-    MANIFEST_MEDIA_TYPES,
     OCI_INDEX,
     check_digest,
     check_tag,
@@ -33,35 +34,13 @@ from gdk_geo.registry.reference import (
     referrers_path,
     tags_path,
 )
-from gdk_geo.registry.replies import (
-    Reply,
-    error_code,
-    error_from,
-)
+from gdk_geo.registry.replies import error_code, error_from
 from gdk_geo.registry.transport import RetryPolicy, Transport
 
 PAGE_SIZE = 1000  # Distribution answers 400 PAGINATION_NUMBER_INVALID above this
 
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ManifestRef:
-    """What a HEAD on a manifest tells: enough to compare tags without downloading."""
-
-    digest: str
-    media_type: str
-    size: int
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """A manifest's exact bytes (re-pushed unchanged so the digest is preserved)."""
-
-    raw: bytes
-    media_type: str
-    digest: str
 
 
 class RegistryClient(BlobEndpoints):
@@ -221,7 +200,7 @@ class RegistryClient(BlobEndpoints):
             raise DigestMismatch(f"{what}: bytes hash to {digest}, expected {expected}")
         if claimed and is_digest(reference) and claimed != reference:
             raise DigestMismatch(f"{what}: registry says {claimed}")
-        return Manifest(raw, _media_type(reply, raw), digest)
+        return Manifest(raw, media_type_of(reply.headers.get("Content-Type", ""), raw), digest)
 
     async def referrers(self, repo: str, digest: str) -> list[dict[str, object]] | None:
         """Descriptors of the manifests whose `subject` is `digest` (the OCI 1.1 referrers
@@ -327,18 +306,6 @@ async def gather_all(awaitables: Iterable[Awaitable[T]]) -> list[T]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-
-
-def _media_type(reply: Reply, raw: bytes) -> str:
-    """The manifest's media type: Content-Type, or the `mediaType` field when that is generic."""
-    content_type = reply.headers.get("Content-Type", "").split(";")[0].strip()
-    if content_type in MANIFEST_MEDIA_TYPES:
-        return content_type
-    try:
-        field = json.loads(raw).get("mediaType")
-    except (ValueError, AttributeError):
-        field = None
-    return field or content_type
 
 
 _ACCEPT = {"Accept": ACCEPT_MANIFESTS}

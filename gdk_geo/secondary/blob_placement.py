@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from gdk_geo.registry.client import RegistryClient
-from gdk_geo.registry.copy import Descriptor, copy_blob
+from gdk_geo.registry.copy import copy_blob
 from gdk_geo.registry.errors import RegistryError
+from gdk_geo.registry.manifest import Descriptor
 from gdk_geo.secondary.blob_locations import BlobLocations
 from gdk_geo.secondary.results import RepositorySyncResult
 

@@ -84,7 +84,7 @@ async def serve(settings: SecondaryWorkerSettings, backoff: Backoff | None = Non
         db.close()
 
 
-async def _load_stream_machinery() -> None:
+async def load_stream_machinery() -> None:
     """Load anyio's asyncio backend now, before the worker answers.
 
     Starlette streams a reply (a pass's progress, which `geo.sync` and `geo.verify` wait
@@ -97,7 +97,7 @@ async def _load_stream_machinery() -> None:
 async def _run_until_stopped(
     settings: SecondaryWorkerSettings, worker: Worker, sock: socket.socket
 ) -> None:
-    await _load_stream_machinery()
+    await load_stream_machinery()
     app = worker_app(settings, worker, token_routes(settings.auth, SECONDARY_POLICY))
     config = uvicorn.Config(
         app,
@@ -133,13 +133,13 @@ async def _run_until_stopped(
     logger.info("Geo worker stopped")
 
 
-def _first_user_error(error: BaseException) -> GdkGeoError | None:
+def first_user_error(error: BaseException) -> GdkGeoError | None:
     """The first `GdkGeoError` in `error`, looking inside exception groups (TaskGroup)."""
     if isinstance(error, GdkGeoError):
         return error
     if isinstance(error, BaseExceptionGroup):
         for inner in error.exceptions:
-            found = _first_user_error(inner)
+            found = first_user_error(inner)
             if found is not None:
                 return found
     return None
@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_secondary(args.config)
         asyncio.run(serve(settings, Backoff(base=args.retry_base, cap=args.retry_cap)))
     except BaseException as exc:
-        user_error = _first_user_error(exc)
+        user_error = first_user_error(exc)
         if user_error is None:
             raise
         print(f"gdk-geo worker: {user_error.one_line()}", file=sys.stderr)

@@ -10,12 +10,12 @@ here, so they agree on what "the referrers of a manifest" are.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Collection, Mapping
 
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.errors import ManifestNotFound
+from gdk_geo.registry.manifest import index_entries
 from gdk_geo.registry.reference import INDEX_MEDIA_TYPES, is_digest
 
 _FALLBACK_TAG = re.compile(r"sha256-[0-9a-f]{64}")
@@ -44,18 +44,9 @@ async def referrer_digests(
             index = await client.get_manifest(repository, tag)
         except ManifestNotFound:
             return []  # deleted since the listing
-        listed = _index_entries(index.raw) if index.media_type in INDEX_MEDIA_TYPES else []
+        listed = index_entries(index.raw) if index.media_type in INDEX_MEDIA_TYPES else []
     found = [str(item.get("digest", "")) for item in listed]
     return [digest for digest in found if is_digest(digest)]
-
-
-def _index_entries(raw: bytes) -> list[dict[str, object]]:
-    """The `manifests` of an image index; none when it is not one we can read."""
-    try:
-        entries = json.loads(raw).get("manifests") or []
-    except (ValueError, AttributeError):
-        return []
-    return [item for item in entries if isinstance(item, dict)]
 
 
 async def wanted_referrers(

@@ -23,7 +23,7 @@ from gdk_geo.secondary.blob_locations import BlobLocations
 from gdk_geo.secondary.clients import registry_clients
 from gdk_geo.secondary.event_feed import FeedEvent
 from gdk_geo.secondary.results import RepositorySyncResult, Totals
-from gdk_geo.secondary.sync import sync_repository
+from gdk_geo.secondary.sync import SyncOptions, sync_repository
 from gdk_geo.secondary.tracking import TrackingDB
 
 logger = logging.getLogger("gdk_geo.worker")
@@ -71,6 +71,7 @@ class Replicator:
         self.source = source
         self.target = target
         self.blob_locations = BlobLocations()
+        self.sync_options = SyncOptions(max_concurrent_blobs=settings.max_concurrent_blobs)
         self.totals = Totals()
         self.hints: dict[str, set[str]] = {}
         self.needs_full_pass: set[str] = set()  # a delete event arrived since the last pass
@@ -133,7 +134,7 @@ class Replicator:
                 blob_locations=self.blob_locations,
                 tags_hint=sorted(hints),
                 hinted_only=incremental,
-                max_concurrent_blobs=self.settings.max_concurrent_blobs,
+                options=self.sync_options,
             )
         except Exception as exc:  # a bug in one sync must not stop the others
             logger.exception("sync of %s crashed", repository)

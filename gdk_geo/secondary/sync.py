@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Collection, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from gdk_geo.registry.client import Manifest, ManifestRef, RegistryClient, gather_all
-from gdk_geo.registry.copy import references
+from gdk_geo.registry.client import RegistryClient, gather_all
 from gdk_geo.registry.errors import RegistryError, RepositoryNotFound
+from gdk_geo.registry.manifest import Manifest, ManifestRef, references
 from gdk_geo.registry.reference import is_tag
 from gdk_geo.secondary.blob_locations import BlobLocations
 from gdk_geo.secondary.blob_placement import BlobPlacement, once
@@ -37,10 +38,27 @@ from gdk_geo.secondary.tag_removal import TAG_ERRORS, remove_tags
 A = TypeVar("A")
 B = TypeVar("B")
 
-DEFAULT_HINT_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
-# Distribution sends a push event before it links the tag, so the hinted HEAD can be a 404
-# for a few milliseconds; a short wait then beats falling back to a pass of every tag.
-DEFAULT_HINTED_HEAD_RETRY_DELAYS = (0.02, 0.05)
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """How hard one repository's sync pushes on the registries, and how long it waits for a
+    tag a push event named. The worker makes one from its settings for every sync."""
+
+    max_concurrent_blobs: int = 4
+    """Blobs mounted or copied at once."""
+    max_concurrent_tags: int = 4
+    """Tags fetched and pushed at once."""
+    max_concurrent_heads: int = 8
+    """HEAD requests at once per registry, comparing tags."""
+    hint_retry_delays: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
+    """Pauses before looking again for a hinted tag the primary does not list yet."""
+    hinted_head_retry_delays: tuple[float, ...] = (0.02, 0.05)
+    """Pauses before the first HEAD of a hinted tag is tried again. Distribution sends a push
+    event before it links the tag, so that HEAD can be a 404 for a few milliseconds; a short
+    wait then beats falling back to a pass of every tag."""
+
+
+DEFAULT_OPTIONS = SyncOptions()
 
 
 class RepositorySync:
@@ -53,11 +71,7 @@ class RepositorySync:
         repository: str,
         *,
         blob_locations: BlobLocations | None = None,
-        max_concurrent_blobs: int = 4,
-        max_concurrent_tags: int = 4,
-        max_concurrent_heads: int = 8,
-        hint_retry_delays: Sequence[float] = DEFAULT_HINT_RETRY_DELAYS,
-        hinted_head_retry_delays: Sequence[float] = DEFAULT_HINTED_HEAD_RETRY_DELAYS,
+        options: SyncOptions = DEFAULT_OPTIONS,
     ) -> None:
         self.source = source
         self.target = target
@@ -70,12 +84,12 @@ class RepositorySync:
             repository,
             self.locations,
             self.result,
-            max_concurrent_blobs=max_concurrent_blobs,
+            max_concurrent_blobs=options.max_concurrent_blobs,
         )
-        self._tag_limit = asyncio.Semaphore(max_concurrent_tags)
-        self._max_heads = max_concurrent_heads
-        self._hint_retry_delays = tuple(hint_retry_delays)
-        self._hinted_head_retry_delays = tuple(hinted_head_retry_delays)
+        self._tag_limit = asyncio.Semaphore(options.max_concurrent_tags)
+        self._max_heads = options.max_concurrent_heads
+        self._hint_retry_delays = options.hint_retry_delays
+        self._hinted_head_retry_delays = options.hinted_head_retry_delays
         # Work done once per run however many tags share it (tasks, so sharers can wait).
         self._manifests: dict[str, asyncio.Future[Manifest]] = {}
         self._children: dict[str, asyncio.Task[None]] = {}
@@ -326,17 +340,16 @@ async def sync_repository(
     *,
     tags_hint: Collection[str] = (),
     hinted_only: bool = False,
-    **options: Any,
+    blob_locations: BlobLocations | None = None,
+    options: SyncOptions = DEFAULT_OPTIONS,
 ) -> RepositorySyncResult:
     """Make `repository` on `target` (the secondary) match `source` (the primary).
 
-    `options` are `RepositorySync`'s keyword arguments (`blob_locations`: one per target
-    registry, shared by every sync in the process, enables cross-repository mounts and
-    collapses identical copies; the concurrency bounds). `tags_hint`: tags a push event
-    named; they are pushed first, and waited for briefly if the primary does not list them
-    yet. `hinted_only`: the repository was in sync and only the hinted tags were pushed
-    since, so when they all settle the full listing of both sides is skipped. A repository
-    the primary doesn't know, or that has no tags there, loses all its tags on the target.
+    The tags a push event named (`tags_hint`) go first; with `hinted_only` (the repository
+    was in sync before that push) the run ends there when they all settle. `blob_locations`
+    is the target's, shared by every sync in the process: it is what lets a blob be mounted
+    from another repository, and identical copies collapse. A repository the primary doesn't
+    know, or that has no tags there, loses all its tags on the target.
 
     Registry failures never raise: they end up in the result (`error` for the repository,
     `failed_tags`/`stale_tags` per tag). Only bugs raise.
@@ -345,5 +358,5 @@ async def sync_repository(
     repository before syncing it): the decision to delete by digest relies on nobody else
     writing the repository on the target meanwhile.
     """
-    run = RepositorySync(source, target, repository, **options)
+    run = RepositorySync(source, target, repository, blob_locations=blob_locations, options=options)
     return await run.run(tags_hint, hinted_only=hinted_only)

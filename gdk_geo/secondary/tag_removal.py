@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from gdk_geo.registry.client import ManifestRef, RegistryClient
-from gdk_geo.registry.copy import references
+from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.errors import RegistryError, RepositoryNotFound, TagDeletionUnsupported
+from gdk_geo.registry.manifest import ManifestRef, references
 from gdk_geo.registry.reference import INDEX_MEDIA_TYPES
 from gdk_geo.secondary.blob_locations import BlobLocations
 from gdk_geo.secondary.results import RepositorySyncResult

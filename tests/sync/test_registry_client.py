@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from gdk_geo.registry.backoff import Backoff
+from gdk_geo.registry.blobs import verified_chunks
 from gdk_geo.registry.client import RegistryClient
-from gdk_geo.registry.copy import copy_blob, verified_chunks
+from gdk_geo.registry.copy import copy_blob
 from gdk_geo.registry.errors import (
     DigestMismatch,
     RegistryError,

@@ -10,8 +10,9 @@ import pytest
 
 from gdk_geo.node.settings import SecondaryWorkerSettings
 from gdk_geo.registry.client import RegistryClient
+from gdk_geo.secondary.clients import registry_clients
 from gdk_geo.secondary.event_feed import EventFeed
-from gdk_geo.secondary.replicator import Replicator, registry_clients, sync_once
+from gdk_geo.secondary.replicator import Replicator, sync_once
 from gdk_geo.secondary.tracking import TrackingDB
 from gdk_geo.secondary.verify import compare_repository, queue_for_sync, verify_registries
 from gdk_geo.secondary.worker import Worker

@@ -17,7 +17,7 @@ from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.reference import DOCKER_MANIFEST_LIST
 from gdk_geo.registry.transport import RetryPolicy
 from gdk_geo.secondary.blob_locations import BlobLocations
-from gdk_geo.secondary.sync import sync_repository
+from gdk_geo.secondary.sync import SyncOptions, sync_repository
 from gdk_geo.secondary.tag_removal import delete_repository
 from gdk_geo.secondary.verify import compare_repository
 from sync.registry_kit import RegistryProxy, access_log
@@ -33,7 +33,7 @@ from testkit.images import (
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker]
 
-QUICK_HINTS = (0.05, 0.1)
+QUICK_HINTS = SyncOptions(hint_retry_delays=(0.05, 0.1))  # a hint that never shows, given up fast
 
 
 def unique(name: str) -> str:
@@ -345,7 +345,11 @@ async def test_a_hinted_tag_not_yet_listed_is_waited_for(s: Sides) -> None:
     await s.primary.image(repo, "v1", make_image())
     pushing = await _tagged_later(s, repo, "v2", image, 0.1)
     result = await sync_repository(
-        s.source, s.target, repo, tags_hint={"v2"}, hint_retry_delays=(0.05, 0.1, 0.2, 0.4)
+        s.source,
+        s.target,
+        repo,
+        tags_hint={"v2"},
+        options=SyncOptions(hint_retry_delays=(0.05, 0.1, 0.2, 0.4)),
     )
     await pushing
 
@@ -359,7 +363,7 @@ async def test_a_hinted_tag_that_never_shows_is_not_concluded(s: Sides) -> None:
     await s.secondary.image(repo, "ghost", make_image())  # e.g. from an earlier sync
 
     result = await sync_repository(
-        s.source, s.target, repo, tags_hint={"ghost"}, hint_retry_delays=QUICK_HINTS
+        s.source, s.target, repo, tags_hint={"ghost"}, options=QUICK_HINTS
     )
 
     assert not result.ok
@@ -426,7 +430,7 @@ async def test_a_hinted_tag_linked_just_after_its_event_needs_no_full_pass(s: Si
         repo,
         tags_hint=["v2"],
         hinted_only=True,
-        hinted_head_retry_delays=(0.2, 0.4),
+        options=SyncOptions(hinted_head_retry_delays=(0.2, 0.4)),
     )
     await linking
 
@@ -446,7 +450,7 @@ async def test_hinted_only_falls_back_to_the_full_pass_when_a_hint_is_missing(s:
         repo,
         tags_hint=["never"],
         hinted_only=True,
-        hint_retry_delays=QUICK_HINTS,
+        options=QUICK_HINTS,
     )
 
     assert result.synced_tags == ["v1"] and result.deleted_tags == ["extra"]
