@@ -55,7 +55,7 @@ def _print_check(result: checks.Result) -> None:
 @task(name="check")
 @user_errors
 def check(c):
-    """Diagnose both nodes like `gdk doctor`: one line per check, the exact fix for each ✗."""
+    """Diagnose every node like `gdk doctor`: one line per check, the exact fix for each ✗."""
     from gdk_geo.doctor import checks
 
     with out.status("checking"):
@@ -100,7 +100,7 @@ def _write_line(line: geo_logs.LogLine) -> None:
 )
 @user_errors
 def logs(c, node=None, follow=False, tail="0"):
-    """The registry and Geo service logs of both nodes, interleaved by time, with prefixes."""
+    """The registry and Geo service logs of every node, interleaved by time, with prefixes."""
     from gdk_geo.runtime import containers as nodes
     from gdk_geo.runtime import logs as geo_logs
 

@@ -54,7 +54,7 @@ def print_reconfigured(done: lifecycle.Reconfigured) -> None:
 @task(help={"force": FORCE_HELP})
 @user_errors
 def reconfigure(c, force=False):
-    """Render both nodes' config.yml and gitlab.yml, secrets and certificates (no Docker)."""
+    """Render every node's config.yml and gitlab.yml, secrets and certificates (no Docker)."""
     from gdk_geo.ops import lifecycle
 
     print_reconfigured(lifecycle.reconfigure(project_of(c), force=force))
@@ -87,8 +87,8 @@ def _summary(project: Project, result: lifecycle.SetupResult) -> None:
     cfg = result.reconfigured.cfg
     if result.image_how == "built offline":
         out.print(
-            f"[yellow]note[/]: {cfg.registry.image} is not available here, so both nodes "
-            f"run {result.image}, built offline from {cfg.registry.binary} "
+            f"[yellow]note[/]: {cfg.registry.image} is not available here, so every node "
+            f"runs {result.image}, built offline from {cfg.registry.binary} "
             "(`invoke geo.image --pull` tries the pull again)"
         )
     labels = {node.name: _labelled(node) for node in cfg.nodes}
@@ -113,7 +113,7 @@ def _summary(project: Project, result: lifecycle.SetupResult) -> None:
 @task(help={"force": FORCE_HELP})
 @user_errors
 def setup(c, force=False):
-    """Render, get the image, start both registries and Geo services, wait until healthy."""
+    """Render, get the image, start every registry and Geo service, wait until healthy."""
     from gdk_geo.ops import lifecycle
 
     project = project_of(c)
@@ -127,7 +127,7 @@ def setup(c, force=False):
 @task
 @user_errors
 def login(c):
-    """Log the Docker CLI in to both registries (the password goes through stdin)."""
+    """Log the Docker CLI in to every registry (the password goes through stdin)."""
     from gdk_geo.ops.login import docker_login
 
     for done in docker_login(project_of(c)):

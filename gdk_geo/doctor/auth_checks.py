@@ -31,7 +31,7 @@ Probe = Callable[[str, NodeSettings], tuple[str | None, str]]
 def signing_pair(
     primary: PrimaryServiceSettings, secondary: SecondaryWorkerSettings
 ) -> tuple[str | None, str]:
-    """Both nodes hold the same `localhost.crt` and `localhost.key` (the seed's copy step)."""
+    """Every node holds the same `localhost.crt` and `localhost.key` (the seed's copy step)."""
     differ = signing.differing_files(primary.node_root, secondary.node_root)
     if differ:
         return (
@@ -114,8 +114,8 @@ def _on_each_node(
     secondary: SecondaryWorkerSettings,
     probe: Probe,
 ) -> tuple[str | None, list[str]]:
-    """`probe` run on both nodes: every problem found, one a line, or None and what each
-    node showed. Both nodes are probed even when the first fails, so one run names all."""
+    """`probe` run on every node: every problem found, one a line, or None and what each
+    node showed. Every node is probed even when the first fails, so one run names all."""
     problems, seen = [], []
     for name, node in (("primary", primary), ("secondary", secondary)):
         problem, shown = probe(name, node)

@@ -105,7 +105,7 @@ CHECKS: tuple[Check, ...] = (
         "each node's rendered files equal what gdk.yml and the stored secrets render to now, "
         "and none was edited by hand since gdk-geo wrote it",
         "`invoke geo.restart --force` (renders every file from gdk.yml again, backing up "
-        "hand-edited ones, and restarts both nodes)",
+        "hand-edited ones, and restarts every node)",
         local_checks.current,
         needs=("ports", "rendered"),
     ),
@@ -132,7 +132,7 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "containers",
         "registry containers are running",
-        "both registry containers exist and run",
+        "every node's registry container exists and runs",
         "`invoke geo.setup` (starts what is stopped; `invoke geo.logs` shows why a container "
         "exited)",
         local_checks.containers,
@@ -141,18 +141,19 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "certificates",
         "certificates are valid for 30 more days",
-        "both nodes' `registry_host.key` exist and their `registry_host.crt` parse, are in their "
+        "every node's `registry_host.key` exists and its `registry_host.crt` parses, is in its "
         "validity period, name `hostname` and do not expire within 30 days",
-        "`invoke geo.restart` (renews the certificate, copies it to the secondary and "
-        "restarts both registries)",
+        "`invoke geo.restart` (renews the certificate, copies it to every secondary and "
+        "restarts every registry)",
         local_checks.certificates,
         needs=("gdk.yml",),
     ),
     Check(
         "same-certificate",
-        "both nodes have the same certificate",
-        "the SHA-256 fingerprints of both nodes' `registry_host.crt` are equal",
-        "`invoke geo.restart` (copies the primary's certificate to the secondary and restarts it)",
+        "every node has the same certificate",
+        "the SHA-256 fingerprints of every node's `registry_host.crt` are equal",
+        "`invoke geo.restart` (copies the primary's certificate to every secondary and "
+        "restarts them)",
         local_checks.same_certificate,
         needs=("certificates",),
         each_secondary=True,
@@ -162,18 +163,18 @@ CHECKS: tuple[Check, ...] = (
         "the secondary verifies the primary registry",
         "a real `GET /v2/` to the primary registry, verified with the secondary's "
         "`registry_host.crt` as the CA",
-        "`invoke geo.restart` (both registries then serve the current certificate)",
+        "`invoke geo.restart` (every registry then serves the current certificate)",
         live_checks.secondary_verifies_primary,
         needs=("containers", "same-certificate", "primary-api-url"),
         each_secondary=True,
     ),
     Check(
         "signing-pair",
-        "both nodes have the same token signing pair",
-        "both nodes' `localhost.crt` and `localhost.key` (the registry token signing pair) "
+        "every node has the same token signing pair",
+        "every node's `localhost.crt` and `localhost.key` (the registry token signing pair) "
         "are byte for byte the same",
-        "`invoke geo.restart` (copies the primary's signing pair to the secondary and "
-        "restarts both nodes with it)",
+        "`invoke geo.restart` (copies the primary's signing pair to every secondary and "
+        "restarts every node with it)",
         live_checks.auth(auth_checks.signing_pair),
         needs=("rendered",),
         each_secondary=True,
@@ -215,7 +216,7 @@ CHECKS: tuple[Check, ...] = (
         "`GET /api/v4/geo/events` at the secondary's `geo.primary_node_url` with the "
         "secondary's node token",
         "`invoke geo.restart --force` (renders the same node token and primary URL into "
-        "both nodes' gitlab.yml, and restarts)",
+        "every node's gitlab.yml, and restarts)",
         live_checks.event_api,
         needs=("rendered",),
         each_secondary=True,
@@ -236,7 +237,7 @@ CHECKS: tuple[Check, ...] = (
         "an anonymous `GET /v2/` to each registry is challenged for a Bearer token, and the "
         "realm it names (`/jwt/auth` of the node's Geo service) hands out a token",
         "`invoke geo.restart --force` (renders each registry's realm again, backing up "
-        "edited files, and restarts both nodes)",
+        "edited files, and restarts every node)",
         live_checks.auth(auth_checks.realms),
         needs=("containers", "tls", "event-api", "worker"),
         each_secondary=True,

@@ -215,7 +215,7 @@ def setup(
     progress: Progress | None = None,
     on_reconfigured: Callable[[Reconfigured], None] | None = None,
 ) -> SetupResult:
-    """Render, get the image, converge both containers and services, wait until healthy.
+    """Render, get the image, converge every node's container and service, wait until healthy.
 
     `progress` hears of each long step (the image pull or build, starting, the health
     waits) so a terminal can show a bar; without it the steps are passed to `say`.
@@ -295,7 +295,7 @@ def _stop_services(project: Project, cfg: Settings | None) -> list[str]:
 
 
 def stop(project: Project) -> list[str]:
-    """Stop both services and containers; data stays. Returns what was stopped.
+    """Stop every node's service and container; data stays. Returns what was stopped.
 
     Works from the record when gdk.yml is broken: what runs must always be stoppable.
     """

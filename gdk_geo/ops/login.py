@@ -1,4 +1,4 @@
-"""`geo.login`: log the Docker CLI in to both registries as the project's registry user.
+"""`geo.login`: log the Docker CLI in to every registry as the project's registry user.
 
 The password is written to `docker login --password-stdin`, never put on a command line
 (where `ps` and shell history would show it). Docker keeps the credentials in its own
@@ -63,7 +63,7 @@ def docker_login(project: Project) -> list[Login]:
     cfg = project.load()
     if not cfg.registry.auth_enabled:
         raise GdkGeoError(
-            "registry.auth_enabled is false: both registries take anonymous pushes and pulls",
+            "registry.auth_enabled is false: the registries take anonymous pushes and pulls",
             where="gdk.yml: registry.auth_enabled",
             fix="nothing to log in to; set it to true and run `invoke geo.restart` to use tokens",
         )

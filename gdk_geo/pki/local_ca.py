@@ -1,4 +1,4 @@
-"""The local CA (`<data_dir>/ca/`) that signs the TLS pair both nodes serve.
+"""The local CA (`<data_dir>/ca/`) that signs the TLS pair every node serves.
 
 Reused while it is sound; anything else (a missing half, a key that does not match, a
 certificate that is no CA, one that expires before the next server certificate would) gets

@@ -1,4 +1,4 @@
-"""Ports: every listener of both nodes gets its own port, and nobody else holds it.
+"""Ports: every listener of every node gets its own port, and nobody else holds it.
 
 The seed leaves port picking to the developer, and a collision shows up late and vague: a
 registry container that exits with "address already in use", or worse, two services on one

@@ -185,7 +185,7 @@ def load_signing_files(
     """
     fix = (
         "run `invoke geo.reconfigure` (it re-makes the signing pair on the primary and copies "
-        "it to the secondary)"
+        "it to every secondary)"
     )
     try:
         key = serialization.load_pem_private_key(

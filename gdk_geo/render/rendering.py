@@ -115,7 +115,7 @@ def template_context(
 
 
 def render_files(project: Project, cfg: Settings, secrets: ProjectSecrets) -> list[RenderedFile]:
-    """Every rendered file of both nodes, in memory; each is checked to be valid YAML."""
+    """Every rendered file of every node, in memory; each is checked to be valid YAML."""
     env = environment()
     files: list[RenderedFile] = []
     recorded = roles.current(cfg, project.data_dir(cfg))

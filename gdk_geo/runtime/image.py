@@ -1,4 +1,4 @@
-"""The registry image both nodes run.
+"""The registry image every node runs.
 
 The configured image (default `registry:2`) is used when the engine has it or can pull it.
 Where the engine cannot pull it (offline, or no access to its registry), we build

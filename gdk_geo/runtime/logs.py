@@ -223,7 +223,7 @@ Source = GeoLog | RegistryLog
 
 
 def sources(project: Project, node: str | None, client: docker.DockerClient | None) -> list[Source]:
-    """The logs of `node` (or both nodes): the registry's when an engine answers, the Geo log.
+    """The logs of `node` (or of every node): the registry's when an engine answers, the Geo log.
 
     With a broken gdk.yml the logs are those of what the project last started (its record):
     that is when they are needed most. Another project's container is never shown.

@@ -27,7 +27,7 @@ def ca_file_for(url: str, ca_file: Path) -> Path | None:
     if needed is not None and not needed.is_file():
         raise GdkGeoError(
             f"{ca_file} does not exist, so {url} cannot be verified",
-            fix="run `invoke geo.setup` (it creates the CA and copies it to the secondary)",
+            fix="run `invoke geo.setup` (it creates the CA and copies it to every secondary)",
         )
     return needed
 

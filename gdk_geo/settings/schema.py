@@ -72,7 +72,7 @@ class Notifications:
 class RegistryAuth:
     username: str = setting(
         "root",
-        "User that may log in to both registries (pull only on the secondary).",
+        "User that may log in to every registry (pull only on secondaries).",
         check=username,
     )
     password: str = setting(
@@ -85,7 +85,7 @@ class RegistryAuth:
 
 @dataclass(frozen=True)
 class Registry:
-    image: str = setting("registry:2", "Registry image both nodes run.", check=image_name)
+    image: str = setting("registry:2", "Registry image every node runs.", check=image_name)
     binary: str = setting(
         "/usr/bin/docker-registry",
         "Local registry binary to build an offline image from when `image` cannot be pulled.",
@@ -122,7 +122,9 @@ class Primary:
 
 @dataclass(frozen=True)
 class RegistryReplication:
-    enabled: bool = setting(True, "Replicate the primary registry to the secondary.")
+    enabled: bool = setting(
+        True, "Replicate the primary registry to this node while it is a secondary."
+    )
     primary_api_url: str = setting(
         "",
         "Primary registry API URL; empty: https://<hostname>:<primary registry port>.",
@@ -246,7 +248,7 @@ class Docker:
 class Settings:
     hostname: str = setting(
         "localhost",
-        "Host name both nodes are reached at; the TLS certificate names it.",
+        "Host name every node is reached at; the TLS certificate names it.",
         check=hostname,
     )
     listen_address: str = setting("127.0.0.1", "Address every listener binds.", check=ip_address)
@@ -255,7 +257,7 @@ class Settings:
         "Node roots, secrets and certificates (relative to gdk.yml); a directory of its own.",
     )
     docker: Docker = section(Docker, "Docker containers.")
-    registry: Registry = section(Registry, "The registry both nodes run.")
+    registry: Registry = section(Registry, "The registry every node runs.")
     geo: Geo = section(Geo, "The two Geo nodes.")
 
     @property
