@@ -10,11 +10,7 @@ image must still be on both nodes, the TLS certificate must be the same one (mov
 
 from __future__ import annotations
 
-import io
-import os
 import subprocess
-import sys
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,8 +18,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from helpers import REPO_ROOT, invoke, ports_yml, unique_prefix, write_gdk_yml
+from helpers import invoke, ports_yml, unique_prefix, write_gdk_yml
 from registry_login import creds_argument
+from upgrade_kit import old_invoke, old_python, previous_release
 
 from gdk_geo.pki import certs
 from gdk_geo.project import Project
@@ -34,67 +31,20 @@ pytestmark = pytest.mark.docker
 PREVIOUS_RELEASE = "be991a0"  # the last release before the package move and token auth
 
 
-def _previous_release(target: Path) -> Path:
-    """The previous release's files, from git history (a fresh clone has them)."""
-    archive = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "archive", "--format=tar", PREVIOUS_RELEASE],
-        capture_output=True,
-        timeout=60,
-    )
-    if archive.returncode != 0:
-        pytest.fail(f"commit {PREVIOUS_RELEASE} is not in this clone's history: {archive.stderr!r}")
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(target, filter="data")
-    return target
-
-
-def _old_python(old: Path) -> Path:
-    """A venv whose `gdk_geo` is the previous release's, with this one's libraries.
-
-    Our own venv imports `gdk_geo` through its editable install, ahead of PYTHONPATH; a
-    `.pth` in a fresh venv puts the old checkout first and our site-packages after it
-    (their own `.pth` files, the editable install among them, are not read from there).
-    """
-    venv = old.parent / "previous-venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    ours = next(p for p in sys.path if p.endswith("site-packages"))
-    (site_packages(venv) / "previous.pth").write_text(f"{old}\n{ours}\n")
-    return venv / "bin" / "python"
-
-
-def site_packages(venv: Path) -> Path:
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    return venv / "lib" / version / "site-packages"
-
-
-def _old_invoke(python: Path, old: Path, root: Path, *args: str) -> subprocess.CompletedProcess:
-    """`invoke` run by the previous release (its tasks, and the services they start)."""
-    env = {**os.environ, "GDK_GEO_ROOT": str(root)}
-    return subprocess.run(
-        [str(python), "-m", "invoke", "-r", str(old), *args],
-        cwd=old,  # not ours: `python -m` puts the working directory first on the path
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def _skopeo(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
 def upgraded(docker_client, tmp_path: Path) -> Iterator[tuple[Project, dict[str, str]]]:
-    old = _previous_release(tmp_path / "previous")
-    python = _old_python(old)
+    old = previous_release(PREVIOUS_RELEASE, tmp_path / "previous")
+    python = old_python(old)
     root = tmp_path / "project"
     ports = [_port() for _ in range(4)]
     write_gdk_yml(root, ports_yml(*ports, unique_prefix("u")))
     project = Project(root)
     try:
-        before = _old_invoke(python, old, root, "geo.setup")
+        before = old_invoke(python, old, root, "geo.setup")
         assert before.returncode == 0, before.stdout + before.stderr
         primary = project.node(project.load(), "primary")
         assert not primary.certificate.exists()  # the old layout: TLS in localhost.*
@@ -104,7 +54,7 @@ def upgraded(docker_client, tmp_path: Path) -> Iterator[tuple[Project, dict[str,
         reference = f"docker://localhost:{ports[1]}/upgrade/app:v1"
         pushed = _skopeo("copy", "--dest-cert-dir", trust, f"oci:{layout}:v1", reference)
         assert pushed.returncode == 0, pushed.stderr  # anonymous, as the old release allowed
-        synced = _old_invoke(python, old, root, "geo.sync", "--all")
+        synced = old_invoke(python, old, root, "geo.sync", "--all")
         assert synced.returncode == 0, synced.stdout + synced.stderr
         seen["ports"] = f"{ports[1]} {ports[3]}"
         yield project, seen
