@@ -31,8 +31,7 @@ from gdk_geo.ops import lifecycle
 from gdk_geo.project import REPO_ROOT, Project
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.tokens import Access
-from gdk_geo.runtime import containers as nodes
-from gdk_geo.runtime import health, services
+from gdk_geo.runtime import containers, health, services
 from gdk_geo.secondary.tracking import TrackingDB
 from testkit.net import free_port
 
@@ -201,7 +200,7 @@ class BenchProject:
 
     def registry_cpu_seconds(self, node: str) -> float:
         """CPU the node's registry container has used so far (its cgroup, via the engine)."""
-        container = nodes.engine().containers.get(nodes.container_name(self.cfg, node))
+        container = containers.engine().containers.get(containers.container_name(self.cfg, node))
         return container.stats(stream=False)["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
 
     def registries_cpu_seconds(self) -> float:
@@ -231,11 +230,11 @@ class BenchProject:
         a registry that is not there), yielding its storage directory to write in
         Distribution's layout (`testkit.storage`); started again and healthy afterwards.
         The Geo service stays stopped: callers start it when they want it."""
-        client = nodes.engine()
+        client = containers.engine()
         paths = self.paths(node)
-        name = nodes.container_name(self.cfg, node)
+        name = containers.container_name(self.cfg, node)
         services.stop(paths)
-        nodes.stop(client, name, str(self.project.root), timeout=5)
+        containers.stop(client, name, str(self.project.root), timeout=5)
         try:
             yield paths.registry_storage
         finally:

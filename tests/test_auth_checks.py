@@ -18,8 +18,7 @@ from registry_login import push_image
 from gdk_geo.doctor import checks
 from gdk_geo.pki import signing
 from gdk_geo.project import Project
-from gdk_geo.runtime import containers as nodes
-from gdk_geo.runtime import services
+from gdk_geo.runtime import containers, services
 
 pytestmark = pytest.mark.docker
 
@@ -133,7 +132,7 @@ def test_a_registry_whose_realm_does_not_answer(project: Project, docker_client)
     realm = f"http://{cfg.hostname}:{cfg.geo.secondary.port}/jwt/auth"
     assert realm in text
     config.write_text(text.replace(realm, "http://127.0.0.1:9/jwt/auth"))
-    docker_client.containers.get(nodes.container_name(cfg, "secondary")).restart(timeout=10)
+    docker_client.containers.get(containers.container_name(cfg, "secondary")).restart(timeout=10)
     result = _geo_check(project)
     # The config was edited by hand to break the realm, which `current` reports too.
     assert _failed(result) == {"current", "realm"}, result.stdout

@@ -31,8 +31,7 @@ from ruamel.yaml import YAML
 from gdk_geo.doctor import checks, local_checks
 from gdk_geo.ops import promote
 from gdk_geo.project import Project, roles
-from gdk_geo.runtime import containers as nodes
-from gdk_geo.runtime import services
+from gdk_geo.runtime import containers, services
 from gdk_geo.settings import Settings
 from testkit.images import Pusher, make_image
 from testkit.net import free_ports, wait_for
@@ -47,8 +46,8 @@ def _remove_what_is_left(root: Path) -> None:
     set-up interrupted half-way created before the record knew of it."""
     invoke(root, "geo.destroy", "--yes", "--data")
     with contextlib.suppress(Exception):  # no engine: nothing of ours runs in one
-        client = nodes.engine()
-        label = f"{nodes.LABEL_PROJECT}={root}"
+        client = containers.engine()
+        label = f"{containers.LABEL_PROJECT}={root}"
         for container in client.containers.list(all=True, filters={"label": label}):
             container.remove(force=True)
 
@@ -330,7 +329,7 @@ def test_an_unplanned_failover_fences_the_old_primary_until_reconciled(nodes_up:
     tags = _pushed_before(project)
     services.stop(project.node(cfg, "secondary"))  # the next push is not replicated
     unreplicated = _push(project, cfg, "unreplicated")
-    nodes.engine().containers.get(nodes.container_name(cfg, "primary")).kill()
+    containers.engine().containers.get(containers.container_name(cfg, "primary")).kill()
     services.stop(project.node(cfg, "primary"))
 
     forced = invoke(project.root, "geo.promote", "--node", "secondary", "--force")

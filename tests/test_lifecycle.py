@@ -14,8 +14,7 @@ import pytest
 from helpers import invoke, ports_yml, running_project
 
 from gdk_geo.project import Project
-from gdk_geo.runtime import containers as nodes
-from gdk_geo.runtime import services
+from gdk_geo.runtime import containers, services
 from testkit.net import free_port
 
 pytestmark = pytest.mark.docker
@@ -99,7 +98,7 @@ def test_another_clone_with_the_same_prefix_leaves_our_containers_alone(
     clone = tmp_path / "clone"
     clone.mkdir()
     shutil.copy(project.gdk_yml, clone / "gdk.yml")
-    names = [nodes.container_name(project.load(), node) for node in ("primary", "secondary")]
+    names = [containers.container_name(project.load(), node) for node in ("primary", "secondary")]
     for task in (("geo.stop",), ("geo.destroy", "--yes")):
         result = invoke(clone, *task)
         assert result.returncode == 1, result.stdout + result.stderr
@@ -107,7 +106,7 @@ def test_another_clone_with_the_same_prefix_leaves_our_containers_alone(
         assert "docker.container_prefix" in result.stderr
     status = invoke(clone, "geo.status", "--json")
     assert f"belongs to another project ({project.root})" in status.stdout, status.stdout
-    client = nodes.engine()
+    client = containers.engine()
     assert all(client.containers.get(name).status == "running" for name in names)
 
 

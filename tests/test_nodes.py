@@ -23,8 +23,7 @@ from helpers import invoke, ports_yml, unique_prefix, write_gdk_yml
 from registry_login import RegistryLogin, creds_argument
 
 from gdk_geo.project import Project
-from gdk_geo.runtime import containers as nodes
-from gdk_geo.runtime import health
+from gdk_geo.runtime import containers, health
 from testkit.images import make_image, skopeo_push, write_oci_layout
 from testkit.net import free_port
 
@@ -35,9 +34,11 @@ DOCKER_CLI = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else shutil.w
 
 def _container_start_times(project: Project) -> dict[str, str]:
     cfg = project.load()
-    client = nodes.engine()
+    client = containers.engine()
     return {
-        node: client.containers.get(nodes.container_name(cfg, node)).attrs["State"]["StartedAt"]
+        node: client.containers.get(containers.container_name(cfg, node)).attrs["State"][
+            "StartedAt"
+        ]
         for node in ("primary", "secondary")
     }
 
@@ -73,11 +74,11 @@ def test_setup_from_nothing(first_setup) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "docker push localhost:" in result.stdout
     cfg = project.load()
-    client = nodes.engine()
+    client = containers.engine()
     for node in ("primary", "secondary"):
-        container = client.containers.get(nodes.container_name(cfg, node))
+        container = client.containers.get(containers.container_name(cfg, node))
         assert container.status == "running"
-        assert container.labels[nodes.LABEL_NODE] == node
+        assert container.labels[containers.LABEL_NODE] == node
         assert container.attrs["HostConfig"]["NetworkMode"] == "host"
         assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
         assert "host.docker.internal:127.0.0.1" in container.attrs["HostConfig"]["ExtraHosts"]
@@ -266,8 +267,8 @@ def test_a_container_from_before_the_registry_environment_is_recreated(
 ) -> None:
     """An older gdk-geo made containers without GOGC: setup recreates them, once."""
     cfg = project.load()
-    client = nodes.engine()
-    name = nodes.container_name(cfg, "secondary")
+    client = containers.engine()
+    name = containers.container_name(cfg, "secondary")
     current = client.containers.get(name)
     attrs = current.attrs
     current.remove(force=True)
@@ -278,7 +279,7 @@ def test_a_container_from_before_the_registry_environment_is_recreated(
         detach=True,
         network_mode="host",
         extra_hosts={"host.docker.internal": "127.0.0.1"},
-        volumes=nodes._volumes(project.node(cfg, "secondary")),
+        volumes=containers._volumes(project.node(cfg, "secondary")),
         user=attrs["Config"]["User"],
         labels=attrs["Config"]["Labels"],
     )
@@ -336,7 +337,7 @@ def test_missing_image_and_binary_name_both_ways_out(tmp_path: Path, docker_clie
     assert "gdk-geo/absent:never" in result.stderr and "/nonexistent/registry" in result.stderr
     assert "docker load" in result.stderr and "apt-get install docker-registry" in result.stderr
     assert "Traceback" not in result.stderr
-    assert nodes.find(docker_client, "gdkgeo-noimage-primary-registry") is None
+    assert containers.find(docker_client, "gdkgeo-noimage-primary-registry") is None
 
 
 def test_stop_keeps_data_and_destroy_removes_containers(project: Project) -> None:
@@ -347,8 +348,8 @@ def test_stop_keeps_data_and_destroy_removes_containers(project: Project) -> Non
     cfg = project.load()
     storage = project.node(cfg, "primary").registry_storage
     assert any(storage.rglob("link"))  # pushed data is still there, readable by the user
-    client = nodes.engine()
-    assert client.containers.get(nodes.container_name(cfg, "primary")).status == "exited"
+    client = containers.engine()
+    assert client.containers.get(containers.container_name(cfg, "primary")).status == "exited"
     assert invoke(project.root, "geo.destroy", "--yes").returncode == 0
-    assert nodes.find(client, nodes.container_name(cfg, "primary")) is None
+    assert containers.find(client, containers.container_name(cfg, "primary")) is None
     assert any(storage.rglob("link"))

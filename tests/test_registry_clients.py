@@ -21,7 +21,7 @@ from registry_login import credentials, creds_argument
 
 from gdk_geo.ops.login import registry_host
 from gdk_geo.project import Project
-from gdk_geo.runtime import containers as nodes
+from gdk_geo.runtime import containers
 from testkit.images import make_image, write_oci_layout
 
 pytestmark = pytest.mark.docker
@@ -56,7 +56,7 @@ def _host(project: Project, node: str) -> str:
 def image(docker_client, project: Project) -> Iterator[str]:
     """`<primary>/clients/app-<id>:v1`, a tag of the registry image; untagged afterwards."""
     reference = f"{_host(project, 'primary')}/clients/app-{uuid.uuid4().hex[:8]}:v1"
-    running = docker_client.containers.get(nodes.container_name(project.load(), "primary"))
+    running = docker_client.containers.get(containers.container_name(project.load(), "primary"))
     running.image.tag(reference)
     yield reference
     _untag(docker_client, reference)

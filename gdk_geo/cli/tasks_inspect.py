@@ -101,14 +101,14 @@ def _write_line(line: geo_logs.LogLine) -> None:
 @user_errors
 def logs(c, node=None, follow=False, tail="0"):
     """The registry and Geo service logs of every node, interleaved by time, with prefixes."""
-    from gdk_geo.runtime import containers as nodes
+    from gdk_geo.runtime import containers
     from gdk_geo.runtime import logs as geo_logs
 
     check_node(c, node)
     count = _tail_count(tail)
     project = project_of(c)
     try:
-        client = nodes.engine()
+        client = containers.engine()
     except GdkGeoError as exc:
         err.print(f"note: {exc.what}; showing the Geo service logs only", markup=False)
         client = None

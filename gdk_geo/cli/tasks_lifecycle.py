@@ -64,14 +64,14 @@ def reconfigure(c, force=False):
 @user_errors
 def image(c, pull=False):
     """Make sure the registry image exists: present, pulled, or built offline."""
-    from gdk_geo.runtime import containers as nodes
+    from gdk_geo.runtime import containers
     from gdk_geo.runtime.image import ensure_registry_image
 
     project = project_of(c)
     cfg = project.load()
     with long_steps() as progress:
         result = ensure_registry_image(
-            nodes.engine(), cfg.registry.image, Path(cfg.registry.binary), progress, pull=pull
+            containers.engine(), cfg.registry.image, Path(cfg.registry.binary), progress, pull=pull
         )
     out.print(f"registry image: {result.name} ({result.how})")
 

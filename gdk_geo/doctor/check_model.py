@@ -29,7 +29,7 @@ from gdk_geo.node.settings import (
     load_secondary,
 )
 from gdk_geo.project import NodePaths, Project
-from gdk_geo.runtime import containers as nodes
+from gdk_geo.runtime import containers
 from gdk_geo.settings import Settings
 from gdk_geo.settings.topology import url
 
@@ -89,7 +89,7 @@ class Context:
 
     @cached_property
     def client(self) -> docker.DockerClient:
-        return self._parent.client if self._parent else nodes.engine()
+        return self._parent.client if self._parent else containers.engine()
 
     def node(self, name: str) -> NodePaths:
         return self.project.node(self.cfg, name)

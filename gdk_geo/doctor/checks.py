@@ -135,7 +135,7 @@ CHECKS: tuple[Check, ...] = (
         "every node's registry container exists and runs",
         "`invoke geo.setup` (starts what is stopped; `invoke geo.logs` shows why a container "
         "exited)",
-        local_checks.containers,
+        local_checks.containers_running,
         needs=("image", "rendered"),
     ),
     Check(

@@ -13,7 +13,7 @@ from gdk_geo.ops import lifecycle
 from gdk_geo.pki import certs
 from gdk_geo.project import ports, roles
 from gdk_geo.render import drift
-from gdk_geo.runtime import containers as nodes
+from gdk_geo.runtime import containers
 from gdk_geo.runtime.image import OFFLINE_IMAGE, has_image
 
 
@@ -83,24 +83,24 @@ def one_primary(ctx: Context) -> Outcome:
     return passed(f"{ctx.primary_name} is primary")
 
 
-def containers(ctx: Context) -> Outcome:
+def containers_running(ctx: Context) -> Outcome:
     problems = []
     for node in ctx.cfg.node_names:
-        name = nodes.container_name(ctx.cfg, node)
+        name = containers.container_name(ctx.cfg, node)
         try:
-            container = nodes.find_ours(ctx.client, name, str(ctx.project.root))
+            container = containers.find_ours(ctx.client, name, str(ctx.project.root))
         except GdkGeoError as exc:
             return failed(exc.what, exc.fix or "")
         if container is None:
             problems.append(f"{name} does not exist")
         elif container.status != "running":
-            last = nodes.logs(ctx.client, ctx.cfg, node, tail=1).strip()
+            last = containers.logs(ctx.client, ctx.cfg, node, tail=1).strip()
             problems.append(
                 f"{name} is {container.status}" + (f"; last log: {last}" if last else "")
             )
     if problems:
         return failed("\n".join(problems))
-    return passed(", ".join(nodes.container_name(ctx.cfg, n) for n in ctx.cfg.node_names))
+    return passed(", ".join(containers.container_name(ctx.cfg, n) for n in ctx.cfg.node_names))
 
 
 def certificates(ctx: Context) -> Outcome:

@@ -19,8 +19,7 @@ from gdk_geo.fsutil import atomic_write, atomic_write_if_changed
 from gdk_geo.pki import certs, signing
 from gdk_geo.project import EXAMPLE, NodePaths, Project, ports, record
 from gdk_geo.project.secret_store import ProjectSecrets, ensure_secrets
-from gdk_geo.runtime import containers as nodes
-from gdk_geo.runtime import health, services
+from gdk_geo.runtime import containers, health, services
 from gdk_geo.runtime.image import Progress, Step, ensure_registry_image, messages
 from gdk_geo.settings import Settings
 
@@ -53,7 +52,7 @@ def ensure_gdk_yml(project: Project) -> bool:
 
 def _docker_or_none() -> docker.DockerClient | None:
     try:
-        return nodes.engine()
+        return containers.engine()
     except GdkGeoError:
         return None
 
@@ -68,7 +67,7 @@ def _known_nodes(project: Project, cfg: Settings | None) -> list[NodePaths]:
 
 def _container_names(project: Project, cfg: Settings | None) -> list[str]:
     """Our containers' names by gdk.yml now and by the record, primary's first."""
-    names = [nodes.container_name(cfg, node) for node in cfg.node_names] if cfg else []
+    names = [containers.container_name(cfg, node) for node in cfg.node_names] if cfg else []
     for recorded in record.read(project):
         names += [
             recorded.container_name(n)
@@ -86,8 +85,8 @@ def _our_pids(project: Project, cfg: Settings, client: docker.DockerClient | Non
         if current.running and current.pid is not None:
             pids.add(current.pid)
     for name in _container_names(project, cfg) if client is not None else ():
-        container = nodes.find(client, name)
-        if container is None or container.labels.get(nodes.LABEL_PROJECT) != str(project.root):
+        container = containers.find(client, name)
+        if container is None or container.labels.get(containers.LABEL_PROJECT) != str(project.root):
             continue
         pids.update(ports.process_tree(container.attrs.get("State", {}).get("Pid") or 0))
     return pids
@@ -149,8 +148,8 @@ def _unhealthy(
     client: docker.DockerClient, cfg: Settings, paths: NodePaths, what: str, probe: health.Probe
 ) -> GdkGeoError:
     if what == "registry":
-        log = nodes.logs(client, cfg, paths.name, tail=20)
-        source = f"container {nodes.container_name(cfg, paths.name)}"
+        log = containers.logs(client, cfg, paths.name, tail=20)
+        source = f"container {containers.container_name(cfg, paths.name)}"
     else:
         log = services.tail(paths.service_log, 20)
         source = str(paths.service_log)
@@ -223,7 +222,7 @@ def setup(
     printed before the later steps, in the order things happened.
     """
     progress = progress or messages(say)
-    client = nodes.engine()
+    client = containers.engine()
     done = reconfigure(project, force=force)
     if on_reconfigured is not None:
         on_reconfigured(done)
@@ -236,8 +235,8 @@ def setup(
     for paths in project.nodes(cfg):
         services.stop_strays(paths, project.root)
         config_hash = render.node_config_hash(paths)
-        spec = nodes.ContainerSpec(cfg, paths, image.name, config_hash, str(project.root))
-        ensured = nodes.ensure(client, spec)
+        spec = containers.ContainerSpec(cfg, paths, image.name, config_hash, str(project.root))
+        ensured = containers.ensure(client, spec)
         result.containers[paths.name] = ensured.action
         running = services.state(paths).running
         if running and (paths.name in changed or not services.runs_current_settings(paths)):
@@ -252,7 +251,7 @@ def setup(
 
 def restart(project: Project, node: str | None = None, *, force: bool = False) -> Reconfigured:
     """Re-render, restart the chosen nodes' containers and services, wait until healthy."""
-    client = nodes.engine()
+    client = containers.engine()
     done = reconfigure(project, force=force)
     cfg = done.cfg
     names = [node] if node else list(cfg.node_names)
@@ -262,16 +261,18 @@ def restart(project: Project, node: str | None = None, *, force: bool = False) -
         paths = project.node(cfg, name)
         services.stop(paths)
         services.stop_strays(paths, project.root)
-        container = nodes.find_ours(client, nodes.container_name(cfg, name), str(project.root))
+        container = containers.find_ours(
+            client, containers.container_name(cfg, name), str(project.root)
+        )
         config_hash = render.node_config_hash(paths)
-        if container is not None and container.labels.get(nodes.LABEL_HASH) == config_hash:
+        if container is not None and container.labels.get(containers.LABEL_HASH) == config_hash:
             container.restart(timeout=10)
         else:
             image = image or ensure_registry_image(
                 client, cfg.registry.image, Path(cfg.registry.binary), lambda _m: None
             )
-            spec = nodes.ContainerSpec(cfg, paths, image.name, config_hash, str(project.root))
-            nodes.ensure(client, spec)
+            spec = containers.ContainerSpec(cfg, paths, image.name, config_hash, str(project.root))
+            containers.ensure(client, spec)
         services.start(paths, project.root)
     wait_healthy(client, project, cfg, names)
     return done
@@ -302,10 +303,10 @@ def stop(project: Project) -> list[str]:
     cfg = _settings_or_none(project)
     if cfg is None and not record.read(project):
         project.load()  # nothing recorded either: say what is wrong with gdk.yml
-    client = nodes.engine()
+    client = containers.engine()
     stopped = _stop_services(project, cfg)
     for name in reversed(_container_names(project, cfg)):
-        if nodes.stop(client, name, str(project.root)):
+        if containers.stop(client, name, str(project.root)):
             stopped.append(name)
     return stopped
 
@@ -315,11 +316,11 @@ def destroy(project: Project, *, data: bool = False) -> list[str]:
     cfg = _settings_or_none(project)
     if cfg is None and not record.read(project):
         project.load()
-    client = nodes.engine()
+    client = containers.engine()
     _stop_services(project, cfg)
     removed = []
     for name in _container_names(project, cfg):
-        if nodes.remove(client, name, str(project.root)):
+        if containers.remove(client, name, str(project.root)):
             removed.append(name)
     for paths in _known_nodes(project, cfg) if data else ():
         for directory in (paths.registry_storage, paths.root / "geo"):

@@ -34,8 +34,7 @@ from gdk_geo.node.settings import load_primary, load_secondary
 from gdk_geo.ops import lifecycle
 from gdk_geo.ops.reconcile import Held, loss_report
 from gdk_geo.project import Project, roles
-from gdk_geo.runtime import containers as nodes
-from gdk_geo.runtime import services
+from gdk_geo.runtime import containers, services
 from gdk_geo.runtime.image import messages
 from gdk_geo.settings import Settings
 
@@ -222,7 +221,7 @@ def _fence(project: Project, cfg: Settings, old: str) -> None:
     paths = project.node(cfg, old)
     services.stop(paths, project_root=project.root)
     with contextlib.suppress(GdkGeoError):  # no engine: nothing of it runs in one
-        nodes.stop(nodes.engine(), nodes.container_name(cfg, old), str(project.root))
+        containers.stop(containers.engine(), containers.container_name(cfg, old), str(project.root))
 
 
 def force_promote(project: Project, target: str, *, say: Say = print) -> Promotion:

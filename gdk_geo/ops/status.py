@@ -18,21 +18,20 @@ from gdk_geo.errors import GdkGeoError
 from gdk_geo.pki import certs
 from gdk_geo.project import Project
 from gdk_geo.registry import http
-from gdk_geo.runtime import containers as nodes
-from gdk_geo.runtime import health, services
+from gdk_geo.runtime import containers, health, services
 from gdk_geo.secondary.snapshot import StatusSnapshot
 from gdk_geo.settings import Settings
 
 
 def _container(client: Any, cfg: Settings, node: str, project_root: Path) -> dict[str, Any]:
-    name = nodes.container_name(cfg, node)
-    container = nodes.find(client, name) if client else None
-    owner = container.labels.get(nodes.LABEL_PROJECT) if container is not None else None
+    name = containers.container_name(cfg, node)
+    container = containers.find(client, name) if client else None
+    owner = container.labels.get(containers.LABEL_PROJECT) if container is not None else None
     if container is not None and owner != str(project_root):
         return {"name": name, "state": f"belongs to another project ({owner or 'not gdk-geo'})"}
     if container is None:
         return {"name": name, "state": "absent" if client else "unknown (no engine)"}
-    started = nodes.started_at(container)
+    started = containers.started_at(container)
     running = container.status == "running"
     uptime = (datetime.now(UTC) - started).total_seconds() if started and running else None
     return {
@@ -78,7 +77,7 @@ def collect(project: Project) -> dict[str, Any]:
     """Everything `geo.status` shows, as plain data."""
     cfg = project.load()
     try:
-        client = nodes.engine()
+        client = containers.engine()
     except GdkGeoError:
         client = None
     report: dict[str, Any] = {"primary": cfg.primary_name, "nodes": {}}

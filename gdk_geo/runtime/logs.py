@@ -39,7 +39,7 @@ from requests.exceptions import RequestException
 
 from gdk_geo.errors import ConfigError
 from gdk_geo.project import Project, record
-from gdk_geo.runtime import containers as nodes
+from gdk_geo.runtime import containers
 
 NANOS = 1_000_000_000
 SOURCE_WIDTH = len("secondary registry")
@@ -159,7 +159,7 @@ class RegistryLog:
         self.last_at = 0
 
     def history(self, tail: int = 0) -> list[LogLine]:
-        container = nodes.find(self.client, self.container_name)
+        container = containers.find(self.client, self.container_name)
         if container is None:
             return []
         raw = container.logs(timestamps=True, tail=tail or "all")
@@ -182,7 +182,7 @@ class RegistryLog:
 
     def _stream(self, emit: Emit, stop: threading.Event) -> None:
         """Emit the running container's output since the last line, until it stops."""
-        container = nodes.find(self.client, self.container_name)
+        container = containers.find(self.client, self.container_name)
         if container is None or container.status != "running":
             return
         seen_until = self.last_at
@@ -231,7 +231,7 @@ def sources(project: Project, node: str | None, client: docker.DockerClient | No
     try:
         cfg = project.load()
         names = list(cfg.node_names)
-        container_names = {name: nodes.container_name(cfg, name) for name in names}
+        container_names = {name: containers.container_name(cfg, name) for name in names}
         roots = {name: project.node(cfg, name) for name in names}
     except ConfigError:
         started = record.read(project)
@@ -244,7 +244,7 @@ def sources(project: Project, node: str | None, client: docker.DockerClient | No
     chosen: list[Source] = []
     for name in [node] if node else names:
         if client is not None:
-            nodes.find_ours(client, container_names[name], str(project.root))
+            containers.find_ours(client, container_names[name], str(project.root))
             chosen.append(RegistryLog(name, client, container_names[name]))
         chosen.append(GeoLog(name, roots[name].service_log))
     return chosen

@@ -32,8 +32,7 @@ from registry_login import MintedAuth, minted_tokens
 from gdk_geo.project import NodePaths, Project
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.reference import ACCEPT_MANIFESTS
-from gdk_geo.runtime import containers as nodes
-from gdk_geo.runtime import services
+from gdk_geo.runtime import containers, services
 from gdk_geo.settings import Settings
 from testkit.images import Blob, push_streamed, seeded_blob
 from testkit.net import free_port, wait_for
@@ -114,8 +113,8 @@ class Scratch:
         return self.cfg.node(node).service_url
 
     def container(self, node: str) -> Any:
-        client = nodes.engine()
-        return client.containers.get(nodes.container_name(self.cfg, node))
+        client = containers.engine()
+        return client.containers.get(containers.container_name(self.cfg, node))
 
     def secret(self, name: str) -> str:
         return (self.project.secrets_dir(self.cfg) / name).read_text().strip()

@@ -23,8 +23,7 @@ import pytest
 from helpers import interruptible_invoke
 
 from faults.kit import Scratch, scratch_project, service_processes
-from gdk_geo.runtime import containers as nodes
-from gdk_geo.runtime import services
+from gdk_geo.runtime import containers, services
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -66,9 +65,9 @@ def certificates_written(scratch: Scratch) -> Callable[[], bool]:
 
 
 def container_exists(scratch: Scratch, node: str) -> Callable[[], bool]:
-    name = nodes.container_name(scratch.cfg, node)
-    client = nodes.engine()
-    return lambda: nodes.find(client, name) is not None
+    name = containers.container_name(scratch.cfg, node)
+    client = containers.engine()
+    return lambda: containers.find(client, name) is not None
 
 
 def service_pid_changed(scratch: Scratch, node: str) -> Callable[[], bool]:
@@ -106,11 +105,11 @@ def assert_converged(scratch: Scratch) -> None:
         state = services.state(paths)
         assert state.running and not state.stale, state
         assert service_processes(paths) == [state.pid], "exactly the pidfile's service runs"
-    ours = nodes.engine().containers.list(
-        all=True, filters={"label": f"{nodes.LABEL_PROJECT}={scratch.root}"}
+    ours = containers.engine().containers.list(
+        all=True, filters={"label": f"{containers.LABEL_PROJECT}={scratch.root}"}
     )
     assert sorted(c.name for c in ours) == sorted(
-        nodes.container_name(scratch.cfg, name) for name in ("primary", "secondary")
+        containers.container_name(scratch.cfg, name) for name in ("primary", "secondary")
     )
     assert all(c.status == "running" for c in ours)
 
