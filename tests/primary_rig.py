@@ -229,3 +229,17 @@ def metric(primary: Primary, name: str) -> float:
     }
     assert name in samples, f"{name} not in /-/metrics:\n{text}"
     return samples[name]
+
+
+def polls_waiting(primary: Primary) -> int:
+    """How many long-polls of the event API wait in the service now."""
+    return int(metric(primary, "gdk_geo_event_polls_waiting"))
+
+
+def wait_for_polls(primary: Primary, count: int, timeout: float = 10) -> None:
+    """Until at least `count` long-polls wait in the service: a poll a thread sent is only
+    known to have reached it once the service counts it."""
+    deadline = time.monotonic() + timeout
+    while polls_waiting(primary) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} long-polls ever waited"
+        time.sleep(0.01)

@@ -61,7 +61,9 @@ def test_verification_states_follow_syncs(tracked) -> None:
     states = {r["repository"]: r for r in index.page(Filters()).rows}
     assert states["g/ok"]["verification_state"] == "succeeded"
     assert states["g/bad"]["verification_failure"] == "missing: v2"
-    time.sleep(0.01)  # a later sync: its timestamp must sort after the verification's
+    verified_at = states["g/ok"]["last_verified_at"]
+    while time.time() <= verified_at:  # a later sync: its timestamp must sort after this one
+        time.sleep(0.001)
     _synced(db, "g/ok", "g/bad")
     states = {r["repository"]: r for r in index.page(Filters()).rows}
     assert states["g/ok"]["verification_state"] == "pending", "a sync since: verify again"

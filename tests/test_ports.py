@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from gdk_geo.errors import GdkGeoError
@@ -140,6 +141,17 @@ def test_port_in_use_follows_a_real_listener() -> None:
     assert not port_in_use(port)
 
 
+def _wait_for_state(port: int, status: str, timeout: float = 5) -> None:
+    """Until a loopback TCP socket on `port` is in `status` (psutil's name for the state)."""
+    deadline = time.monotonic() + timeout
+    while not any(
+        status == c.status and port in (c.laddr.port, c.raddr.port if c.raddr else None)
+        for c in psutil.net_connections(kind="tcp4")
+    ):
+        assert time.monotonic() < deadline, f"no socket on port {port} reached {status}"
+        time.sleep(0.005)
+
+
 def test_time_wait_does_not_count_as_in_use() -> None:
     with socket.socket() as server:
         # Like the registry (Go) and uvicorn: servers set SO_REUSEADDR, and Linux lets a new
@@ -151,9 +163,9 @@ def test_time_wait_does_not_count_as_in_use() -> None:
         client = socket.create_connection(("127.0.0.1", port))
         accepted, _ = server.accept()
         accepted.close()  # the server side closes first, so its end lands in TIME_WAIT
-    time.sleep(0.05)
+    _wait_for_state(port, "CLOSE_WAIT")  # the client has the server's FIN
     client.close()
-    time.sleep(0.05)
+    _wait_for_state(port, "TIME_WAIT")  # and the server side has the client's
 
     with socket.socket() as plain:  # no SO_REUSEADDR: TIME_WAIT blocks this bind
         try:

@@ -11,7 +11,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import primary_rig
 import pytest
-from primary_rig import EVENTS, Primary, distribution_event, envelope, metric, unique_repository
+from primary_rig import (
+    EVENTS,
+    Primary,
+    distribution_event,
+    envelope,
+    metric,
+    polls_waiting,
+    unique_repository,
+    wait_for_polls,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 primary = primary_rig.primary  # the fixture, with a primary of this module's own
@@ -77,8 +86,9 @@ def test_a_long_poll_returns_as_soon_as_a_push_is_recorded(primary: Primary) -> 
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         started = time.monotonic()
+        waiting = polls_waiting(primary)
         polled = pool.submit(primary.events, after=before, wait=wait)
-        time.sleep(0.3)  # let the poll reach the server and start waiting
+        wait_for_polls(primary, waiting + 1)  # the poll reached the service and waits
         assert not polled.done()
         primary.notify(envelope(push))
         served = polled.result(timeout=wait + 5)

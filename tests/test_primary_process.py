@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO_ROOT
-from primary_rig import distribution_event, envelope, start_primary, stop, write_gitlab_yml
+from primary_rig import (
+    distribution_event,
+    envelope,
+    start_primary,
+    stop,
+    wait_for_polls,
+    write_gitlab_yml,
+)
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node.settings import PrimaryServiceSettings
@@ -61,7 +68,7 @@ def test_sigterm_ends_long_polls_and_stops_promptly(tmp_path: Path) -> None:
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
             polled = pool.submit(primary.events, after=0, wait=60)
-            time.sleep(0.3)
+            wait_for_polls(primary, 1)  # the poll reached the service: SIGTERM must end it
             started = time.monotonic()
             primary.process.send_signal(signal.SIGTERM)
             served = polled.result(timeout=10)

@@ -50,7 +50,7 @@ from gdk_geo.node.log_format import FORMAT as LOG_FORMAT
 from gdk_geo.node.log_format import ZonedFormatter
 from gdk_geo.node.settings import PrimaryServiceSettings, load_primary
 from gdk_geo.node.token_auth import token_routes
-from gdk_geo.primary.eventlog import EventLog, GeoEvent
+from gdk_geo.primary.eventlog import EventLog, GeoEvent, LogWatch
 from gdk_geo.primary.metrics import Counters, PrimaryCollector
 from gdk_geo.primary.triage import (
     NOTIFICATION_CONTENT_TYPES,
@@ -146,31 +146,6 @@ def error(status_code: int, reason: str) -> JSONResponse:
 # --- The service --------------------------------------------------------------------------
 
 
-class LogWatch:
-    """Wakes the long-polls when the log grows, or when the service stops.
-
-    Each change sets the current `asyncio.Event` and puts a fresh one in its place, so a
-    waiter is woken by the first change after it started waiting, and never by an old one.
-    """
-
-    def __init__(self) -> None:
-        self._changed = asyncio.Event()
-        self.stopped = False
-
-    def notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    def stop(self) -> None:
-        self.stopped = True
-        self._changed.set()
-
-    async def wait(self, timeout: float) -> None:
-        """Return at the next change, or after `timeout` seconds."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout)
-
-
 class PrimaryService:
     """The endpoints, and the state they share: the log, the watch, the counters."""
 
@@ -192,7 +167,9 @@ class PrimaryService:
         self.watch = LogWatch()
         self.counters = Counters()
         self.metrics = CollectorRegistry(auto_describe=False)
-        self.metrics.register(PrimaryCollector(self.counters, self.log.last_id))
+        self.metrics.register(
+            PrimaryCollector(self.counters, self.log.last_id, lambda: self.watch.waiting)
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @contextlib.asynccontextmanager

@@ -18,6 +18,8 @@ loss but could drop the last commits, which is exactly the promise we make to th
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 import time
 import uuid
@@ -187,3 +189,35 @@ class EventLog:
     def close(self) -> None:
         """Close the database; the WAL is checkpointed into the main file."""
         self._db.close()
+
+
+class LogWatch:
+    """Wakes the long-polls when the log grows, or when the service stops.
+
+    Each change sets the current `asyncio.Event` and puts a fresh one in its place, so a
+    waiter is woken by the first change after it started waiting, and never by an old one.
+    `waiting` counts the long-polls waiting now (`/-/metrics`): how many secondaries are
+    connected, and what a test waits on before it changes the log.
+    """
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Event()
+        self.stopped = False
+        self.waiting = 0
+
+    def notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self._changed.set()
+
+    async def wait(self, timeout: float) -> None:
+        """Return at the next change, or after `timeout` seconds."""
+        self.waiting += 1
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout)
+        finally:
+            self.waiting -= 1

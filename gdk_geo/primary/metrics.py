@@ -30,9 +30,12 @@ _COUNTERS = (
 class PrimaryCollector(Collector):
     """Reads the counters and the log's last id at each scrape; nothing is kept twice."""
 
-    def __init__(self, counters: Counters, last_id: Callable[[], int]) -> None:
+    def __init__(
+        self, counters: Counters, last_id: Callable[[], int], waiting: Callable[[], int]
+    ) -> None:
         self._counters = counters
         self._last_id = last_id
+        self._waiting = waiting
 
     def collect(self) -> Iterator[Metric]:
         for name, help_text, key in _COUNTERS:
@@ -41,4 +44,9 @@ class PrimaryCollector(Collector):
             "gdk_geo_event_log_last_id",
             "Id of the newest event in the Geo event log.",
             value=self._last_id(),
+        )
+        yield GaugeMetricFamily(
+            "gdk_geo_event_polls_waiting",
+            "Long-polls of the event API waiting for news now (secondaries following the log).",
+            value=self._waiting(),
         )
