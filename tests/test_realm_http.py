@@ -8,6 +8,7 @@ import contextlib
 import re
 import socket
 from collections.abc import Iterator
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -76,3 +77,41 @@ def test_a_malformed_request_is_still_a_400(realms: Realms, node: str) -> None:
         sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
         reply = sock.recv(4096)
     assert reply.startswith(b"HTTP/1.1 400 ")
+
+
+def test_containerds_post_gets_a_token_from_both_realms(realms: Realms) -> None:
+    """Issue #28: containerd posts its OAuth2 form first. Both realms answer it (the
+    secondary with pull only), and the refresh token one gives is good at the other."""
+    form = {
+        "client_id": "containerd-client",
+        "grant_type": "password",
+        "password": PASSWORD,
+        "scope": "repository:group/app:pull,push",
+        "service": SERVICE,
+        "username": USER,
+        "access_type": "offline",
+    }
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+        "User-Agent": "containerd/1.6.20~ds1",
+    }
+    primary = httpx.post(
+        realms.primary.realm, content=urlencode(sorted(form.items())), headers=headers
+    )
+    assert primary.status_code == 200, primary.text
+    assert primary.json()["scope"] == "repository:group/app:pull,push"
+    refresh = {
+        "client_id": "containerd-client",
+        "grant_type": "refresh_token",
+        "refresh_token": primary.json()["refresh_token"],
+        "scope": "repository:group/app:pull,push",
+        "service": SERVICE,
+    }
+    secondary = httpx.post(
+        realms.secondary.realm, content=urlencode(sorted(refresh.items())), headers=headers
+    )
+    assert secondary.status_code == 200, secondary.text
+    assert secondary.json()["scope"] == "repository:group/app:pull"
+    for realm in realms:
+        assert form["password"] not in realm.log_text()
+        assert refresh["refresh_token"] not in realm.log_text()

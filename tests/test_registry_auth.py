@@ -204,6 +204,8 @@ def test_hostile_tokens_are_refused_by_the_registry(project: Project, case: str)
 
 
 def test_a_users_token_cannot_push_to_the_secondary(project: Project) -> None:
+    """Asked for push, the secondary's realm grants pull only (issue #25.6), and the
+    registry refuses the upload with that token."""
     login = RegistryLogin.of(project)
     realm = f"{project.load().node('secondary').service_url}/jwt/auth"
     asked = httpx.get(
@@ -212,14 +214,21 @@ def test_a_users_token_cannot_push_to_the_secondary(project: Project) -> None:
         auth=login.basic,
         timeout=10,
     )
-    assert asked.status_code == 403 and asked.json()["errors"][0]["code"] == "DENIED"
-    pull = httpx.get(
+    assert asked.status_code == 200, asked.text
+    claims = jwt.decode(asked.json()["token"], options={"verify_signature": False})
+    assert claims["access"] == [{"type": "repository", "name": "auth/a", "actions": ["pull"]}]
+    assert _start_upload(project, "secondary", asked.json()["token"]) == 401
+
+
+def test_a_refresh_token_is_no_registry_token(project: Project) -> None:
+    realm = f"{project.load().node('primary').service_url}/jwt/auth"
+    answer = httpx.get(
         realm,
-        params={"service": "container_registry", "scope": "repository:auth/a:pull"},
-        auth=login.basic,
+        params={"service": "container_registry", "offline_token": "true"},
+        auth=RegistryLogin.of(project).basic,
         timeout=10,
-    ).json()["token"]
-    assert _start_upload(project, "secondary", pull) == 401
+    )
+    assert _get_tags(project, "primary", answer.json()["refresh_token"]).status_code == 401
 
 
 def test_hostile_requests_leave_no_5xx_and_no_secret_in_any_log(project: Project) -> None:

@@ -7,17 +7,19 @@ retagged under a unique name and untagged afterwards.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import invoke, running_project
-from registry_login import credentials, creds_argument
+from registry_login import credentials, creds_argument, skopeo_push_image
 
 from gdk_geo import nodes
 from gdk_geo.login import registry_host
@@ -94,15 +96,36 @@ def test_geo_login_then_push_to_the_primary_and_pull_from_the_secondary(
     replica = image.replace(_host(project, "primary"), _host(project, "secondary"))
     pulled = _docker(docker_env, "pull", replica)
     assert pulled.returncode == 0, pulled.stdout + pulled.stderr
-
-    # The secondary is read-only for users, root included.
-    other = replica.replace(repository, repository + "-copy")
-    docker_client.images.get(replica).tag(other)
-    refused = _docker(docker_env, "push", other)
-    assert refused.returncode != 0
-    assert "denied" in refused.stdout + refused.stderr
-    _untag(docker_client, other)
     _untag(docker_client, replica)
+
+
+def test_a_push_to_the_secondary_is_denied_at_once(
+    project: Project,
+    docker_env: dict[str, str],
+    image: str,
+    docker_client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue #25.6: the secondary is read-only for users, root included. Its realm refused
+    the push scope with 403, and Docker retried ("Retrying in N seconds") for about 50 s
+    before saying `denied`; with a pull-only token the registry refuses the upload and
+    Docker stops at its first `denied`."""
+    monkeypatch.setenv("DOCKER_CONFIG", docker_env["DOCKER_CONFIG"])
+    login = invoke(project.root, "geo.login")
+    assert login.returncode == 0, login.stdout + login.stderr
+    target = image.replace(_host(project, "primary"), _host(project, "secondary"))
+    docker_client.images.get(image).tag(target)
+    try:
+        started = time.monotonic()
+        refused = _docker(docker_env, "push", target)
+        took = time.monotonic() - started
+    finally:
+        _untag(docker_client, target)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    assert "denied: requested access to the resource is denied" in output, output
+    assert "Retrying" not in output, output
+    print(f"docker push to the secondary refused in {took:.2f} s:\n{output}")
 
 
 def test_docker_login_with_the_password_on_stdin(
@@ -112,15 +135,26 @@ def test_docker_login_with_the_password_on_stdin(
     host = _host(project, "primary")
     good = _docker(docker_env, "login", "-u", user, "--password-stdin", host, stdin=password)
     assert good.returncode == 0, good.stderr
+    # The realm answered docker login's offline_token=true with a refresh token, which
+    # Docker keeps instead of the password.
+    config = (Path(docker_env["DOCKER_CONFIG"]) / "config.json").read_text()
+    assert json.loads(config)["auths"][host]["identitytoken"]
+    assert password not in config and base64.b64encode(password.encode()).decode() not in config
     bad = _docker(docker_env, "login", "-u", user, "--password-stdin", host, stdin="wrong" * 4)
     assert bad.returncode != 0 and "unauthorized" in bad.stderr.lower()
+    assert "invoke geo.login" in bad.stderr
 
 
-def test_an_anonymous_push_fails(project: Project, docker_env: dict[str, str], image: str) -> None:
+def test_a_push_before_login_says_how_to_log_in(
+    project: Project, docker_env: dict[str, str], image: str
+) -> None:
+    """Issue #25.7: Docker printed only the registry's `denied: requested access to the
+    resource is denied`. The realm now refuses an anonymous scope with a 401 whose message
+    Docker prints, and it names the fix."""
     refused = _docker(docker_env, "push", image)
     assert refused.returncode != 0
-    output = (refused.stdout + refused.stderr).lower()
-    assert "unauthorized" in output or "denied" in output, output
+    output = refused.stdout + refused.stderr
+    assert "unauthorized" in output and "invoke geo.login" in output, output
 
 
 def test_skopeo_copies_with_src_and_dest_creds(project: Project, tmp_path: Path) -> None:
@@ -242,3 +276,45 @@ def test_curl_with_a_token_from_jwt_auth(project: Project, tmp_path: Path) -> No
         timeout=30,
     )
     assert anonymous.stdout == "401"
+
+
+def test_skopeo_uses_the_refresh_token_docker_login_stored(
+    project: Project, docker_env: dict[str, str], tmp_path: Path
+) -> None:
+    """After `docker login`, Docker's config holds a refresh token, not the password;
+    skopeo (containers/image) posts it to the realm (`grant_type=refresh_token`, one
+    `scope` field per scope) to pull from both nodes, and cannot push to the secondary."""
+    user, password = credentials(project)
+    for node in ("primary", "secondary"):
+        host = _host(project, node)
+        login = _docker(docker_env, "login", "-u", user, "--password-stdin", host, stdin=password)
+        assert login.returncode == 0, login.stderr
+    authfile = str(Path(docker_env["DOCKER_CONFIG"]) / "config.json")
+    stored = json.loads(Path(authfile).read_text())["auths"]
+    assert all(
+        stored[_host(project, node)].get("identitytoken") for node in ("primary", "secondary")
+    )
+    skopeo_push_image(project, tmp_path, "clients/refreshed")
+    _wait_synced(project, "clients/refreshed")
+    trust = str(project.trust_dir(project.load()))
+
+    def skopeo(*args: str) -> subprocess.CompletedProcess:
+        command = ["skopeo", "--insecure-policy", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    for node in ("primary", "secondary"):
+        reference = f"docker://{_host(project, node)}/clients/refreshed:v1"
+        inspected = skopeo("inspect", "--authfile", authfile, "--cert-dir", trust, reference)
+        assert inspected.returncode == 0, inspected.stderr
+    copied = skopeo(
+        "copy",
+        "--authfile",
+        authfile,
+        "--src-cert-dir",
+        trust,
+        "--dest-cert-dir",
+        trust,
+        f"docker://{_host(project, 'secondary')}/clients/refreshed:v1",
+        f"docker://{_host(project, 'secondary')}/clients/refreshed:v2",
+    )
+    assert copied.returncode != 0 and "denied" in copied.stderr, copied.stderr
