@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pty
+import select
 import shutil
 import subprocess
 import time
@@ -25,6 +27,7 @@ from gdk_geo import nodes
 from gdk_geo.login import registry_host
 from gdk_geo.project import Project
 from testkit.images import make_image, write_oci_layout
+from testkit.net import wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -318,3 +321,125 @@ def test_skopeo_uses_the_refresh_token_docker_login_stored(
         f"docker://{_host(project, 'secondary')}/clients/refreshed:v2",
     )
     assert copied.returncode != 0 and "denied" in copied.stderr, copied.stderr
+
+
+# -- containerd: its own daemon, here, so the engine's stays untouched -------------------------
+
+
+@pytest.fixture(scope="module")
+def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A containerd of its own (`containerd` and `ctr`, Debian's 1.6), on a socket in a
+    scratch directory; stopped afterwards. Its address is yielded."""
+    if not (shutil.which("containerd") and shutil.which("ctr")) or os.geteuid() != 0:
+        pytest.skip("containerd and ctr are not installed, or this is not root")
+    root = tmp_path_factory.mktemp("containerd")
+    socket = root / "c.sock"
+    config = root / "config.toml"
+    config.write_text(
+        f'version = 2\nroot = "{root}/root"\nstate = "{root}/state"\n'
+        'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+        f'[grpc]\n  address = "{socket}"\n[ttrpc]\n  address = "{socket}.ttrpc"\n'
+        '[debug]\n  address = ""\n[metrics]\n  address = ""\n'
+        f'[plugins."io.containerd.internal.v1.opt"]\n  path = "{root}/opt"\n'
+    )
+    with (root / "containerd.log").open("wb") as log:
+        daemon = subprocess.Popen(["containerd", "--config", str(config)], stdout=log, stderr=log)
+    try:
+        wait_for(
+            "containerd to serve",
+            lambda: (
+                subprocess.run(
+                    ["ctr", "--address", str(socket), "version"], capture_output=True, timeout=10
+                ).returncode
+                == 0
+            ),
+            lambda: (root / "containerd.log").read_text(errors="replace"),
+            timeout=30,
+        )
+        yield socket
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+
+
+def _ctr(address: Path, password: str, *args: str) -> tuple[int, str]:
+    """`ctr <args>` with `--user <name>` answered at its password prompt, which reads the
+    terminal only (so a pty), never from a command line; returns its code and output."""
+    leader, follower = pty.openpty()
+    command = ["ctr", "--address", str(address), "-n", "gdkgeo", *args]
+    process = subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    output, answered = b"", False
+    try:
+        while select.select([leader], [], [], 120)[0]:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: ctr exited and closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+            if not answered and b"Password:" in output:
+                os.write(leader, password.encode() + b"\n")
+                answered = True
+    finally:
+        os.close(leader)
+        code = process.wait(timeout=60)
+    return code, output.decode(errors="replace").replace(password, "(password)")
+
+
+def _hosts_dir(project: Project, directory: Path) -> Path:
+    """containerd's hosts.toml per registry: HTTPS with the project's CA (containerd takes
+    plain HTTP for `localhost` unless told)."""
+    ca = project.trust_dir(project.load()) / "ca.crt"
+    for node in ("primary", "secondary"):
+        host = _host(project, node)
+        (directory / host).mkdir(parents=True)
+        (directory / host / "hosts.toml").write_text(
+            f'server = "https://{host}"\n[host."https://{host}"]\n  ca = "{ca}"\n'
+            '  capabilities = ["pull", "resolve", "push"]\n'
+        )
+    return directory
+
+
+def test_ctr_gets_its_tokens_by_post_and_is_denied_a_push_to_the_secondary(
+    project: Project, containerd: Path, tmp_path: Path
+) -> None:
+    """Issue #28 with a real containerd: it posts the OAuth2 form first, which the realm
+    used to answer 405 (containerd 1.6 then fell back to GET, 2.2 no longer does on a
+    404). Issue #25.6: `ctr push` to the secondary failed with "failed to fetch oauth
+    token: unexpected status: 403"; now the registry refuses the pull-only token."""
+    user, password = credentials(project)
+    skopeo_push_image(project, tmp_path, "clients/ctr")
+    _wait_synced(project, "clients/ctr")
+    hosts = str(_hosts_dir(project, tmp_path / "hosts"))
+    service_log = project.node(project.load(), "primary").service_log
+    for node in ("primary", "secondary"):
+        reference = f"{_host(project, node)}/clients/ctr:v1"
+        code, output = _ctr(
+            containerd,
+            password,
+            "content",
+            "fetch",
+            "--user",
+            user,
+            "--hosts-dir",
+            hosts,
+            reference,
+        )
+        assert code == 0, output
+    assert '"POST /jwt/auth HTTP/1.1" 200' in service_log.read_text()  # its access log
+    copy = f"{_host(project, 'secondary')}/clients/ctr-copy:v1"
+    tagged = _ctr(
+        containerd, password, "images", "tag", f"{_host(project, 'secondary')}/clients/ctr:v1", copy
+    )
+    assert tagged[0] == 0, tagged[1]
+    code, output = _ctr(
+        containerd, password, "images", "push", "--user", user, "--hosts-dir", hosts, copy
+    )
+    assert code != 0
+    assert "insufficient_scope" in output and "403" not in output, output
