@@ -30,11 +30,12 @@ MAX_AUTHORIZATION = 1024
 MAX_CREDENTIAL = 1024  # a username, password or refresh token, in bytes
 BASIC_REALM = 'Basic realm="GitLab"'
 FORM_TYPE = "application/x-www-form-urlencoded"
+LOGIN_FIX = "run `invoke geo.login` to log Docker in as the project's registry user"
 
 
 class Refusal(Exception):
-    """A request the realm answers with a 4xx: Docker's error body, and for the OAuth2 form
-    RFC 6749's `error` too. `challenge` adds `WWW-Authenticate: Basic` (401s)."""
+    """A request the realm answers with a 4xx: Docker's error body, for the OAuth2 form
+    RFC 6749's `error` too, and `WWW-Authenticate: Basic` on a 401."""
 
     def __init__(
         self, status: int, code: str, message: str, *, oauth: str = "invalid_request"
@@ -46,8 +47,8 @@ class Refusal(Exception):
         self.oauth = oauth
 
     def response(self, *, form: bool) -> JSONResponse:
-        """The reply. Docker and containerd show `errors[0].message`; an OAuth2 client reads
-        `error` and `error_description`, so the POST form carries both."""
+        """The reply. Docker and skopeo print `errors[0]` (containerd only the status); an
+        OAuth2 client reads `error` and `error_description`, so a POST gets both."""
         body: dict[str, object] = {"errors": [{"code": self.code, "message": self.message}]}
         if form:
             body |= {"error": self.oauth, "error_description": self.message}
@@ -202,9 +203,6 @@ def basic_credentials(header: str | None) -> tuple[bytes | None, bytes | None]:
     if not colon:
         raise unauthorized("malformed Basic credentials")
     return username, password
-
-
-LOGIN_FIX = "run `invoke geo.login` to log Docker in as the project's registry user"
 
 
 def unauthorized(problem: str) -> Refusal:
