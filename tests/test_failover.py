@@ -348,7 +348,9 @@ def test_an_unplanned_failover_fences_the_old_primary_until_reconciled(nodes_up:
     ca = ssl.create_default_context(cafile=str(_ca(project, cfg)))
     login = RegistryLogin.of(project)
     refused = httpx.post(f"{old}/v2/{REPO}/blobs/uploads/", verify=ca, auth=login)
-    assert refused.status_code == 403, refused.text  # a secondary's tokens grant no push
+    # a secondary's realm grants no push: the registry refuses the pull-only token
+    assert refused.status_code == 401, refused.text
+    assert 'error="insufficient_scope"' in refused.headers["WWW-Authenticate"]
     registry = YAML(typ="safe").load(project.node(cfg, "primary").registry_config.read_text())
     assert registry["storage"]["maintenance"]["readonly"]["enabled"] is True
     assert _digest(project, cfg, "primary", "unreplicated") == unreplicated  # held

@@ -205,6 +205,8 @@ def test_hostile_tokens_are_refused_by_the_registry(project: Project, case: str)
 
 
 def test_a_users_token_cannot_push_to_the_secondary(project: Project) -> None:
+    """Asked for push, the secondary's realm grants pull only (issue #25.6), and the
+    registry refuses the upload with that token."""
     login = RegistryLogin.of(project)
     realm = f"{project.load().node('secondary').service_url}/jwt/auth"
     asked = httpx.get(
@@ -213,14 +215,21 @@ def test_a_users_token_cannot_push_to_the_secondary(project: Project) -> None:
         auth=login.basic,
         timeout=10,
     )
-    assert asked.status_code == 403 and asked.json()["errors"][0]["code"] == "DENIED"
-    pull = httpx.get(
+    assert asked.status_code == 200, asked.text
+    claims = jwt.decode(asked.json()["token"], options={"verify_signature": False})
+    assert claims["access"] == [{"type": "repository", "name": "auth/a", "actions": ["pull"]}]
+    assert _start_upload(project, "secondary", asked.json()["token"]) == 401
+
+
+def test_a_refresh_token_is_no_registry_token(project: Project) -> None:
+    realm = f"{project.load().node('primary').service_url}/jwt/auth"
+    answer = httpx.get(
         realm,
-        params={"service": "container_registry", "scope": "repository:auth/a:pull"},
-        auth=login.basic,
+        params={"service": "container_registry", "offline_token": "true"},
+        auth=RegistryLogin.of(project).basic,
         timeout=10,
-    ).json()["token"]
-    assert _start_upload(project, "secondary", pull) == 401
+    )
+    assert _get_tags(project, "primary", answer.json()["refresh_token"]).status_code == 401
 
 
 def test_hostile_requests_leave_no_5xx_and_no_secret_in_any_log(project: Project) -> None:
@@ -355,3 +364,57 @@ def test_the_worker_settings_read_auth_from_gitlab_yml(project: Project) -> None
     assert secondary.auth.enabled and secondary.auth.token_expire_delay == 300
     assert secondary.auth.key_path.name == "localhost.key"
     assert credentials(project)[1] not in repr(secondary.auth)
+
+
+# -- what Distribution does with a token, as the README states it ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("exp 30 s ago", 202),
+        ("exp 90 s ago", 401),
+        ("nbf in 30 s", 202),
+        ("nbf in 90 s", 401),
+    ],
+)
+def test_distribution_allows_60_s_of_skew_on_exp_and_nbf(
+    project: Project, case: str, status: int
+) -> None:
+    """Distribution's fixed leeway (`token.Leeway`, 60 s) on both ends of a token's life."""
+    now = int(time.time())
+    times = {
+        "exp 30 s ago": {"exp": now - 30, "nbf": now - 330, "iat": now - 330},
+        "exp 90 s ago": {"exp": now - 90, "nbf": now - 390, "iat": now - 390},
+        "nbf in 30 s": {"exp": now + 330, "nbf": now + 30, "iat": now + 30},
+        "nbf in 90 s": {"exp": now + 390, "nbf": now + 90, "iat": now + 90},
+    }[case]
+    kid = {"kid": libtrust_key_id(_key(project).public_key())}
+    token = jwt.encode(_claims(PUSH_A, **times), _key(project), "RS256", headers=kid)
+    assert _start_upload(project, "primary", token) == status
+
+
+def _refusals(project: Project, node: str) -> str:
+    from gdk_geo import nodes
+
+    container = nodes.engine().containers.get(nodes.container_name(project.load(), node))
+    return container.logs().decode(errors="replace")
+
+
+def test_a_refused_token_is_one_warning_in_the_registry_log_without_the_token(
+    project: Project,
+) -> None:
+    from testkit.net import wait_for
+
+    before = _refusals(project, "primary").count("error authorizing context: invalid token")
+    token = _hostile_tokens(project)["wrong iss"]
+    assert _start_upload(project, "primary", token) == 401
+    wait_for(
+        "the registry's warning",
+        lambda: (
+            _refusals(project, "primary").count("error authorizing context: invalid token") > before
+        ),
+    )
+    log = _refusals(project, "primary")
+    assert log.count("error authorizing context: invalid token") == before + 1
+    assert token not in log and "another-issuer" not in log  # why is logged only at info

@@ -1,63 +1,29 @@
 """`GET /jwt/auth` in-process: credentials, grants under each node's policy, hostile input.
 
 The real registries' verdict on these tokens is tested against running nodes in
-test_registry_auth.py; here the service's own answers are checked over ASGI.
+test_registry_auth.py, the OAuth2 `POST` form in test_token_oauth.py; here the service's
+own answers are checked over ASGI.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
-from typing import Any
 
-import httpx
-import jwt
 import pytest
-from starlette.applications import Starlette
-from starlette.types import ASGIApp
+from realm_client import PASSWORD, SERVICE, AsgiClient, access_of, realm_client
 
-from gdk_geo.registry.token_service import PRIMARY_POLICY, SECONDARY_POLICY, TokenService
-from gdk_geo.registry.tokens import Minter
-
-PASSWORD = "a-registry-password-0123456789"
-SERVICE = "container_registry"
-
-
-class AsgiClient:
-    """Requests to an app in this process, through httpx's own ASGI transport.
-
-    Starlette's TestClient over httpx is deprecated (it asks for a second HTTP library,
-    httpx2); httpx's transport is what the project's other in-process tests use, and like
-    TestClient it raises what the app raises.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    def get(self, path: str, **options: Any) -> httpx.Response:
-        async def one() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
-                return await client.get(path, **options)
-
-        return asyncio.run(one())
-
-
-def _client(signing_key, policy=PRIMARY_POLICY) -> AsgiClient:
-    key = signing_key
-    service = TokenService(Minter(key, lifetime=300), "root", PASSWORD, SERVICE, policy)
-    return AsgiClient(Starlette(routes=[service.route()]))
+from gdk_geo.registry.token_service import SECONDARY_POLICY
 
 
 @pytest.fixture
 def primary(signing_key) -> AsgiClient:
-    return _client(signing_key)
+    return realm_client(signing_key)
 
 
 @pytest.fixture
 def secondary(signing_key) -> AsgiClient:
-    return _client(signing_key, SECONDARY_POLICY)
+    return realm_client(signing_key, SECONDARY_POLICY)
 
 
 def _ask(client: AsgiClient, *scopes: str, auth=("root", PASSWORD), **params):
@@ -66,13 +32,7 @@ def _ask(client: AsgiClient, *scopes: str, auth=("root", PASSWORD), **params):
 
 
 def _access(signing_key, response) -> list[dict]:
-    assert response.status_code == 200, response.text
-    key = signing_key
-    body = response.json()
-    assert body["token"] == body["access_token"]
-    assert body["expires_in"] == 300 and body["issued_at"].endswith("Z")
-    claims = jwt.decode(body["token"], key.public_key(), algorithms=["RS256"], audience=SERVICE)
-    return claims["access"]
+    return access_of(signing_key, response)
 
 
 def test_the_primary_grants_the_user_what_was_asked(signing_key, primary) -> None:
@@ -103,6 +63,14 @@ def test_docker_login_parameters_are_accepted(signing_key, primary) -> None:
     assert _access(signing_key, response) == []
 
 
+def test_offline_token_gives_a_refresh_token_as_the_spec_says(primary) -> None:
+    """`docker login` asks with offline_token=true and then keeps the refresh token, not
+    the password; without the parameter there is none."""
+    assert _ask(primary, offline_token="true", client_id="docker").json()["refresh_token"]
+    assert "refresh_token" not in _ask(primary, "repository:a:pull").json()
+    assert "refresh_token" not in _ask(primary, offline_token="true", auth=None).json()
+
+
 def test_the_secondary_lets_users_pull_only(signing_key, secondary) -> None:
     assert _access(signing_key, _ask(secondary, "repository:a:pull", "registry:catalog:*")) == [
         {"type": "repository", "name": "a", "actions": ["pull"]}
@@ -110,16 +78,45 @@ def test_the_secondary_lets_users_pull_only(signing_key, secondary) -> None:
 
 
 @pytest.mark.parametrize(
-    "scope", ["repository:a:pull,push", "repository:a:delete", "repository:a:*"]
+    ("scope", "granted"),
+    [
+        ("repository:a:pull,push", [{"type": "repository", "name": "a", "actions": ["pull"]}]),
+        ("repository:a:*", [{"type": "repository", "name": "a", "actions": ["pull"]}]),
+        ("repository:a:push", []),
+        ("repository:a:delete", []),
+    ],
 )
-def test_a_write_to_the_secondary_is_denied(secondary, scope: str) -> None:
-    response = _ask(secondary, scope)
-    assert response.status_code == 403
-    assert response.json()["errors"][0]["code"] == "DENIED"
+def test_a_write_to_the_secondary_gets_a_token_for_what_is_allowed(
+    signing_key, secondary, scope: str, granted: list[dict]
+) -> None:
+    """Issue #25.6: a 403 here made `docker push` retry for 50 s and containerd fail with
+    "unexpected status: 403"; the token for the subset lets the registry say `denied`."""
+    assert _access(signing_key, _ask(secondary, scope)) == granted
 
 
-def test_anonymous_is_granted_nothing(signing_key, primary) -> None:
-    assert _access(signing_key, _ask(primary, "repository:a:pull,push", auth=None)) == []
+def test_what_is_asked_but_not_allowed_is_logged(secondary, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    _ask(secondary, "repository:a:pull,push", "registry:catalog:*")
+    assert (
+        "token for root: repository:a:pull (dropped, not allowed on a read-only secondary: "
+        "repository:a:push registry:catalog:*)"
+    ) in caplog.text
+
+
+def test_anonymous_without_a_scope_gets_an_empty_token(signing_key, primary) -> None:
+    """What Docker's first realm request and `geo.check`'s realm check ask."""
+    assert _access(signing_key, _ask(primary, auth=None)) == []
+
+
+@pytest.mark.parametrize("scope", ["repository:a:pull", "repository:a:pull,push"])
+def test_anonymous_asking_for_a_scope_is_told_to_log_in(primary, secondary, scope) -> None:
+    """Issue #25.7: with an empty token `docker push` printed only the registry's `denied`;
+    Docker prints this 401's message, which names the fix."""
+    for node in (primary, secondary):
+        response = _ask(node, scope, auth=None)
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"].startswith("Basic ")
+        assert "invoke geo.login" in response.json()["errors"][0]["message"]
 
 
 @pytest.mark.parametrize(
@@ -129,6 +126,8 @@ def test_bad_credentials_are_401_with_a_basic_challenge(primary, auth) -> None:
     response = _ask(primary, "repository:a:pull", auth=auth)
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Basic ")
+    error = response.json()["errors"][0]
+    assert error["code"] == "UNAUTHORIZED" and "invoke geo.login" in error["message"]
 
 
 @pytest.mark.parametrize(

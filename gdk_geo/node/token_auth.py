@@ -41,7 +41,7 @@ def minter_for(auth: TokenAuthSettings) -> Minter:
 
 
 def token_routes(auth: TokenAuthSettings, policy: Policy) -> list[Route]:
-    """`[GET /jwt/auth]` when auth is on, else no route (anonymous registries ask nothing)."""
+    """`[/jwt/auth]` (GET, POST) when auth is on, else none (anonymous registries ask nothing)."""
     if not auth.enabled:
         return []
     service = TokenService(minter_for(auth), auth.username, auth.password, auth.service, policy)

@@ -59,6 +59,7 @@ from gdk_geo.primary.triage import (
     summary,
     triage,
 )
+from gdk_geo.registry.realm_http import server_options
 from gdk_geo.registry.token_service import PRIMARY_POLICY
 
 # The service's one logger, named after the package `python -m` runs.
@@ -371,6 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=5,
+        **server_options(),
     )
     _Server(config, on_exit=app.state.service.request_stop).run()
     return 0

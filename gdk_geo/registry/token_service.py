@@ -1,20 +1,23 @@
-"""`GET /jwt/auth`: the Docker token protocol, as GitLab's JwtController answers it.
+"""`/jwt/auth`: the Docker token protocol, as GitLab's JwtController answers it, and more.
 
-Docker, containerd and skopeo ask the realm a registry advertises for a token: Basic
-credentials (or none), `service`, any number of `scope` parameters, and from `docker login`
-also `account`, `offline_token` and `client_id`. The answer is `{token, access_token,
-expires_in, issued_at}`; the token grants what was asked and allowed, never more.
+Docker, containerd and skopeo ask the realm a registry advertises for a token: `GET` with
+Basic credentials (the token spec), or `POST` with an OAuth2 form (containerd tries it
+first; Docker uses it once it holds a refresh token). `token_requests` reads both into one
+`TokenRequest`; here the credentials are checked and the token granted. The answer is
+`{token, access_token, expires_in, issued_at}`, plus `scope` to a `POST`, plus
+`refresh_token` when one was asked for (`refresh_tokens`).
 
-The policy is GitLab's for its two kinds of site: on the primary the user may pull, push,
-delete and list the catalog; a secondary is read-only, so users (root too) may only pull
-and a request to write is refused with `DENIED`. Only the Geo worker writes to the
-secondary, with tokens it mints itself (`secondary/registry_tokens.py`).
+The grant is GitLab's: the intersection of what was asked and what the node's `Policy`
+allows; what is not allowed is dropped (and logged), never refused, and the registry then
+refuses the request the token does not cover. On the primary the user may pull, push,
+delete and list the catalog; a secondary is read-only, so users (root too) get pull only
+there: `docker push` to it fails at once with the registry's `denied`, where a 403 from the
+realm made Docker retry for most of a minute. Only the Geo worker writes to the secondary,
+with tokens it mints itself (`secondary/registry_tokens.py`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import logging
 from dataclasses import dataclass
@@ -24,14 +27,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gdk_geo.registry.tokens import Access, BadScope, Minter, parse_scope
+from gdk_geo.registry import token_requests
+from gdk_geo.registry.refresh_tokens import RefreshTokens
+from gdk_geo.registry.token_requests import Refusal, TokenRequest, invalid, unauthorized
+from gdk_geo.registry.tokens import Access, MintedToken, Minter
 
 logger = logging.getLogger(__name__)
-
-MAX_QUERY = 8192  # bytes of query string; a real client's is a few hundred
-MAX_SCOPES = 32  # one pull or push asks for two or three
-MAX_AUTHORIZATION = 1024
-BASIC_REALM = 'Basic realm="GitLab"'
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,11 @@ class Policy:
 
     repository_actions: frozenset[str]
     catalog: bool
-    read_only: bool  # a request to push or delete is refused outright (DENIED)
+    node: str  # for the log line of what was dropped
 
 
-PRIMARY_POLICY = Policy(frozenset({"pull", "push", "delete"}), catalog=True, read_only=False)
-SECONDARY_POLICY = Policy(frozenset({"pull"}), catalog=False, read_only=True)
+PRIMARY_POLICY = Policy(frozenset({"pull", "push", "delete"}), catalog=True, node="the primary")
+SECONDARY_POLICY = Policy(frozenset({"pull"}), catalog=False, node="a read-only secondary")
 
 
 class TokenService:
@@ -58,67 +59,65 @@ class TokenService:
         self._password = password.encode()
         self._service = service
         self._policy = policy
+        self._refresh = RefreshTokens(
+            minter.derived_secret(b"gdk-geo realm"), username, password, service
+        )
 
     def __repr__(self) -> str:
         return f"TokenService(service={self._service!r})"
 
     def route(self) -> Route:
-        return Route("/jwt/auth", self.jwt_auth, methods=["GET"])
+        """`/jwt/auth` for `GET` and `POST` (any other method is a 405)."""
+        return Route("/jwt/auth", self.jwt_auth, methods=["GET", "POST"])
 
     async def jwt_auth(self, request: Request) -> Response:
-        """One token request; every refusal is a 4xx whose body names no secret."""
-        if len(request.url.query.encode()) > MAX_QUERY:
-            return _error(400, "INVALID_REQUEST", "the query string is too long")
-        if request.query_params.get("service") != self._service:
-            return _error(400, "INVALID_REQUEST", f"service must be {self._service}")
-        user, problem = self._authenticate(request.headers.get("authorization"))
-        if problem:
-            return _unauthorized(problem)
-        account = request.query_params.get("account")
-        if account is not None and account != (user or ""):
-            return _unauthorized("account does not match the credentials")
+        """One token request, in either form; every refusal is a 4xx naming no secret."""
+        form = request.method == "POST"
         try:
-            asked = _requested(request.query_params.getlist("scope"))
-        except BadScope as exc:
-            return _error(400, "INVALID_REQUEST", str(exc))
-        if self._policy.read_only and any(_writes(entry) for entry in asked):
-            return _error(403, "DENIED", "requested access to the resource is denied")
-        granted = self._grant(asked) if user else []
-        minted = self._minter.mint(user or "", granted)
-        logger.info(
-            "token for %s: %s", user or "anonymous", " ".join(a.scope() for a in granted) or "-"
-        )
-        issued = datetime.fromtimestamp(minted.issued_at, UTC).isoformat(timespec="seconds")
-        body = {
-            "token": minted.token,
-            "access_token": minted.token,
-            "expires_in": minted.expires_in,
-            "issued_at": issued.replace("+00:00", "Z"),
-        }
-        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+            if form:
+                asked = await token_requests.from_form(request)
+            else:
+                asked = token_requests.from_query(request)
+            return self._answer(asked)
+        except Refusal as refusal:
+            return _refused(refusal, form=form)
 
-    def _authenticate(self, header: str | None) -> tuple[str | None, str | None]:
-        """(user, None) for good Basic credentials, (None, None) for none, else a problem."""
-        if header is None:
-            return None, None
-        if len(header) > MAX_AUTHORIZATION:
-            return None, "the Authorization header is too long"
-        scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic":
-            return None, "only Basic credentials are accepted here"
-        try:
-            decoded = base64.b64decode(encoded.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return None, "malformed Basic credentials"
-        username, colon, password = decoded.partition(b":")
-        if not colon:
-            return None, "malformed Basic credentials"
+    def _answer(self, asked: TokenRequest) -> Response:
+        if asked.service != self._service:
+            raise invalid(f"service must be {self._service}")
+        user = self._authenticate(asked)
+        if asked.account is not None and asked.account != (user or ""):
+            raise unauthorized("account does not match the credentials")
+        if user is None and asked.scopes:
+            # Nothing is public here, so an anonymous scope would get a token the registry
+            # refuses with a bare `denied`; this 401 tells the user how to log in instead.
+            raise unauthorized("authentication required")
+        granted = self._grant(asked.scopes) if user else []
+        minted = self._minter.mint(user or "", granted)
+        _log_grant(user, asked.scopes, granted, self._policy)
+        refresh = self._refresh_token(asked) if user and asked.offline else None
+        return JSONResponse(_reply(minted, granted, asked, refresh), headers=NO_STORE)
+
+    def _authenticate(self, asked: TokenRequest) -> str | None:
+        """The user the request's grant proves, None for an anonymous one; else a 401."""
+        if asked.refresh_token is not None:
+            if not (self._password and self._refresh.valid(asked.refresh_token)):
+                raise unauthorized(
+                    "the refresh token is not valid here (a changed password revokes it)"
+                )
+            return self._username.decode()
+        if asked.username is None or asked.password is None:
+            return None
         # Both compared in constant time, so a wrong user is as slow as a wrong password.
-        user_ok = hmac.compare_digest(username, self._username)
-        password_ok = hmac.compare_digest(password, self._password)
+        user_ok = hmac.compare_digest(asked.username, self._username)
+        password_ok = hmac.compare_digest(asked.password, self._password)
         if not (user_ok and password_ok and self._password):
-            return None, "invalid credentials"
-        return self._username.decode(), None
+            raise unauthorized("invalid username or password")
+        return self._username.decode()
+
+    def _refresh_token(self, asked: TokenRequest) -> str:
+        """A refresh grant gets its own token back (the OAuth2 spec), any other a new one."""
+        return asked.refresh_token or self._refresh.issue()
 
     def _grant(self, asked: list[Access]) -> list[Access]:
         """The intersection of what was asked and what the policy allows."""
@@ -134,23 +133,52 @@ class TokenService:
         return granted
 
 
-def _requested(values: list[str]) -> list[Access]:
-    """Every scope asked for; a parameter may hold several, separated by spaces."""
-    scopes = [scope for value in values for scope in value.split(" ") if scope]
-    if len(scopes) > MAX_SCOPES:
-        raise BadScope(f"at most {MAX_SCOPES} scopes per request")
-    return [parse_scope(scope) for scope in scopes]
+NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _writes(entry: Access) -> bool:
-    return entry.type == "repository" and bool({"push", "delete"} & set(entry.actions))
+def _reply(
+    minted: MintedToken, granted: list[Access], asked: TokenRequest, refresh: str | None
+) -> dict[str, object]:
+    """The answer's fields: both specs' names for the token; the OAuth2 form's `scope`
+    (required there) is what was granted, which may be less than what was asked."""
+    issued = datetime.fromtimestamp(minted.issued_at, UTC).isoformat(timespec="seconds")
+    body: dict[str, object] = {
+        "token": minted.token,
+        "access_token": minted.token,
+        "expires_in": minted.expires_in,
+        "issued_at": issued.replace("+00:00", "Z"),
+    }
+    if asked.form:
+        body["scope"] = " ".join(entry.scope() for entry in granted)
+    if refresh is not None:
+        body["refresh_token"] = refresh
+    return body
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"errors": [{"code": code, "message": message}]}, status_code=status)
+def _log_grant(
+    user: str | None, asked: list[Access], granted: list[Access], policy: Policy
+) -> None:
+    """One line per token: what it grants, and what was asked but dropped (GitLab logs
+    "Denied container registry permissions"). Never the token itself."""
+    line = " ".join(entry.scope() for entry in granted) or "-"
+    dropped = _dropped(asked, granted)
+    if dropped:
+        line += f" (dropped, not allowed on {policy.node}: {' '.join(dropped)})"
+    logger.info("token for %s: %s", user or "anonymous", line)
 
 
-def _unauthorized(message: str) -> JSONResponse:
-    response = _error(401, "UNAUTHORIZED", message)
-    response.headers["WWW-Authenticate"] = BASIC_REALM
-    return response
+def _dropped(asked: list[Access], granted: list[Access]) -> list[str]:
+    """Each scope asked for with the actions the grant left out, as `type:name:actions`."""
+    kept = {(g.type, g.name): set(g.actions) for g in granted}
+    dropped = []
+    for entry in asked:
+        missing = [a for a in entry.actions if a not in kept.get((entry.type, entry.name), ())]
+        if missing:
+            dropped.append(Access(entry.type, entry.name, tuple(missing)).scope())
+    return dropped
+
+
+def _refused(refusal: Refusal, *, form: bool) -> JSONResponse:
+    """The refusal's reply, logged by its reason (which names no secret)."""
+    logger.info("token request refused (%d): %s", refusal.status, refusal.message)
+    return refusal.response(form=form)

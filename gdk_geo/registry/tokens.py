@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -155,6 +156,16 @@ class Minter:
 
     def __repr__(self) -> str:
         return f"Minter(issuer={self.issuer!r}, lifetime={self.lifetime})"
+
+    def derived_secret(self, purpose: bytes) -> bytes:
+        """A secret for `purpose` that only a holder of the signing key can compute: the
+        realm keys its refresh tokens with it, so every node derives the same one."""
+        der = self._key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return hmac.new(der, purpose, "sha256").digest()
 
     def mint(self, subject: str, access: Iterable[Access]) -> MintedToken:
         """A token for `subject` granting exactly `access` (empty: only `GET /v2/`)."""

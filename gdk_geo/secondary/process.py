@@ -28,6 +28,7 @@ from gdk_geo.node import log_format
 from gdk_geo.node.settings import SecondaryWorkerSettings, load_secondary
 from gdk_geo.node.token_auth import token_routes
 from gdk_geo.registry.backoff import Backoff
+from gdk_geo.registry.realm_http import server_options
 from gdk_geo.registry.token_service import SECONDARY_POLICY
 from gdk_geo.secondary.clients import ca_file_for, registry_clients
 from gdk_geo.secondary.event_feed import EventFeed
@@ -105,6 +106,7 @@ async def _run_until_stopped(
         lifespan="off",
         access_log=False,
         timeout_graceful_shutdown=5,  # a hung status client must not hold a SIGTERM
+        **server_options(),
     )
     server = _Server(config)
     stop = asyncio.Event()
