@@ -23,6 +23,7 @@ __all__ = [
     "errors",
     "http",
     "manifest",
+    "realm_http",
     "reference",
     "token_service",
     "tokens",
