@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format bench bytecode clean
+.PHONY: run test test-fast lint format bench bytecode clean
 
 # Create the venv when absent and (re)install when pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -27,6 +27,10 @@ run: bytecode
 TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+
+# The tests that need no Docker engine (not marked `docker`): the quick loop while editing.
+test-fast: $(STAMP)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not docker"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -6,7 +6,7 @@ project apart from the fault it makes; the last two stop a service and restart i
 
 Each breaking test asserts the whole picture: exactly the expected ✗ (no cascade), the
 checks that depend on it skipped, the ✗ line and the fix exactly as declared in
-`gdk_geo/checks.py` (which the README's troubleshooting table is generated from).
+`gdk_geo/doctor/checks.py` (which docs/troubleshooting.md's table is generated from).
 """
 
 from __future__ import annotations
@@ -359,14 +359,14 @@ def test_every_check_names_a_fix_and_only_earlier_checks_as_needs() -> None:
         seen.add(check.name)
 
 
-def test_readme_troubleshooting_table_is_current() -> None:
-    readme = (REPO_ROOT / "README.md").read_text()
-    assert checks_docs.readme_with_troubleshooting(readme) == readme, (
-        "README's troubleshooting table is stale: run `invoke geo.config.example`"
+def test_troubleshooting_page_table_is_current() -> None:
+    page = (REPO_ROOT / checks_docs.PAGE).read_text()
+    assert checks_docs.page_with_table(page) == page, (
+        f"{checks_docs.PAGE}'s troubleshooting table is stale: run `invoke geo.config.example`"
     )
     for check in checks.CHECKS:
-        assert f"`{checks.failure_line(check)}`" in readme
-        assert check.fix in readme
+        assert f"`{checks.failure_line(check)}`" in page
+        assert check.fix in page
 
 
 def test_readme_task_table_lists_check_and_logs() -> None:

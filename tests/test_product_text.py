@@ -32,3 +32,21 @@ def test_the_readme_links_only_files_that_exist() -> None:
     targets = re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", readme)
     assert "docs/registry-replication.md" in targets
     assert [t for t in targets if not (REPO_ROOT / t).exists()] == []
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a markdown heading: lower case, punctuation dropped, spaces `-`."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_the_docs_pages_link_only_files_and_headings_that_exist() -> None:
+    broken = []
+    for page in [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]:
+        for target, anchor in re.findall(r"\]\(([^)#:]*)(?:#([^)]*))?\)", page.read_text()):
+            linked = (page.parent / target).resolve() if target else page
+            markdown = linked.suffix == ".md" and linked.is_file()
+            headings = linked.read_text().splitlines() if markdown else []
+            anchors = {_anchor(line.lstrip("#")) for line in headings if line.startswith("#")}
+            if not linked.exists() or (anchor and anchor not in anchors):
+                broken.append(f"{page.relative_to(REPO_ROOT)}: {target}#{anchor}")
+    assert broken == []

@@ -1,20 +1,20 @@
-"""The README's generated sections are spliced one way: between their markers, or an error."""
+"""The docs pages' generated sections are spliced one way: between their markers, or an error."""
 
 from __future__ import annotations
 
 import pytest
 
 from gdk_geo.errors import GdkGeoError
-from gdk_geo.settings import readme
+from gdk_geo.settings import doc_sections
 
-BEGIN, END = readme.markers("table")
+BEGIN, END = doc_sections.markers("table")
 
 
 def test_the_section_between_the_markers_is_replaced_and_nothing_else() -> None:
     text = f"# Title\n\nbefore\n{BEGIN}\nold row\nold row\n{END}\nafter\n"
-    spliced = readme.splice(text, "table", "| new |")
+    spliced = doc_sections.splice(text, "table", "| new |", "page.md")
     assert spliced == f"# Title\n\nbefore\n{BEGIN}\n| new |\n{END}\nafter\n"
-    assert readme.splice(spliced, "table", "| new |") == spliced
+    assert doc_sections.splice(spliced, "table", "| new |", "page.md") == spliced
 
 
 @pytest.mark.parametrize(
@@ -29,8 +29,9 @@ def test_the_section_between_the_markers_is_replaced_and_nothing_else() -> None:
 )
 def test_damaged_markers_are_an_error_not_an_appended_table(text: str) -> None:
     with pytest.raises(GdkGeoError) as caught:
-        readme.splice(text, "table", "| new |")
-    assert BEGIN in caught.value.what and "invoke geo.config.example" in str(caught.value.fix)
+        doc_sections.splice(text, "table", "| new |", "page.md")
+    assert "page.md" in caught.value.what and BEGIN in caught.value.what
+    assert "invoke geo.config.example" in str(caught.value.fix)
 
 
 def test_both_generated_sections_are_spliced_the_same_way() -> None:
@@ -38,8 +39,8 @@ def test_both_generated_sections_are_spliced_the_same_way() -> None:
     from gdk_geo.settings import settings_docs
 
     for name, splice in (
-        ("settings", settings_docs.readme_with_table),
-        ("troubleshooting", checks_docs.readme_with_troubleshooting),
+        ("settings", settings_docs.page_with_table),
+        ("troubleshooting", checks_docs.page_with_table),
     ):
         with pytest.raises(GdkGeoError, match=name):
-            splice("a README without the section\n")
+            splice("a page without the section\n")

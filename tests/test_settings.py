@@ -49,10 +49,10 @@ def test_committed_example_is_current() -> None:
     )
 
 
-def test_readme_settings_table_is_current() -> None:
-    readme = (REPO_ROOT / "README.md").read_text()
-    assert settings_docs.readme_with_table(readme) == readme, (
-        "README settings table is stale: run `invoke geo.config.example`"
+def test_settings_page_table_is_current() -> None:
+    page = (REPO_ROOT / settings_docs.PAGE).read_text()
+    assert settings_docs.page_with_table(page) == page, (
+        f"{settings_docs.PAGE}'s settings table is stale: run `invoke geo.config.example`"
     )
 
 

@@ -1,5 +1,6 @@
 """The `geo.config.*` tasks: read and change one setting, list them all, and regenerate
-`gdk.example.yml` and the README's generated tables."""
+`gdk.example.yml` and the generated tables of `docs/settings.md` and
+`docs/troubleshooting.md`."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from invoke import Collection, task
 
 from gdk_geo.cli.console import out, user_errors
 from gdk_geo.cli.tasks_support import project_of
+from gdk_geo.errors import GdkGeoError
 from gdk_geo.fsutil import atomic_write
 from gdk_geo.project import EXAMPLE, REPO_ROOT
 
@@ -46,15 +48,26 @@ def config_list(c):
 @task(name="example")
 @user_errors
 def config_example(c):
-    """Regenerate gdk.example.yml and the README's settings and troubleshooting tables."""
+    """Regenerate gdk.example.yml and the settings and troubleshooting tables in docs/."""
     from gdk_geo.doctor import checks_docs
     from gdk_geo.settings import settings_docs
 
+    # Every page is spliced before any is written: damaged markers leave all as they were.
+    pages = {}
+    for docs in (settings_docs, checks_docs):
+        page = REPO_ROOT / docs.PAGE
+        try:
+            pages[page] = docs.page_with_table(page.read_text())
+        except FileNotFoundError:
+            raise GdkGeoError(
+                f"{docs.PAGE} does not exist",
+                fix=f"restore it (`git checkout -- {docs.PAGE}`), then run "
+                "`invoke geo.config.example` again",
+            ) from None
     atomic_write(EXAMPLE, settings_docs.example_yaml())
-    readme = REPO_ROOT / "README.md"
-    text = settings_docs.readme_with_table(readme.read_text())
-    atomic_write(readme, checks_docs.readme_with_troubleshooting(text))
-    out.print(f"wrote {EXAMPLE.name}, and the settings and troubleshooting tables in README.md")
+    for page, text in pages.items():
+        atomic_write(page, text)
+    out.print(f"wrote {EXAMPLE.name}, {settings_docs.PAGE} and {checks_docs.PAGE}")
 
 
 ns = Collection("config", config_get, config_set, config_list, config_example)

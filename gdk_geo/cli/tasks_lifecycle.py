@@ -99,15 +99,19 @@ def _summary(project: Project, result: lifecycle.SetupResult) -> None:
             f"({result.containers[node.name]})  Geo service {node.service_url} "
             f"({result.services[node.name]})"
         )
-    out.print("\nTry it:")
-    out.print(f"  docker push {cfg.primary.registry_address}/group/app:v1")
+    from gdk_geo.ops.login import login_hint
+
+    # In the order they work: log in, make an image (none may be pullable here), push, pull.
+    out.print()
+    for line in login_hint(project, cfg):
+        out.print(line)
+    image = f"{cfg.primary.registry_address}/group/app:v1"
+    out.print('Try it (README.md, "First five minutes", has more):')
+    out.print(f"  tar -cf - README.md | docker import - {image}")
+    out.print(f"  docker push {image}")
     for node in cfg.secondaries:
         out.print(f"  docker pull {node.registry_address}/group/app:v1")
     out.print(f"  status page: {cfg.secondaries[0].service_url}/admin/geo")
-    from gdk_geo.ops.login import login_hint
-
-    for line in login_hint(project, cfg):
-        out.print(line)
 
 
 @task(help={"force": FORCE_HELP})

@@ -128,11 +128,11 @@ class Context:
 
 @dataclass(frozen=True)
 class Check:
-    """One diagnostic, declared once: the README's troubleshooting table is built from these."""
+    """One diagnostic, declared once: docs/troubleshooting.md's table is built from these."""
 
     name: str
     title: str  # true when the check passes; printed after ✓ or ✗
-    verifies: str  # what is actually looked at, for the README
+    verifies: str  # what is actually looked at, for the troubleshooting table
     fix: str  # the exact fix printed under the ✗
     run: Callable[[Context], Outcome]
     needs: tuple[str, ...] = ()  # names of checks that must pass first

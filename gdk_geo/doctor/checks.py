@@ -12,8 +12,9 @@ once per secondary, its line naming the node (`✗ replication keeps up (dc3)`),
 prerequisites those of the same node, and its fix aimed at that node. A check of the whole
 project that needs one of them needs it to pass on every secondary.
 
-The README's troubleshooting table is generated from the same declarations
-(`gdk_geo.doctor.checks_docs`), so the fixes it shows are the ones `geo.check` prints.
+The troubleshooting table of docs/troubleshooting.md is generated from the same
+declarations (`gdk_geo.doctor.checks_docs`), so the fixes it shows are the ones `geo.check`
+prints.
 
 Checks look, they don't repair: nothing here writes a file or starts a process. The one
 exception is the notification probe, which pushes and then deletes a tiny image in a
@@ -341,8 +342,9 @@ def headline(result: Result) -> str:
 
 
 def failure_line(check: Check, node: str | None = None) -> str:
-    """Exactly what `geo.check` prints when `check` fails (the README quotes it without a
-    node; with several secondaries, a per-secondary check's line names its `node`)."""
+    """Exactly what `geo.check` prints when `check` fails (the troubleshooting table quotes
+    it without a node; with several secondaries, a per-secondary check's line names its
+    `node`)."""
     return headline(Result(check, failed(""), node))
 
 

@@ -1,8 +1,9 @@
-"""The README's troubleshooting table, derived from the check declarations in `checks.py`.
+"""The troubleshooting table of `docs/troubleshooting.md`, derived from the check
+declarations in `checks.py`.
 
 Like the settings table, it is generated, never hand-edited, so the ✗ lines and fixes the
-README shows are the ones `geo.check` prints; a test fails when the committed copy is
-stale (regenerate with `invoke geo.config.example`).
+page shows are the ones `geo.check` prints; a test fails when the committed copy is stale
+(regenerate with `invoke geo.config.example`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from gdk_geo.doctor.checks import CHECKS, Check, failure_line
-from gdk_geo.settings import readme
+from gdk_geo.settings import doc_sections
+
+PAGE = "docs/troubleshooting.md"  # where the table is, from the repository's root
 
 
 def troubleshooting_table(checks: Iterable[Check] = CHECKS) -> str:
@@ -21,6 +24,7 @@ def troubleshooting_table(checks: Iterable[Check] = CHECKS) -> str:
     return "\n".join(rows)
 
 
-def readme_with_troubleshooting(text: str) -> str:
-    """The README `text` with its troubleshooting section replaced by the current table."""
-    return readme.splice(text, "troubleshooting", troubleshooting_table())
+def page_with_table(text: str) -> str:
+    """`text`, the troubleshooting page, with its troubleshooting section replaced by the
+    current table."""
+    return doc_sections.splice(text, "troubleshooting", troubleshooting_table(), PAGE)

@@ -4,7 +4,7 @@ Every route needs the node token (`Authorization: Bearer <token>` or GitLab's
 `PRIVATE-TOKEN` header): `invoke geo.sync` and `geo.verify` read it from the secondary's
 `gitlab.yml`, as the worker does. A pass starts in the worker's loop and the call returns
 at once (202) with the URL of its progress, a stream of JSON lines that ends with a
-`{"type": "done", ...}` line. The routes are documented in the README ("Worker API").
+`{"type": "done", ...}` line. The routes are documented in docs/worker-api.md.
 """
 
 from __future__ import annotations

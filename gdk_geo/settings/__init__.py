@@ -4,7 +4,8 @@ The first stage of the way a change travels. `schema` declares every setting onc
 default, one line of doc); `values` says what each kind of value accepts; `topology` derives
 where each node is reached; `gdk_yml` reads the file as written (line numbers, both key
 forms); `config` validates and loads; `config_edit` is `geo.config.get/set`;
-`settings_docs` and `readme` write the example file and the README's tables from the schema.
+`settings_docs` writes the example file and docs/settings.md's table from the schema;
+`doc_sections` splices a generated table into its docs page.
 
 The schema's names are re-exported here: `from gdk_geo.settings import Settings`.
 """
@@ -51,7 +52,7 @@ __all__ = [
     "Settings",
     "config",
     "config_edit",
-    "readme",
+    "doc_sections",
     "section",
     "setting",
     "settings_docs",

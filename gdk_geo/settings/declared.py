@@ -1,7 +1,7 @@
 """Walking the settings declaration: every leaf setting with its key, type, default, doc
 and check, as `config.py` validates it and `settings_docs.py` documents it.
 
-The schema itself is `settings.py`; this module reads it (with `dataclasses.fields`), so
+The schema itself is `schema.py`; this module reads it (with `dataclasses.fields`), so
 adding a field there adds its key here, to validation and to the generated documents.
 """
 

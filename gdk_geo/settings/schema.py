@@ -1,8 +1,9 @@
 """Every gdk.yml setting, declared once: its type, default and one line of documentation.
 
 The nested dataclasses below are the whole schema. Validation (`config.py`), the committed
-`gdk.example.yml` and the settings table in the README are all derived from them, the way
-GDK derives `gdk.example.yml` from `lib/gdk/config.rb`. To add a setting, add a field here.
+`gdk.example.yml` and the settings table of docs/settings.md are all derived from them, the
+way GDK derives `gdk.example.yml` from `lib/gdk/config.rb`. To add a setting, add a field
+here (docs/recipes.md has the other steps).
 
 The values that follow from the settings (each node's registry and Geo service URL, the
 listeners, the effective primary API URL) are reached from `Settings` (`cfg.node(name)`,

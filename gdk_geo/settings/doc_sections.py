@@ -1,8 +1,9 @@
-"""The README's generated sections: each sits between two markers and is replaced whole.
+"""The generated sections of the docs pages: each sits between two markers and is replaced whole.
 
-The settings table and the troubleshooting table are spliced in the same way, so a README
-whose markers were lost or damaged is an error that says what to restore, never a table
-appended somewhere or silently dropped.
+The settings table (`docs/settings.md`, from `schema`) and the troubleshooting table
+(`docs/troubleshooting.md`, from the `geo.check` catalog) are spliced in the same way, so a
+page whose markers were lost or damaged is an error that says what to restore, never a
+table appended somewhere or silently dropped.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ def markers(name: str) -> tuple[str, str]:
     return begin, f"<!-- {name}:end -->"
 
 
-def splice(document: str, name: str, content: str) -> str:
-    """`document` with the text between the markers of section `name` replaced by `content`."""
+def splice(document: str, name: str, content: str, page: str) -> str:
+    """`document` (the text of `page`) with the text between the markers of section `name`
+    replaced by `content`."""
     begin, end = markers(name)
     head, found, rest = document.partition(begin)
     inside, closed, tail = rest.partition(end)
     if not found or not closed or begin in inside or begin in tail or end in tail:
         raise GdkGeoError(
-            f"README.md must hold the {name} section exactly once, between `{begin}` and `{end}`",
+            f"{page} must hold the {name} section exactly once, between `{begin}` and `{end}`",
             fix="restore the two marker lines around the section (git shows how they were), "
             "then run `invoke geo.config.example` again",
         )
