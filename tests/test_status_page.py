@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import in_process_secondary_settings
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
@@ -31,22 +32,7 @@ HOSTILE = "<script>alert(1)</script>"
 
 
 def settings(root: Path, *, enabled: bool = True) -> SecondaryWorkerSettings:
-    return SecondaryWorkerSettings(
-        node_root=root,
-        listen_address="127.0.0.1",
-        port=0,
-        primary_geo_url="http://127.0.0.1:1",
-        node_token="token",
-        registry_api_url="http://127.0.0.1:2",
-        ca_file=root / "localhost.crt",
-        tracking_db_path=root / "geo" / "tracking.sqlite3",
-        replication_enabled=enabled,
-        primary_api_url="http://127.0.0.1:3",
-        backfill_interval=60,
-        verification_interval=300,
-        max_concurrent_repositories=2,
-        max_concurrent_blobs=2,
-    )
+    return in_process_secondary_settings(root, replication_enabled=enabled)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers import in_process_secondary_settings
 
 from gdk_geo.node_settings import SecondaryWorkerSettings
 from gdk_geo.registry.client import RegistryClient
@@ -21,22 +22,10 @@ pytestmark = pytest.mark.docker
 
 
 def worker_settings(registries, root: Path) -> SecondaryWorkerSettings:
-    """A secondary's settings for the plain-HTTP test pair (no worker process runs)."""
-    return SecondaryWorkerSettings(
-        node_root=root,
-        listen_address="127.0.0.1",
-        port=0,
-        primary_geo_url="http://127.0.0.1:1",  # sync_once never reads events
-        node_token="unused-by-sync-once",
-        registry_api_url=registries.secondary,
-        ca_file=root / "localhost.crt",
-        tracking_db_path=root / "geo" / "tracking.sqlite3",
-        replication_enabled=True,
-        primary_api_url=registries.primary,
-        backfill_interval=60.0,
-        verification_interval=300.0,
-        max_concurrent_repositories=2,
-        max_concurrent_blobs=2,
+    """A secondary's settings for the plain-HTTP test pair (no worker process runs; sync_once
+    never reads events)."""
+    return in_process_secondary_settings(
+        root, registry_api_url=registries.secondary, primary_api_url=registries.primary
     )
 
 
