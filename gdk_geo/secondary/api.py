@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from gdk_geo.secondary.passes import Pass, Passes, Selection
+from gdk_geo.secondary.passes import Pass, Passes
 from gdk_geo.secondary.repository_index import Filters, RepositoryIndex
+from gdk_geo.secondary.selection import Selection
 from gdk_geo.secondary.tracking import TrackingDB
 
 PREFIX = "/api/v4/geo"

@@ -30,14 +30,16 @@ from dataclasses import dataclass, replace
 from gdk_geo.node_settings import SecondaryWorkerSettings
 from gdk_geo.registry.backoff import Backoff
 from gdk_geo.registry.errors import RegistryError
+from gdk_geo.secondary.bounded import run_bounded
 from gdk_geo.secondary.event_feed import EventFeed, EventFeedError, EventPage, restarted
-from gdk_geo.secondary.passes import InFlight, diff_summary
-from gdk_geo.secondary.replicator import Replicator, secondary_only
+from gdk_geo.secondary.in_flight import InFlight
+from gdk_geo.secondary.replicator import Replicator
 from gdk_geo.secondary.repository_index import RepositoryIndex
 from gdk_geo.secondary.results import Totals
+from gdk_geo.secondary.selection import secondary_only
 from gdk_geo.secondary.snapshot import FeedState, Rows, StatusSnapshot
 from gdk_geo.secondary.tracking import TrackedRepository, TrackingDB
-from gdk_geo.secondary.verify import compare_repository
+from gdk_geo.secondary.verify import verify_and_record
 
 __all__ = ["Activity", "Worker", "status_snapshot"]
 
@@ -207,41 +209,32 @@ class Worker:
 
     async def verify_once(self) -> int:
         """Compare every synced repository on both sides; mismatches go back to sync."""
-        limit = asyncio.Semaphore(max(1, self.settings.max_concurrent_repositories))
-        mismatches = 0
-
-        async def one(repository: str) -> None:
-            nonlocal mismatches
-            async with limit:
-                try:
-                    diff = await compare_repository(
-                        self.replicator.source, self.replicator.target, repository
-                    )
-                except RegistryError as exc:
-                    logger.warning("verification of %s could not run: %s", repository, exc)
-                    return
-            self.index.record(repository, diff.clean, None if diff.clean else diff_summary(diff))
-            if diff.clean:
-                self.db.mark_checked(repository, diff.target_checksum)
-                return
-            mismatches += 1
-            logger.warning(
-                "verification of %s: secondary differs (missing %s, extra %s, changed %s)",
-                repository,
-                sorted(diff.missing),
-                sorted(diff.extra),
-                sorted(diff.mismatched),
-            )
-            self.db.mark_pending(repository)
-            self._wake.set()
-
-        async with asyncio.TaskGroup() as group:
-            for repository in self.db.repositories_in("synced"):
-                group.create_task(one(repository))
+        mismatches = await self.verify_each(self.db.repositories_in("synced"))
         mismatches += await self.queue_secondary_only()
         self.replicator.totals.verification_mismatches += mismatches
         self.activity.last_verification_at = time.time()
         return mismatches
+
+    async def verify_each(self, repositories: list[str]) -> int:
+        """Verify and record each repository (`verify_and_record`); how many differed.
+
+        A repository whose side cannot be read is skipped with a warning: the next round
+        asks again, and one registry hiccup must not stop the others' verification.
+        """
+        source, target = self.replicator.source, self.replicator.target
+
+        async def one(repository: str) -> bool:
+            try:
+                diff = await verify_and_record(source, target, repository, self.db, self.index)
+            except RegistryError as exc:
+                logger.warning("verification of %s could not run: %s", repository, exc)
+                return False
+            if not diff.clean:
+                self._wake.set()
+            return not diff.clean
+
+        limit = self.settings.max_concurrent_repositories
+        return sum(await run_bounded(one, repositories, limit))
 
     async def queue_secondary_only(self) -> int:
         """Queue the repositories only the secondary has; how many there were.
