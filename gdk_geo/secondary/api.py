@@ -28,7 +28,9 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def listing(request: Request, db: TrackingDB, index: RepositoryIndex) -> dict[str, Any]:
-    """One page of repositories for the query string, with the counts (API and admin page).
+    """One page of repositories for the query string, with the counts (API and admin page):
+    per state, per verification state, and the re-checks due (synced repositories whose
+    re-check backfill found due; they are counted as synced too).
 
     `ValueError` for a filter that is not a state, or a `per_page` that is not a number.
     """
@@ -46,6 +48,7 @@ def listing(request: Request, db: TrackingDB, index: RepositoryIndex) -> dict[st
     return {
         "counts": db.counts(),
         "verification_counts": index.verification_counts(),
+        "rechecks_due": db.rechecks_due(),
         "repositories": page.rows,
         "next_after": page.next_after,
     }

@@ -73,9 +73,11 @@ async def plan_sync(
 ) -> SyncPlan:
     """The repositories `selection` names, in the order they are synced.
 
-    Named repositories come first and win over the flags; the default queues what a
-    backfill would (as `gdk_geo.secondary.worker.Worker.backfill_once` does) and claims
-    everything due, exactly as the scheduler would.
+    Named repositories come first and win over the flags; the default backfills (as
+    `gdk_geo.secondary.worker.Worker.backfill_once` does) and claims everything due,
+    exactly as the scheduler would. The re-checks that backfill finds due are not syncs:
+    they are left to the worker's re-check (a verification), and the repositories stay
+    synced meanwhile.
     """
     check_replication_enabled(settings)
     if selection.repositories:
@@ -87,8 +89,7 @@ async def plan_sync(
         return SyncPlan(await every_repository(source, target))
     if selection.failed:
         return SyncPlan(db.repositories_in("failed"))
-    catalog = await primary_catalog(source)
-    db.mark_many_pending(db.needs_backfill(catalog, settings.backfill_interval))
+    db.backfill(await primary_catalog(source), settings.backfill_interval)
     return SyncPlan(db.claim_due(sys.maxsize), claimed=True)
 
 
