@@ -14,6 +14,7 @@ import pytest
 
 from gdk_geo import sync_failures
 from gdk_geo.registry.backoff import Backoff
+from gdk_geo.secondary.repository_index import RepositoryIndex
 from gdk_geo.secondary.tracking import TrackingDatabaseError, TrackingDB
 from gdk_geo.secondary.tracking_schema import FAILING, RECHECK_DUE
 
@@ -330,6 +331,7 @@ def test_remove(db: TrackingDB) -> None:
 _OPEN_SNIPPET = """
 import sys
 from pathlib import Path
+from gdk_geo.secondary.repository_index import RepositoryIndex
 from gdk_geo.secondary.tracking import TrackingDatabaseError, TrackingDB
 try:
     TrackingDB(Path(sys.argv[1]))
@@ -424,3 +426,26 @@ def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(TrackingDatabaseError, match="not a database"):
         TrackingDB(path)
+
+
+def test_the_verification_table_fails_with_the_tracking_tables_fixes(
+    tmp_path: Path, tiny_filesystem: Path
+) -> None:
+    """The verification table (`RepositoryIndex`) said "check (permissions, free space)"
+    for a file that is not a database, and "make it writable" for a full disk."""
+    garbage = tmp_path / "t.sqlite3"
+    garbage.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(TrackingDatabaseError) as caught:
+        RepositoryIndex(garbage)
+    assert "move" in caught.value.fix and "rebuilds it" in caught.value.fix
+
+    path = tiny_filesystem / "tracking.sqlite3"
+    db, index = TrackingDB(path), RepositoryIndex(path)
+    try:
+        with pytest.raises(TrackingDatabaseError) as caught:
+            for n in range(100_000):
+                index.record(f"group/{n:06d}/" + "x" * 2000, ok=False, failure="y" * 900)
+        assert "free disk space" in caught.value.fix
+    finally:
+        index.close()
+        db.close()

@@ -20,14 +20,12 @@ from gdk_geo.secondary.blob_locations import BlobLocations
 from gdk_geo.secondary.bounded import run_bounded
 from gdk_geo.secondary.clients import registry_clients
 from gdk_geo.secondary.event_feed import FeedEvent
-from gdk_geo.secondary.results import RepositorySyncResult, Totals
+from gdk_geo.secondary.results import RepositorySyncResult, Totals, failure_line
 from gdk_geo.secondary.selection import Selection, check_replication_enabled, plan_sync
 from gdk_geo.secondary.sync import sync_repository
 from gdk_geo.secondary.tracking import TrackingDB
 
 logger = logging.getLogger("gdk_geo.worker")
-
-MAX_FAILURE_TEXT = 1000
 
 Progress = Callable[[RepositorySyncResult], None]
 
@@ -39,8 +37,7 @@ def failure_reason(result: RepositorySyncResult) -> str:
     else:
         problems = {**result.failed_tags, **result.stale_tags}
         text = "; ".join(f"{tag}: {why}" for tag, why in sorted(problems.items()))
-    text = " ".join((text or "not every tag synced").split())
-    return text if len(text) <= MAX_FAILURE_TEXT else text[: MAX_FAILURE_TEXT - 3] + "..."
+    return failure_line(text or "not every tag synced")
 
 
 class Replicator:
