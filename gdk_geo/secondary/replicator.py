@@ -153,16 +153,20 @@ async def sync_once(
     repos: list[str] | None = None,
     all_: bool = False,
     progress: Progress | None = None,
+    *,
+    failed: bool = False,
 ) -> list[RepositorySyncResult]:
     """One blocking sync pass, recorded in the tracking database like the worker's.
 
     `repos`: exactly these repositories. `all_`: every repository in the primary's catalog.
-    Neither: what the worker would do next (`gdk_geo.secondary.selection.plan_sync`, which
-    the worker's resync asks too). `progress` is called with each result as it finishes.
-    Safe while the worker runs: a sync is idempotent, and both record into the same database.
+    `failed`: the repositories whose last sync failed. None of them: what the worker would
+    do next. The ladder is `gdk_geo.secondary.selection.plan_sync`, which the worker's
+    resync asks too. `progress` is called with each result as it finishes. Safe while the
+    worker runs: a sync is idempotent, and both record into the same database.
     """
     check_replication_enabled(settings)  # before the file and the clients: one clear line
-    selection = Selection(tuple(_checked_name(name) for name in repos or []), all=all_)
+    names = tuple(_checked_name(name) for name in repos or [])
+    selection = Selection(names, all=all_, failed=failed)
     db = TrackingDB(settings.tracking_db_path)
     try:
         async with registry_clients(settings) as (source, target):

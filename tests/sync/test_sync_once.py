@@ -45,6 +45,28 @@ def test_a_repository_neither_registry_knows_is_a_failure_and_not_recorded(
         db.close()
 
 
+def test_sync_failed_syncs_what_failed_and_nothing_else(registries, tmp_path: Path) -> None:
+    """`failed=True` is the ladder's "failed" rung (`plan_sync`), as the worker's resync
+    pass has it, so `geo.sync --failed` in-process need not read the rows itself."""
+    settings = worker_settings(registries, tmp_path)
+    broken, fine = _names()
+
+    async def scenario() -> list[str]:
+        async with Pusher(registries.primary) as primary:
+            for repo in (broken, fine):
+                await primary.image(repo, "v1", make_image())
+        db = TrackingDB(settings.tracking_db_path)
+        try:
+            db.start([broken])
+            db.finish_failure(broken, "primary registry unavailable")
+            db.mark_pending(fine)  # due, but not failed
+        finally:
+            db.close()
+        return [r.repository for r in await sync_once(settings, failed=True) if r.ok]
+
+    assert asyncio.run(scenario()) == [broken]
+
+
 async def _push_straight_to_the_secondary(registries, settings, repo: str, stray: str) -> None:
     """`repo` synced, then a tag of it and a whole repository pushed to the secondary."""
     async with Pusher(registries.primary) as primary:
