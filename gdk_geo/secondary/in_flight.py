@@ -73,9 +73,12 @@ class InFlight:
         return follow_up
 
     async def _after(self, repository: str, running: Outcome) -> RepositorySyncResult:
-        await asyncio.wait([running])  # its outcome, failure or not, is its own caller's
-        # From here on the follow-up is about to start: whoever asks now wants a later one.
-        del self._follow_ups[repository]
+        try:
+            await asyncio.wait([running])  # its outcome, failure or not, is its own caller's
+        finally:
+            # The follow-up is about to start (or was cancelled): whoever asks from now on
+            # wants a later one.
+            del self._follow_ups[repository]
         again = self._running.get(repository)
         if again is not None:  # began after `running` ended, so after every waiter asked
             return await asyncio.shield(again)
