@@ -8,9 +8,11 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from gdk_geo.node.settings import PrimaryServiceSettings
+from gdk_geo.node.settings import PrimaryServiceSettings, SecondaryWorkerSettings
 from gdk_geo.project import Project
 from testkit.net import free_ports
 
@@ -143,3 +145,28 @@ def in_process_primary_settings(root: Path, secret: str, token: str) -> PrimaryS
         registry_api_url="https://localhost:5000",
         ca_file=root / "localhost.crt",
     )
+
+
+def in_process_secondary_settings(root: Path, **values: Any) -> SecondaryWorkerSettings:
+    """Settings for the secondary worker's pieces run in-process, `values` replaced.
+
+    Nothing listens and no registry answers at the default URLs: a test that reaches a
+    registry names it (`primary_api_url`, `registry_api_url`).
+    """
+    settings = SecondaryWorkerSettings(
+        node_root=root,
+        listen_address="127.0.0.1",
+        port=0,
+        primary_geo_url="http://127.0.0.1:1",
+        node_token="token",
+        registry_api_url="http://127.0.0.1:2",
+        ca_file=root / "localhost.crt",
+        tracking_db_path=root / "geo" / "tracking.sqlite3",
+        replication_enabled=True,
+        primary_api_url="http://127.0.0.1:3",
+        backfill_interval=60,
+        verification_interval=300,
+        max_concurrent_repositories=2,
+        max_concurrent_blobs=2,
+    )
+    return replace(settings, **values)

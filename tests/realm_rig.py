@@ -20,7 +20,7 @@ from helpers import REPO_ROOT
 from primary_rig import stop
 from worker_rig import write_yaml
 
-from gdk_geo import signing
+from gdk_geo.pki import signing
 from testkit.net import free_port, wait_for
 
 USER = "root"

@@ -10,13 +10,23 @@ import time
 from pathlib import Path
 
 import pytest
+from starlette.requests import Request
 
 from gdk_geo.registry.backoff import Backoff
-from gdk_geo.secondary.admin import render_page
+from gdk_geo.secondary.admin import page_json, render_page
 from gdk_geo.secondary.repository_index import Filters, RepositoryIndex
 from gdk_geo.secondary.tracking import TrackingDB
 
 HOSTILE = "<script>alert(1)</script>"
+HEALTH = {
+    "replication_enabled": True,
+    "cursor": 3,
+    "primary_last_event_id": 4,
+    "lag": 1,
+    "last_event_at": None,
+    "last_event_age_seconds": 0,
+    "event_feed": {"connected": True, "error": None},
+}
 
 
 @pytest.fixture
@@ -89,16 +99,13 @@ def test_the_page_escapes_what_it_shows() -> None:
     data = {
         "counts": {"pending": 0, "started": 0, "synced": 0, "failed": 1},
         "verification_counts": {"pending": 1, "succeeded": 0, "failed": 0},
+        "rechecks_due": 0,
         "repositories": [row],
         "next_after": None,
         "now": now,
         "health": {
-            "replication_enabled": True,
-            "cursor": 3,
-            "primary_last_event_id": 4,
-            "lag": 1,
+            **HEALTH,
             "last_event_at": now,
-            "last_event_age_seconds": 0,
             "event_feed": {"connected": False, "error": HOSTILE},
         },
     }
@@ -108,3 +115,19 @@ def test_the_page_escapes_what_it_shows() -> None:
     assert page.count("&lt;script&gt;") == 3  # the failure, the feed error, the search box
     assert "group/app" in page and 'content="token-for-this-process"' in page
     assert "lag 1" in page and "failed: 1" in page
+
+
+def test_repositories_due_for_a_recheck_count_as_synced_and_are_shown(tracked) -> None:
+    """Issue 25 #16: backfill's re-checks showed as pending syncs, and the synced bar read
+    30% while nothing was out of sync."""
+    db, index = tracked
+    _synced(db, "g/one", "g/two")
+    db.backfill(["g/one", "g/two"], older_than=0)
+    request = Request({"type": "http", "query_string": b"", "headers": []})
+    data = page_json(request, db, index, lambda: HEALTH)
+    assert (data["counts"]["synced"], data["rechecks_due"]) == (2, 2)
+    page = render_page(
+        data, dict.fromkeys(("state", "verification_state", "search", "after"), ""), "t"
+    )
+    assert "re-checks due: 2" in page
+    assert 'id="synced-percent">100%' in page

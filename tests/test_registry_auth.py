@@ -395,9 +395,9 @@ def test_distribution_allows_60_s_of_skew_on_exp_and_nbf(
 
 
 def _refusals(project: Project, node: str) -> str:
-    from gdk_geo import nodes
+    from gdk_geo.runtime import containers
 
-    container = nodes.engine().containers.get(nodes.container_name(project.load(), node))
+    container = containers.engine().containers.get(containers.container_name(project.load(), node))
     return container.logs().decode(errors="replace")
 
 

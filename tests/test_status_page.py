@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import in_process_secondary_settings
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
@@ -31,22 +32,7 @@ HOSTILE = "<script>alert(1)</script>"
 
 
 def settings(root: Path, *, enabled: bool = True) -> SecondaryWorkerSettings:
-    return SecondaryWorkerSettings(
-        node_root=root,
-        listen_address="127.0.0.1",
-        port=0,
-        primary_geo_url="http://127.0.0.1:1",
-        node_token="token",
-        registry_api_url="http://127.0.0.1:2",
-        ca_file=root / "localhost.crt",
-        tracking_db_path=root / "geo" / "tracking.sqlite3",
-        replication_enabled=enabled,
-        primary_api_url="http://127.0.0.1:3",
-        backfill_interval=60,
-        verification_interval=300,
-        max_concurrent_repositories=2,
-        max_concurrent_blobs=2,
-    )
+    return in_process_secondary_settings(root, replication_enabled=enabled)
 
 
 @pytest.fixture
@@ -135,6 +121,7 @@ def test_the_json_reads_back_as_the_same_snapshot(db: TrackingDB, tmp_path: Path
         "last_verification_at",
         "counts",
         "verification_counts",
+        "rechecks_due",
         "totals",
         "repositories",
     ], "the keys `geo.status --json` shows"
@@ -217,3 +204,23 @@ def test_only_the_status_json_takes_rows_and_by_default_the_failing_ones(
     assert names == ["group/a", "group/b", "group/broken", "group/c", "group/retried"]
     assert none.json()["repositories"] == [] and none.json()["counts"] == failing.counts
     assert wrong.status_code == 400 and "none, failing, all" in wrong.json()["message"]
+
+
+def test_rechecks_due_are_counted_apart_from_the_synced_repositories(
+    db: TrackingDB, tmp_path: Path
+) -> None:
+    """Issue 25 #16: with 1,228 repositories in sync and `backfill_interval: 5s`, the status
+    swung between "synced 760, pending 462" and "synced 378, pending 846": backfill's
+    re-checks were pending syncs. They stay synced, and are counted in SQL on their own."""
+    for name in ("group/a", "group/b", "group/c"):
+        synced_row(db, name)
+    db.backfill(["group/a", "group/b"], older_than=0)
+    app = create_app(lambda rows: snapshot_of(db, tmp_path, rows=rows))
+    status, metrics = get_all(app, "/api/v4/geo/replication/status", "/-/metrics")
+    data = status.json()
+    assert data["counts"] == {"pending": 0, "started": 0, "synced": 3, "failed": 0}
+    assert data["rechecks_due"] == 2
+    assert StatusSnapshot.from_json(data).rechecks_due == 2
+    assert metric_values(metrics.text)["gdk_geo_rechecks_due", ()] == 2
+    del data["rechecks_due"]  # what a worker of the previous release answers
+    assert StatusSnapshot.from_json(data).rechecks_due == 0

@@ -14,8 +14,9 @@ import pytest
 
 from gdk_geo.doctor import sync_failures
 from gdk_geo.registry.backoff import Backoff
+from gdk_geo.secondary.repository_index import RepositoryIndex
 from gdk_geo.secondary.tracking import TrackingDatabaseError, TrackingDB
-from gdk_geo.secondary.tracking_schema import FAILING
+from gdk_geo.secondary.tracking_schema import FAILING, RECHECK_DUE
 
 NOW = 1_700_000_000.0
 
@@ -88,6 +89,55 @@ def test_older_database_gains_new_columns(tmp_path: Path) -> None:
     assert db.get("kept").state == "synced"
     assert not db.get("kept").urgent
     db.close()
+
+
+# The tables as the release before re-checks wrote them (its tracking_schema._SCHEMA).
+_PREVIOUS_RELEASE = """
+CREATE TABLE repositories (
+    repository        TEXT PRIMARY KEY,
+    state             TEXT NOT NULL CHECK (state IN ('pending', 'started', 'synced', 'failed')),
+    retry_count       INTEGER NOT NULL DEFAULT 0,
+    retry_at          REAL,
+    last_sync_failure TEXT,
+    last_synced_at    REAL,
+    last_checked_at   REAL,
+    checksum          TEXT,
+    resync_requested  INTEGER NOT NULL DEFAULT 0,
+    urgent            INTEGER NOT NULL DEFAULT 0,
+    created_at        REAL NOT NULL,
+    updated_at        REAL NOT NULL
+);
+CREATE INDEX repositories_due ON repositories (state, retry_at);
+CREATE INDEX repositories_failing ON repositories (repository)
+    WHERE (state = 'failed' OR last_sync_failure <> '');
+CREATE TABLE event_cursor (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    last_event_id INTEGER NOT NULL,
+    last_event_at REAL,
+    updated_at    REAL NOT NULL,
+    log_id        TEXT
+);
+INSERT INTO repositories (repository, state, last_checked_at, created_at, updated_at)
+    VALUES ('kept', 'synced', 1, 1, 1), ('queued', 'pending', NULL, 1, 1);
+INSERT INTO event_cursor VALUES (1, 42, 1.0, 1.0, 'log-a');
+"""
+
+
+def test_the_previous_releases_database_keeps_working_and_gains_rechecks(tmp_path: Path) -> None:
+    path = tmp_path / "t.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(_PREVIOUS_RELEASE)
+    old.close()
+    db = TrackingDB(path)
+    try:
+        assert (db.cursor(), db.cursor_log()) == (42, "log-a")
+        assert db.counts() == {"pending": 1, "started": 0, "synced": 1, "failed": 0}
+        assert db.rechecks_due() == 0
+        assert db.backfill(["kept", "queued"], older_than=60).rechecks == ["kept"]
+        assert (db.get("kept").state, db.rechecks_due()) == ("synced", 1)
+    finally:
+        db.close()
+    TrackingDB(path).close()  # and opens again, migrated
 
 
 def test_event_during_sync_is_not_lost(db: TrackingDB) -> None:
@@ -194,15 +244,47 @@ def test_failed_apply_events_moves_neither_cursor_nor_rows(db: TrackingDB) -> No
     assert db.rows() == []
 
 
-def test_needs_backfill(db: TrackingDB) -> None:
+def test_backfill_queues_what_is_not_replicated_and_marks_stale_rows_for_a_recheck(
+    db: TrackingDB,
+) -> None:
+    """Issue 25 #16: backfill marked every synced row not checked for an interval pending,
+    so with 1,228 repositories in sync `geo.status` swung between "synced 760, pending 462"
+    and "synced 378, pending 846". A re-check is due, the row stays synced."""
     db.mark_many_pending(["fresh", "stale", "failed", "queued"], now=NOW)
     db.claim_due(10, now=NOW)
     db.finish_success("fresh", "x", now=NOW + 90)
     db.finish_success("stale", "x", now=NOW)
     db.finish_failure("failed", "boom", now=NOW)
-    db.mark_pending("queued", now=NOW)
+    db.mark_pending("queued", now=NOW)  # an event during its sync: on its way already
     catalog = ["fresh", "stale", "failed", "queued", "new"]
-    assert db.needs_backfill(catalog, older_than=60, now=NOW + 100) == ["stale", "failed", "new"]
+
+    found = db.backfill(catalog, older_than=60, now=NOW + 100)
+
+    assert (found.queued, found.rechecks) == (["failed", "new"], ["stale"])
+    assert db.get("stale").state == "synced"
+    assert db.counts() == {"pending": 2, "started": 1, "synced": 2, "failed": 0}
+    assert (db.rechecks_due(), db.repositories_due_for_recheck()) == (1, ["stale"])
+    for query in ("SELECT COUNT(*)", "SELECT repository"):
+        plan = db._read(f"EXPLAIN QUERY PLAN {query} FROM repositories WHERE {RECHECK_DUE}")
+        assert any("repositories_recheck_due" in row["detail"] for row in plan), plan
+
+
+def test_a_verification_or_a_sync_settles_a_due_recheck(db: TrackingDB) -> None:
+    db.start(["checked", "resynced"], now=NOW)
+    for name in ("checked", "resynced"):
+        db.finish_success(name, "x", now=NOW)
+    assert db.backfill(["checked", "resynced"], older_than=60, now=NOW + 100).rechecks == [
+        "checked",
+        "resynced",
+    ]
+    db.mark_checked("checked", "x", now=NOW + 101)
+    db.mark_pending("resynced", now=NOW + 101)  # a re-check that found a difference
+    assert db.get("resynced").state == "pending"
+    assert db.rechecks_due() == 0, "a pending row is counted as pending, not twice"
+    db.claim_due(1, now=NOW + 102)
+    db.finish_success("resynced", None, now=NOW + 103)
+    assert db.rechecks_due() == 0
+    assert db.backfill(["checked", "resynced"], older_than=60, now=NOW + 110).rechecks == []
 
 
 def test_mark_checked_keeps_backfill_away(db: TrackingDB) -> None:
@@ -210,7 +292,7 @@ def test_mark_checked_keeps_backfill_away(db: TrackingDB) -> None:
     db.claim_due(1, now=NOW)
     db.finish_success("r", "old", now=NOW)
     db.mark_checked("r", "new", now=NOW + 100)
-    assert db.needs_backfill(["r"], older_than=60, now=NOW + 110) == []
+    assert db.backfill(["r"], older_than=60, now=NOW + 110).rechecks == []
     assert db.get("r").checksum == "new"
 
 
@@ -249,6 +331,7 @@ def test_remove(db: TrackingDB) -> None:
 _OPEN_SNIPPET = """
 import sys
 from pathlib import Path
+from gdk_geo.secondary.repository_index import RepositoryIndex
 from gdk_geo.secondary.tracking import TrackingDatabaseError, TrackingDB
 try:
     TrackingDB(Path(sys.argv[1]))
@@ -343,3 +426,26 @@ def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(TrackingDatabaseError, match="not a database"):
         TrackingDB(path)
+
+
+def test_the_verification_table_fails_with_the_tracking_tables_fixes(
+    tmp_path: Path, tiny_filesystem: Path
+) -> None:
+    """The verification table (`RepositoryIndex`) said "check (permissions, free space)"
+    for a file that is not a database, and "make it writable" for a full disk."""
+    garbage = tmp_path / "t.sqlite3"
+    garbage.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(TrackingDatabaseError) as caught:
+        RepositoryIndex(garbage)
+    assert "move" in caught.value.fix and "rebuilds it" in caught.value.fix
+
+    path = tiny_filesystem / "tracking.sqlite3"
+    db, index = TrackingDB(path), RepositoryIndex(path)
+    try:
+        with pytest.raises(TrackingDatabaseError) as caught:
+            for n in range(100_000):
+                index.record(f"group/{n:06d}/" + "x" * 2000, ok=False, failure="y" * 900)
+        assert "free disk space" in caught.value.fix
+    finally:
+        index.close()
+        db.close()

@@ -138,9 +138,13 @@ def test_keyset_pages_cover_every_row_once(geo: GeoSetup, workers) -> None:
     assert seen == names
 
 
-def test_a_resync_during_the_workers_sync_joins_it(geo: GeoSetup, workers) -> None:
-    """`geo.sync` of a repository the worker is syncing: one sync, both see its result."""
-    repo = unique("api/joined")
+def test_a_resync_during_the_workers_sync_gets_a_sync_that_starts_after_it(
+    geo: GeoSetup, workers
+) -> None:
+    """`geo.sync` of a repository the worker is syncing waits for that sync and is answered
+    by a fresh one (issue 25 #15): the running sync listed both sides before the resync was
+    asked for, so it cannot vouch for a change made just before the request."""
+    repo = unique("api/followed")
     worker = workers()
     worker.start()
     with paused(geo.secondary):  # the worker's own sync of the push hangs on the secondary
@@ -154,12 +158,17 @@ def test_a_resync_during_the_workers_sync_joins_it(geo: GeoSetup, workers) -> No
             target=lambda: events.extend(_pass(worker, "resync", repositories=[repo]))
         )
         client.start()
-        wait_for("the resync to join", lambda: "joins the sync already running" in worker.logs())
+        wait_for(
+            "the resync to queue behind it",
+            lambda: f"a sync of {repo} is running: a fresh one follows it" in worker.logs(),
+        )
     client.join(timeout=120)
     assert not client.is_alive()
     result = next(e for e in events if e["type"] == "result")
-    assert result["ok"] and result["pushed"] == 1, result
+    assert result["ok"] and (result["pushed"], result["unchanged"]) == (0, 1), (
+        "the answer is the second sync's: the first pushed v1"
+    )
     row = worker.wait_state(repo, "synced")
     assert row.last_sync_failure is None
-    assert worker.logs().count(f"synced {repo}:") == 1, "one sync, not two"
+    assert worker.logs().count(f"synced {repo}:") == 2, "the worker's sync, then the resync's"
     assert digest_of_tag(geo.secondary.url, repo, "v1") == digest

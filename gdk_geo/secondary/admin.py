@@ -27,8 +27,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from gdk_geo.secondary.api import error, listing, pass_accepted, pass_handler
-from gdk_geo.secondary.passes import Pass, Passes, Selection
+from gdk_geo.secondary.passes import Pass, Passes
 from gdk_geo.secondary.repository_index import VERIFICATION_STATES, RepositoryIndex
+from gdk_geo.secondary.selection import Selection
 from gdk_geo.secondary.tracking import STATES, TrackingDB
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"

@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from gdk_geo.secondary.passes import Pass, Passes, Selection
+from gdk_geo.secondary.passes import Pass, Passes
 from gdk_geo.secondary.repository_index import Filters, RepositoryIndex
+from gdk_geo.secondary.selection import Selection
 from gdk_geo.secondary.tracking import TrackingDB
 
 PREFIX = "/api/v4/geo"
@@ -27,7 +28,9 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def listing(request: Request, db: TrackingDB, index: RepositoryIndex) -> dict[str, Any]:
-    """One page of repositories for the query string, with the counts (API and admin page).
+    """One page of repositories for the query string, with the counts (API and admin page):
+    per state, per verification state, and the re-checks due (synced repositories whose
+    re-check backfill found due; they are counted as synced too).
 
     `ValueError` for a filter that is not a state, or a `per_page` that is not a number.
     """
@@ -45,6 +48,7 @@ def listing(request: Request, db: TrackingDB, index: RepositoryIndex) -> dict[st
     return {
         "counts": db.counts(),
         "verification_counts": index.verification_counts(),
+        "rechecks_due": db.rechecks_due(),
         "repositories": page.rows,
         "next_after": page.next_after,
     }

@@ -5,9 +5,9 @@ engine. Here the worker API (`gdk_geo.secondary.api`) and the admin page start a
 the worker's own event loop, with its registry clients and blob locations, and return at
 once; the pass appends progress events that any number of readers stream from the start.
 
-`InFlight` is the one door every sync of the worker goes through (the scheduler's too), so
-a resync of a repository the worker is already syncing joins that sync: one sync, and
-everyone waiting gets its result.
+Every sync goes through `gdk_geo.secondary.in_flight.InFlight`, the scheduler's too; what
+a resync acts on is `gdk_geo.secondary.selection.plan_sync`'s, as for `geo.sync` without
+the worker.
 """
 
 from __future__ import annotations
@@ -15,30 +15,24 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.registry.errors import RegistryError
-from gdk_geo.registry.reference import check_repository
-from gdk_geo.secondary.replicator import (
-    Replicator,
-    _catalog,
-    _every_repository,
-    failure_reason,
-    unknown_repositories,
-)
+from gdk_geo.secondary.bounded import run_bounded
+from gdk_geo.secondary.in_flight import InFlight
+from gdk_geo.secondary.replicator import Replicator, failure_reason
 from gdk_geo.secondary.repository_index import Filters, RepositoryIndex
-from gdk_geo.secondary.sync import RepositorySyncResult
+from gdk_geo.secondary.results import RepositorySyncResult
+from gdk_geo.secondary.selection import Selection, plan_sync
 from gdk_geo.secondary.verify import (
-    RepositoryDiff,
     SideUnreadable,
-    compare_repository,
     read_side,
     unreachable,
+    verify_and_record,
 )
 
 logger = logging.getLogger("gdk_geo.worker")
@@ -59,38 +53,6 @@ def result_json(result: RepositorySyncResult) -> Event:
         "blobs_mounted": result.blobs_mounted,
         "reason": None if result.ok else failure_reason(result),
     }
-
-
-def diff_summary(diff: RepositoryDiff) -> str:
-    """A verification failure in one line, for the admin page's "last failure"."""
-    parts = [
-        f"{label}: {', '.join(sorted(tags))}"
-        for label, tags in (
-            ("missing", diff.missing),
-            ("only on the secondary", diff.extra),
-            ("different digest", diff.mismatched),
-            ("referrers missing", diff.missing_referrers),
-        )
-        if tags
-    ]
-    return "; ".join(parts) or "checksums differ"
-
-
-@dataclass(frozen=True)
-class Selection:
-    """What a pass acts on: named repositories, all of them, the failed ones, or the default
-    (for a resync: what is due, as the scheduler would; for a reverify: all)."""
-
-    repositories: tuple[str, ...] = ()
-    all: bool = False
-    failed: bool = False
-
-    def __post_init__(self) -> None:
-        for name in self.repositories:
-            try:
-                check_repository(name)
-            except ValueError:
-                raise ValueError(f"{name!r} is not a repository name") from None
 
 
 @dataclass
@@ -134,65 +96,22 @@ class Pass:
         return {"id": self.id, "kind": self.kind, "done": self.done, "events": len(self.events)}
 
 
-class InFlight:
-    """The worker's running syncs by repository; a second request for one joins it."""
-
-    def __init__(self, replicator: Replicator) -> None:
-        self.replicator = replicator
-        self._running: dict[str, asyncio.Future[RepositorySyncResult]] = {}
-
-    def running(self) -> list[str]:
-        return sorted(self._running)
-
-    async def run_claimed(self, repository: str) -> RepositorySyncResult:
-        """Sync a repository already marked started (by the scheduler or `sync`)."""
-        future = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_retrieved)
-        self._running[repository] = future
-        try:
-            result = await self.replicator.run(repository)
-        except BaseException as exc:
-            future.set_exception(exc)
-            raise
-        finally:
-            del self._running[repository]
-        future.set_result(result)
-        return result
-
-    async def sync(self, repository: str) -> RepositorySyncResult:
-        """Join the running sync of `repository`, or start one now."""
-        running = self._running.get(repository)
-        if running is not None:
-            logger.info("resync of %s joins the sync already running", repository)
-            return await asyncio.shield(running)
-        self.replicator.db.start([repository])
-        return await self.run_claimed(repository)
-
-
-def _retrieved(future: asyncio.Future[RepositorySyncResult]) -> None:
-    """Mark a failed sync's exception as seen: the one who ran it re-raises it already."""
-    if not future.cancelled():
-        future.exception()
-
-
 class Passes:
     """Starts resync and reverify passes in the worker's loop and keeps their progress."""
 
     def __init__(
         self,
+        replicator: Replicator,
         in_flight: InFlight,
         index: RepositoryIndex,
         wake: Callable[[], None],
-        backfill_interval: float,
-        concurrency: int,
     ) -> None:
-        self.in_flight = in_flight
-        self.replicator = in_flight.replicator
-        self.db = in_flight.replicator.db
+        self.replicator = replicator
+        self.in_flight = in_flight  # every sync goes through it, as the scheduler's do
+        self.settings = replicator.settings
+        self.db = replicator.db
         self.index = index
         self._wake = wake
-        self._backfill_interval = backfill_interval
-        self._concurrency = max(1, concurrency)
         self._ids = itertools.count(1)
         self._passes: dict[str, Pass] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -241,70 +160,51 @@ class Passes:
         for old in finished[: max(0, len(finished) - KEEP_PASSES)]:
             del self._passes[old.id]
 
+    async def _each(
+        self, one: Callable[[int, str], Awaitable[None]], names: list[str], first: int = 0
+    ) -> None:
+        """`one(position, name)` for every name, as many at once as syncs may run."""
+        positions = list(enumerate(names, start=first))
+        limit = self.settings.max_concurrent_repositories
+        await run_bounded(lambda item: one(*item), positions, limit)
+
     # -- resync ------------------------------------------------------------------------------
 
     async def _resync(self, run: Pass) -> None:
-        if not self.replicator.settings.replication_enabled:
-            raise GdkGeoError(
-                "registry replication is disabled on the secondary",
-                fix="set geo.secondary.registry_replication.enabled: true in gdk.yml, then "
-                "`invoke geo.restart`",
-            )
-        names, claimed = await self._resync_names(run)
-        run.emit({"type": "planned", "total": len(names) + len(run.events)})
+        """Sync what the selection names (`plan_sync`, as `geo.sync` in-process does)."""
+        source, target = self.replicator.source, self.replicator.target
+        plan = await plan_sync(self.settings, self.db, source, target, run.selection)
+        run.emit({"type": "planned", "total": len(plan.unknown) + len(plan.names)})
+        for position, unknown in enumerate(plan.unknown):
+            run.emit({"type": "result", "position": position, **result_json(unknown)})
+        sync = self.in_flight.run_claimed if plan.claimed else self.in_flight.sync
 
         async def one(position: int, name: str) -> None:
-            if name in claimed:
-                result = await self.in_flight.run_claimed(name)
-            else:
-                result = await self.in_flight.sync(name)
+            result = await sync(name)
             run.emit({"type": "result", "position": position, **result_json(result)})
 
-        await self._bounded(one, names, offset=len(run.events))
+        await self._each(one, plan.names, first=len(plan.unknown))
         results = [event for event in run.events if event["type"] == "result"]
         synced = sum(1 for event in results if event["ok"])
         run.finish({"synced": synced, "failed": len(results) - synced})
 
-    async def _resync_names(self, run: Pass) -> tuple[list[str], set[str]]:
-        """(names to sync, those of them already claimed); unknown names are reported now."""
-        selection, source, target = run.selection, self.replicator.source, self.replicator.target
-        if selection.repositories:
-            names = list(dict.fromkeys(selection.repositories))
-            unknown_names = await unknown_repositories(source, target, names, self.db)
-            for position, unknown in enumerate(unknown_names):
-                names.remove(unknown.repository)
-                run.emit({"type": "result", "position": position, **result_json(unknown)})
-            return names, set()
-        if selection.all:
-            return await _every_repository(source, target), set()
-        if selection.failed:
-            return self.db.repositories_in("failed"), set()
-        catalog = await _catalog(source)
-        self.db.mark_many_pending(self.db.needs_backfill(catalog, self._backfill_interval))
-        claimed = self.db.claim_due(sys.maxsize)
-        return claimed, set(claimed)
-
     # -- reverify ----------------------------------------------------------------------------
 
     async def _reverify(self, run: Pass) -> None:
+        """Verify what the selection names; what differs is recorded and queued for sync."""
         names = await self._reverify_names(run.selection)
         run.emit({"type": "planned", "total": len(names)})
+        source, target = self.replicator.source, self.replicator.target
         queued: list[str] = []
 
         async def one(position: int, name: str) -> None:
-            diff = await compare_repository(self.replicator.source, self.replicator.target, name)
-            if diff.clean:
-                if self.db.get(name) is not None:
-                    self.db.mark_checked(name, diff.target_checksum)
-                self.index.record(name, ok=True)
-            else:
-                self.index.record(name, ok=False, failure=diff_summary(diff))
-                self.db.mark_pending(name)
+            diff = await verify_and_record(source, target, name, self.db, self.index)
+            if not diff.clean:
                 queued.append(name)
                 self._wake()
             run.emit({"type": "diff", "position": position, "clean": diff.clean, **asdict(diff)})
 
-        await self._bounded(one, names)
+        await self._each(one, names)
         self.replicator.totals.verification_mismatches += len(queued)
         run.finish({"repositories": len(names), "differ": len(queued), "queued_for_sync": queued})
 
@@ -318,19 +218,3 @@ class Passes:
             set(await read_side("primary", source, source.catalog()))
             | set(await read_side("secondary", target, target.catalog()))
         )
-
-    async def _bounded(
-        self,
-        one: Callable[[int, str], Awaitable[None]],
-        names: Sequence[str],
-        offset: int = 0,
-    ) -> None:
-        limit = asyncio.Semaphore(self._concurrency)
-
-        async def bounded(position: int, name: str) -> None:
-            async with limit:
-                await one(position, name)
-
-        async with asyncio.TaskGroup() as group:
-            for position, name in enumerate(names, start=offset):
-                group.create_task(bounded(position, name))

@@ -8,27 +8,24 @@ the same way, so the status page tells the truth whichever of the two did the wo
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import sys
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node.settings import SecondaryWorkerSettings
 from gdk_geo.registry.client import RegistryClient
-from gdk_geo.registry.errors import RegistryError, RepositoryNotFound
 from gdk_geo.registry.reference import check_repository
 from gdk_geo.secondary.blob_locations import BlobLocations
+from gdk_geo.secondary.bounded import run_bounded
 from gdk_geo.secondary.clients import registry_clients
 from gdk_geo.secondary.event_feed import FeedEvent
-from gdk_geo.secondary.results import RepositorySyncResult, Totals
+from gdk_geo.secondary.results import RepositorySyncResult, Totals, failure_line
+from gdk_geo.secondary.selection import Selection, check_replication_enabled, plan_sync
 from gdk_geo.secondary.sync import SyncOptions, sync_repository
 from gdk_geo.secondary.tracking import TrackingDB
 
 logger = logging.getLogger("gdk_geo.worker")
-
-MAX_FAILURE_TEXT = 1000
 
 Progress = Callable[[RepositorySyncResult], None]
 
@@ -40,8 +37,7 @@ def failure_reason(result: RepositorySyncResult) -> str:
     else:
         problems = {**result.failed_tags, **result.stale_tags}
         text = "; ".join(f"{tag}: {why}" for tag, why in sorted(problems.items()))
-    text = " ".join((text or "not every tag synced").split())
-    return text if len(text) <= MAX_FAILURE_TEXT else text[: MAX_FAILURE_TEXT - 3] + "..."
+    return failure_line(text or "not every tag synced")
 
 
 class Replicator:
@@ -158,113 +154,38 @@ async def sync_once(
     repos: list[str] | None = None,
     all_: bool = False,
     progress: Progress | None = None,
+    *,
+    failed: bool = False,
 ) -> list[RepositorySyncResult]:
     """One blocking sync pass, recorded in the tracking database like the worker's.
 
     `repos`: exactly these repositories. `all_`: every repository in the primary's catalog.
-    Neither: what the worker would do next, i.e. what is due plus what a backfill would
-    queue. `progress` is called with each result as it finishes. Safe while the worker runs:
-    a sync is idempotent, and both record into the same database.
+    `failed`: the repositories whose last sync failed. None of them: what the worker would
+    do next. The ladder is `gdk_geo.secondary.selection.plan_sync`, which the worker's
+    resync asks too. `progress` is called with each result as it finishes. Safe while the
+    worker runs: a sync is idempotent, and both record into the same database.
     """
-    if not settings.replication_enabled:
-        raise GdkGeoError(
-            "registry replication is disabled on the secondary",
-            fix="set geo.secondary.registry_replication.enabled: true in gdk.yml, then "
-            "`invoke geo.restart`",
-        )
-    names = [_checked_name(name) for name in repos or []]
+    check_replication_enabled(settings)  # before the file and the clients: one clear line
+    names = tuple(_checked_name(name) for name in repos or [])
+    selection = Selection(names, all=all_, failed=failed)
     db = TrackingDB(settings.tracking_db_path)
     try:
         async with registry_clients(settings) as (source, target):
             replicator = Replicator(settings, db, source, target)
-            unknown: list[RepositorySyncResult] = []
-            if names:
-                unknown = await unknown_repositories(source, target, names, db)
-                names = [name for name in names if name not in {r.repository for r in unknown}]
-            if all_ or names:
-                names = names or await _every_repository(source, target)
-                db.start(names)
-            elif not unknown:
-                db.mark_many_pending(
-                    db.needs_backfill(await _catalog(source), settings.backfill_interval)
-                )
-                names = db.claim_due(sys.maxsize)
-            return unknown + await _run_bounded(replicator, names, settings, progress)
+            plan = await plan_sync(settings, db, source, target, selection)
+            if not plan.claimed:
+                db.start(plan.names)
+
+            async def one(name: str) -> RepositorySyncResult:
+                result = await replicator.run(name)
+                if progress is not None:
+                    progress(result)
+                return result
+
+            limit = settings.max_concurrent_repositories
+            return plan.unknown + await run_bounded(one, plan.names, limit)
     finally:
         db.close()
-
-
-async def _run_bounded(
-    replicator: Replicator,
-    names: Sequence[str],
-    settings: SecondaryWorkerSettings,
-    progress: Progress | None,
-) -> list[RepositorySyncResult]:
-    limit = asyncio.Semaphore(max(1, settings.max_concurrent_repositories))
-
-    async def one(name: str) -> RepositorySyncResult:
-        async with limit:
-            result = await replicator.run(name)
-        if progress is not None:
-            progress(result)
-        return result
-
-    async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(one(name)) for name in names]
-    return [task.result() for task in tasks]
-
-
-async def unknown_repositories(
-    source: RegistryClient, target: RegistryClient, names: Sequence[str], db: TrackingDB
-) -> list[RepositorySyncResult]:
-    """A failed result for each named repository neither registry has heard of.
-
-    Syncing such a name "succeeds" with nothing to copy, and recorded it as synced: a
-    typo in `geo.sync --repo` printed ✓ and left a phantom row on the status page. A name
-    only the secondary knows is a real sync (its deletion), so it is left alone, and so is
-    a name the tracking database has a row for: it was in a catalog once, and its sync is
-    what settles it. The others are asked about all at once, not one round trip each.
-    """
-
-    async def known(client: RegistryClient, name: str) -> bool:
-        try:
-            await client.list_tags(name)
-        except RepositoryNotFound:
-            return False
-        except RegistryError:
-            return True  # could not ask: the sync itself fails and records why
-        return True
-
-    async def unknown(name: str) -> bool:
-        return not await known(source, name) and not await known(target, name)
-
-    untracked = [name for name in names if db.get(name) is None]
-    verdicts = await asyncio.gather(*(unknown(name) for name in untracked))
-    error = "neither registry has a repository named {} (check its spelling)"
-    return [
-        RepositorySyncResult(name, error=error.format(name)).finish()
-        for name, is_unknown in zip(untracked, verdicts, strict=True)
-        if is_unknown
-    ]
-
-
-async def secondary_only(primary: Collection[str], target: RegistryClient) -> list[str]:
-    """Repositories with tags on the secondary that the primary's catalog (`primary`) lacks.
-
-    Someone pushed them straight to the secondary. Backfill reads only the primary's
-    catalog, so without this nothing would ever sync (here: delete) them. A name the
-    secondary lists without tags is what a replicated deletion leaves: nothing to do.
-    """
-    known = set(primary)
-    candidates = [name for name in await target.catalog() if name not in known]
-    found = []
-    for name in candidates:
-        try:
-            if await target.list_tags(name):
-                found.append(name)
-        except RepositoryNotFound:
-            continue
-    return found
 
 
 def _checked_name(name: str) -> str:
@@ -274,26 +195,4 @@ def _checked_name(name: str) -> str:
         raise GdkGeoError(
             f"{name!r} is not a repository name",
             fix="use the path part of the image, e.g. `group/app` for localhost:5000/group/app",
-        ) from None
-
-
-async def _catalog(source: RegistryClient) -> list[str]:
-    try:
-        return await source.catalog()
-    except RegistryError as exc:
-        raise GdkGeoError(
-            f"cannot list the primary registry's catalog: {exc}",
-            fix="check that the primary registry runs (`invoke geo.status`)",
-        ) from None
-
-
-async def _every_repository(source: RegistryClient, target: RegistryClient) -> list[str]:
-    """What `geo.sync --all` syncs: the primary's catalog, and what only the secondary has."""
-    names = await _catalog(source)
-    try:
-        return names + await secondary_only(names, target)
-    except RegistryError as exc:
-        raise GdkGeoError(
-            f"cannot list the secondary registry's catalog: {exc}",
-            fix="check that the secondary registry runs (`invoke geo.status`)",
         ) from None

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gdk_geo.secondary.results import failure_line
 from gdk_geo.secondary.snapshot import VERIFICATION_STATES
-from gdk_geo.secondary.tracking import STATES, TrackingDatabaseError
+from gdk_geo.secondary.tracking import STATES
+from gdk_geo.secondary.tracking_schema import tracking_error
 
 MAX_PER_PAGE = 200
-MAX_FAILURE_TEXT = 1000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS verification (
@@ -82,7 +83,8 @@ class RepositoryIndex:
     """Reads and writes the verification table; lists repositories with their states.
 
     Its own connection to the tracking database file (WAL: readers never wait for the
-    scheduler's writes), opened by the worker beside `TrackingDB`.
+    scheduler's writes), opened by the worker beside `TrackingDB`. Its failures read as
+    `TrackingDB`'s (`tracking_error`): the same file, the same causes, the same fixes.
     """
 
     def __init__(self, path: Path) -> None:
@@ -93,24 +95,20 @@ class RepositoryIndex:
             self._conn.execute("PRAGMA busy_timeout = 5000")
             self._conn.executescript(_SCHEMA)
         except sqlite3.Error as exc:
-            raise TrackingDatabaseError(
-                f"the Geo tracking database cannot be used: {exc}",
-                where=str(path),
-                fix=f"check {path} (permissions, free space)",
-            ) from None
+            raise tracking_error(path, exc) from None
 
     def close(self) -> None:
         self._conn.close()
 
     def record(self, repository: str, ok: bool, failure: str | None = None) -> None:
         """Remember a verification's outcome (a failure with its one-line reason)."""
-        text = None if ok else " ".join((failure or "differs from the primary").split())
+        text = None if ok else failure_line(failure or "differs from the primary")
         self._execute(
             "INSERT INTO verification (repository, state, failure, verified_at)"
             " VALUES (?, ?, ?, ?) ON CONFLICT (repository) DO UPDATE SET"
             " state = excluded.state, failure = excluded.failure,"
             " verified_at = excluded.verified_at",
-            (repository, "succeeded" if ok else "failed", _clip(text), time.time()),
+            (repository, "succeeded" if ok else "failed", text, time.time()),
         )
 
     def page(self, filters: Filters, after: str | None = None, per_page: int = 50) -> Page:
@@ -156,19 +154,13 @@ class RepositoryIndex:
         try:
             return self._conn.execute(sql, tuple(params)).fetchall()
         except sqlite3.Error as exc:
-            raise TrackingDatabaseError(
-                f"the Geo tracking database cannot be read: {exc}", where=str(self.path)
-            ) from None
+            raise tracking_error(self.path, exc) from None
 
     def _execute(self, sql: str, params: tuple[object, ...]) -> None:
         try:
             self._conn.execute(sql, params)
         except sqlite3.Error as exc:
-            raise TrackingDatabaseError(
-                f"the Geo tracking database cannot be written: {exc}",
-                where=str(self.path),
-                fix=f"make {self.path} and its directory writable by this user",
-            ) from None
+            raise tracking_error(self.path, exc) from None
 
 
 def _where(filters: Filters) -> tuple[list[str], list[object]]:
@@ -189,9 +181,3 @@ def _where(filters: Filters) -> tuple[list[str], list[object]]:
 def _like_literal(text: str) -> str:
     """`text` matched literally by LIKE: `_` and `%` are common in repository names."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _clip(text: str | None) -> str | None:
-    if text is None or len(text) <= MAX_FAILURE_TEXT:
-        return text
-    return text[: MAX_FAILURE_TEXT - 3] + "..."

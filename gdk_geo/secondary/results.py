@@ -1,8 +1,21 @@
-"""What syncs did: one repository's result, and the totals of a process's syncs."""
+"""What syncs did: one repository's result, the totals of a process's syncs, and the one
+way a failure is written down."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+MAX_FAILURE_TEXT = 1000  # a registry's error body can be a page of HTML
+
+
+def failure_line(text: str) -> str:
+    """`text` as one line of at most `MAX_FAILURE_TEXT` characters, for a tracking row.
+
+    Sync failures (`last_sync_failure`) and verification failures are shown side by side
+    on the admin page and in `geo.check`, so both are folded and clipped alike.
+    """
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_FAILURE_TEXT else text[: MAX_FAILURE_TEXT - 3] + "..."
 
 
 @dataclass

@@ -42,6 +42,11 @@ _GAUGES: tuple[tuple[str, str, Callable[[StatusSnapshot], float | int | bool | N
         "Seconds since the primary recorded the last event we processed.",
         lambda s: s.last_event_age_seconds,
     ),
+    (
+        "gdk_geo_rechecks_due",
+        "Synced repositories due for backfill's re-check (they stay synced meanwhile).",
+        lambda s: s.rechecks_due,
+    ),
 )
 
 _COUNTERS: tuple[tuple[str, str, str], ...] = (

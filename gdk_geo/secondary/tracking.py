@@ -9,7 +9,10 @@ burst of events for one repository queues one sync, not one per event. The state
 
 and an event that arrives while a sync runs sets `resync_requested`, which sends the row back
 to pending when that sync ends: the sync may have listed tags before the new push landed, so
-its result cannot stand for the event (GitLab lesson 9).
+its result cannot stand for the event (GitLab lesson 9). A synced row that backfill finds
+unchecked for an interval gets `recheck_due` and stays synced until its re-check (a
+verification) finds a difference: "pending" means not yet replicated, never "being
+looked at again" (issue 25 #16).
 
 The event cursor lives in the same file and is written in the same transaction as the rows
 the events marked, so a crash replays events and never skips one.
@@ -26,13 +29,22 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
 from pathlib import Path
 
 from gdk_geo.registry.backoff import Backoff
-from gdk_geo.secondary.snapshot import STATES, RepositoryStatus
+from gdk_geo.secondary.snapshot import STATES
+from gdk_geo.secondary.tracking_rows import (
+    Backfill,
+    TrackedRepository,
+    backfill_of,
+    insert_missing,
+    mark_rows_pending,
+    resync_requested,
+    tracked,
+)
 from gdk_geo.secondary.tracking_schema import (
     FAILING,
+    RECHECK_DUE,
     TrackingDatabaseError,
     open_tracking_file,
     prove_writable,
@@ -42,25 +54,12 @@ from gdk_geo.secondary.tracking_schema import (
 # prove_writable: `gdk_geo.doctor.tracking_db_check` proves the file the way the worker does.
 __all__ = [
     "STATES",
+    "Backfill",
     "TrackedRepository",
     "TrackingDB",
     "TrackingDatabaseError",
     "prove_writable",
 ]
-
-
-@dataclass(frozen=True)
-class TrackedRepository(RepositoryStatus):
-    """One row of the tracking table: its status, and when it was first seen."""
-
-    created_at: float
-
-    def status(self) -> RepositoryStatus:
-        """The row as the status shows it (without its creation time)."""
-        return RepositoryStatus(**{f.name: getattr(self, f.name) for f in _STATUS_FIELDS})
-
-
-_STATUS_FIELDS = fields(RepositoryStatus)
 
 
 class TrackingDB:
@@ -117,7 +116,7 @@ class TrackingDB:
     ) -> None:
         """`mark_pending` for several repositories in one transaction."""
         with self._write() as conn:
-            _mark_pending(conn, repositories, _now(now), urgent)
+            mark_rows_pending(conn, repositories, _now(now), urgent)
 
     def apply_events(
         self,
@@ -136,7 +135,7 @@ class TrackingDB:
         """
         with self._write() as conn:
             moment = _now(now)
-            _mark_pending(conn, repositories, moment, True)
+            mark_rows_pending(conn, repositories, moment, True)
             conn.execute(
                 "INSERT INTO event_cursor (id, last_event_id, last_event_at, updated_at, log_id)"
                 " VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
@@ -176,7 +175,7 @@ class TrackingDB:
         with self._write() as conn:
             moment = _now(now)
             for name in repositories:
-                _insert_missing(conn, name, "started", moment)
+                insert_missing(conn, name, "started", moment)
                 conn.execute(
                     "UPDATE repositories SET state = 'started', resync_requested = 0,"
                     " updated_at = ? WHERE repository = ?",
@@ -189,12 +188,13 @@ class TrackingDB:
         """Record a complete sync; returns the new state (pending when an event came meanwhile)."""
         with self._write() as conn:
             moment = _now(now)
-            requested = _resync_requested(conn, repository)
+            requested = resync_requested(conn, repository)
             state = "pending" if requested else "synced"
             conn.execute(
                 "UPDATE repositories SET state = ?, retry_count = 0, retry_at = NULL,"
                 " last_sync_failure = NULL, last_synced_at = ?, last_checked_at = ?,"
-                " checksum = ?, resync_requested = 0, updated_at = ? WHERE repository = ?",
+                " checksum = ?, resync_requested = 0, recheck_due = 0, updated_at = ?"
+                " WHERE repository = ?",
                 (state, moment, moment, checksum, moment, repository),
             )
         return state
@@ -214,7 +214,7 @@ class TrackingDB:
             retry_count = row["retry_count"] if row else 0
             retry_at = moment + self.backoff.delay(retry_count)
             state = "pending" if row and row["resync_requested"] else "failed"
-            _insert_missing(conn, repository, state, moment)
+            insert_missing(conn, repository, state, moment)
             conn.execute(
                 "UPDATE repositories SET state = ?, retry_count = ?, retry_at = ?,"
                 " last_sync_failure = ?, resync_requested = 0, updated_at = ?"
@@ -224,14 +224,40 @@ class TrackingDB:
         return retry_at
 
     def mark_checked(self, repository: str, checksum: str, now: float | None = None) -> None:
-        """Verification found both sides equal: remember when, so backfill leaves it alone."""
+        """Verification found both sides equal: remember when, so backfill leaves it alone
+        for an interval, and its re-check is no longer due. A repository without a row keeps
+        none: a row records what sync did (`gdk_geo.secondary.verify.record_verification`)."""
         with self._write() as conn:
             moment = _now(now)
             conn.execute(
-                "UPDATE repositories SET last_checked_at = ?, checksum = ?, updated_at = ?"
-                " WHERE repository = ?",
+                "UPDATE repositories SET last_checked_at = ?, checksum = ?, recheck_due = 0,"
+                " updated_at = ? WHERE repository = ?",
                 (moment, checksum, moment, repository),
             )
+
+    def backfill(
+        self, catalog: Iterable[str], older_than: float, now: float | None = None
+    ) -> Backfill:
+        """Backfill the primary's catalog: queue what is not replicated, flag re-checks.
+
+        Never-seen names and failed rows past their retry time become pending; synced rows
+        not checked for `older_than` seconds get `recheck_due` and stay synced (`Backfill`).
+        One transaction, so the worker's scheduler never claims half a backfill.
+        """
+        with self._write() as conn:
+            moment = _now(now)
+            rows = conn.execute(
+                "SELECT repository, state, retry_at, last_checked_at FROM repositories"
+            ).fetchall()
+            found = backfill_of(
+                catalog, {row["repository"]: row for row in rows}, older_than, moment
+            )
+            mark_rows_pending(conn, found.queued, moment, False)
+            conn.executemany(
+                "UPDATE repositories SET recheck_due = 1 WHERE repository = ?",
+                [(name,) for name in found.rechecks],
+            )
+        return found
 
     def recover_stale_started(self, now: float | None = None) -> list[str]:
         """Rows left `started` by a worker that died mid-sync go back to pending.
@@ -257,22 +283,6 @@ class TrackingDB:
 
     # -- queries ----------------------------------------------------------------------------
 
-    def needs_backfill(
-        self, repositories: Iterable[str], older_than: float, now: float | None = None
-    ) -> list[str]:
-        """Which of `repositories` (the primary's catalog) backfill should queue.
-
-        Those never seen, those failed whose retry_at has passed, and those synced but not
-        checked for `older_than` seconds. Pending and started rows are already on their way.
-        """
-        moment = _now(now)
-        known = {row.repository: row for row in self.rows()}
-        return [
-            name
-            for name in repositories
-            if name not in known or _backfill_due(known[name], older_than, moment)
-        ]
-
     def next_retry_at(self) -> float | None:
         """The earliest retry_at of a failed row: when the scheduler must look again."""
         rows = self._read("SELECT MIN(retry_at) AS at FROM repositories WHERE state = 'failed'")
@@ -286,11 +296,11 @@ class TrackingDB:
 
     def get(self, repository: str) -> TrackedRepository | None:
         rows = self._read("SELECT * FROM repositories WHERE repository = ?", (repository,))
-        return _tracked(rows[0]) if rows else None
+        return tracked(rows[0]) if rows else None
 
     def rows(self) -> list[TrackedRepository]:
         rows = self._read("SELECT * FROM repositories ORDER BY repository")
-        return [_tracked(row) for row in rows]
+        return [tracked(row) for row in rows]
 
     def failing_rows(self) -> list[TrackedRepository]:
         """Rows whose last sync failed: failed, or pending or started again since.
@@ -299,7 +309,18 @@ class TrackingDB:
         the partial index `repositories_failing` keeps this off the synced rows.
         """
         rows = self._read(f"SELECT * FROM repositories WHERE {FAILING} ORDER BY repository")
-        return [_tracked(row) for row in rows]
+        return [tracked(row) for row in rows]
+
+    def repositories_due_for_recheck(self) -> list[str]:
+        """Synced repositories whose re-check backfill found due, least recently checked first."""
+        rows = self._read(
+            f"SELECT repository FROM repositories WHERE {RECHECK_DUE} ORDER BY last_checked_at"
+        )
+        return [row["repository"] for row in rows]
+
+    def rechecks_due(self) -> int:
+        """How many re-checks are due (counted by SQLite, from their partial index)."""
+        return self._read(f"SELECT COUNT(*) AS n FROM repositories WHERE {RECHECK_DUE}")[0]["n"]
 
     def counts(self) -> dict[str, int]:
         """Repositories per state, every state present (zero when empty)."""
@@ -326,65 +347,3 @@ class TrackingDB:
 
 def _now(now: float | None) -> float:
     return time.time() if now is None else now
-
-
-def _insert_missing(conn: sqlite3.Connection, name: str, state: str, now: float) -> None:
-    conn.execute(
-        "INSERT OR IGNORE INTO repositories (repository, state, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?)",
-        (name, state, now, now),
-    )
-
-
-def _mark_pending(
-    conn: sqlite3.Connection, repositories: Iterable[str], now: float, urgent: bool
-) -> None:
-    for name in dict.fromkeys(repositories):
-        _insert_missing(conn, name, "pending", now)
-        conn.execute(
-            "UPDATE repositories SET resync_requested = 1, updated_at = ?"
-            " WHERE repository = ? AND state = 'started'",
-            (now, name),
-        )
-        conn.execute(
-            "UPDATE repositories SET state = 'pending', updated_at = ?"
-            " WHERE repository = ? AND state IN ('synced', 'failed')",
-            (now, name),
-        )
-        if urgent:
-            conn.execute(
-                "UPDATE repositories SET urgent = 1 WHERE repository = ? AND state = 'pending'",
-                (name,),
-            )
-
-
-def _backfill_due(row: TrackedRepository, older_than: float, now: float) -> bool:
-    if row.state == "failed":
-        return (row.retry_at or 0) <= now
-    if row.state == "synced":
-        return (row.last_checked_at or 0) <= now - older_than
-    return False
-
-
-def _resync_requested(conn: sqlite3.Connection, repository: str) -> bool:
-    row = conn.execute(
-        "SELECT resync_requested FROM repositories WHERE repository = ?", (repository,)
-    ).fetchone()
-    return bool(row and row["resync_requested"])
-
-
-def _tracked(row: sqlite3.Row) -> TrackedRepository:
-    return TrackedRepository(
-        repository=row["repository"],
-        state=row["state"],
-        retry_count=row["retry_count"],
-        retry_at=row["retry_at"],
-        last_sync_failure=row["last_sync_failure"],
-        last_synced_at=row["last_synced_at"],
-        last_checked_at=row["last_checked_at"],
-        checksum=row["checksum"],
-        resync_requested=bool(row["resync_requested"]),
-        urgent=bool(row["urgent"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )

@@ -19,6 +19,13 @@ from gdk_geo.errors import GdkGeoError
 # SQLite uses it for a query that has it too.
 FAILING = "(state = 'failed' OR last_sync_failure <> '')"
 
+# A synced row backfill found unchecked for an interval: its re-check (a verification) is
+# due. A flag beside the state, not a state: the row stays synced while it waits (issue
+# 25 #16). The partial index below holds only flagged rows, by state and last check, so
+# counting them for the status and listing them oldest first read only those rows, where
+# the index on (state, retry_at) would walk every synced row.
+RECHECK_DUE = "(recheck_due = 1 AND state = 'synced')"
+
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS repositories (
     repository        TEXT PRIMARY KEY,
@@ -31,6 +38,7 @@ CREATE TABLE IF NOT EXISTS repositories (
     checksum          TEXT,
     resync_requested  INTEGER NOT NULL DEFAULT 0,
     urgent            INTEGER NOT NULL DEFAULT 0,
+    recheck_due       INTEGER NOT NULL DEFAULT 0,
     created_at        REAL NOT NULL,
     updated_at        REAL NOT NULL
 );
@@ -43,6 +51,12 @@ CREATE TABLE IF NOT EXISTS event_cursor (
     updated_at    REAL NOT NULL,
     log_id        TEXT  -- the primary's event log that last_event_id counts in
 );
+"""
+
+# Indexes on columns an older database gains in `_add_missing_columns`: made after it.
+_LATER_INDEXES = """
+CREATE INDEX IF NOT EXISTS repositories_recheck_due ON repositories (state, last_checked_at)
+    WHERE recheck_due = 1;
 """
 
 
@@ -64,6 +78,7 @@ def open_tracking_file(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.executescript(_SCHEMA)
         _add_missing_columns(conn)
+        conn.executescript(_LATER_INDEXES)
         # executescript only writes when a table is missing: prove now that we can write.
         prove_writable(conn)
     except sqlite3.Error as exc:
@@ -90,8 +105,9 @@ def prove_writable(conn: sqlite3.Connection) -> None:
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
     """Bring a database written by an older gdk-geo up to the current table."""
     columns = {row["name"] for row in conn.execute("PRAGMA table_info(repositories)")}
-    if "urgent" not in columns:
-        conn.execute("ALTER TABLE repositories ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0")
+    for column in ("urgent", "recheck_due"):
+        if column not in columns:
+            conn.execute(f"ALTER TABLE repositories ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
     if "log_id" not in {row["name"] for row in conn.execute("PRAGMA table_info(event_cursor)")}:
         conn.execute("ALTER TABLE event_cursor ADD COLUMN log_id TEXT")
 

@@ -9,6 +9,7 @@ explained (and sent back to sync) without another round trip.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
@@ -18,9 +19,11 @@ from gdk_geo.registry.client import RegistryClient, gather_all
 from gdk_geo.registry.errors import RegistryError, RepositoryNotFound
 from gdk_geo.secondary.clients import registry_clients
 from gdk_geo.secondary.referrers import wanted_referrers
+from gdk_geo.secondary.repository_index import RepositoryIndex
 from gdk_geo.secondary.tracking import TrackingDB
 
 T = TypeVar("T")
+logger = logging.getLogger("gdk_geo.worker")
 
 
 async def tag_digests(
@@ -165,18 +168,82 @@ def unreachable(exc: SideUnreadable) -> tuple[str, str]:
     )
 
 
+def diff_summary(diff: RepositoryDiff) -> str:
+    """A verification failure in one line, for the admin page's "last failure"."""
+    parts = [
+        f"{label}: {', '.join(sorted(tags))}"
+        for label, tags in (
+            ("missing", diff.missing),
+            ("only on the secondary", diff.extra),
+            ("different digest", diff.mismatched),
+            ("referrers missing", diff.missing_referrers),
+        )
+        if tags
+    ]
+    return "; ".join(parts) or "checksums differ"
+
+
+def record_verification(db: TrackingDB, index: RepositoryIndex, found: RepositoryDiff) -> bool:
+    """Record one verification's outcome; True when the repository was queued for sync.
+
+    The one place a verification is written down, whoever ran it (the worker's verification
+    and re-checks, a reverify pass, `geo.verify` in-process), so all of them leave the same
+    trace: the verification state with its reason, and the tracking row either checked
+    (equal sides: backfill's re-check is no longer due) or pending (the sync repairs it).
+
+    `mark_checked` only updates a row that exists, and that is what we want: a tracking row
+    records what *sync* did, so a verification must not invent one. A repository both sides
+    hold identically but nobody tracks yet (a moved-aside database, a reverify of the whole
+    catalog) gets its row from the next backfill, by a sync; checking for the row first, as
+    the reverify pass did, only cost a query for the same outcome.
+    """
+    index.record(found.repository, found.clean, None if found.clean else diff_summary(found))
+    if found.clean:
+        db.mark_checked(found.repository, found.target_checksum)
+        return False
+    db.mark_pending(found.repository)
+    return True
+
+
+async def verify_and_record(
+    source: RegistryClient,
+    target: RegistryClient,
+    repository: str,
+    db: TrackingDB,
+    index: RepositoryIndex,
+) -> RepositoryDiff:
+    """Compare `repository` on both sides and record the outcome (`record_verification`).
+
+    A side that cannot be read raises (`SideUnreadable`) and records nothing: "could not
+    ask" is never "equal", nor "differs".
+    """
+    found = await compare_repository(source, target, repository)
+    if record_verification(db, index, found):
+        logger.warning(
+            "verification of %s: secondary differs (%s): queued for sync",
+            repository,
+            diff_summary(found),
+        )
+    return found
+
+
 def queue_for_sync(settings: SecondaryWorkerSettings, diffs: list[RepositoryDiff]) -> list[str]:
-    """Mark every repository that differs pending in the tracking database; their names.
+    """Record the outcomes of `geo.verify` in-process; the names queued for sync.
 
     A difference `geo.verify` reports is one the worker repairs at its next look at the
     database (at most 30 s), or `geo.sync --all` now; reporting it without queueing left a
     tag pushed straight to the secondary in place until the worker's own verification.
+    Each outcome is recorded as the worker records its own, so the admin page shows the
+    failed verification too. Nothing to record opens nothing.
     """
-    names = [d.repository for d in diffs if not d.clean]
-    if names:
-        db = TrackingDB(settings.tracking_db_path)
+    if not diffs:
+        return []
+    db = TrackingDB(settings.tracking_db_path)
+    try:
+        index = RepositoryIndex(settings.tracking_db_path)
         try:
-            db.mark_many_pending(names)
+            return [d.repository for d in diffs if record_verification(db, index, d)]
         finally:
-            db.close()
-    return names
+            index.close()
+    finally:
+        db.close()

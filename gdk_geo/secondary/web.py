@@ -51,13 +51,7 @@ def worker_app(
     settings: SecondaryWorkerSettings, worker: Worker, token_routes: Sequence[BaseRoute] = ()
 ) -> ASGIApp:
     """Every route of the worker (and the registry's token realm), only for its own `Host`."""
-    passes = Passes(
-        worker.in_flight,
-        worker.index,
-        worker.wake,
-        backfill_interval=settings.backfill_interval,
-        concurrency=settings.max_concurrent_repositories,
-    )
+    passes = Passes(worker.replicator, worker.in_flight, worker.index, worker.wake)
     app = Starlette(
         routes=[
             *api_routes(worker.db, worker.index, passes, settings.node_token),

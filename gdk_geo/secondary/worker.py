@@ -8,8 +8,9 @@ Four loops share one tracking database (`gdk_geo.secondary.tracking`) and one as
 * the scheduler syncs due repositories (`gdk_geo.secondary.sync`), at most
   `max_concurrent_repositories` at once, and records success or failure with backoff;
 * the backfill lists the primary's catalog every `backfill_interval` (and at start) and
-  queues what was never synced, is due for a retry, or was not checked for an interval:
-  a notification the registry dropped while restarting is repaired here;
+  queues what was never synced or is due for a retry: a notification the registry dropped
+  while restarting is repaired here. A synced repository not checked for an interval is
+  re-checked by a verification and stays synced unless that finds a difference;
 * the verification compares tag→digest checksums of synced repositories on both sides
   every `verification_interval`; a mismatch goes back to sync.
 
@@ -30,21 +31,23 @@ from dataclasses import dataclass, replace
 from gdk_geo.node.settings import SecondaryWorkerSettings
 from gdk_geo.registry.backoff import Backoff
 from gdk_geo.registry.errors import RegistryError
+from gdk_geo.secondary.bounded import run_bounded
 from gdk_geo.secondary.event_feed import EventFeed, EventFeedError, EventPage, restarted
-from gdk_geo.secondary.passes import InFlight, diff_summary
-from gdk_geo.secondary.replicator import Replicator, secondary_only
+from gdk_geo.secondary.in_flight import InFlight
+from gdk_geo.secondary.replicator import Replicator
 from gdk_geo.secondary.repository_index import RepositoryIndex
 from gdk_geo.secondary.results import Totals
+from gdk_geo.secondary.selection import secondary_only
 from gdk_geo.secondary.snapshot import FeedState, Rows, StatusSnapshot
 from gdk_geo.secondary.tracking import TrackedRepository, TrackingDB
-from gdk_geo.secondary.verify import compare_repository
+from gdk_geo.secondary.verify import verify_and_record
 
 __all__ = ["Activity", "Worker", "status_snapshot"]
 
 # Named, not __name__: run with -m, this module is `__main__`.
 logger = logging.getLogger("gdk_geo.worker")
 
-IDLE_RECHECK_SECONDS = 30.0  # the scheduler looks at the database at least this often
+IDLE_LOOK_SECONDS = 30.0  # the scheduler looks at the database at least this often
 BACKFILL_RETRY_SECONDS = 15.0  # a failed catalog listing is retried sooner than an interval
 FEED_RECONNECT = Backoff(base=0.5, cap=30.0)
 
@@ -164,7 +167,7 @@ class Worker:
         self._wake.set()
 
     async def _sleep_until_news(self, limit: int) -> None:
-        timeout = IDLE_RECHECK_SECONDS
+        timeout = IDLE_LOOK_SECONDS
         next_retry = self.db.next_retry_at()
         if next_retry is not None and self._running < limit:
             timeout = min(timeout, max(0.01, next_retry - time.time()))
@@ -174,9 +177,13 @@ class Worker:
     # -- backfill and verification ---------------------------------------------------------
 
     async def backfill_forever(self) -> None:
-        """Backfill now and every interval (sooner after a failure or a log restart)."""
+        """Backfill now and every interval (sooner after a failure or a log restart), each
+        followed by the re-checks it found due; the interval counts from their end, so a
+        short one cannot pile re-checks up faster than they run."""
         while True:
             done = await self.backfill_once()
+            if done:  # a primary that cannot list its catalog would fail every re-check too
+                await self.recheck_due()
             pause = self.settings.backfill_interval
             if not done:
                 pause = min(pause, BACKFILL_RETRY_SECONDS)
@@ -185,20 +192,35 @@ class Worker:
             self._backfill_now.clear()
 
     async def backfill_once(self) -> bool:
-        """Queue what the primary's catalog has and we lack or have not checked lately."""
+        """Queue what the primary's catalog has and we lack; flag re-checks of the synced
+        repositories not checked lately (`TrackingDB.backfill`). False when the catalog
+        could not be read."""
         try:
             catalog = await self.replicator.source.catalog()
         except RegistryError as exc:
             logger.warning("backfill: cannot list the primary's catalog: %s", exc)
             self.activity.backfill_error = str(exc)
             return False
-        due = self.db.needs_backfill(catalog, older_than=self.settings.backfill_interval)
-        if due:
-            self.db.mark_many_pending(due)
+        found = self.db.backfill(catalog, older_than=self.settings.backfill_interval)
+        if found.queued:
             self._wake.set()
-            logger.info("backfill: queued %d of %d repositories", len(due), len(catalog))
+            logger.info("backfill: queued %d of %d repositories", len(found.queued), len(catalog))
+        if found.rechecks:
+            logger.info("backfill: %d synced repositories due for a re-check", len(found.rechecks))
         self.activity.last_backfill_at, self.activity.backfill_error = time.time(), None
         return True
+
+    async def recheck_due(self) -> int:
+        """Re-check the synced repositories backfill flagged; how many differed.
+
+        A re-check is a verification, as GitLab re-checks a synced repository: the row
+        stays synced while it runs, a match clears the flag, and only a difference makes
+        it pending, for the scheduler to sync (issue 25 #16). One that cannot be read
+        stays flagged for the next backfill.
+        """
+        mismatches = await self.verify_each(self.db.repositories_due_for_recheck())
+        self.replicator.totals.verification_mismatches += mismatches
+        return mismatches
 
     async def verify_forever(self) -> None:
         while True:
@@ -207,41 +229,32 @@ class Worker:
 
     async def verify_once(self) -> int:
         """Compare every synced repository on both sides; mismatches go back to sync."""
-        limit = asyncio.Semaphore(max(1, self.settings.max_concurrent_repositories))
-        mismatches = 0
-
-        async def one(repository: str) -> None:
-            nonlocal mismatches
-            async with limit:
-                try:
-                    diff = await compare_repository(
-                        self.replicator.source, self.replicator.target, repository
-                    )
-                except RegistryError as exc:
-                    logger.warning("verification of %s could not run: %s", repository, exc)
-                    return
-            self.index.record(repository, diff.clean, None if diff.clean else diff_summary(diff))
-            if diff.clean:
-                self.db.mark_checked(repository, diff.target_checksum)
-                return
-            mismatches += 1
-            logger.warning(
-                "verification of %s: secondary differs (missing %s, extra %s, changed %s)",
-                repository,
-                sorted(diff.missing),
-                sorted(diff.extra),
-                sorted(diff.mismatched),
-            )
-            self.db.mark_pending(repository)
-            self._wake.set()
-
-        async with asyncio.TaskGroup() as group:
-            for repository in self.db.repositories_in("synced"):
-                group.create_task(one(repository))
+        mismatches = await self.verify_each(self.db.repositories_in("synced"))
         mismatches += await self.queue_secondary_only()
         self.replicator.totals.verification_mismatches += mismatches
         self.activity.last_verification_at = time.time()
         return mismatches
+
+    async def verify_each(self, repositories: list[str]) -> int:
+        """Verify and record each repository (`verify_and_record`); how many differed.
+
+        A repository whose side cannot be read is skipped with a warning: the next round
+        asks again, and one registry hiccup must not stop the others' verification.
+        """
+        source, target = self.replicator.source, self.replicator.target
+
+        async def one(repository: str) -> bool:
+            try:
+                diff = await verify_and_record(source, target, repository, self.db, self.index)
+            except RegistryError as exc:
+                logger.warning("verification of %s could not run: %s", repository, exc)
+                return False
+            if not diff.clean:
+                self._wake.set()
+            return not diff.clean
+
+        limit = self.settings.max_concurrent_repositories
+        return sum(await run_bounded(one, repositories, limit))
 
     async def queue_secondary_only(self) -> int:
         """Queue the repositories only the secondary has; how many there were.
@@ -300,6 +313,7 @@ def status_snapshot(
         backfill_error=activity.backfill_error,
         last_verification_at=activity.last_verification_at,
         counts=db.counts(),
+        rechecks_due=db.rechecks_due(),
         totals=replace(totals),
         repositories=tuple(row.status() for row in _rows_of(db, rows)),
     )

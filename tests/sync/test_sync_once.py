@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers import in_process_secondary_settings
 
 from gdk_geo.node.settings import SecondaryWorkerSettings
 from gdk_geo.registry.client import RegistryClient
@@ -22,22 +23,10 @@ pytestmark = pytest.mark.docker
 
 
 def worker_settings(registries, root: Path) -> SecondaryWorkerSettings:
-    """A secondary's settings for the plain-HTTP test pair (no worker process runs)."""
-    return SecondaryWorkerSettings(
-        node_root=root,
-        listen_address="127.0.0.1",
-        port=0,
-        primary_geo_url="http://127.0.0.1:1",  # sync_once never reads events
-        node_token="unused-by-sync-once",
-        registry_api_url=registries.secondary,
-        ca_file=root / "localhost.crt",
-        tracking_db_path=root / "geo" / "tracking.sqlite3",
-        replication_enabled=True,
-        primary_api_url=registries.primary,
-        backfill_interval=60.0,
-        verification_interval=300.0,
-        max_concurrent_repositories=2,
-        max_concurrent_blobs=2,
+    """A secondary's settings for the plain-HTTP test pair (no worker process runs; sync_once
+    never reads events)."""
+    return in_process_secondary_settings(
+        root, registry_api_url=registries.secondary, primary_api_url=registries.primary
     )
 
 
@@ -55,6 +44,28 @@ def test_a_repository_neither_registry_knows_is_a_failure_and_not_recorded(
         assert db.get(name) is None
     finally:
         db.close()
+
+
+def test_sync_failed_syncs_what_failed_and_nothing_else(registries, tmp_path: Path) -> None:
+    """`failed=True` is the ladder's "failed" rung (`plan_sync`), as the worker's resync
+    pass has it, so `geo.sync --failed` in-process need not read the rows itself."""
+    settings = worker_settings(registries, tmp_path)
+    broken, fine = _names()
+
+    async def scenario() -> list[str]:
+        async with Pusher(registries.primary) as primary:
+            for repo in (broken, fine):
+                await primary.image(repo, "v1", make_image())
+        db = TrackingDB(settings.tracking_db_path)
+        try:
+            db.start([broken])
+            db.finish_failure(broken, "primary registry unavailable")
+            db.mark_pending(fine)  # due, but not failed
+        finally:
+            db.close()
+        return [r.repository for r in await sync_once(settings, failed=True) if r.ok]
+
+    assert asyncio.run(scenario()) == [broken]
 
 
 async def _push_straight_to_the_secondary(registries, settings, repo: str, stray: str) -> None:
