@@ -127,23 +127,20 @@ def sync_in_process(settings, selection: dict) -> list[dict]:
     """`geo.sync` without the worker: the sync engine in this process, as before."""
     from gdk_geo.secondary.passes import result_json
     from gdk_geo.secondary.replicator import sync_once
-    from gdk_geo.secondary.tracking import TrackingDB
 
     names = selection["repositories"]
-    if selection["failed"] and not names:
-        db = TrackingDB(settings.tracking_db_path)
-        try:
-            names = db.repositories_in("failed")
-        finally:
-            db.close()
-        if not names:
-            return []
     total = len(names) if names else None
     if selection["all"] and out.is_terminal:
         total = _catalog_size(settings)
     with _repository_bar(total, "synced") as advance:
         results = asyncio.run(
-            sync_once(settings, names or None, selection["all"], lambda r: advance(r.repository))
+            sync_once(
+                settings,
+                names or None,
+                selection["all"],
+                lambda r: advance(r.repository),
+                failed=selection["failed"],
+            )
         )
     return [result_json(result) for result in results]
 
@@ -210,18 +207,17 @@ def verify_in_process(settings, primary: str) -> tuple[list[dict], list[str]]:
         diffs = asyncio.run(verify_registries(settings, primary))
     except SideUnreadable as exc:
         _unreadable(*unreachable(exc))
-    queued = _queue_differences(settings, [d for d in diffs if not d.clean])
+    queued = _queue_differences(settings, diffs)  # records the clean ones' verification too
     return [{**asdict(d), "clean": d.clean} for d in diffs], queued
 
 
-def _queue_differences(
-    settings: SecondaryWorkerSettings, different: list[RepositoryDiff]
-) -> list[str]:
-    """Queue what differs for the worker; a tracking database we cannot write is a note."""
+def _queue_differences(settings: SecondaryWorkerSettings, diffs: list[RepositoryDiff]) -> list[str]:
+    """Record every outcome and queue what differs for the worker; a tracking database we
+    cannot write is a note."""
     from gdk_geo.secondary.verify import queue_for_sync
 
     try:
-        return queue_for_sync(settings, different)
+        return queue_for_sync(settings, diffs)
     except GdkGeoError as exc:
         err.print(f"note: not queued for sync: {exc.what}", markup=False, soft_wrap=True)
         return []

@@ -165,6 +165,7 @@ def _replication_line(replication: dict[str, Any] | None) -> str:
             f"{state} {status.counts.get(state, 0)}"
             for state in ("synced", "pending", "started", "failed")
         )
+        + f"; {status.rechecks_due} re-checks due"
         + f"; cursor {status.cursor}, lag {status.lag} events"
         + (
             f", last event {status.last_event_age_seconds:.0f}s ago"
