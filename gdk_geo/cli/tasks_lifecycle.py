@@ -149,14 +149,26 @@ def setup(c, force=False):
     _summary(project, result)
 
 
-@task
+@task(
+    help={
+        "client": "docker (the default), podman, skopeo, or containerd (prints the ctr "
+        "command lines: containerd keeps no login)."
+    }
+)
 @user_errors
-def login(c):
-    """Log the Docker CLI in to every registry (the password goes through stdin)."""
-    from gdk_geo.ops.login import docker_login
+def login(c, client="docker"):
+    """Log a client in to every registry (the password goes through stdin)."""
+    from gdk_geo.ops.login import login as log_in
 
-    for done in docker_login(project_of(c)):
+    report = log_in(project_of(c), client)
+    for done in report.logins:
         out.print(f"logged in to {done.registry} ({done.node}) as {done.username}")
+    for note in report.notes:
+        out.print(f"note: {note}")
+    if report.commands:
+        out.print("run, from any directory:")
+        for line in report.commands:
+            out.print(f"  {line}", soft_wrap=True, highlight=False, markup=False)
 
 
 @task(help={"node": NODE_HELP, "force": FORCE_HELP})
