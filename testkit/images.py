@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 import os
 import random
 import ssl
 import subprocess
+import tarfile
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -171,6 +173,32 @@ def write_oci_layout(directory: Path, tag: str, image: Image | Index) -> Path:
     }
     (directory / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
     return directory
+
+
+def tar_layer(files: dict[str, bytes]) -> bytes:
+    """An uncompressed tar of `files` (name → bytes): a layer that clients which unpack
+    what they pull (Docker, podman, containerd) can apply, unlike random bytes; also what
+    `docker import` and `podman import` take as a root filesystem."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def write_oci_archive(path: Path, reference: str, image: Image) -> Path:
+    """An OCI layout holding `image`, as one tar file named `reference` in full (what
+    `ctr images import` reads: containerd takes the name from `io.containerd.image.name`)."""
+    layout = write_oci_layout(path.with_suffix(".layout"), reference.rsplit(":", 1)[-1], image)
+    index = json.loads((layout / "index.json").read_text())
+    index["manifests"][0]["annotations"]["io.containerd.image.name"] = reference
+    (layout / "index.json").write_text(json.dumps(index))
+    with tarfile.open(path, "w") as archive:
+        for entry in sorted(layout.rglob("*")):
+            archive.add(entry, arcname=str(entry.relative_to(layout)), recursive=False)
+    return path
 
 
 def skopeo_push(layout: Path, tag: str, destination: str, *args: str) -> None:

@@ -1,11 +1,14 @@
-"""Free loopback ports, and polling until something happens."""
+"""Free loopback ports, polling until something happens, and a throttled loopback proxy."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import socket
+import threading
 import time
+from asyncio import StreamReader, StreamWriter
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -97,3 +100,91 @@ def wait_for(
         time.sleep(interval)
     tail = (log() if callable(log) else log)[-4000:]
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{last_error}\n{tail}")
+
+
+class ThrottledProxy:
+    """A TCP proxy on a free loopback port in front of `target_port`, passing at most
+    `rate` bytes a second back from the target to its clients (all connections together),
+    so that a pull through it takes at least its size ÷ `rate`, whatever the machine.
+
+    TLS passes through untouched: a client verifies the target's certificate, which names
+    the host and not the port, as if it spoke to the target itself. Use it as a context
+    manager; it serves from a thread of its own until the block ends.
+    """
+
+    CHUNK = 64 * 1024
+
+    def __init__(self, target_port: int, rate: float, host: str = "127.0.0.1") -> None:
+        self.target_port, self.rate, self.host = target_port, rate, host
+        self.port = free_port()
+        self.bytes_down = 0
+        self._next_send = 0.0
+        self._loop = asyncio.new_event_loop()
+        self._listening = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._connections: set[asyncio.Task] = set()
+        self._thread = threading.Thread(target=self._run, name="throttled-proxy", daemon=True)
+
+    def __enter__(self) -> ThrottledProxy:
+        self._thread.start()
+        if not self._listening.wait(10):
+            raise RuntimeError(f"the throttled proxy did not listen on {self.port}")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        self._loop.run_until_complete(self._serve())
+        self._loop.close()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        server = await asyncio.start_server(self._connection, self.host, self.port)
+        self._listening.set()
+        async with server:
+            await self._stop.wait()
+            server.close()
+            for connection in self._connections:  # a client still connected (keep-alive)
+                connection.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
+
+    async def _connection(self, client_r: StreamReader, client_w: StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            target_r, target_w = await asyncio.open_connection(self.host, self.target_port)
+        except OSError:
+            client_w.close()
+        else:
+            await asyncio.gather(
+                self._pipe(client_r, target_w, paced=False),
+                self._pipe(target_r, client_w, paced=True),
+            )
+        finally:
+            self._connections.discard(task)
+
+    async def _pipe(self, source: StreamReader, sink: StreamWriter, *, paced: bool) -> None:
+        try:
+            while chunk := await source.read(self.CHUNK):
+                if paced:
+                    await self._pace(len(chunk))
+                    self.bytes_down += len(chunk)
+                sink.write(chunk)
+                await sink.drain()
+        except OSError:
+            pass
+        finally:
+            sink.close()
+
+    async def _pace(self, size: int) -> None:
+        """Hold a chunk back until the rate allows it: the throttle itself, so waiting here
+        is the point (no event stands behind it); unused time is not saved up."""
+        now = self._loop.time()
+        start = max(now, self._next_send)
+        self._next_send = start + size / self.rate
+        if start > now:
+            await asyncio.sleep(start - now)

@@ -42,9 +42,12 @@ def interruptible_invoke(*args: str) -> list[str]:
     return [sys.executable, "-c", _CTRL_C_AS_AT_A_TERMINAL, "-r", str(REPO_ROOT), *args]
 
 
-def invoke(root: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    """Run `invoke <args>` as a user would, against the project at `root`."""
-    env = {**os.environ, "GDK_GEO_ROOT": str(root), "COLUMNS": "200"}
+def invoke(
+    root: Path, *args: str, timeout: float = 180, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run `invoke <args>` as a user would, against the project at `root` (in `env`, a
+    client's own environment, when given; else this process's)."""
+    env = {**(os.environ if env is None else env), "GDK_GEO_ROOT": str(root), "COLUMNS": "200"}
     return subprocess.run(
         [sys.executable, "-m", "invoke", "-r", str(REPO_ROOT), *args],
         capture_output=True,

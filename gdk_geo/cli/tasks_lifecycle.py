@@ -28,6 +28,26 @@ def _copied_to(count: int) -> str:
     return f", copied to {count} secondar{'y' if count == 1 else 'ies'}"
 
 
+def print_client_trust(done: lifecycle.Reconfigured) -> None:
+    """One line when the clients' files under the trust directory changed, and a note for
+    each file gdk-geo left alone (not its own, or edited since): that client's view of a
+    registry may then be stale, and only the user can say whether to drop the edit."""
+    report = done.client_trust
+    if report is None:
+        return
+    if report.changed:
+        parts = [f"{len(report.written)} written"] + (
+            [f"{len(report.removed)} removed"] if report.removed else []
+        )
+        out.print(f"client configuration (docs/clients.md): {', '.join(parts)}")
+    for name in report.kept:
+        err.print(
+            f"[yellow]note[/]: kept {name} in the trust directory: gdk-geo did not write it, "
+            "or it was edited since; delete it and run `invoke geo.reconfigure` to get "
+            "gdk-geo's version"
+        )
+
+
 def print_reconfigured(done: lifecycle.Reconfigured) -> None:
     """What a reconfigure did, one line a change: the same report for setup and restart."""
     if done.created_gdk_yml:
@@ -40,6 +60,7 @@ def print_reconfigured(done: lifecycle.Reconfigured) -> None:
     pair = done.signing_pair
     if pair is not None and (pair.action != "reused" or pair.copied):
         out.print(f"token signing pair: {pair.action}" + _copied_to(pair.copied_to))
+    print_client_trust(done)
     for change in done.changes:
         if change.status == "unchanged":
             continue
@@ -128,14 +149,26 @@ def setup(c, force=False):
     _summary(project, result)
 
 
-@task
+@task(
+    help={
+        "client": "docker (the default), podman, skopeo, or containerd (prints the ctr "
+        "command lines: containerd keeps no login)."
+    }
+)
 @user_errors
-def login(c):
-    """Log the Docker CLI in to every registry (the password goes through stdin)."""
-    from gdk_geo.ops.login import docker_login
+def login(c, client="docker"):
+    """Log a client in to every registry (the password goes through stdin)."""
+    from gdk_geo.ops.login import login as log_in
 
-    for done in docker_login(project_of(c)):
+    report = log_in(project_of(c), client)
+    for done in report.logins:
         out.print(f"logged in to {done.registry} ({done.node}) as {done.username}")
+    for note in report.notes:
+        out.print(f"note: {note}")
+    if report.commands:
+        out.print("run, from any directory:")
+        for line in report.commands:
+            out.print(f"  {line}", soft_wrap=True, highlight=False, markup=False)
 
 
 @task(help={"node": NODE_HELP, "force": FORCE_HELP})

@@ -15,8 +15,8 @@ import docker
 
 from gdk_geo import render
 from gdk_geo.errors import ConfigError, GdkGeoError
-from gdk_geo.fsutil import atomic_write, atomic_write_if_changed
-from gdk_geo.pki import certs, signing
+from gdk_geo.fsutil import atomic_write
+from gdk_geo.pki import certs, signing, trust
 from gdk_geo.project import EXAMPLE, NodePaths, Project, ports, record
 from gdk_geo.project.secret_store import ProjectSecrets, ensure_secrets
 from gdk_geo.runtime import containers, health, services
@@ -37,6 +37,7 @@ class Reconfigured:
     changes: list[render.Change]
     created_gdk_yml: bool
     signing_pair: signing.SigningReport | None = None
+    client_trust: trust.TrustReport | None = None  # the clients' files under <data_dir>/trust
 
     def changed_nodes(self) -> set[str]:
         return {c.node for c in self.changes if c.status != "unchanged"}
@@ -128,17 +129,16 @@ def reconfigure(
     others = [paths.root for paths in every if paths.name != cfg.primary_name]
     report = certs.ensure_certificates(project.data_dir(cfg), cfg.hostname, primary, *others)
     pair = signing.ensure_signing_pair(primary, *others)
-    _write_trust_dir(project.trust_dir(cfg), report.ca_certificate)
+    client_trust = trust.write_client_trust(
+        project.trust_dir(cfg),
+        report.ca_certificate.read_bytes(),
+        [cfg.node(name).registry_address for name in cfg.node_names],
+    )
     files = render.render_files(project, cfg, secrets)
     changes = render.write_files(
         files, project.data_dir(cfg) / render.STATE_FILE, secrets, force=force
     )
-    return Reconfigured(cfg, secrets, report, changes, created, pair)
-
-
-def _write_trust_dir(trust_dir: Path, ca_certificate: Path) -> None:
-    """Keep `<data_dir>/trust/ca.crt` equal to the CA (a directory with no keys in it)."""
-    atomic_write_if_changed(trust_dir / "ca.crt", ca_certificate.read_bytes(), mode=0o644)
+    return Reconfigured(cfg, secrets, report, changes, created, pair, client_trust)
 
 
 # Bringing nodes up.
