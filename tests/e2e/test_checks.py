@@ -29,7 +29,7 @@ from check_helpers import (
     run_fix,
     worker_can_open,
 )
-from faults.kit import Scratch
+from faults_kit import Scratch
 from helpers import REPO_ROOT, invoke, ports_yml, running_project, write_gdk_yml
 
 from gdk_geo.doctor import checks, checks_docs

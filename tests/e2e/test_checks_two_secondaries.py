@@ -32,7 +32,7 @@ from check_helpers import (
     run_check,
     run_fix,
 )
-from faults.kit import Scratch
+from faults_kit import Scratch
 from helpers import invoke, named_nodes_yml, set_up, unique_prefix
 
 from gdk_geo.doctor import checks

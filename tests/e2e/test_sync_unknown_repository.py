@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from faults.kit import Scratch
+from faults_kit import Scratch
 from helpers import invoke, running_project
 
 from gdk_geo.project import Project

@@ -51,7 +51,7 @@ FAST_REPLICATION = """\
 def gdk_yml(prefix: str, extra_secondary: str = FAST_REPLICATION) -> str:
     """A scratch gdk.yml: its own container prefix, four free ports, fast worker loops."""
     return (
-        f"# scratch project of tests/faults\n"
+        f"# scratch project of tests/e2e/faults\n"
         f"docker:\n  container_prefix: {prefix}\n"
         f"geo:\n"
         f"  primary:\n    port: {free_port()}\n    registry:\n      port: {free_port()}\n"

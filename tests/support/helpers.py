@@ -14,7 +14,7 @@ from gdk_geo.node.settings import PrimaryServiceSettings
 from gdk_geo.project import Project
 from testkit.net import free_ports
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # this file is tests/support/helpers.py
 
 FIXED_SECRETS = {
     "notification_secret": "test-notification-secret-0123456789",

@@ -1,4 +1,4 @@
-"""Test tools for tests/sync: a proxy, a scripted server, certificates, registry logs.
+"""Test tools for tests/integration/sync: a proxy, a scripted server, certificates, logs.
 
 The images and their pushers are the shared kit's (`testkit.images`). The proxy stands in
 front of a real registry to paginate tag listings (Distribution 2.8.2 ignores `n` on

@@ -91,7 +91,7 @@ class Registry:
 
     def config(self) -> dict[str, Any]:
         """The node's `config.yml` rendered from the real template, then served over plain
-        HTTP: the template's TLS section is dropped (TLS is tested in tests/sync)."""
+        HTTP: the template's TLS section is dropped (TLS is tested in tests/integration/sync)."""
         primary = self.notify_port is not None
         context = {
             "node": Node(

@@ -6,8 +6,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-
-from faults.kit import Scratch, scratch_project
+from faults_kit import Scratch, scratch_project
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from faults_kit import Scratch, scratch_project, service_processes
 from helpers import interruptible_invoke
 
-from faults.kit import Scratch, scratch_project, service_processes
 from gdk_geo.runtime import containers as nodes
 from gdk_geo.runtime import services
 

@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from faults_kit import DEADLINE, Scratch, kill
 
-from faults.kit import DEADLINE, Scratch, kill
 from gdk_geo.registry.reference import ACCEPT_MANIFESTS
 from gdk_geo.runtime import services
 from testkit.net import wait_for

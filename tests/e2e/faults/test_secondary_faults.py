@@ -28,8 +28,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from faults_kit import DEADLINE, Scratch, kill
 
-from faults.kit import DEADLINE, Scratch, kill
 from gdk_geo.registry.reference import ACCEPT_MANIFESTS
 from gdk_geo.runtime import services
 from testkit.images import Blob, seeded_blob

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from faults_kit import DEADLINE, Scratch, kill
 
-from faults.kit import DEADLINE, Scratch, kill
 from testkit.net import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

@@ -90,7 +90,7 @@ def sync_environment(
     for tool in (COMPOSE, "skopeo"):
         if shutil.which(tool) is None:
             pytest.skip(f"`{tool}` is not installed: install it to run these tests")
-    from sync.registry_kit import make_certificates
+    from registry_kit import make_certificates
 
     image = ensure_registry_image(
         docker_client, "registry:2", Path("/usr/bin/docker-registry"), progress=lambda _: None

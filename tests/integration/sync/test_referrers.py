@@ -8,11 +8,11 @@ import uuid
 from http.server import BaseHTTPRequestHandler
 
 import pytest
+from registry_kit import RegistryProxy
 
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.secondary.sync import sync_repository
 from gdk_geo.secondary.verify import compare_repository
-from sync.registry_kit import RegistryProxy
 from testkit.images import OCI_INDEX, OCI_MANIFEST, Pusher, canonical, make_image, sha256
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker]

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from registry_kit import RegistryProxy, ScriptedServer
 
 from gdk_geo.registry.backoff import Backoff
 from gdk_geo.registry.client import RegistryClient
@@ -25,7 +26,6 @@ from gdk_geo.registry.errors import (
 )
 from gdk_geo.registry.reference import OCI_INDEX
 from gdk_geo.registry.transport import RetryPolicy
-from sync.registry_kit import RegistryProxy, ScriptedServer
 from testkit.images import Pusher, make_image, make_index, sha256
 from testkit.net import free_port
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from registry_kit import RegistryProxy, access_log
 
 from gdk_geo.registry.backoff import Backoff
 from gdk_geo.registry.client import RegistryClient
@@ -20,7 +21,6 @@ from gdk_geo.secondary.blob_locations import BlobLocations
 from gdk_geo.secondary.sync import sync_repository
 from gdk_geo.secondary.tag_removal import delete_repository
 from gdk_geo.secondary.verify import compare_repository
-from sync.registry_kit import RegistryProxy, access_log
 from testkit.images import (
     Image,
     Pusher,

@@ -128,7 +128,9 @@ def face_problems(module: str, imported: str, name: str | None) -> str | None:
     exported = face(theirs)
     inner = imported.split(".")[2:]
     if not inner:  # the package itself, or `from gdk_geo.<pkg> import name`
-        return None if name is None or name in exported else f"gdk_geo.{theirs} does not export {name}"
+        return (
+            None if name is None or name in exported else f"gdk_geo.{theirs} does not export {name}"
+        )
     if inner[0] not in exported:
         return f"gdk_geo.{theirs} does not export its module {inner[0]}"
     return None

@@ -1,6 +1,6 @@
 """The secondary worker's HTTP face, in-process: JSON and Prometheus metrics.
 
-The admin page is `tests/test_admin_page.py`'s (template) and `test_admin_page_browser.py`'s.
+The admin page is `test_admin_page.py`'s (template) and `test_admin_page_browser.py`'s.
 
 Every snapshot here is taken the way the worker takes it (`status_snapshot` over a real
 tracking database), never written out by hand.
