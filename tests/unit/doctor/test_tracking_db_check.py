@@ -1,5 +1,6 @@
 """The tracking-db check: each way the worker's database can be unwritable, broken for real,
-diagnosed by `geo.check` as the worker meets it, and fixed by running the printed fix.
+diagnosed as the worker meets it, and fixed by running the printed fix (in a running
+project, through `geo.check`: tests/e2e/test_tracking_db_check.py).
 
 The suite runs as root, and root writes through mode bits, so each break is one that
 stops root too (an immutable attribute, a read-only mount, a damaged file, a file where a
@@ -24,20 +25,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from check_helpers import (
-    assert_fails,
-    check_named,
-    fixed,
-    printed_fix_text,
-    run_check,
-    run_fix,
-)
 from check_helpers import worker_can_open as _worker_can_open_here
-from helpers import REPO_ROOT, invoke, running_project
+from helpers import REPO_ROOT
 
 from gdk_geo.doctor.tracking_db_check import RESTART, DatabaseProblem, diagnose
-from gdk_geo.project import Project
-from gdk_geo.runtime import services
 from gdk_geo.secondary.tracking import TrackingDB
 
 OTHER_USER = "nobody"  # any account but root: it meets mode bits as a user does
@@ -281,48 +272,3 @@ def test_a_database_made_by_root_for_a_worker_run_by_a_user(shared_dir: Path) ->
     assert found["fix"].startswith(f"as root: `chown {OTHER_USER} {database} {directory}`")
     _fix_as_written(found["fix"])
     assert _as_user(database) == {"what": None, "fix": None, "worker": True}
-
-
-# --- in a running project: geo.check's ✗, its printed fix run verbatim, then ✓ ------------
-
-
-@pytest.fixture(scope="module")
-def project(docker_client, tmp_path_factory) -> Iterator[Project]:
-    root = tmp_path_factory.mktemp("tracking")
-    with running_project(root, "t") as project:
-        yield project
-
-
-def _database(project: Project) -> Path:
-    return project.node(project.load(), "secondary").root / "geo" / "tracking.sqlite3"
-
-
-@pytest.mark.docker
-def test_geo_check_on_an_immutable_database(project: Project, chattr: list[Path]) -> None:
-    database = _database(project)
-    chattr.append(database)
-    _run(["chattr", "+i", str(database)])
-    result = run_check(project)
-    assert not _worker_can_open_here(database)  # a worker starting now fails
-    assert_fails(result, {"tracking-db"}, own_fix={"tracking-db"})
-    fix = printed_fix_text(result.stdout, check_named("tracking-db"))
-    assert fix.startswith(f"as root: `chattr -ia {database}`"), result.stdout
-    run_fix(project, result.stdout, "tracking-db", shell=True)
-    fixed(project)
-
-
-@pytest.mark.docker
-def test_geo_check_on_a_damaged_database(project: Project) -> None:
-    database = _database(project)
-    assert services.stop(project.node(project.load(), "secondary"))
-    for leftover in (Path(f"{database}-wal"), Path(f"{database}-shm")):
-        leftover.unlink(missing_ok=True)
-    database.write_bytes(b"not SQLite: a half-copied backup, say. " * 200)
-    refused = invoke(project.root, "geo.restart", "--node", "secondary")
-    assert refused.returncode != 0, refused.stdout + refused.stderr  # the worker meets it
-    assert "tracking database" in refused.stdout + refused.stderr
-    result = run_check(project)
-    assert_fails(result, {"worker", "tracking-db"}, {"lag", "realm"}, own_fix={"tracking-db"})
-    assert f"{database} is not a usable SQLite database" in result.stdout
-    run_fix(project, result.stdout, "tracking-db", shell=True)
-    fixed(project)

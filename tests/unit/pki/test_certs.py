@@ -1,14 +1,9 @@
-"""certs: the local CA and the server pair, checked with real TLS handshakes over loopback."""
+"""certs: the local CA and the server pair on disk (in TLS handshakes: tests/integration)."""
 
 from __future__ import annotations
 
 import hashlib
-import socket
-import ssl
 import stat
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,63 +47,6 @@ def layout(tmp_path: Path) -> Layout:
     return Layout(tmp_path / "data", tmp_path / "primary", tmp_path / "secondary")
 
 
-@contextmanager
-def tls_server(root: Path, host: str) -> Iterator[int]:
-    """A TLS server serving the node root's `registry_host.crt`/`.key`, as its registry does,
-    on `host` (an OS-chosen free port); it greets every client, then closes."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(root / "registry_host.crt", root / "registry_host.key")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.bind((host, 0))
-    listener.listen()
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return  # the listener was closed
-            with conn:
-                conn.settimeout(5)
-                try:
-                    with context.wrap_socket(conn, server_side=True) as tls:
-                        tls.sendall(b"hello")
-                except (ssl.SSLError, OSError):
-                    pass  # the client refused our certificate: that is the client's verdict
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        listener.shutdown(socket.SHUT_RDWR)
-        listener.close()
-        thread.join(timeout=5)
-
-
-def handshake(host: str, port: int, cafile: Path, server_hostname: str = "localhost") -> bytes:
-    """Connect trusting only `cafile` and checking `server_hostname`, as a strict client does."""
-    context = ssl.create_default_context(cafile=str(cafile))
-    assert context.check_hostname and context.verify_mode == ssl.CERT_REQUIRED
-    with (
-        socket.create_connection((host, port), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname=server_hostname) as tls,
-    ):
-        return tls.recv(5)
-
-
-def ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
@@ -119,44 +57,6 @@ def mtimes(paths: list[Path]) -> list[int]:
 
 def load_chain(path: Path) -> list[x509.Certificate]:
     return x509.load_pem_x509_certificates(path.read_bytes())
-
-
-# --- real TLS ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("address", ["127.0.0.1", "::1"], ids=["ipv4", "ipv6"])
-def test_handshake_trusting_only_the_ca(layout: Layout, address: str) -> None:
-    if address == "::1" and not ipv6_loopback():
-        pytest.skip("IPv6 loopback (::1) is not available on this machine")
-    layout.ensure()
-    with tls_server(layout.primary, address) as port:
-        assert handshake(address, port, layout.ca_crt) == b"hello"
-        # The IP SAN verifies too, for clients that dial the address rather than the name.
-        assert handshake(address, port, layout.ca_crt, server_hostname=address) == b"hello"
-
-
-def test_handshake_trusting_the_secondary_copy_as_bundle(layout: Layout) -> None:
-    layout.ensure()
-    with tls_server(layout.secondary, "127.0.0.1") as port:
-        assert handshake("127.0.0.1", port, layout.secondary / "registry_host.crt") == b"hello"
-
-
-def test_handshake_fails_for_a_client_trusting_another_ca(layout: Layout, tmp_path: Path) -> None:
-    layout.ensure()
-    other = Layout(tmp_path / "other-data", tmp_path / "other-p", tmp_path / "other-s")
-    other.ensure()
-    with (
-        tls_server(layout.primary, "127.0.0.1") as port,
-        pytest.raises(ssl.SSLCertVerificationError),
-    ):
-        handshake("127.0.0.1", port, other.ca_crt)
-
-
-def test_handshake_with_a_custom_hostname(layout: Layout) -> None:
-    layout.ensure("geo.test")
-    with tls_server(layout.primary, "127.0.0.1") as port:
-        assert handshake("127.0.0.1", port, layout.ca_crt, server_hostname="geo.test") == b"hello"
-        assert handshake("127.0.0.1", port, layout.ca_crt, server_hostname="localhost") == b"hello"
 
 
 # --- what gets written ---------------------------------------------------------------------

@@ -8,12 +8,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from helpers import invoke, ports_yml, seed_secrets, write_gdk_yml
+from helpers import seed_secrets, write_gdk_yml
 
 from gdk_geo.ops import lifecycle
 from gdk_geo.pki import certs, signing
 from gdk_geo.project import Project
-from testkit.net import free_ports
 
 
 def _mode(path: Path) -> int:
@@ -67,23 +66,6 @@ def test_an_inconsistent_key_is_re_made_and_copied(tmp_path: Path) -> None:
     assert report.action == "renewed: localhost.key is not a consistent RSA key"
     assert report.copied and signing.differing_files(primary, secondary) == []
     load_pem_private_key(key_path.read_bytes(), password=None)  # checked: it is sound
-
-
-def test_reconfigure_says_what_it_did_to_the_signing_pair(tmp_path: Path) -> None:
-    seed_secrets(tmp_path)
-    write_gdk_yml(tmp_path, ports_yml(*free_ports(4)))
-
-    created = invoke(tmp_path, "geo.reconfigure")
-    unchanged = invoke(tmp_path, "geo.reconfigure")
-    _write_inconsistent_key(tmp_path / ".gdk-geo" / "primary" / "localhost.key")
-    renewed = invoke(tmp_path, "geo.reconfigure")
-
-    assert "token signing pair: created, copied to the secondary" in created.stdout
-    assert "token signing pair" not in unchanged.stdout  # reused and not copied: no line
-    assert (
-        "token signing pair: renewed: localhost.key is not a consistent RSA key, "
-        "copied to the secondary"
-    ) in renewed.stdout
 
 
 def test_each_node_holds_its_key_as_a_jwks_under_the_kid_tokens_carry(tmp_path: Path) -> None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
 import stat
 from pathlib import Path
 
 import pytest
-from helpers import FIXED_SECRETS, invoke, ports_yml, seed_secrets, write_gdk_yml
+from helpers import FIXED_SECRETS, ports_yml, seed_secrets, write_gdk_yml
 from ruamel.yaml import YAML
 
 from gdk_geo.errors import GdkGeoError
@@ -16,7 +15,6 @@ from gdk_geo.node import settings as node_settings
 from gdk_geo.ops import lifecycle
 from gdk_geo.project import Project
 from gdk_geo.project.secret_store import Secret, ensure_secrets, load_or_create
-from testkit.net import free_ports
 
 GOLDEN = Path(__file__).parent / "golden"
 RENDERED = {
@@ -34,8 +32,8 @@ def _project(tmp_path: Path, text: str = "") -> Project:
 
 
 def _reconfigure(project: Project, **kwargs) -> lifecycle.Reconfigured:
-    # Port availability is tested on its own below; these tests must not depend on which
-    # default ports happen to be free on the machine running them.
+    # Port availability is tested through the CLI (tests/e2e/test_render.py); these tests
+    # must not depend on which default ports happen to be free on the machine running them.
     return lifecycle.reconfigure(project, check_in_use=False, **kwargs)
 
 
@@ -156,43 +154,6 @@ def test_hand_edit_is_refused_then_forced(tmp_path: Path) -> None:
     backup = next(c.backup for c in done.changes if c.path == config_yml)
     assert backup is not None and "level: debug" in backup.read_text()
     assert "level: warn" in config_yml.read_text() and ":3101/" in config_yml.read_text()
-
-
-def test_cli_reconfigure_creates_gdk_yml_and_never_prints_secrets(tmp_path: Path) -> None:
-    seed_secrets(tmp_path)
-    write_gdk_yml(tmp_path, ports_yml(*(free_ports(4))))
-    (tmp_path / "gdk.yml").unlink()  # reconfigure copies the example when gdk.yml is absent
-    result = invoke(tmp_path, "geo.reconfigure")
-    # The example uses the default ports, which may be taken on this machine; either way
-    # the example was copied and nothing secret was printed.
-    assert (tmp_path / "gdk.yml").exists()
-    for secret in FIXED_SECRETS.values():
-        assert secret not in result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
-    ports = free_ports(4)
-    write_gdk_yml(tmp_path, ports_yml(*ports))
-    with socket.socket() as holder:
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        holder.bind(("127.0.0.1", ports[1]))
-        holder.listen()
-        result = invoke(tmp_path, "geo.reconfigure")
-    assert result.returncode == 1
-    assert "geo.primary.registry.port" in result.stderr and str(ports[1]) in result.stderr
-    assert f"pid {os.getpid()}" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert not (tmp_path / ".gdk-geo").exists()
-
-
-def test_duplicate_ports_name_both_keys(tmp_path: Path) -> None:
-    ports = free_ports(3)
-    write_gdk_yml(tmp_path, ports_yml(ports[0], ports[1], ports[2], ports[1]))
-    result = invoke(tmp_path, "geo.reconfigure")
-    assert result.returncode == 1
-    assert "geo.primary.registry.port" in result.stderr
-    assert "geo.secondary.registry.port" in result.stderr
 
 
 def test_secret_is_generated_once_and_stays_private(tmp_path: Path) -> None:
