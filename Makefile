@@ -1,10 +1,11 @@
-# gdk-geo: `make run` brings both nodes up, `make test` runs every test.
+# gdk-geo: `make run` brings both nodes up, `make test` runs every test, `make test-fast` the
+# unit tests.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format bench bytecode clean
+.PHONY: run test test-fast lint format bench bytecode clean
 
 # Create the venv when absent and (re)install when pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -27,6 +28,12 @@ run: bytecode
 TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+
+# tests/unit alone: no Docker engine, no services, no network; under a minute on 2 cores.
+# Hypothesis tests draw FUZZ_SCALE of their examples here (tests/support/fuzzing.py).
+FUZZ_SCALE ?= 0.2
+test-fast: $(STAMP)
+	GDK_GEO_FUZZ_SCALE=$(FUZZ_SCALE) $(BIN)/pytest -q tests/unit -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

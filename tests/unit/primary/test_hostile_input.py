@@ -25,6 +25,7 @@ from typing import Any
 import anyio.from_thread
 import httpx
 import pytest
+from fuzzing import examples
 from helpers import in_process_primary_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -61,7 +62,9 @@ def app_request(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Send
     log.close()
 
 
-FUZZ = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=examples(500), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 authorizations = st.one_of(
     st.just(f"Bearer {TOKEN}"),
@@ -177,7 +180,7 @@ pages = st.one_of(
 )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(body=pages)
 def test_the_worker_refuses_a_bad_page_or_keeps_only_valid_events(body: Any) -> None:
     try:

@@ -19,6 +19,7 @@ from typing import Any
 import anyio.from_thread
 import httpx
 import pytest
+from fuzzing import examples
 from helpers import in_process_primary_settings
 from hostile_references import DIGEST, HOSTILE_DIGESTS, HOSTILE_REPOSITORIES, HOSTILE_TAGS
 from hypothesis import HealthCheck, event, given, settings
@@ -167,7 +168,7 @@ def safe_repository(name: str) -> bool:
 
 
 @settings(
-    max_examples=1000,
+    max_examples=examples(1000),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
@@ -195,7 +196,7 @@ def test_random_notifications_never_5xx_and_record_only_valid_events(
         assert any(plausible(raw, recorded) for raw in raw_events), recorded
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     repository=valid_repositories,
     tag=valid_tags,
