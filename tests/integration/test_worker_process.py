@@ -8,7 +8,6 @@ replication disabled, and `Worker.apply` with no network at all.
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,10 +15,11 @@ from typing import Any
 
 import httpx
 from helpers import REPO_ROOT
-from worker_rig import NODE_TOKEN, terminate, write_yaml
+from rendered import edit_yaml, load_yaml, render_nodes
+from worker_rig import SECRETS, over_http, terminate
 
 from gdk_geo.errors import GdkGeoError
-from gdk_geo.node.settings import load_secondary
+from gdk_geo.node.settings import load_secondary, node_root_of
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.secondary.event_feed import EventFeed, EventPage, FeedEvent
 from gdk_geo.secondary.process import _first_user_error
@@ -31,28 +31,23 @@ from testkit.net import free_port, wait_for
 
 
 def _offline_config(root: Path, **replication: Any) -> Path:
-    """A secondary gitlab.yml whose registries and primary nobody serves."""
-    return write_yaml(
-        root / "config" / "gitlab.yml",
-        {
-            "gitlab": {"host": "localhost", "port": free_port(), "listen_address": "127.0.0.1"},
-            "registry": {"api_url": f"http://127.0.0.1:{free_port()}", "ca_file": "localhost.crt"},
-            "geo": {
-                "node_token": NODE_TOKEN,
-                "primary_node_url": f"http://127.0.0.1:{free_port()}",
-                "tracking_database": "geo/tracking.sqlite3",
-                "registry_replication": {
-                    "enabled": True,
-                    "primary_api_url": f"http://127.0.0.1:{free_port()}",
-                    "backfill_interval": 60,
-                    "verification_interval": 300,
-                    "max_concurrent_repositories": 2,
-                    "max_concurrent_blobs": 2,
-                    **replication,
-                },
-            },
-        },
+    """A secondary's gitlab.yml as `geo.reconfigure` renders it for a project at `root`, its
+    registries and primary on free ports nobody serves, the registries over http (no CA
+    needed); `replication` then sets keys of its `registry_replication` by hand."""
+    ports = "".join(
+        f"  {node}:\n    port: {free_port()}\n    registry:\n      port: {free_port()}\n"
+        for node in ("primary", "secondary")
     )
+    gdk_yml = f"registry:\n  auth_enabled: false\ngeo:\n{ports}"
+    gitlab_yml = render_nodes(root, gdk_yml, SECRETS).node("secondary").gitlab_yml
+
+    def offline(data: dict[str, Any]) -> None:
+        data["registry"]["api_url"] = over_http(data["registry"]["api_url"])
+        rendered = data["geo"]["registry_replication"]
+        rendered["primary_api_url"] = over_http(rendered["primary_api_url"])
+        rendered.update(replication)
+
+    return edit_yaml(gitlab_yml, offline)
 
 
 def _run_worker(config: Path) -> subprocess.CompletedProcess[str]:
@@ -68,7 +63,7 @@ def _run_worker(config: Path) -> subprocess.CompletedProcess[str]:
 
 def test_unusable_tracking_database_is_one_line_and_exit_1(tmp_path: Path) -> None:
     config = _offline_config(tmp_path)
-    (tmp_path / "geo").write_text("a file where the database directory should be")
+    (node_root_of(config) / "geo").write_text("a file where the database directory should be")
     result = _run_worker(config)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -81,7 +76,7 @@ def test_missing_ca_file_for_an_https_registry_is_a_clear_error(tmp_path: Path) 
     config = _offline_config(tmp_path, primary_api_url="https://localhost:5000")
     result = _run_worker(config)
     assert result.returncode == 1
-    assert "localhost.crt does not exist" in result.stderr
+    assert "registry_host.crt does not exist" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -89,7 +84,7 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     import socket
 
     config = _offline_config(tmp_path)
-    port = json.loads(config.read_text())["gitlab"]["port"]
+    port = load_yaml(config)["gitlab"]["port"]
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", port))
         holder.listen()
@@ -101,7 +96,7 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_disabled_replication_serves_health_and_syncs_nothing(tmp_path: Path) -> None:
     config = _offline_config(tmp_path, enabled=False)
-    port = json.loads(config.read_text())["gitlab"]["port"]
+    port = load_yaml(config)["gitlab"]["port"]
     with open(tmp_path / "worker.log", "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gdk_geo.secondary", "--config", str(config)],

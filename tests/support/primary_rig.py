@@ -1,9 +1,9 @@
 """The rig of the primary Geo service tests: a real `python -m gdk_geo.primary`, envelopes.
 
-`start_primary` runs the service under a root of its own (a gitlab.yml in the shape the
-template renders, a log file as the tasks write it) and waits for /-/health; `Primary` is
-what a test needs to talk to it. Envelopes are built as Distribution's notification bridge
-writes them.
+`start_primary` runs the service in a project of its own (its gitlab.yml rendered by the real
+code, `rendered.render_nodes`; its log file where the tasks write it) and waits for
+/-/health; `Primary` is what a test needs to talk to it. Envelopes are built as
+Distribution's notification bridge writes them.
 
 Test modules take the fixture as `primary = primary_rig.primary`: it is module-scoped, so
 each module that does so runs a primary of its own.
@@ -26,7 +26,10 @@ import httpx
 import pytest
 from helpers import REPO_ROOT
 from prometheus_client.parser import text_string_to_metric_families
+from rendered import edit_yaml, render_nodes
 
+from gdk_geo.node.settings import node_root_of
+from gdk_geo.project import NodePaths
 from testkit.net import free_port
 
 NOTIFY = "/api/v4/container_registry_event/events"
@@ -42,33 +45,16 @@ LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
 
 def write_gitlab_yml(root: Path, port: int, secret: str, token: str) -> Path:
-    """A primary's gitlab.yml in the shape templates/gitlab.yml.j2 renders."""
-    config = root / "config" / "gitlab.yml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(
-        f"""\
-gitlab:
-  host: localhost
-  port: {port}
-  listen_address: 127.0.0.1
-
-registry:
-  enabled: true
-  host: localhost
-  port: 5000
-  api_url: https://localhost:5000
-  ca_file: localhost.crt
-  notification_secret: {json.dumps(secret)}
-
-geo:
-  node_name: primary
-  primary: true
-  node_token: {json.dumps(token)}
-  event_log:
-    database: geo/events.sqlite3
-"""
-    )
-    return config
+    """The primary's gitlab.yml as `geo.reconfigure` renders it for a project at `root` whose
+    primary Geo service listens on `port`, with this notification secret and node token.
+    No token auth (these tests are about notifications and events). An empty `secret`, which
+    rendering never writes, is put in afterwards: the service must refuse it."""
+    gdk_yml = f"registry:\n  auth_enabled: false\ngeo:\n  primary:\n    port: {port}\n"
+    given = {"notification_secret": secret or "replaced-below", "node_token": token}
+    gitlab_yml = render_nodes(root, gdk_yml, given).node("primary").gitlab_yml
+    if not secret:
+        edit_yaml(gitlab_yml, lambda data: data["registry"].update(notification_secret=""))
+    return gitlab_yml
 
 
 def launch(config: Path, log_file: Path) -> subprocess.Popen[bytes]:
@@ -135,11 +121,12 @@ class Primary:
 
 
 def start_primary(root: Path) -> Primary:
-    """Start a primary under `root` and wait until /-/health answers."""
+    """Start the primary of a project at `root` and wait until /-/health answers. Started
+    again on the same root, it renders with new secrets and keeps its event log."""
     port = free_port()
     secret, token = f"notify-{secrets.token_hex(16)}", f"node-{secrets.token_hex(16)}"
     config = write_gitlab_yml(root, port, secret, token)
-    log_file = root / "log" / "geo-primary.log"
+    log_file = NodePaths("primary", node_root_of(config)).service_log
     log_file.parent.mkdir(parents=True, exist_ok=True)
     process = launch(config, log_file)
     primary = Primary(f"http://127.0.0.1:{port}", secret, token, root, log_file, process)

@@ -1,10 +1,11 @@
 """The rig of the Geo worker tests: two real registries, the primary's Geo service, workers.
 
-Two registry containers (host networking, 127.0.0.1, plain HTTP) rendered from the real
-template, the primary's real Geo service (`python -m gdk_geo.primary`), which the primary
-registry notifies on every push, and the worker as a subprocess (`python -m gdk_geo.secondary`).
-Plain HTTP is fine here: the worker still carries a `ca_file` (it must), and only uses it for
-https URLs.
+Two registry containers (host networking, 127.0.0.1, plain HTTP), the primary's real Geo
+service (`python -m gdk_geo.primary`), which the primary registry notifies on every push, and
+the worker as a subprocess (`python -m gdk_geo.secondary`). Every one of them reads the files
+the real code renders (`rendered.render_nodes`, from the gdk.yml `rig_gdk_yml` writes), with
+one change made where it is made: plain HTTP instead of TLS, so no certificates are needed.
+The worker still carries a `ca_file` (it must), and only uses it for https URLs.
 
 Test modules take the fixtures as `geo = worker_rig.geo` and `workers = worker_rig.workers`:
 `geo` is module-scoped, so each module that does so gets a setup of its own.
@@ -13,7 +14,6 @@ Test modules take the fixtures as `geo = worker_rig.geo` and `workers = worker_r
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import subprocess
 import sys
@@ -26,16 +26,17 @@ from typing import Any
 import httpx
 import pytest
 from helpers import REPO_ROOT
-from ruamel.yaml import YAML
+from rendered import edit_yaml, render_nodes
 
-from gdk_geo import render
+from gdk_geo.project import NodePaths, Project
 from gdk_geo.secondary.snapshot import RepositoryStatus, StatusSnapshot
-from gdk_geo.settings.topology import Node
+from gdk_geo.settings import Settings
 from testkit.images import push_image
 from testkit.net import free_port, wait_for
 
 NODE_TOKEN = "test-node-token"
 NOTIFICATION_SECRET = "test-notification-secret"
+SECRETS = {"node_token": NODE_TOKEN, "notification_secret": NOTIFICATION_SECRET}
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
@@ -53,10 +54,30 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def write_yaml(path: Path, data: dict[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2))  # JSON is YAML
-    return path
+def rig_gdk_yml(
+    service: int, primary_registry: int, worker: int, secondary_registry: int, replication: str = ""
+) -> str:
+    """The rig's gdk.yml: its ports, registries without token auth (the engine is under test
+    here, not token auth) and quick redelivery of notifications (a test restarts the primary
+    service under the registry); `replication` holds lines of the secondary's
+    `registry_replication:` section."""
+    text = (
+        "registry:\n  auth_enabled: false\n"
+        '  notifications:\n    timeout: "500ms"\n    threshold: 5\n    backoff: "1s"\n'
+        f"geo:\n  primary:\n    port: {service}\n    registry:\n      port: {primary_registry}\n"
+        f"  secondary:\n    port: {worker}\n    registry:\n      port: {secondary_registry}\n"
+    )
+    return text + (f"    registry_replication:\n{replication}" if replication else "")
+
+
+def go_duration(seconds: float) -> str:
+    """Seconds as a gdk.yml duration (Go's syntax): 0.5 is "500ms"."""
+    return f"{round(seconds * 1000)}ms"
+
+
+def over_http(url: str) -> str:
+    """A rendered https URL of the rig's registries, as the rig serves it (plain HTTP)."""
+    return url.replace("https://", "http://", 1)
 
 
 def terminate(process: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
@@ -80,45 +101,22 @@ class Registry:
     client: Any
     image: str
     name: str
+    node: NodePaths  # the node whose rendered registry/config.yml it serves with
     port: int
-    root: Path
-    notify_port: int | None = None
     container: Any = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def config(self) -> dict[str, Any]:
-        """The node's `config.yml` rendered from the real template, then served over plain
-        HTTP: the template's TLS section is dropped (TLS is tested in tests/integration/sync)."""
-        primary = self.notify_port is not None
-        context = {
-            "node": Node(
-                "primary" if primary else "secondary",
-                primary,
-                self.notify_port or 0,
-                self.port,
-                "127.0.0.1",
-            ),
-            "auth": {"enabled": False},  # the engine under test, not token auth
-            "read_only": False,
-            "hostname": "127.0.0.1",
-            "listen_address": "127.0.0.1",
-            "registry_http_secret": "test-http-secret",
-            "notification_secret": NOTIFICATION_SECRET,
-            "registry_log_level": "warn",
-            # Quick redelivery: a test restarts the primary service under the registry.
-            "notifications": {"timeout": "500ms", "threshold": 5, "backoff": "1s"},
-        }
-        text = render.environment().get_template("registry/config.yml.j2").render(context)
-        config = YAML(typ="safe").load(text)
-        del config["http"]["tls"]
+    def serve_over_http(self, config: dict[str, Any]) -> None:
+        """The rendered config, served over plain HTTP: the template's TLS section is dropped
+        (TLS is tested in tests/integration/sync) and the URL it builds is http."""
+        config["http"].pop("tls", None)
         config["http"]["host"] = self.url
-        return config
 
     def create(self) -> None:
-        config_file = write_yaml(self.root / f"{self.name}.yml", self.config())
+        config_file = edit_yaml(self.node.registry_config, self.serve_over_http)
         self.container = self.client.containers.run(
             self.image,
             command=["/etc/docker/registry/config.yml"],
@@ -161,34 +159,25 @@ class Registry:
 
 @dataclass
 class PrimaryService:
-    """`python -m gdk_geo.primary`, the real event log and event API."""
+    """`python -m gdk_geo.primary` on the primary's rendered gitlab.yml: the real event log
+    and event API."""
 
-    root: Path
+    node: NodePaths
     port: int
-    registry_port: int
     process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.node.root
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        config = write_yaml(
-            self.root / "config" / "gitlab.yml",
-            {
-                "gitlab": {"host": "localhost", "port": self.port, "listen_address": "127.0.0.1"},
-                "registry": {
-                    "api_url": f"http://127.0.0.1:{self.registry_port}",
-                    "ca_file": "localhost.crt",
-                    "notification_secret": NOTIFICATION_SECRET,
-                },
-                "geo": {
-                    "node_name": "primary",
-                    "primary": True,
-                    "node_token": NODE_TOKEN,
-                    "event_log": {"database": "geo/events.sqlite3"},
-                },
-            },
+        config = edit_yaml(
+            self.node.gitlab_yml,
+            lambda data: data["registry"].update(api_url=over_http(data["registry"]["api_url"])),
         )
         with open(self.root / "service.log", "ab") as log:
             self.process = subprocess.Popen(
@@ -243,17 +232,24 @@ def geo(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     ).name
     root = tmp_path_factory.mktemp("geo")
     suffix = uuid.uuid4().hex[:8]
-    service = PrimaryService(root / "primary", free_port(), free_port())
+    service_port, primary_port, secondary_port = free_port(), free_port(), free_port()
+    # The secondary's worker port here is a placeholder: each worker renders its own.
+    gdk_yml = rig_gdk_yml(service_port, primary_port, free_port(), secondary_port)
+    nodes = render_nodes(root, gdk_yml, SECRETS)
+    service = PrimaryService(nodes.node("primary"), service_port)
     primary = Registry(
         docker_client,
         image,
         f"gdkgeo-worker-test-{suffix}-primary",
-        service.registry_port,
-        root,
-        notify_port=service.port,
+        nodes.node("primary"),
+        primary_port,
     )
     secondary = Registry(
-        docker_client, image, f"gdkgeo-worker-test-{suffix}-secondary", free_port(), root
+        docker_client,
+        image,
+        f"gdkgeo-worker-test-{suffix}-secondary",
+        nodes.node("secondary"),
+        secondary_port,
     )
     try:
         service.start()
@@ -271,7 +267,8 @@ def geo(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @dataclass
 class WorkerProcess:
-    """One `python -m gdk_geo.secondary` with its own node root and tracking database."""
+    """One `python -m gdk_geo.secondary` with its own project, node root and tracking
+    database: `root` is the project its secondary's gitlab.yml is rendered in."""
 
     geo: GeoSetup
     root: Path
@@ -287,35 +284,38 @@ class WorkerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def node(self) -> NodePaths:
+        """The secondary's node root in the project at `root` (gdk.yml's default data_dir)."""
+        return Project(self.root).node(Settings(), "secondary")
+
+    @property
     def tracking_db(self) -> Path:
-        return self.root / "geo" / "tracking.sqlite3"
+        return self.node.root / "geo" / "tracking.sqlite3"
 
     def write_config(self) -> Path:
-        return write_yaml(
-            self.root / "config" / "gitlab.yml",
-            {
-                "gitlab": {"host": "localhost", "port": self.port, "listen_address": "127.0.0.1"},
-                "registry": {
-                    "api_url": self.geo.secondary.url,
-                    "ca_file": "localhost.crt",  # carried always; unused for http URLs
-                },
-                "geo": {
-                    "node_name": "secondary",
-                    "primary": False,
-                    "node_token": NODE_TOKEN,
-                    "primary_node_url": self.geo.service.url,
-                    "tracking_database": "geo/tracking.sqlite3",
-                    "registry_replication": {
-                        "enabled": self.enabled,
-                        "primary_api_url": self.geo.primary.url,
-                        "backfill_interval": self.backfill_interval,
-                        "verification_interval": self.verification_interval,
-                        "max_concurrent_repositories": 4,
-                        "max_concurrent_blobs": 4,
-                    },
-                },
-            },
+        """Render the secondary's gitlab.yml for this worker, its registries over http."""
+        replication = (
+            f"      enabled: {str(self.enabled).lower()}\n"
+            f"      backfill_interval: {go_duration(self.backfill_interval)}\n"
+            f"      verification_interval: {go_duration(self.verification_interval)}\n"
+            "      max_concurrent_repositories: 4\n"
+            "      max_concurrent_blobs: 4\n"
         )
+        gdk_yml = rig_gdk_yml(
+            self.geo.service.port,
+            self.geo.primary.port,
+            self.port,
+            self.geo.secondary.port,
+            replication,
+        )
+        gitlab_yml = render_nodes(self.root, gdk_yml, SECRETS).node("secondary").gitlab_yml
+
+        def over_http_everywhere(data: dict[str, Any]) -> None:
+            data["registry"]["api_url"] = over_http(data["registry"]["api_url"])
+            replication = data["geo"]["registry_replication"]
+            replication["primary_api_url"] = over_http(replication["primary_api_url"])
+
+        return edit_yaml(gitlab_yml, over_http_everywhere)
 
     def start(self, wait: bool = True) -> None:
         config = self.write_config()
