@@ -4,7 +4,7 @@ and the admin page with 5,000 repositories tracked.
 The repositories are written straight into the stopped primary registry's storage
 (`testkit.storage`) instead of pushed: 20,000 pushes through the Registry API took over
 20 minutes, all of it set-up. The registry serves seeded content as it serves pushed
-content, and the worker replicates it the same way (tests/test_bench_harness.py), so
+content, and the worker replicates it the same way (tests/e2e/test_bench_harness.py), so
 the timed backfill is the same work either way.
 """
 

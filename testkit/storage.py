@@ -14,7 +14,7 @@ written directly while the registry is stopped, and the registry serves it once 
 
 Each `link` file holds the digest (`sha256:<hex>`), no newline. The catalog is the
 directories that hold `_manifests`. A test proves that a registry serves what is written
-here as it serves a push (tests/test_bench_harness.py).
+here as it serves a push (tests/e2e/test_bench_harness.py).
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""End-to-end tests: `invoke` on real projects, as a user runs it."""

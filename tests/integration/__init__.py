@@ -1,0 +1,1 @@
+"""Integration tests: real registries, real services and processes on loopback."""

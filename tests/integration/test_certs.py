@@ -1,0 +1,134 @@
+"""certs: the local CA and the server pair in real TLS handshakes over loopback.
+
+A server thread serves a node root's pair as its registry does; a strict client trusting
+only the CA (or the secondary's copy as a bundle) completes the handshake, by name and by
+address, and a client trusting another CA is refused. What is written, reused and renewed
+is tests/unit/pki/test_certs.py.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from gdk_geo.pki.certs import ensure_certificates
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A data directory and two node roots, as the unit tests of certs lay them out."""
+
+    data_dir: Path
+    primary: Path
+    secondary: Path
+
+    @property
+    def ca_crt(self) -> Path:
+        return self.data_dir / "ca" / "ca.crt"
+
+    def ensure(self, hostname: str = "localhost"):
+        return ensure_certificates(self.data_dir, hostname, self.primary, self.secondary)
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> Layout:
+    return Layout(tmp_path / "data", tmp_path / "primary", tmp_path / "secondary")
+
+
+@contextmanager
+def tls_server(root: Path, host: str) -> Iterator[int]:
+    """A TLS server serving the node root's `registry_host.crt`/`.key`, as its registry does,
+    on `host` (an OS-chosen free port); it greets every client, then closes."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(root / "registry_host.crt", root / "registry_host.key")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.bind((host, 0))
+    listener.listen()
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # the listener was closed
+            with conn:
+                conn.settimeout(5)
+                try:
+                    with context.wrap_socket(conn, server_side=True) as tls:
+                        tls.sendall(b"hello")
+                except (ssl.SSLError, OSError):
+                    pass  # the client refused our certificate: that is the client's verdict
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+        thread.join(timeout=5)
+
+
+def handshake(host: str, port: int, cafile: Path, server_hostname: str = "localhost") -> bytes:
+    """Connect trusting only `cafile` and checking `server_hostname`, as a strict client does."""
+    context = ssl.create_default_context(cafile=str(cafile))
+    assert context.check_hostname and context.verify_mode == ssl.CERT_REQUIRED
+    with (
+        socket.create_connection((host, port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=server_hostname) as tls,
+    ):
+        return tls.recv(5)
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1"], ids=["ipv4", "ipv6"])
+def test_handshake_trusting_only_the_ca(layout: Layout, address: str) -> None:
+    if address == "::1" and not ipv6_loopback():
+        pytest.skip("IPv6 loopback (::1) is not available on this machine")
+    layout.ensure()
+    with tls_server(layout.primary, address) as port:
+        assert handshake(address, port, layout.ca_crt) == b"hello"
+        # The IP SAN verifies too, for clients that dial the address rather than the name.
+        assert handshake(address, port, layout.ca_crt, server_hostname=address) == b"hello"
+
+
+def test_handshake_trusting_the_secondary_copy_as_bundle(layout: Layout) -> None:
+    layout.ensure()
+    with tls_server(layout.secondary, "127.0.0.1") as port:
+        assert handshake("127.0.0.1", port, layout.secondary / "registry_host.crt") == b"hello"
+
+
+def test_handshake_fails_for_a_client_trusting_another_ca(layout: Layout, tmp_path: Path) -> None:
+    layout.ensure()
+    other = Layout(tmp_path / "other-data", tmp_path / "other-p", tmp_path / "other-s")
+    other.ensure()
+    with (
+        tls_server(layout.primary, "127.0.0.1") as port,
+        pytest.raises(ssl.SSLCertVerificationError),
+    ):
+        handshake("127.0.0.1", port, other.ca_crt)
+
+
+def test_handshake_with_a_custom_hostname(layout: Layout) -> None:
+    layout.ensure("geo.test")
+    with tls_server(layout.primary, "127.0.0.1") as port:
+        assert handshake("127.0.0.1", port, layout.ca_crt, server_hostname="geo.test") == b"hello"
+        assert handshake("127.0.0.1", port, layout.ca_crt, server_hostname="localhost") == b"hello"

@@ -1,0 +1,1 @@
+"""Unit tests: no Docker, no services, no network; `make test-fast` runs them."""

@@ -1,0 +1,1 @@
+"""The benchmark harness's own arithmetic and ordering."""

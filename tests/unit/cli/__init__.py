@@ -1,0 +1,1 @@
+"""gdk_geo.cli: the tasks' console and process exit."""

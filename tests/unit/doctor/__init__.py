@@ -1,0 +1,1 @@
+"""gdk_geo.doctor: the checks' logic and the tracking database diagnosis."""

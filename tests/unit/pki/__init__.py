@@ -1,0 +1,1 @@
+"""gdk_geo.pki: the TLS pair and the token signing pair."""

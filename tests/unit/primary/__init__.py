@@ -1,0 +1,1 @@
+"""gdk_geo.primary: the event log and the app in-process."""

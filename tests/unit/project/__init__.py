@@ -1,0 +1,1 @@
+"""gdk_geo.project: ports."""

@@ -1,0 +1,1 @@
+"""gdk_geo.registry: references, tokens, the token service, backoff, HTTP clients."""

@@ -1,0 +1,1 @@
+"""gdk_geo.render: rendered files against golden copies, secrets, named nodes."""

@@ -1,0 +1,1 @@
+"""The repository as a whole: the import order, product text, TLS verification."""

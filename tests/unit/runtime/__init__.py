@@ -1,0 +1,1 @@
+"""gdk_geo.runtime: image progress, services' pidfiles, logs."""

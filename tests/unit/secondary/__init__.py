@@ -1,0 +1,1 @@
+"""gdk_geo.secondary: the tracking database, the status and admin pages."""

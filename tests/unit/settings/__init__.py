@@ -1,0 +1,1 @@
+"""gdk_geo.settings: gdk.yml loading, validation, editing and its docs."""

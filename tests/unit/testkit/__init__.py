@@ -1,0 +1,1 @@
+"""testkit: synthetic images, free ports, polling."""
