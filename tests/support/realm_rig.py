@@ -13,15 +13,14 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 from helpers import REPO_ROOT
 from primary_rig import stop
-from worker_rig import write_yaml
+from rendered import render_nodes
 
-from gdk_geo.pki import signing
-from testkit.net import free_port, wait_for
+from gdk_geo.pki import certs, signing
+from testkit.net import free_ports, wait_for
 
 USER = "root"
 PASSWORD = "realm-rig-password-0123456789"
@@ -49,65 +48,25 @@ class Realm:
         return self.log_file.read_text(errors="replace")
 
 
-def _registry(root: Path, password: str) -> dict[str, Any]:
-    """gitlab.yml's `registry` block as templates/gitlab.yml.j2 renders it with auth on."""
-    return {
-        "api_url": f"http://127.0.0.1:{free_port()}",
-        "ca_file": "localhost.crt",
-        "notification_secret": "realm-rig-notification-secret",
-        "auth_enabled": True,
-        "key": str(root / "localhost.key"),
-        "certificate": str(root / "localhost.crt"),
-        "issuer": "gitlab-issuer",
-        "service": SERVICE,
-        "token_expire_delay": 300,
-        "username": USER,
-        "password": password,
-    }
-
-
-def _gitlab(port: int) -> dict[str, Any]:
-    return {"host": "localhost", "port": port, "listen_address": "127.0.0.1"}
-
-
 def write_configs(root: Path, password: str = PASSWORD) -> dict[str, tuple[Path, int]]:
-    """Each node's gitlab.yml and port; both nodes share one signing pair, as after setup."""
-    primary_root, secondary_root = root / "primary", root / "secondary"
-    signing.ensure_signing_pair(primary_root, secondary_root)
-    ports = {"primary": free_port(), "secondary": free_port()}
-    primary = {
-        "gitlab": _gitlab(ports["primary"]),
-        "registry": _registry(primary_root, password),
-        "geo": {
-            "node_name": "primary",
-            "primary": True,
-            "node_token": "realm-rig-node-token",
-            "event_log": {"database": "geo/events.sqlite3"},
-        },
-    }
-    secondary = {
-        "gitlab": _gitlab(ports["secondary"]),
-        "registry": _registry(secondary_root, password),
-        "geo": {
-            "node_token": "realm-rig-node-token",
-            "primary_node_url": f"http://127.0.0.1:{ports['primary']}",
-            "tracking_database": "geo/tracking.sqlite3",
-            "registry_replication": {
-                "enabled": False,
-                "primary_api_url": f"http://127.0.0.1:{free_port()}",
-                "backfill_interval": 60,
-                "verification_interval": 300,
-                "max_concurrent_repositories": 2,
-                "max_concurrent_blobs": 2,
-            },
-        },
-    }
+    """Each node's gitlab.yml, rendered as `geo.reconfigure` renders it (token auth on, the
+    secondary's replication off), and its port; both nodes hold the one TLS pair and the one
+    signing pair, as after set-up."""
+    ports = free_ports(4)
+    rendered = render_nodes(
+        root,
+        f"geo:\n  primary:\n    port: {ports[0]}\n    registry:\n      port: {ports[1]}\n"
+        f"  secondary:\n    port: {ports[2]}\n    registry:\n      port: {ports[3]}\n"
+        "    registry_replication:\n      enabled: false\n",
+        {"registry_password": password},
+    )
+    primary, secondary = rendered.node("primary"), rendered.node("secondary")
+    data_dir = rendered.project.data_dir(rendered.cfg)
+    certs.ensure_certificates(data_dir, "localhost", primary.root, secondary.root)
+    signing.ensure_signing_pair(primary.root, secondary.root)
     return {
-        "primary": (write_yaml(primary_root / "config" / "gitlab.yml", primary), ports["primary"]),
-        "secondary": (
-            write_yaml(secondary_root / "config" / "gitlab.yml", secondary),
-            ports["secondary"],
-        ),
+        "primary": (primary.gitlab_yml, ports[0]),
+        "secondary": (secondary.gitlab_yml, ports[2]),
     }
 
 
