@@ -33,6 +33,7 @@ from gdk_geo.settings.gdk_yml import (
     line_at,
     line_of,
     parse_document,
+    read_text,
 )
 from gdk_geo.settings.schema import Member
 
@@ -305,13 +306,9 @@ def _data_dir_problem(project_root: Path, data_dir: str) -> str | None:
 def load(path: Path, in_force: InForce = as_written) -> schema.Settings:
     """Read, parse and validate gdk.yml: the settings `in_force` makes of it."""
     try:
-        text = path.read_text()
+        text = read_text(path)
     except FileNotFoundError:
         raise ConfigError(
             f"{path} does not exist", fix="run `invoke geo.reconfigure` (it copies gdk.example.yml)"
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})", fix=FIX
         ) from None
     return validate(path, parse_document(path, text), in_force)

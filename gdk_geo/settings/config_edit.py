@@ -26,6 +26,7 @@ from gdk_geo.settings.gdk_yml import (
     NODES_PREFIX,
     canonical_key,
     parse_document,
+    read_text,
     round_trip,
     written_key,
 )
@@ -118,7 +119,7 @@ def _refuse_shared_port(cfg: schema.Settings, key: str) -> None:
 def set_value(path: Path, key: str, raw: str, in_force: InForce = as_written) -> None:
     """Set `key` in gdk.yml, keeping comments and key order; nothing is written if invalid."""
     value = parse_cli_value(key, raw)
-    document = parse_document(path, path.read_text()) if path.exists() else CommentedMap()
+    document = parse_document(path, read_text(path)) if path.exists() else CommentedMap()
     node = document
     *parents, leaf = written_key(document, key).split(".")
     for part in parents:
