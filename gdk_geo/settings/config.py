@@ -2,7 +2,9 @@
 
 Loading collects every problem before failing, and each problem names the key path, the
 line in gdk.yml, what was given and what was expected, so one run tells the user all they
-have to fix. Reading the text, and where a key stands in it, is `gdk_yml.py`'s.
+have to fix (the first `LISTED` of them, and how many more: a file of thousands of stray
+keys would otherwise be echoed whole). What was given is shown as a prefix when it is
+long (`errors.clipped`). Reading the text, and where a key stands in it, is `gdk_yml.py`'s.
 
 Most problems are the file's alone. Whether a hand-set `primary_api_url` reaches the
 primary registry depends on which node is primary now, which a promotion records outside
@@ -21,7 +23,7 @@ from urllib.parse import urlsplit
 
 from ruamel.yaml.comments import CommentedMap
 
-from gdk_geo.errors import ConfigError
+from gdk_geo.errors import ConfigError, clipped
 from gdk_geo.settings import schema
 from gdk_geo.settings import values as setting_checks
 from gdk_geo.settings.declared import DECLARED, Declared
@@ -39,6 +41,7 @@ from gdk_geo.settings.schema import Member
 
 API_URL_KEY = REPLICATION + "primary_api_url"
 TWO_NODE_FORM = ("primary", "secondary", "registry_replication")
+LISTED = 20  # the problems a message lists; it counts the rest
 InForce = Callable[[schema.Settings], schema.Settings]
 
 
@@ -57,13 +60,17 @@ class Problem:
 
     def render(self, filename: str) -> str:
         place = f"{filename}:{self.line}" if self.line else filename
-        return f"{place}: {self.key}: {self.message}" if self.key else f"{place}: {self.message}"
+        key = clipped(self.key)  # an unknown key is the user's text, of any length
+        return f"{place}: {key}: {self.message}" if self.key else f"{place}: {self.message}"
 
 
 def _invalid(path: Path, problems: list[Problem], fix: str = FIX) -> ConfigError:
     noun = "problem" if len(problems) == 1 else "problems"
-    lines = "\n".join("  " + p.render(path.name) for p in problems)
-    return ConfigError(f"{path} is not valid ({len(problems)} {noun}):\n{lines}", fix=fix)
+    lines = ["  " + p.render(path.name) for p in problems[:LISTED]]
+    if len(problems) > LISTED:
+        lines.append(f"  … and {len(problems) - LISTED} more")
+    listed = "\n".join(lines)
+    return ConfigError(f"{path} is not valid ({len(problems)} {noun}):\n{listed}", fix=fix)
 
 
 def _describe(value: Any) -> str:
@@ -81,7 +88,9 @@ def _describe(value: Any) -> str:
         (str, "a string"),
     ):
         if isinstance(value, typ):
-            return f"{typ(value)!r} ({kind})"  # typ() drops ruamel's ScalarInt & co.
+            plain = typ(value)  # drops ruamel's ScalarInt & co.
+            shown = clipped(plain, repr) if isinstance(plain, str) else clipped(repr(plain))
+            return f"{shown} ({kind})"
     return f"a {type(value).__name__}"
 
 
@@ -271,8 +280,8 @@ def _api_url_refusal(
     else:
         return None
     key = member.api_url_key
-    refusal = Problem(key, line_at(document, key), f"{given!r} {problem}")
-    return refusal, f"`invoke geo.config.set {key} {fixed}`"
+    refusal = Problem(key, line_at(document, key), f"{clipped(given, repr)} {problem}")
+    return refusal, f"`invoke geo.config.set {key} {clipped(fixed)}`"
 
 
 # What gdk-geo writes into a data directory: its secrets first (`ensure_secrets`), the
@@ -290,16 +299,17 @@ def _data_dir_problem(project_root: Path, data_dir: str) -> str | None:
     try:
         where = (project_root / data_dir).resolve()
         if any(where.is_relative_to(top) for top in KERNEL_FILE_SYSTEMS):
-            return f"{where} is in a kernel file system; {_OWN_DIR}"
+            return f"{clipped(str(where))} is in a kernel file system; {_OWN_DIR}"
         existing = next(p for p in (where, *where.parents) if p.exists())
         if not existing.is_dir():
-            return f"{existing} is a file, not a directory; {_OWN_DIR}"
+            return f"{clipped(str(existing))} is a file, not a directory; {_OWN_DIR}"
         if existing == where and where != Path("/") and any((where / n).exists() for n in OURS):
             return None
         if existing == where and (where == Path("/") or any(where.iterdir())):
-            return f"{where} holds other files; {_OWN_DIR}"
+            return f"{clipped(str(where))} holds other files; {_OWN_DIR}"
     except (OSError, ValueError) as exc:  # unreadable, a name too long, a NUL byte
-        return f"{data_dir!r} is not a usable path ({exc}); {_OWN_DIR}"
+        reason = getattr(exc, "strerror", None) or str(exc)  # an OSError's str names the path
+        return f"{clipped(data_dir, repr)} is not a usable path ({reason}); {_OWN_DIR}"
     return None
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from ruamel.yaml.comments import CommentedMap
 
-from gdk_geo.errors import ConfigError
+from gdk_geo.errors import ConfigError, clipped
 from gdk_geo.fsutil import atomic_write
 from gdk_geo.settings import config, schema
 from gdk_geo.settings import values as setting_checks
@@ -39,7 +39,7 @@ def _declared_or_error(key: str) -> Declared:
     if canonical_key(key) in DECLARED:
         return DECLARED[canonical_key(key)]
     raise ConfigError(
-        f"unknown setting `{key}`{config.suggestion(key, list(DECLARED))}",
+        f"unknown setting `{clipped(key)}`{config.suggestion(key, list(DECLARED))}",
         fix="`invoke geo.config.list` shows every setting",
     )
 
@@ -52,7 +52,8 @@ def _named_node(cfg: schema.Settings, key: str) -> str:
     if named and name not in cfg.geo.nodes:
         nodes = ", ".join(cfg.geo.nodes) or "none: it declares `geo.primary` and `geo.secondary`"
         raise ConfigError(
-            f"`{key}`: gdk.yml has no node {name!r} under geo.nodes (its nodes: {nodes})",
+            f"`{clipped(key)}`: gdk.yml has no node {clipped(name, repr)} under geo.nodes "
+            f"(its nodes: {nodes})",
             fix="`invoke geo.config.list` shows every setting",
         )
     if cfg.geo.nodes and key.startswith(TWO_NODE_PREFIXES):
@@ -78,13 +79,15 @@ def parse_cli_value(key: str, raw: str) -> Any:
             return True
         if lowered in {"false", "no", "off", "0"}:
             return False
-        raise ConfigError(f"{key}: got {raw!r}, expected true or false")
+        raise ConfigError(f"{clipped(key)}: got {clipped(raw, repr)}, expected true or false")
     if declared.type is int:
         try:
             return int(raw)
         except ValueError:
             expected = config.expected_of(declared)
-            raise ConfigError(f"{key}: got {raw!r}, expected {expected}") from None
+            raise ConfigError(
+                f"{clipped(key)}: got {clipped(raw, repr)}, expected {expected}"
+            ) from None
     return raw
 
 

@@ -21,7 +21,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from gdk_geo.errors import ConfigError
+from gdk_geo.errors import ConfigError, clipped
 from gdk_geo.settings.schema import NODE_SPEC_KEY, REPLICATION_KEY
 
 FIX = "edit gdk.yml (gdk.example.yml lists every key with its default), then run the command again"
@@ -90,14 +90,14 @@ def parse_document(path: Path, text: str) -> CommentedMap:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown place"
-        reason = exc.problem or exc.context or "invalid YAML"
+        reason = clipped(exc.problem or exc.context or "invalid YAML")  # may quote a value
         raise ConfigError(
             f"{path} is not valid YAML: {reason} at {where}",
             where=f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path),
             fix="fix the YAML syntax there (indent with spaces, `key: value` pairs)",
         ) from None
     except YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}", fix=FIX) from None
+        raise ConfigError(f"{path} is not valid YAML: {clipped(str(exc))}", fix=FIX) from None
     except RecursionError:
         raise ConfigError(
             f"{path} is not valid YAML: it is nested too deeply",
@@ -109,7 +109,8 @@ def parse_document(path: Path, text: str) -> CommentedMap:
         # `!!int 0x`, AttributeError for `!!set` on a scalar. The text is the user's file,
         # so each of these is a mistake in it, never a bug to show with a traceback.
         raise ConfigError(
-            f"{path} is not valid YAML: a value cannot be read ({exc or type(exc).__name__})",
+            f"{path} is not valid YAML: a value cannot be read "
+            f"({clipped(str(exc) or type(exc).__name__)})",
             fix="look for explicit tags (`!!int`, `!!float`...) and overlong numbers",
         ) from None
     if document is None:
