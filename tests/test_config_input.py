@@ -5,6 +5,7 @@ a 52 MB `hostname` was refused after 13.5 s and echoed back whole. A file over t
 refused before it is parsed; every message that repeats what the user gave (a value, a
 key, a YAML error's reason, a command-line argument) shows a prefix and how long it was.
 Issue 25 #14: bytes that are not UTF-8 are reported by line and column, not byte offset.
+Next door: what the user gave is printed as text, never read as the console's markup.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def test_bytes_that_are_not_utf8_are_named_by_line_and_column(
         config_edit.set_value(tmp_path / "gdk.yml", "hostname", "gdk.test")
 
 
-# -- What the user gave is echoed as a prefix ----------------------------------------------
+# -- What the user gave is echoed as a prefix -----------------------------------------------------
 
 
 def _shown_once_as_a_prefix(message: str, given: str) -> None:
@@ -186,3 +187,17 @@ def test_many_problems_are_counted_not_all_listed(tmp_path: Path) -> None:
     assert "gdk.yml:1: k0: unknown key" in error.what
     assert "k2999" not in error.what and "and 2980 more" in error.what
     assert len(str(error)) < 10 * SHORT_MESSAGE
+
+
+# -- What the user gave is printed as text --------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["[/x]", "[bold]bold[/bold]", "[link=file:///etc]x"])
+def test_a_value_is_printed_as_given_never_as_console_markup(tmp_path: Path, value: str) -> None:
+    """A refused value holding rich markup was read as markup: `[/x]` raised MarkupError with
+    a traceback, `[bold]` was swallowed from the message."""
+    write_gdk_yml(tmp_path, "hostname: localhost\n")
+    result = invoke(tmp_path, "geo.config.set", "hostname", value, timeout=60)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert repr(value) in result.stderr
