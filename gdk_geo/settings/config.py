@@ -64,13 +64,18 @@ class Problem:
         return f"{place}: {key}: {self.message}" if self.key else f"{place}: {self.message}"
 
 
-def _invalid(path: Path, problems: list[Problem], fix: str = FIX) -> ConfigError:
-    noun = "problem" if len(problems) == 1 else "problems"
-    lines = ["  " + p.render(path.name) for p in problems[:LISTED]]
-    if len(problems) > LISTED:
-        lines.append(f"  … and {len(problems) - LISTED} more")
-    listed = "\n".join(lines)
-    return ConfigError(f"{path} is not valid ({len(problems)} {noun}):\n{listed}", fix=fix)
+class InvalidFile(ConfigError):
+    """gdk.yml's problems, listed with their lines; `problems` keeps them apart for
+    `geo.config.set`, which words those of the key it was given as a refused value."""
+
+    def __init__(self, path: Path, problems: list[Problem], fix: str = FIX) -> None:
+        self.problems = problems
+        noun = "problem" if len(problems) == 1 else "problems"
+        lines = ["  " + p.render(path.name) for p in problems[:LISTED]]
+        if len(problems) > LISTED:
+            lines.append(f"  … and {len(problems) - LISTED} more")
+        listed = "\n".join(lines)
+        super().__init__(f"{path} is not valid ({len(problems)} {noun}):\n{listed}", fix=fix)
 
 
 def _describe(value: Any) -> str:
@@ -104,8 +109,10 @@ def suggestion(key: str, candidates: list[str], prefix: str = "") -> str:
     return f"; did you mean `{prefix}{close[0]}`?" if close else ""
 
 
-def _check_leaf(declared: Declared, value: Any) -> str | None:
-    """What is wrong with `value` for this setting, or None."""
+def refusal_of(declared: Declared, value: Any) -> tuple[str, str] | None:
+    """What was given and what was expected, in words, when `value` is not valid for this
+    setting; None when it is. Apart, so that `geo.config.set` can name what is valid in
+    its fix; validation says both (`_check_leaf`)."""
     if value is None and declared.type is str and declared.default == "":
         return None  # `notification_secret:` with no value means "generate one"
     type_ok = isinstance(value, declared.type) and not (
@@ -113,9 +120,15 @@ def _check_leaf(declared: Declared, value: Any) -> str | None:
     )
     given = _describe_secret(value) if declared.check is setting_checks.secret else _describe(value)
     if not type_ok:
-        return f"got {given}, expected {expected_of(declared)}"
+        return given, expected_of(declared)
     wrong = declared.check(value) if declared.check else None
-    return f"got {given}, expected {wrong}" if wrong else None
+    return (given, wrong) if wrong else None
+
+
+def _check_leaf(declared: Declared, value: Any) -> str | None:
+    """What is wrong with `value` for this setting, or None."""
+    refusal = refusal_of(declared, value)
+    return f"got {refusal[0]}, expected {refusal[1]}" if refusal else None
 
 
 def _describe_secret(value: Any) -> str:
@@ -245,7 +258,7 @@ def validate(path: Path, document: CommentedMap, in_force: InForce = as_written)
         line = line_at(document, "geo.primary_node")
         problems.append(Problem("geo.primary_node", line, wrong_primary))
     if problems or cfg is None:
-        raise _invalid(path, problems)
+        raise InvalidFile(path, problems)
     current = in_force(cfg)
     refusals = [
         refusal
@@ -255,7 +268,7 @@ def validate(path: Path, document: CommentedMap, in_force: InForce = as_written)
     if refusals:
         fixes = ", ".join(dict.fromkeys(fix for _, fix in refusals))
         fix = f"{fixes} (the primary registry), then `invoke geo.restart`"
-        raise _invalid(path, [problem for problem, _ in refusals], fix=fix)
+        raise InvalidFile(path, [problem for problem, _ in refusals], fix=fix)
     return current
 
 
