@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from functools import reduce
 
+import pytest
+
 from gdk_geo import settings
 from gdk_geo.project import EXAMPLE, REPO_ROOT
 from gdk_geo.settings import settings_docs, topology
@@ -69,6 +71,32 @@ def test_durations() -> None:
     assert setting_checks.duration_seconds("1m30s") == 90
     assert setting_checks.duration("0s") is not None
     assert setting_checks.duration("fast") is not None
+
+
+NAME_RULES = "1 to 41 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def test_a_container_prefix_is_told_every_rule_it_must_meet() -> None:
+    """Issue 25 #14: the message said "lowercase letters, digits, '.', '_' or '-'" and left
+    out what the check also enforces: the first character, and at most 41 characters."""
+    assert setting_checks.container_prefix("a" * 41) is None
+    assert setting_checks.container_prefix("0gdk-geo.dev_1") is None
+    for refused in ("-gdk", ".gdk", "_gdk", "Gdk", "gdk geo", "", "a" * 42):
+        expected = setting_checks.container_prefix(refused)
+        assert expected is not None, refused
+        assert expected.startswith(NAME_RULES), expected
+        assert "such as gdk-geo" in expected and "<prefix>-<node>-registry" in expected
+
+
+def test_a_node_name_is_told_the_same_rules(tmp_path) -> None:
+    from gdk_geo.errors import ConfigError
+    from gdk_geo.settings import config
+
+    path = tmp_path / "gdk.yml"
+    path.write_text("geo:\n  nodes:\n    DC1: {port: 4101}\n    dc2: {port: 4102}\n")
+    with pytest.raises(ConfigError) as raised:
+        config.load(path)
+    assert f"geo.nodes.DC1: expected a node name ({NAME_RULES}), such as dc2" in raised.value.what
 
 
 def _custom() -> settings.Settings:

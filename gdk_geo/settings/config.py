@@ -184,7 +184,8 @@ def _named_nodes(geo: CommentedMap, problems: list[Problem]) -> dict[str, schema
     for name, spec in value.items():
         path = f"{NODES_PREFIX}{name}"
         if not isinstance(name, str) or setting_checks.node_name(name) or not name:
-            problems.append(Problem(path, line_of(value, name), "expected a node name such as dc2"))
+            expected = f"expected a node name ({setting_checks.NAME_RULES}), such as dc2"
+            problems.append(Problem(path, line_of(value, name), expected))
         elif not isinstance(spec, CommentedMap):
             problems.append(
                 Problem(path, line_of(value, name), f"got {_describe(spec)}, expected a node")
