@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from functools import reduce
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gdk_geo import settings
 from gdk_geo.project import EXAMPLE, REPO_ROOT
@@ -179,3 +183,23 @@ def test_urls_are_built_only_beside_the_settings() -> None:
 def test_an_ipv6_listener_is_written_in_brackets() -> None:
     assert topology.url("http", "::1", 3001) == "http://[::1]:3001"
     assert topology.url("https", "127.0.0.1", 5000) == "https://127.0.0.1:5000"
+
+
+OLD_IMAGE = re.compile(r"^[a-z0-9]+([._/:@-][A-Za-z0-9_.-]+)*$")  # before it was made linear
+
+
+def test_an_image_reference_is_checked_at_once() -> None:
+    """Next door to issue 25 #11: the image check's regex backtracked exponentially, each
+    dash taking 1.65 times as long: `registry.image: a-…-!` took 1.4 s with 36 dashes, and
+    would take days with 60. Run apart, so that a regression fails after 60 s instead of
+    hanging the suite."""
+    code = "from gdk_geo.settings.values import image_name; print(image_name('a' + '-' * 60 + '!'))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT
+    )
+    assert result.stdout.strip() == "an image reference such as registry:2", result.stderr
+
+
+@given(st.text(alphabet="aZ0._-/:@!", max_size=14))
+def test_the_image_check_accepts_what_it_did(reference: str) -> None:
+    assert (setting_checks.image_name(reference) is None) == bool(OLD_IMAGE.match(reference))
