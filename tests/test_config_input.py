@@ -5,7 +5,8 @@ a 52 MB `hostname` was refused after 13.5 s and echoed back whole. A file over t
 refused before it is parsed; every message that repeats what the user gave (a value, a
 key, a YAML error's reason, a command-line argument) shows a prefix and how long it was.
 Issue 25 #14: bytes that are not UTF-8 are reported by line and column, not byte offset.
-Next door: what the user gave is printed as text, never read as the console's markup.
+Next door: what the user gave is printed as text, never read as the console's markup, and
+a refused command-line flag is echoed as a prefix too.
 """
 
 from __future__ import annotations
@@ -201,3 +202,26 @@ def test_a_value_is_printed_as_given_never_as_console_markup(tmp_path: Path, val
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert repr(value) in result.stderr
+
+
+@pytest.mark.parametrize("given", ["[/x]", "n" * LONG], ids=["markup", "long"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("geo.logs", "--node"),
+        ("geo.logs", "--tail"),
+        ("geo.promote", "--node", "secondary", "--timeout"),
+    ],
+    ids=["--node", "--tail", "--timeout"],
+)
+def test_a_refused_flag_is_printed_as_given_and_short(
+    tmp_path: Path, args: tuple[str, ...], given: str
+) -> None:
+    """`--node '[/x]'` and `--timeout '[/x]'` ended in a MarkupError traceback, and a long
+    value was echoed whole (`--tail` too)."""
+    write_gdk_yml(tmp_path, "hostname: localhost\n")
+    result = invoke(tmp_path, *args, given, timeout=60)
+    assert result.returncode == 2, result.stderr[-300:]
+    assert "Traceback" not in result.stderr
+    assert repr(given[:SHOWN_CHARS]) in result.stderr
+    assert len(result.stderr) < SHORT_MESSAGE
