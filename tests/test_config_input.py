@@ -11,7 +11,6 @@ a refused command-line flag is echoed as a prefix too.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -36,15 +35,11 @@ def test_an_oversized_gdk_yml_is_refused_before_it_is_parsed(tmp_path: Path) -> 
     text = "hostname: localhost\n" + padding * (MAX_BYTES // len(padding) + 1)
     path = write_gdk_yml(tmp_path, text)
 
-    started = time.monotonic()
     error = _refusal(path)
-    elapsed = time.monotonic() - started
 
     assert "larger than the 64 KiB a gdk.yml may be" in error.what, error.what
     assert f"({len(text):,} bytes)" in error.what
     assert len(str(error)) < SHORT_MESSAGE
-    # Benchmark note, not the assertion that matters: parsing this file took over a second.
-    assert elapsed < 0.5, elapsed
 
 
 def test_a_file_at_the_limit_is_read(tmp_path: Path) -> None:
