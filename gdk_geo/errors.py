@@ -7,6 +7,24 @@ traceback; everything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+# How much of what the user gave (a value, a key, a command-line argument) a message may
+# repeat. Enough for any real value (a URL, a path, an image reference); a pasted file or
+# a runaway value of megabytes is shown as its first characters and its length.
+SHOWN_CHARS = 100
+
+
+def clipped(text: str, show: Callable[[str], str] = str) -> str:
+    """`text` as a message may repeat it: whole when short, else its first `SHOWN_CHARS`
+    characters and how long it was. A message that echoes a 50 MB value whole buries the
+    line saying what is wrong (and floods a terminal or CI log). `show` formats the part
+    kept (`repr` quotes it), so that the length stays outside the quotes: `'abc…' (N
+    characters)` is never mistaken for the value."""
+    if len(text) <= SHOWN_CHARS:
+        return show(text)
+    return f"{show(text[:SHOWN_CHARS])}… ({len(text):,} characters)"
+
 
 class GdkGeoError(Exception):
     """A problem the user can fix: what went wrong, where, and how to fix it."""

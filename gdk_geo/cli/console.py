@@ -10,6 +10,7 @@ from typing import Any, TextIO, TypeVar
 
 from invoke.exceptions import Exit
 from rich.console import Console
+from rich.text import Text
 
 from gdk_geo.errors import GdkGeoError
 
@@ -50,14 +51,16 @@ class TaskEnded(Exception):
 
 def user_errors(task: F) -> F:
     """Turn a GdkGeoError into a red message and exit 1, a TaskEnded into its exit code,
-    and Ctrl-C into exit 130."""
+    and Ctrl-C into exit 130. The message is printed as text, never read as rich markup:
+    it quotes what the user gave, and a value such as `[/x]` raised a MarkupError (with a
+    traceback) while `[bold]` vanished from the message."""
 
     @functools.wraps(task)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return task(*args, **kwargs)
         except GdkGeoError as exc:
-            err.print(f"[bold red]✗[/] {exc.what}", markup=True, soft_wrap=True)
+            err.print(Text.assemble(("✗", "bold red"), " ", exc.what), soft_wrap=True)
             if exc.where:
                 err.print(f"  where: {exc.where}", markup=False, soft_wrap=True)
             if exc.fix:

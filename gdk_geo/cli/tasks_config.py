@@ -8,7 +8,7 @@ from invoke import Collection, task
 
 from gdk_geo.cli.console import out, user_errors
 from gdk_geo.cli.tasks_support import project_of
-from gdk_geo.errors import GdkGeoError
+from gdk_geo.errors import ConfigError, GdkGeoError
 from gdk_geo.fsutil import atomic_write
 from gdk_geo.project import EXAMPLE, REPO_ROOT
 
@@ -31,8 +31,13 @@ def config_set(c, key, value):
     from gdk_geo.settings import config_edit
 
     project = project_of(c)
-    lifecycle.ensure_gdk_yml(project)
-    config_edit.set_value(project.gdk_yml, key, value, project.with_roles)
+    created = lifecycle.ensure_gdk_yml(project)
+    try:
+        config_edit.set_value(project.gdk_yml, key, value, project.with_roles)
+    except ConfigError:
+        if created:  # the refusal says gdk.yml was left as it was: here, not there
+            project.gdk_yml.unlink()
+        raise
     value = config_edit.shown(key, config_edit.get(project.gdk_yml, key, project.with_roles))
     out.print(f"{key} = {value}  (run `invoke geo.restart`)", markup=False)
 

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from gdk_geo.cli.console import err, out, user_errors
 from gdk_geo.cli.tasks_support import NODE_HELP, check_node, project_of
-from gdk_geo.errors import GdkGeoError
+from gdk_geo.errors import GdkGeoError, clipped
 
 if TYPE_CHECKING:
     from gdk_geo.doctor import checks
@@ -79,7 +79,8 @@ def _tail_count(raw: str) -> int:
     text = str(raw).strip()
     if not (text.isascii() and text.isdigit()):
         err.print(
-            f"--tail must be a number of lines (0 or more; 0: all), not {raw!r}", markup=False
+            f"--tail must be a number of lines (0 or more; 0: all), not {clipped(str(raw), repr)}",
+            markup=False,
         )
         raise Exit(code=2)
     return int(text)

@@ -12,7 +12,7 @@ from invoke.exceptions import Exit
 
 from gdk_geo.cli.console import err, out, user_errors
 from gdk_geo.cli.tasks_support import check_node, project_of, say
-from gdk_geo.errors import GdkGeoError
+from gdk_geo.errors import GdkGeoError, clipped
 
 
 def _secondary_settings(c, node: str | None):
@@ -100,7 +100,8 @@ def _seconds(raw: str) -> float:
 
     text = raw if not raw.replace(".", "", 1).isdigit() else f"{raw}s"
     if duration(text):
-        err.print(f"--timeout must be a duration such as 300, 90s or 5m, not {raw!r}")
+        shown = clipped(raw, repr)
+        err.print(f"--timeout must be a duration such as 300, 90s or 5m, not {shown}", markup=False)
         raise Exit(code=2)
     return duration_seconds(text)
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from invoke.exceptions import Exit
 
 from gdk_geo.cli.console import err, out
-from gdk_geo.errors import GdkGeoError
+from gdk_geo.errors import GdkGeoError, clipped
 from gdk_geo.project import Project
 from gdk_geo.settings import NODE_NAMES
 
@@ -49,7 +49,9 @@ def check_node(c, node: str | None) -> None:
         names = [n for r in record.read(project) for n in r.node_names] or list(NODE_NAMES)
     if node not in names:
         *rest, last = list(dict.fromkeys(names))
-        err.print(f"--node must be {', '.join(rest)} or {last}, not {node!r}")
+        err.print(
+            f"--node must be {', '.join(rest)} or {last}, not {clipped(node, repr)}", markup=False
+        )
         raise Exit(code=2)
 
 

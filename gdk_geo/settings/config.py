@@ -2,7 +2,9 @@
 
 Loading collects every problem before failing, and each problem names the key path, the
 line in gdk.yml, what was given and what was expected, so one run tells the user all they
-have to fix. Reading the text, and where a key stands in it, is `gdk_yml.py`'s.
+have to fix (the first `LISTED` of them, and how many more: a file of thousands of stray
+keys would otherwise be echoed whole). What was given is shown as a prefix when it is
+long (`errors.clipped`). Reading the text, and where a key stands in it, is `gdk_yml.py`'s.
 
 Most problems are the file's alone. Whether a hand-set `primary_api_url` reaches the
 primary registry depends on which node is primary now, which a promotion records outside
@@ -21,7 +23,7 @@ from urllib.parse import urlsplit
 
 from ruamel.yaml.comments import CommentedMap
 
-from gdk_geo.errors import ConfigError
+from gdk_geo.errors import ConfigError, clipped
 from gdk_geo.settings import schema
 from gdk_geo.settings import values as setting_checks
 from gdk_geo.settings.declared import DECLARED, Declared
@@ -33,11 +35,13 @@ from gdk_geo.settings.gdk_yml import (
     line_at,
     line_of,
     parse_document,
+    read_text,
 )
 from gdk_geo.settings.schema import Member
 
 API_URL_KEY = REPLICATION + "primary_api_url"
 TWO_NODE_FORM = ("primary", "secondary", "registry_replication")
+LISTED = 20  # the problems a message lists; it counts the rest
 InForce = Callable[[schema.Settings], schema.Settings]
 
 
@@ -56,13 +60,22 @@ class Problem:
 
     def render(self, filename: str) -> str:
         place = f"{filename}:{self.line}" if self.line else filename
-        return f"{place}: {self.key}: {self.message}" if self.key else f"{place}: {self.message}"
+        key = clipped(self.key)  # an unknown key is the user's text, of any length
+        return f"{place}: {key}: {self.message}" if self.key else f"{place}: {self.message}"
 
 
-def _invalid(path: Path, problems: list[Problem], fix: str = FIX) -> ConfigError:
-    noun = "problem" if len(problems) == 1 else "problems"
-    lines = "\n".join("  " + p.render(path.name) for p in problems)
-    return ConfigError(f"{path} is not valid ({len(problems)} {noun}):\n{lines}", fix=fix)
+class InvalidFile(ConfigError):
+    """gdk.yml's problems, listed with their lines; `problems` keeps them apart for
+    `geo.config.set`, which words those of the key it was given as a refused value."""
+
+    def __init__(self, path: Path, problems: list[Problem], fix: str = FIX) -> None:
+        self.problems = problems
+        noun = "problem" if len(problems) == 1 else "problems"
+        lines = ["  " + p.render(path.name) for p in problems[:LISTED]]
+        if len(problems) > LISTED:
+            lines.append(f"  … and {len(problems) - LISTED} more")
+        listed = "\n".join(lines)
+        super().__init__(f"{path} is not valid ({len(problems)} {noun}):\n{listed}", fix=fix)
 
 
 def _describe(value: Any) -> str:
@@ -80,7 +93,9 @@ def _describe(value: Any) -> str:
         (str, "a string"),
     ):
         if isinstance(value, typ):
-            return f"{typ(value)!r} ({kind})"  # typ() drops ruamel's ScalarInt & co.
+            plain = typ(value)  # drops ruamel's ScalarInt & co.
+            shown = clipped(plain, repr) if isinstance(plain, str) else clipped(repr(plain))
+            return f"{shown} ({kind})"
     return f"a {type(value).__name__}"
 
 
@@ -94,8 +109,10 @@ def suggestion(key: str, candidates: list[str], prefix: str = "") -> str:
     return f"; did you mean `{prefix}{close[0]}`?" if close else ""
 
 
-def _check_leaf(declared: Declared, value: Any) -> str | None:
-    """What is wrong with `value` for this setting, or None."""
+def refusal_of(declared: Declared, value: Any) -> tuple[str, str] | None:
+    """What was given and what was expected, in words, when `value` is not valid for this
+    setting; None when it is. Apart, so that `geo.config.set` can name what is valid in
+    its fix; validation says both (`_check_leaf`)."""
     if value is None and declared.type is str and declared.default == "":
         return None  # `notification_secret:` with no value means "generate one"
     type_ok = isinstance(value, declared.type) and not (
@@ -103,9 +120,15 @@ def _check_leaf(declared: Declared, value: Any) -> str | None:
     )
     given = _describe_secret(value) if declared.check is setting_checks.secret else _describe(value)
     if not type_ok:
-        return f"got {given}, expected {expected_of(declared)}"
+        return given, expected_of(declared)
     wrong = declared.check(value) if declared.check else None
-    return f"got {given}, expected {wrong}" if wrong else None
+    return (given, wrong) if wrong else None
+
+
+def _check_leaf(declared: Declared, value: Any) -> str | None:
+    """What is wrong with `value` for this setting, or None."""
+    refusal = refusal_of(declared, value)
+    return f"got {refusal[0]}, expected {refusal[1]}" if refusal else None
 
 
 def _describe_secret(value: Any) -> str:
@@ -161,7 +184,8 @@ def _named_nodes(geo: CommentedMap, problems: list[Problem]) -> dict[str, schema
     for name, spec in value.items():
         path = f"{NODES_PREFIX}{name}"
         if not isinstance(name, str) or setting_checks.node_name(name) or not name:
-            problems.append(Problem(path, line_of(value, name), "expected a node name such as dc2"))
+            expected = f"expected a node name ({setting_checks.NAME_RULES}), such as dc2"
+            problems.append(Problem(path, line_of(value, name), expected))
         elif not isinstance(spec, CommentedMap):
             problems.append(
                 Problem(path, line_of(value, name), f"got {_describe(spec)}, expected a node")
@@ -235,7 +259,7 @@ def validate(path: Path, document: CommentedMap, in_force: InForce = as_written)
         line = line_at(document, "geo.primary_node")
         problems.append(Problem("geo.primary_node", line, wrong_primary))
     if problems or cfg is None:
-        raise _invalid(path, problems)
+        raise InvalidFile(path, problems)
     current = in_force(cfg)
     refusals = [
         refusal
@@ -245,7 +269,7 @@ def validate(path: Path, document: CommentedMap, in_force: InForce = as_written)
     if refusals:
         fixes = ", ".join(dict.fromkeys(fix for _, fix in refusals))
         fix = f"{fixes} (the primary registry), then `invoke geo.restart`"
-        raise _invalid(path, [problem for problem, _ in refusals], fix=fix)
+        raise InvalidFile(path, [problem for problem, _ in refusals], fix=fix)
     return current
 
 
@@ -270,8 +294,8 @@ def _api_url_refusal(
     else:
         return None
     key = member.api_url_key
-    refusal = Problem(key, line_at(document, key), f"{given!r} {problem}")
-    return refusal, f"`invoke geo.config.set {key} {fixed}`"
+    refusal = Problem(key, line_at(document, key), f"{clipped(given, repr)} {problem}")
+    return refusal, f"`invoke geo.config.set {key} {clipped(fixed)}`"
 
 
 # What gdk-geo writes into a data directory: its secrets first (`ensure_secrets`), the
@@ -289,29 +313,26 @@ def _data_dir_problem(project_root: Path, data_dir: str) -> str | None:
     try:
         where = (project_root / data_dir).resolve()
         if any(where.is_relative_to(top) for top in KERNEL_FILE_SYSTEMS):
-            return f"{where} is in a kernel file system; {_OWN_DIR}"
+            return f"{clipped(str(where))} is in a kernel file system; {_OWN_DIR}"
         existing = next(p for p in (where, *where.parents) if p.exists())
         if not existing.is_dir():
-            return f"{existing} is a file, not a directory; {_OWN_DIR}"
+            return f"{clipped(str(existing))} is a file, not a directory; {_OWN_DIR}"
         if existing == where and where != Path("/") and any((where / n).exists() for n in OURS):
             return None
         if existing == where and (where == Path("/") or any(where.iterdir())):
-            return f"{where} holds other files; {_OWN_DIR}"
+            return f"{clipped(str(where))} holds other files; {_OWN_DIR}"
     except (OSError, ValueError) as exc:  # unreadable, a name too long, a NUL byte
-        return f"{data_dir!r} is not a usable path ({exc}); {_OWN_DIR}"
+        reason = getattr(exc, "strerror", None) or str(exc)  # an OSError's str names the path
+        return f"{clipped(data_dir, repr)} is not a usable path ({reason}); {_OWN_DIR}"
     return None
 
 
 def load(path: Path, in_force: InForce = as_written) -> schema.Settings:
     """Read, parse and validate gdk.yml: the settings `in_force` makes of it."""
     try:
-        text = path.read_text()
+        text = read_text(path)
     except FileNotFoundError:
         raise ConfigError(
             f"{path} does not exist", fix="run `invoke geo.reconfigure` (it copies gdk.example.yml)"
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})", fix=FIX
         ) from None
     return validate(path, parse_document(path, text), in_force)

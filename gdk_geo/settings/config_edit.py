@@ -4,7 +4,9 @@ A key is read as its effective value (defaults and derived values filled in) and
 through ruamel.yaml's round-trip mode, so the user's comments and key order survive. A
 change is validated as the whole file before anything is written, against the settings in
 force (`in_force`: the project applies its recorded roles), so a value `geo.restart` would
-refuse is refused here, with the same words.
+refuse is refused here. A refusal is the command's, not the file's: it says the value was
+refused and gdk.yml left as it was, and its fix is the command again with what is valid
+(a line of gdk.yml and "edit gdk.yml" would point at a file that never held the value).
 """
 
 from __future__ import annotations
@@ -16,29 +18,33 @@ from typing import Any
 
 from ruamel.yaml.comments import CommentedMap
 
-from gdk_geo.errors import ConfigError
+from gdk_geo.errors import ConfigError, clipped
 from gdk_geo.fsutil import atomic_write
 from gdk_geo.settings import config, schema
 from gdk_geo.settings import values as setting_checks
 from gdk_geo.settings.config import InForce, as_written
 from gdk_geo.settings.declared import DECLARED, Declared
 from gdk_geo.settings.gdk_yml import (
+    FIX,
     NODES_PREFIX,
     canonical_key,
     parse_document,
+    read_text,
     round_trip,
     written_key,
 )
 from gdk_geo.settings.values import masked
 
 TWO_NODE_PREFIXES = ("geo.primary.", "geo.secondary.", "geo.registry_replication.")
+BOOLEANS = {"true": True, "yes": True, "on": True, "1": True}
+BOOLEANS |= {"false": False, "no": False, "off": False, "0": False}
 
 
 def _declared_or_error(key: str) -> Declared:
     if canonical_key(key) in DECLARED:
         return DECLARED[canonical_key(key)]
     raise ConfigError(
-        f"unknown setting `{key}`{config.suggestion(key, list(DECLARED))}",
+        f"unknown setting `{clipped(key)}`{config.suggestion(key, list(DECLARED))}",
         fix="`invoke geo.config.list` shows every setting",
     )
 
@@ -51,7 +57,8 @@ def _named_node(cfg: schema.Settings, key: str) -> str:
     if named and name not in cfg.geo.nodes:
         nodes = ", ".join(cfg.geo.nodes) or "none: it declares `geo.primary` and `geo.secondary`"
         raise ConfigError(
-            f"`{key}`: gdk.yml has no node {name!r} under geo.nodes (its nodes: {nodes})",
+            f"`{clipped(key)}`: gdk.yml has no node {clipped(name, repr)} under geo.nodes "
+            f"(its nodes: {nodes})",
             fix="`invoke geo.config.list` shows every setting",
         )
     if cfg.geo.nodes and key.startswith(TWO_NODE_PREFIXES):
@@ -68,23 +75,35 @@ def value_of(cfg: schema.Settings, key: str) -> Any:
     return _declared_or_error(key).value_in(cfg, _named_node(cfg, key))
 
 
+def refused(key: str, reason: str, valid: str = "", fix: str = "") -> ConfigError:
+    """`geo.config.set KEY VALUE` refused: why, that gdk.yml was not touched, and, unless
+    a `fix` of its own is given, the command to run again with what is `valid`."""
+    again = f"run `invoke geo.config.set {clipped(key)} <value>` again, with {valid}"
+    return ConfigError(
+        f"geo.config.set refused {clipped(key)}: {reason}; gdk.yml was left as it was",
+        fix=fix or again,
+    )
+
+
 def parse_cli_value(key: str, raw: str) -> Any:
-    """Turn a command-line string into the setting's type, or explain what is expected."""
+    """Turn a command-line string into the setting's type and check it alone, or refuse it
+    with what is expected."""
     declared = _declared_or_error(key)
+    value: Any = raw
     if declared.type is bool:
-        lowered = raw.strip().lower()
-        if lowered in {"true", "yes", "on", "1"}:
-            return True
-        if lowered in {"false", "no", "off", "0"}:
-            return False
-        raise ConfigError(f"{key}: got {raw!r}, expected true or false")
-    if declared.type is int:
+        word = raw.strip().lower()
+        if word not in BOOLEANS:
+            raise refused(key, f"got {clipped(raw, repr)}", "true or false")
+        value = BOOLEANS[word]
+    elif declared.type is int:
         try:
-            return int(raw)
+            value = int(raw)
         except ValueError:
-            expected = config.expected_of(declared)
-            raise ConfigError(f"{key}: got {raw!r}, expected {expected}") from None
-    return raw
+            raise refused(key, f"got {clipped(raw, repr)}", config.expected_of(declared)) from None
+    refusal = config.refusal_of(declared, value)
+    if refusal:
+        raise refused(key, f"got {refusal[0]}", refusal[1])
+    return value
 
 
 def get(path: Path, key: str, in_force: InForce = as_written) -> Any:
@@ -109,18 +128,37 @@ def _refuse_shared_port(cfg: schema.Settings, key: str) -> None:
         return
     others = [other for other, port in listeners.items() if other != key and port == listeners[key]]
     if others:
-        raise ConfigError(
-            f"{key}: port {listeners[key]} is already {others[0]}'s (each listener needs its own)",
-            fix=f"choose another port for {key}, or change {others[0]} first",
+        raise refused(
+            key,
+            f"port {listeners[key]} is already {others[0]}'s (each listener needs its own)",
+            f"a port no other listener has, or change {others[0]} first",
         )
+
+
+def _file_refusal(key: str, written: str, invalid: config.InvalidFile) -> ConfigError:
+    """The refusal for a value the file's own checks refused (a primary_api_url that is the
+    secondary's registry, an unusable data_dir, a node name): their words, and their fix
+    when it is the command to run. Problems elsewhere in gdk.yml are the file's, with their
+    lines: they are fixed first (or set: setting a refused key is how it is mended)."""
+    own = [p for p in invalid.problems if p.key == written or written.startswith(p.key + ".")]
+    if not own:
+        return ConfigError(
+            f"{invalid.what}\ngeo.config.set left it as it was: it writes only a valid gdk.yml",
+            fix="fix those first (edit gdk.yml, or `invoke geo.config.set` each key), "
+            "then run this geo.config.set again",
+        )
+    reason = "; ".join(p.message for p in own)
+    fix = "" if invalid.fix == FIX else invalid.fix
+    return refused(key, reason, "another value (the reason above says what it must be)", fix)
 
 
 def set_value(path: Path, key: str, raw: str, in_force: InForce = as_written) -> None:
     """Set `key` in gdk.yml, keeping comments and key order; nothing is written if invalid."""
     value = parse_cli_value(key, raw)
-    document = parse_document(path, path.read_text()) if path.exists() else CommentedMap()
+    document = parse_document(path, read_text(path)) if path.exists() else CommentedMap()
     node = document
-    *parents, leaf = written_key(document, key).split(".")
+    written = written_key(document, key)
+    *parents, leaf = written.split(".")
     for part in parents:
         child = node.get(part)
         if not isinstance(child, CommentedMap):
@@ -128,7 +166,11 @@ def set_value(path: Path, key: str, raw: str, in_force: InForce = as_written) ->
             node[part] = child
         node = child
     node[leaf] = value
-    _refuse_shared_port(config.validate(path, document, in_force), key)  # both raise first
+    try:
+        cfg = config.validate(path, document, in_force)
+    except config.InvalidFile as invalid:
+        raise _file_refusal(key, written, invalid) from None
+    _refuse_shared_port(cfg, key)
     buffer = io.StringIO()
     round_trip().dump(document, buffer)
     atomic_write(path, buffer.getvalue(), mode=0o600)

@@ -19,8 +19,22 @@ _DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
-_IMAGE = re.compile(r"^[a-z0-9]+([._/:@-][A-Za-z0-9_.-]+)*$")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,40}$")
+# An image reference: a lowercase name, then parts each led by one of `._-/:@`. The first
+# part may start with `._-`, the rest only with `/:@`: written as any part after any
+# separator (`([._/:@-][A-Za-z0-9_.-]+)*`), a separator that is also a part's character
+# could end one part or lead the next, and a refused `a-----…-!` was tried every way, 1.65
+# times as long per dash (days at 60 dashes). This form accepts the same references.
+_IMAGE = re.compile(r"^[a-z0-9]+(?:[._-][A-Za-z0-9_.-]+)?(?:[/:@][A-Za-z0-9_.-]+)*$")
+# A container prefix and a node name make the container's name, `<prefix>-<node>-registry`
+# (runtime/containers.py). Docker wants a name that starts with a letter or digit, then
+# letters, digits, '.', '_' or '-' (moby's RestrictedNamePattern), and sets no length;
+# lowercase only and MAX_NAME are ours: with them `<prefix>-secondary-registry` stays within
+# 60 characters, inside the 63 of a DNS label, so the name also serves as a host name.
+MAX_NAME = 41
+_NAME = re.compile(rf"^[a-z0-9][a-z0-9_.-]{{0,{MAX_NAME - 1}}}$")
+NAME_RULES = (
+    f"1 to {MAX_NAME} lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
+)
 _SECRET = re.compile(r"^[\x21-\x7e]{16,256}$")
 
 
@@ -62,8 +76,8 @@ def image_name(value: str) -> str | None:
 
 
 def container_prefix(value: str) -> str | None:
-    ok = _NAME.match(value)
-    return None if ok else "lowercase letters, digits, '.', '_' or '-', such as gdk-geo"
+    named = "containers are named <prefix>-<node>-registry"
+    return None if _NAME.match(value) else f"{NAME_RULES}, such as gdk-geo ({named})"
 
 
 def secret(value: str) -> str | None:

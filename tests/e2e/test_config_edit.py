@@ -72,3 +72,28 @@ def test_output_is_not_wrapped_when_stdout_is_not_a_terminal(tmp_path: Path) -> 
     )
     assert result.returncode == 0, result.stderr
     assert f"{KEY} = {binary}  (run `invoke geo.restart`)\n" in result.stdout
+
+
+# -- A refused `set` (the function itself: tests/unit/settings/test_config_edit.py) -----
+
+LONG_FILE = "# my settings\n" * 40 + "registry:\n  notifications:\n    timeout: 500ms\n"
+AGAIN = "run `invoke geo.config.set {key} <value>` again, with "
+
+
+def test_the_cli_says_a_value_was_refused(tmp_path: Path) -> None:
+    path = write_gdk_yml(tmp_path, LONG_FILE)
+    key = "registry.notifications.timeout"
+    result = invoke(tmp_path, "geo.config.set", key, "0s")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"geo.config.set refused {key}" in result.stderr
+    assert "gdk.yml was left as it was" in result.stderr
+    assert AGAIN.format(key=key) + "a positive duration" in result.stderr
+    assert "edit gdk.yml" not in result.stderr and "gdk.yml:" not in result.stderr
+    assert path.read_text() == LONG_FILE
+
+
+def test_the_cli_leaves_no_gdk_yml_after_a_refused_first_set(tmp_path: Path) -> None:
+    """The first `set` copies gdk.example.yml to gdk.yml; refused, it leaves none."""
+    result = invoke(tmp_path, "geo.config.set", "geo.primary.port", "0")
+    assert result.returncode == 1 and "gdk.yml was left as it was" in result.stderr
+    assert not (tmp_path / "gdk.yml").exists()

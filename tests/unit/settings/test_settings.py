@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from functools import reduce
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gdk_geo import settings
 from gdk_geo.project import EXAMPLE, REPO_ROOT
@@ -69,6 +75,32 @@ def test_durations() -> None:
     assert setting_checks.duration_seconds("1m30s") == 90
     assert setting_checks.duration("0s") is not None
     assert setting_checks.duration("fast") is not None
+
+
+NAME_RULES = "1 to 41 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def test_a_container_prefix_is_told_every_rule_it_must_meet() -> None:
+    """Issue 25 #14: the message said "lowercase letters, digits, '.', '_' or '-'" and left
+    out what the check also enforces: the first character, and at most 41 characters."""
+    assert setting_checks.container_prefix("a" * 41) is None
+    assert setting_checks.container_prefix("0gdk-geo.dev_1") is None
+    for refused in ("-gdk", ".gdk", "_gdk", "Gdk", "gdk geo", "", "a" * 42):
+        expected = setting_checks.container_prefix(refused)
+        assert expected is not None, refused
+        assert expected.startswith(NAME_RULES), expected
+        assert "such as gdk-geo" in expected and "<prefix>-<node>-registry" in expected
+
+
+def test_a_node_name_is_told_the_same_rules(tmp_path) -> None:
+    from gdk_geo.errors import ConfigError
+    from gdk_geo.settings import config
+
+    path = tmp_path / "gdk.yml"
+    path.write_text("geo:\n  nodes:\n    DC1: {port: 4101}\n    dc2: {port: 4102}\n")
+    with pytest.raises(ConfigError) as raised:
+        config.load(path)
+    assert f"geo.nodes.DC1: expected a node name ({NAME_RULES}), such as dc2" in raised.value.what
 
 
 def _custom() -> settings.Settings:
@@ -151,3 +183,23 @@ def test_urls_are_built_only_beside_the_settings() -> None:
 def test_an_ipv6_listener_is_written_in_brackets() -> None:
     assert topology.url("http", "::1", 3001) == "http://[::1]:3001"
     assert topology.url("https", "127.0.0.1", 5000) == "https://127.0.0.1:5000"
+
+
+OLD_IMAGE = re.compile(r"^[a-z0-9]+([._/:@-][A-Za-z0-9_.-]+)*$")  # before it was made linear
+
+
+def test_an_image_reference_is_checked_at_once() -> None:
+    """Next door to issue 25 #11: the image check's regex backtracked exponentially, each
+    dash taking 1.65 times as long: `registry.image: a-…-!` took 1.4 s with 36 dashes, and
+    would take days with 60. Run apart, so that a regression fails after 60 s instead of
+    hanging the suite."""
+    code = "from gdk_geo.settings.values import image_name; print(image_name('a' + '-' * 60 + '!'))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT
+    )
+    assert result.stdout.strip() == "an image reference such as registry:2", result.stderr
+
+
+@given(st.text(alphabet="aZ0._-/:@!", max_size=14))
+def test_the_image_check_accepts_what_it_did(reference: str) -> None:
+    assert (setting_checks.image_name(reference) is None) == bool(OLD_IMAGE.match(reference))
