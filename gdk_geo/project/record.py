@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gdk_geo.fsutil import atomic_write
 from gdk_geo.project.paths import NodePaths, Project
-from gdk_geo.settings import Settings
+from gdk_geo.settings import Settings, registry_container_name
 
 RECORD_FILE = ".gdk-geo-record.json"
 
@@ -28,7 +28,7 @@ class Recorded:
     nodes: list[NodePaths]
 
     def container_name(self, node: str) -> str:
-        return f"{self.container_prefix}-{node}-registry"
+        return registry_container_name(self.container_prefix, node)
 
     @property
     def node_names(self) -> list[str]:

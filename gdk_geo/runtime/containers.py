@@ -23,7 +23,7 @@ from docker.models.containers import Container
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.project import NodePaths
 from gdk_geo.runtime.image import CONFIG_PATH_IN_CONTAINER
-from gdk_geo.settings import Settings
+from gdk_geo.settings import Settings, registry_container_name
 from gdk_geo.settings.topology import CONTAINER_HOST
 
 LABEL_NODE = "org.gdk-geo.node"
@@ -52,7 +52,7 @@ def engine() -> docker.DockerClient:
 
 
 def container_name(cfg: Settings, node: str) -> str:
-    return f"{cfg.docker.container_prefix}-{node}-registry"
+    return registry_container_name(cfg.docker.container_prefix, node)
 
 
 def find(client: docker.DockerClient, name: str) -> Container | None:

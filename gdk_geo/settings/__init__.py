@@ -28,6 +28,7 @@ from gdk_geo.settings.schema import (
     RegistryReplication,
     Secondary,
     Settings,
+    registry_container_name,
     section,
     setting,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "config",
     "config_edit",
     "doc_sections",
+    "registry_container_name",
     "section",
     "setting",
     "settings_docs",

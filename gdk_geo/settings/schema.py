@@ -245,6 +245,12 @@ class Docker:
     )
 
 
+def registry_container_name(prefix: str, node: str) -> str:
+    """The name of node `node`'s registry container under `prefix`: the one spelling, for
+    the containers gdk.yml asks for and for those a record names."""
+    return f"{prefix}-{node}-registry"
+
+
 @dataclass(frozen=True)
 class Settings:
     hostname: str = setting(
