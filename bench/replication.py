@@ -50,7 +50,7 @@ async def _one_latency(primary: RegistryClient, secondary: RegistryClient, tag: 
         await asyncio.sleep(0.002)
 
 
-async def _latency_samples(benches: Sequence[BenchProject], count: int) -> list[list[float]]:
+async def latency_samples(benches: Sequence[BenchProject], count: int) -> list[list[float]]:
     """`count` pushes to each project, the projects taking turns, each turn in the reverse
     order of the last: measured one project after the other, whichever went first had a
     different p95 (bench/RESULTS.md), so each sample now has its pair at the same moment."""
@@ -95,8 +95,8 @@ def latency_side_by_side(
     are not counted: the first ones also pay what happens once (the repository created on
     the secondary, its tokens minted, the worker's connections opened), which the set-up
     figures measure."""
-    asyncio.run(_latency_samples(benches, warm_up))
-    return [_latency_rows(samples) for samples in asyncio.run(_latency_samples(benches, count))]
+    asyncio.run(latency_samples(benches, warm_up))
+    return [_latency_rows(samples) for samples in asyncio.run(latency_samples(benches, count))]
 
 
 # 2. Large layers.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from bench.busy import busy_catalog
 from bench.harness import BenchProject
 from bench.measures import Row
 from bench.operations import failover, request_costs, setup_side_by_side
@@ -42,4 +43,5 @@ SCENARIOS: dict[str, Scenario] = {
     "scale": scale,
     "requests": request_costs,
     "failover": failover,
+    "busy": busy_catalog,
 }
