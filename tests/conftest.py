@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -28,3 +29,12 @@ def signing_key(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("signing")
     signing.ensure_signing_pair(root, tmp_path_factory.mktemp("copy"))
     return signing.load_signing_key(root / "localhost.key")
+
+
+@pytest.fixture
+def nodes_up(tmp_path: Path) -> Iterator[object]:
+    """`nodes_up(letter)` (two nodes) or `nodes_up(gdk_yml=...)`: a project set up with
+    `geo.setup`, removed at teardown whatever happens (tests/failover_kit.py)."""
+    from failover_kit import nodes_up_in
+
+    yield from nodes_up_in(tmp_path)
