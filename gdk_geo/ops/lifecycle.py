@@ -191,6 +191,15 @@ def wait_healthy(
         wait_healthy_service(client, project, cfg, name)
 
 
+def claim(project: Project, cfg: Settings, client: docker.DockerClient) -> None:
+    """Record what this gdk.yml starts, once none of its container names is another
+    project's: a set-up refused over a shared prefix must leave the record as it was, or a
+    later `geo.destroy` would try (and refuse) to remove the other project's containers."""
+    for node in cfg.node_names:
+        containers.find_ours(client, containers.container_name(cfg, node), str(project.root))
+    record.write(project, cfg)
+
+
 @dataclass
 class SetupResult:
     reconfigured: Reconfigured
@@ -231,7 +240,7 @@ def setup(
     result = SetupResult(done, image.name, image.how)
     progress(Step("starting the registry containers and Geo services"))
     changed = done.changed_nodes()
-    record.write(project, cfg)
+    claim(project, cfg, client)
     for paths in project.nodes(cfg):
         services.stop_strays(paths, project.root)
         config_hash = render.node_config_hash(paths)
@@ -256,7 +265,7 @@ def restart(project: Project, node: str | None = None, *, force: bool = False) -
     cfg = done.cfg
     names = [node] if node else list(cfg.node_names)
     image = None
-    record.write(project, cfg)
+    claim(project, cfg, client)
     for name in names:
         paths = project.node(cfg, name)
         services.stop(paths)
