@@ -117,17 +117,14 @@ def promote(c, node, force=False, timeout="5m"):
     """Planned failover: primary read-only, wait for NODE, switch roles, verify every node.
     With --force (the primary is dead): promote now, report what may be lost, fence it."""
     from gdk_geo.ops import promote as promotion
+    from gdk_geo.ops import unplanned
 
     check_node(c, node)
     seconds = _seconds(timeout)
-    if force:
-        done = promotion.force_promote(project_of(c), node, say=say)
+    if force:  # its loss report is said as soon as it is read, before the restarts
+        done = unplanned.force_promote(project_of(c), node, say=say)
     else:
         done = promotion.promote(project_of(c), node, timeout=seconds, say=say)
-    if done.lost is None and force:
-        out.print(f"{done.old_primary} cannot be read: what it had is unknown")
-    for held in done.lost or []:
-        out.print(f"  may be lost: {held.line()}", markup=False)
     if done.already:
         out.print(f"{node} is primary; every node runs its role")
     for line in done.changes:

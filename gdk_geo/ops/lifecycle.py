@@ -264,27 +264,42 @@ def restart(project: Project, node: str | None = None, *, force: bool = False) -
     done = reconfigure(project, force=force)
     cfg = done.cfg
     names = [node] if node else list(cfg.node_names)
-    image = None
     claim(project, cfg, client)
     for name in names:
         paths = project.node(cfg, name)
         services.stop(paths)
         services.stop_strays(paths, project.root)
-        container = containers.find_ours(
-            client, containers.container_name(cfg, name), str(project.root)
-        )
-        config_hash = render.node_config_hash(paths)
-        if container is not None and container.labels.get(containers.LABEL_HASH) == config_hash:
-            container.restart(timeout=10)
-        else:
-            image = image or ensure_registry_image(
-                client, cfg.registry.image, Path(cfg.registry.binary), lambda _m: None
-            )
-            spec = containers.ContainerSpec(cfg, paths, image.name, config_hash, str(project.root))
-            containers.ensure(client, spec)
+        _restart_container(client, project, cfg, name)
         services.start(paths, project.root)
     wait_healthy(client, project, cfg, names)
     return done
+
+
+def _restart_container(
+    client: docker.DockerClient, project: Project, cfg: Settings, node: str
+) -> None:
+    """Restart `node`'s registry container, or recreate it when what it reads changed."""
+    paths = project.node(cfg, node)
+    name = containers.container_name(cfg, node)
+    container = containers.find_ours(client, name, str(project.root))
+    config_hash = render.node_config_hash(paths)
+    if container is not None and container.labels.get(containers.LABEL_HASH) == config_hash:
+        container.restart(timeout=10)
+        return
+    image = ensure_registry_image(
+        client, cfg.registry.image, Path(cfg.registry.binary), lambda _m: None
+    )
+    spec = containers.ContainerSpec(cfg, paths, image.name, config_hash, str(project.root))
+    containers.ensure(client, spec)
+
+
+def restart_registry(project: Project, node: str) -> None:
+    """Restart `node`'s registry alone in what it renders now (its service is left as it
+    is) and wait until it answers: how a forced promotion makes the old primary read-only."""
+    client = containers.engine()
+    cfg = project.load()
+    _restart_container(client, project, cfg, node)
+    wait_healthy_registry(client, project, cfg, node)
 
 
 def _settings_or_none(project: Project) -> Settings | None:
