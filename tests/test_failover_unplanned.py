@@ -1,5 +1,5 @@
 """Unplanned failover drills on real nodes (issue 25): the loss report misses no push the
-old primary acknowledged.
+old primary acknowledged, and `geo.reconcile --yes` finishes at once.
 
 Pushes go through skopeo, as a user's would: a push counts as acknowledged when skopeo
 exits 0. The promotion runs in this process so that each of its steps can wait for the
@@ -18,16 +18,19 @@ from pathlib import Path
 
 import pytest
 from failover_kit import (
+    EVENTS_ONLY,
     REPO,
     SetUp,
     digest_on,
+    push_tag,
+    pushed_before,
     three_nodes,
 )
-from helpers import invoke
+from helpers import invoke, named_nodes_yml, unique_prefix
 from registry_login import creds_argument
 
-from gdk_geo.ops import unplanned
-from gdk_geo.project import Project
+from gdk_geo.ops import promote, unplanned
+from gdk_geo.project import Project, roles
 from gdk_geo.runtime import services
 from gdk_geo.settings import Settings
 from testkit.images import make_image, write_oci_layout
@@ -139,3 +142,34 @@ def test_a_forced_promotion_reports_every_push_the_old_primary_acknowledged(
     reported_acknowledged = {t: d for t, d in reported.items() if t in loop.acknowledged}
     assert _on(project, cfg, "dc2", reported_acknowledged) == {}
     assert _on(project, cfg, "dc1", reported_acknowledged) == reported_acknowledged
+
+
+@pytest.mark.docker
+def test_reconcile_drops_the_held_tags_at_once_and_without_a_traceback(nodes_up: SetUp) -> None:
+    """The old primary dc2 was a secondary before a planned promotion, so its tracking
+    database knows group/app as synced and checked: backfill does not queue it again, and
+    verification is an hour away (EVENTS_ONLY). Only the pass reconcile asks its worker for
+    drops the held tag."""
+    project = nodes_up(gdk_yml=named_nodes_yml(("dc1", "dc2"), unique_prefix("r"), EVENTS_ONLY))
+    tags = pushed_before(project)
+    promote.promote(project, "dc2", timeout=60, say=lambda _m: None)
+    cfg = project.load()
+    services.stop(project.node(cfg, "dc1"))  # dc1 lags from here
+    held = push_tag(project, cfg, "held")  # to dc2, the primary; dc1 never gets it
+
+    forced = invoke(project.root, "geo.promote", "--node", "dc1", "--force")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert f"may be lost: {REPO}:held {held} (absent on dc1)" in forced.stdout, forced.stdout
+    back = invoke(project.root, "geo.setup")  # whatever brings dc2 back keeps it fenced
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert digest_on(project, cfg, "dc2", "held") == held
+
+    dropped = invoke(project.root, "geo.reconcile", "--node", "dc2", "--yes")
+    assert dropped.returncode == 0, dropped.stdout + dropped.stderr
+    assert "Traceback" not in dropped.stderr, dropped.stderr
+    assert "dc2 is a read-write secondary of dc1 again; 1 tags it held are dropped" in (
+        dropped.stdout
+    )
+    assert digest_on(project, cfg, "dc2", "held") is None  # gone when reconcile returns
+    assert digest_on(project, cfg, "dc2", "before") == tags["before"]
+    assert "dc2" not in roles.read(project.data_dir(cfg)).fenced

@@ -124,6 +124,20 @@ def wait_caught_up(project: Project, cfg: Settings, target: str, timeout: float,
         time.sleep(POLL_SECONDS)
 
 
+def _settled(project: Project, cfg: Settings, node: str, timeout: float, say: Say) -> None:
+    """`wait_caught_up` after the switch: a node that does not catch up is one line and its
+    fix (the promotion itself is done), never a traceback."""
+    try:
+        wait_caught_up(project, cfg, node, timeout, say)
+    except TimeoutError as exc:
+        raise GdkGeoError(
+            f"{node} did not verify clean against the new primary {cfg.primary_name} within "
+            f"{timeout:.0f}s ({exc}); the promotion is done: {cfg.primary_name} is primary",
+            fix=f"`invoke geo.status` shows what {node} lacks; `invoke geo.sync --all --node "
+            f"{node}` syncs it now; `invoke geo.verify --node {node}` checks it",
+        ) from None
+
+
 def target_or_error(cfg: Settings, target: str) -> None:
     if target not in cfg.node_names:
         raise GdkGeoError(
@@ -207,16 +221,7 @@ def promote(
     fenced = roles.current(done, data_dir).fenced
     for node in done.secondaries:
         if node.name not in fenced:  # a fenced node does not sync until `geo.reconcile`
-            wait_caught_up(project, done, node.name, timeout, say)
+            _settled(project, done, node.name, timeout, say)
     return Promotion(
         old, target, done.primary.registry_address, _changes(done, old, target), read_only
     )
-
-
-def rejoin(
-    project: Project, node: str, *, timeout: float = DEFAULT_TIMEOUT, say: Say = print
-) -> None:
-    """After `geo.reconcile` lifted `node`'s fence: bring it up read-write as a secondary
-    and wait until its worker has made it a copy of the primary."""
-    converge(project)
-    wait_caught_up(project, project.load(), node, timeout, say)

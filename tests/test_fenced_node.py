@@ -1,0 +1,48 @@
+"""A fenced node (a forced promotion's old primary) as the tasks see it, with no registry
+running: `geo.reconcile` without `--yes` changes nothing.
+
+The project is rendered (`geo.reconfigure`) but never set up; its roles are recorded as a
+forced promotion of `secondary` leaves them. What `held` finds is given: it needs the
+registries, which the failover drills (tests/test_failover*.py) run for real.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import invoke, ports_yml, unique_prefix, write_gdk_yml
+
+from gdk_geo.ops import reconcile
+from gdk_geo.project import Project, roles
+from testkit.net import free_ports
+
+
+@pytest.fixture
+def fenced(tmp_path: Path) -> Project:
+    """A project whose `primary` was fenced by `geo.promote --node secondary --force`."""
+    write_gdk_yml(tmp_path, ports_yml(*free_ports(4), unique_prefix("n")))
+    rendered = invoke(tmp_path, "geo.reconfigure")
+    assert rendered.returncode == 0, rendered.stdout + rendered.stderr
+    project = Project(tmp_path)
+    data_dir = project.data_dir(project.load())
+    forced = roles.Roles("secondary", 1, fenced=("primary",), previous="primary")
+    roles.write(data_dir, forced)
+    return project
+
+
+def test_reconcile_without_yes_keeps_the_fence_when_nothing_is_held(
+    fenced: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reconcile, "held", lambda *_args: [])
+    tags, lifted = reconcile.reconcile(fenced, "primary")
+    assert (tags, lifted) == ([], False)
+    assert roles.read(fenced.data_dir(fenced.load())).fenced == ("primary",)
+
+
+def test_reconcile_with_yes_lifts_the_fence(
+    fenced: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reconcile, "held", lambda *_args: [])
+    assert reconcile.reconcile(fenced, "primary", yes=True) == ([], True)
+    assert roles.read(fenced.data_dir(fenced.load())).fenced == ()
