@@ -1,5 +1,5 @@
 """A fenced node (a forced promotion's old primary) as the tasks see it, with no registry
-running: `geo.reconcile` without `--yes` changes nothing.
+running: `geo.reconcile` without `--yes` changes nothing, and `geo.status` says "fenced".
 
 The project is rendered (`geo.reconfigure`) but never set up; its roles are recorded as a
 forced promotion of `secondary` leaves them. What `held` finds is given: it needs the
@@ -8,6 +8,7 @@ registries, which the failover drills (tests/test_failover*.py) run for real.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,17 @@ def test_reconcile_with_yes_lifts_the_fence(
     monkeypatch.setattr(reconcile, "held", lambda *_args: [])
     assert reconcile.reconcile(fenced, "primary", yes=True) == ([], True)
     assert roles.read(fenced.data_dir(fenced.load())).fenced == ()
+
+
+def test_status_shows_a_fenced_node_as_fenced(fenced: Project) -> None:
+    as_json = invoke(fenced.root, "geo.status", "--json")
+    assert as_json.returncode == 0, as_json.stdout + as_json.stderr
+    report = json.loads(as_json.stdout)
+    assert report["primary"] == "secondary"
+    assert report["nodes"]["primary"]["role"] == "fenced", report["nodes"]["primary"]
+    assert report["nodes"]["secondary"]["role"] == "primary"
+    table = invoke(fenced.root, "geo.status")
+    assert table.returncode == 0, table.stdout + table.stderr
+    assert "primary (fenced)" in table.stdout, table.stdout
+    assert "(secondary)" not in table.stdout, table.stdout
+    assert "primary is fenced: read-only and not syncing" in table.stdout, table.stdout
