@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import invoke, ports_yml, unique_prefix, write_gdk_yml
+from helpers import invoke, named_nodes_yml, ports_yml, unique_prefix, write_gdk_yml
 
-from gdk_geo.ops import reconcile
+from gdk_geo.ops import reconcile, unplanned
 from gdk_geo.project import Project, roles
 from testkit.net import free_ports
 
@@ -61,3 +61,20 @@ def test_status_shows_a_fenced_node_as_fenced(fenced: Project) -> None:
     assert "primary (fenced)" in table.stdout, table.stdout
     assert "(secondary)" not in table.stdout, table.stdout
     assert "primary is fenced: read-only and not syncing" in table.stdout, table.stdout
+
+
+def test_a_node_fenced_before_is_not_said_to_replicate_from_the_new_primary(
+    tmp_path: Path,
+) -> None:
+    """A second forced promotion (dc3 → dc2) while dc1 is still fenced by the first: only
+    the unfenced secondaries converge to dc2, and dc1 is none of them. (The report is read
+    as when dc3's registry is down: no registry runs here.)"""
+    write_gdk_yml(tmp_path, named_nodes_yml(("dc1", "dc2", "dc3", "dc4"), unique_prefix("n")))
+    rendered = invoke(tmp_path, "geo.reconfigure")
+    assert rendered.returncode == 0, rendered.stdout + rendered.stderr
+    project = Project(tmp_path)
+    second = roles.Roles("dc2", 2, fenced=("dc1", "dc3"), previous="dc3")
+    roles.write(project.data_dir(project.load()), second)
+    report = unplanned.loss_report(project, project.load(), "dc3", "dc2", "it is down")
+    assert report.others == ("dc4",)
+    assert not report.complete

@@ -78,10 +78,17 @@ def fence(project: Project, cfg: Settings, old: str) -> str:
     return ""
 
 
+def _converging(project: Project, cfg: Settings, old: str) -> tuple[str, ...]:
+    """The secondaries that replicate from the new primary now: every one but the nodes
+    fenced (`old`, and any a forced promotion fenced before, which sync from nobody)."""
+    fenced = roles.current(cfg, project.data_dir(cfg)).fenced
+    return tuple(n.name for n in cfg.secondaries if n.name != old and n.name not in fenced)
+
+
 def loss_report(project: Project, cfg: Settings, old: str, new: str, unreadable: str) -> LossReport:
     """What `old` holds that `new` lacks, read from `old`'s registry when `unreadable` is
     empty; else (or when that read fails) from `old`'s event log, and said to be partial."""
-    others = tuple(n.name for n in cfg.secondaries if n.name not in (old, new))
+    others = _converging(project, cfg, old)
     if not unreadable:
         try:
             return LossReport(old, new, tuple(held(project, cfg, old, new)), others=others)
