@@ -40,10 +40,13 @@ Say = Callable[[str], None]
 
 
 def _stop_container(project: Project, cfg: Settings, node: str) -> None:
-    """Stop `node`'s registry container when it runs (no engine: nothing of it runs)."""
+    """Stop `node`'s registry container when it runs or is being restarted by its restart
+    policy (no engine: nothing of it runs); a stopped one stays down until `geo.setup`."""
     with contextlib.suppress(GdkGeoError):
         name = containers.container_name(cfg, node)
-        containers.stop(containers.engine(), name, str(project.root))
+        container = containers.find_ours(containers.engine(), name, str(project.root))
+        if container is not None and container.status in ("running", "restarting"):
+            container.stop(timeout=10)
 
 
 def _registry_running(project: Project, cfg: Settings, node: str) -> str:
