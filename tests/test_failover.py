@@ -220,6 +220,8 @@ def test_an_unplanned_failover_fences_the_old_primary_until_reconciled(nodes_up:
     assert forced.returncode == 0, forced.stdout + forced.stderr
     # the old registry is dead, its event log names what the secondary never read
     assert f"may be lost: {REPO}:unreplicated {unreplicated} (pushed to primary" in (forced.stdout)
+    assert "the report cannot be complete: primary's registry cannot be read" in forced.stdout
+    assert "`invoke geo.reconcile --node primary` lists every tag it holds" in forced.stdout
     cfg = project.load()
     assert cfg.primary_name == "secondary"
     tags["after-force"] = push_tag(project, cfg, "after-force")
