@@ -56,9 +56,12 @@ def secondary_settings(
     return load_secondary(project.node(cfg, secondary_name(cfg, node)).gitlab_yml)
 
 
-def through_worker(settings, kind: str, selection: dict, verb: str) -> list[dict] | None:
+def through_worker(
+    settings, kind: str, selection: dict, verb: str, nodes: dict[str, str] | None = None
+) -> list[dict] | None:
     """The pass's per-repository events, run by the worker; None when it cannot take it
-    (then the caller runs the pass in-process, having said so)."""
+    (then the caller runs the pass in-process, having said so). `nodes` names the node
+    behind each side ("primary", "secondary") for the fix of a registry it cannot read."""
     from gdk_geo.ops import worker_client
 
     events = worker_client.start_pass(settings, kind, selection)
@@ -90,7 +93,7 @@ def through_worker(settings, kind: str, selection: dict, verb: str) -> list[dict
                     found.append(event)
         except worker_client.WorkerStopped as exc:
             _worker_stopped(settings, str(exc), len(found), first.get("total"))
-    _raise_pass_error(done)
+    _raise_pass_error(done, nodes or {})
     found.sort(key=lambda event: event["position"])
     return found
 
@@ -115,9 +118,16 @@ def _worker_stopped(
     raise TaskEnded(WORKER_STOPPED)
 
 
-def _raise_pass_error(done: dict) -> None:
-    """Report a pass the worker could not finish the way the in-process run would."""
+def _raise_pass_error(done: dict, nodes: dict[str, str]) -> None:
+    """Report a pass the worker could not finish the way the in-process run would; the fix
+    for an unreadable registry names the node behind that side when the caller knows it
+    (the worker knows its own name, not the primary's)."""
     if done.get("error") == "unreadable":
+        node = nodes.get(done.get("side", ""))
+        if node:
+            from gdk_geo.secondary.verify import unreadable_fix
+
+            _unreadable(done["line"], unreadable_fix(node))
         _unreadable(done["line"], done["fix"])
     if done.get("error"):
         raise GdkGeoError(done["error"], fix=done.get("fix"))
@@ -198,15 +208,18 @@ def _unreadable(line: str, fix: str) -> NoReturn:
     raise TaskEnded(2)
 
 
-def verify_in_process(settings, primary: str) -> tuple[list[dict], list[str]]:
+def verify_in_process(
+    settings, primary: str, nodes: dict[str, str] | None = None
+) -> tuple[list[dict], list[str]]:
     """`geo.verify` without the worker: both registries compared from this process, what
-    differs queued for the worker's next look at the database (the results, the queued)."""
+    differs queued for the worker's next look at the database (the results, the queued).
+    `nodes` names the node behind each side, for the fix of a registry it cannot read."""
     from gdk_geo.secondary.verify import SideUnreadable, unreachable, verify_registries
 
     try:
         diffs = asyncio.run(verify_registries(settings, primary))
     except SideUnreadable as exc:
-        _unreadable(*unreachable(exc))
+        _unreadable(*unreachable(exc, nodes))
     queued = _queue_differences(settings, diffs)  # records the clean ones' verification too
     return [{**asdict(d), "clean": d.clean} for d in diffs], queued
 

@@ -118,17 +118,14 @@ def promote(c, node, force=False, timeout="5m"):
     """Planned failover: primary read-only, wait for NODE, switch roles, verify every node.
     With --force (the primary is dead): promote now, report what may be lost, fence it."""
     from gdk_geo.ops import promote as promotion
+    from gdk_geo.ops import unplanned
 
     check_node(c, node)
     seconds = _seconds(timeout)
-    if force:
-        done = promotion.force_promote(project_of(c), node, say=say)
+    if force:  # its loss report is said as soon as it is read, before the restarts
+        done = unplanned.force_promote(project_of(c), node, say=say)
     else:
         done = promotion.promote(project_of(c), node, timeout=seconds, say=say)
-    if done.lost is None and force:
-        out.print(f"{done.old_primary} cannot be read: what it had is unknown")
-    for held in done.lost or []:
-        out.print(f"  may be lost: {held.line()}", markup=False)
     if done.already:
         out.print(f"{node} is primary; every node runs its role")
     for line in done.changes:
@@ -147,21 +144,40 @@ def promote(c, node, force=False, timeout="5m"):
 @user_errors
 def reconcile(c, node, yes=False):
     """List what a fenced node (a forced promotion's old primary) holds that the primary
-    lacks; with --yes drop it: the node becomes a read-write secondary again."""
-    from gdk_geo.ops import promote as promotion
+    lacks, changing nothing; with --yes drop it: the node becomes a read-write secondary
+    again, synced at once."""
     from gdk_geo.ops import reconcile as reconciliation
 
     check_node(c, node)
     project = project_of(c)
     tags, lifted = reconciliation.reconcile(project, node, yes=yes)
+    primary = project.load().primary_name
     for held in tags:
-        out.print(f"  {'dropping' if lifted else 'held'}: {held.line()}", markup=False)
+        out.print(f"  {'dropping' if lifted else 'held'}: {held.line(primary)}", markup=False)
     if not lifted:
+        _listed_only(node, primary, len(tags))
+        return
+    reconciliation.rejoin(project, node, say=say)
+    out.print(
+        f"{node} is a read-write secondary of {primary} again; "
+        f"{len(tags)} tags it held are dropped",
+        markup=False,
+    )
+
+
+def _listed_only(node: str, primary: str, count: int) -> None:
+    """What `geo.reconcile` without --yes says: it changed nothing; exit 1 while the node
+    holds tags the primary lacks, 0 when it holds none."""
+    if not count:
         out.print(
-            f"{len(tags)} tags on {node} that the primary lacks; "
-            f"`invoke geo.reconcile --node {node} --yes` drops them",
+            f"{node} holds no tag that {primary} lacks; it stays fenced until "
+            f"`invoke geo.reconcile --node {node} --yes`",
             markup=False,
         )
-        raise Exit(code=1)
-    promotion.rejoin(project, node, say=say)
-    out.print(f"{node} is a read-write secondary of {project.load().primary_name} again")
+        return
+    out.print(
+        f"{count} tags on {node} that {primary} lacks; nothing changed: "
+        f"`invoke geo.reconcile --node {node} --yes` drops them and lifts the fence",
+        markup=False,
+    )
+    raise Exit(code=1)

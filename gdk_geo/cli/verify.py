@@ -63,9 +63,10 @@ def verify_node(project: Project, cfg: Settings, node: str, primary: str) -> Nod
     """Verify one secondary: by its worker when the worker reads `primary`, else here."""
     settings = passes.secondary_settings(project, cfg, node)
     found = NodeVerification(node)
+    nodes = {"primary": cfg.primary_name, "secondary": node}  # each side's node, for fixes
     diffs = None
     if same_registry(primary, settings.primary_api_url):
-        diffs = passes.through_worker(settings, "reverify", {}, "verified")
+        diffs = passes.through_worker(settings, "reverify", {}, "verified", nodes)
     else:  # the worker's primary is not the primary registry: it cannot vouch for it
         err.print(
             f"note: the Geo worker of {node} reads {settings.primary_api_url}, not the "
@@ -74,7 +75,7 @@ def verify_node(project: Project, cfg: Settings, node: str, primary: str) -> Nod
             soft_wrap=True,
         )
     if diffs is None:
-        diffs, found.queued = passes.verify_in_process(settings, primary)
+        diffs, found.queued = passes.verify_in_process(settings, primary, nodes)
     else:
         found.queued = [d["repository"] for d in diffs if not d["clean"]]
     found.diffs = diffs

@@ -70,6 +70,7 @@ class SecondaryWorkerSettings:
     max_concurrent_blobs: int
     auth: TokenAuthSettings = TokenAuthSettings()
     hostname: str = "localhost"  # `gitlab.host`: a Host the worker's pages answer to
+    node_name: str = ""  # `geo.node_name`: which node this is, for the fixes it words
 
 
 def _load(gitlab_yml: Path) -> dict[str, Any]:
@@ -178,4 +179,11 @@ def load_secondary(gitlab_yml: Path) -> SecondaryWorkerSettings:
         max_concurrent_blobs=int(get(replication + "max_concurrent_blobs")),
         auth=load_token_auth(data, root),
         hostname=str(get("gitlab.host")),
+        node_name=_node_name(data),
     )
+
+
+def _node_name(data: dict[str, Any]) -> str:
+    """`geo.node_name`, or "" when a hand-made gitlab.yml has none (nothing depends on it)."""
+    geo = data.get("geo")
+    return str(geo.get("node_name") or "") if isinstance(geo, dict) else ""

@@ -1,8 +1,18 @@
 """Operations: what the tasks do, with no printing of their own beyond results.
 
-`lifecycle` (set-up, restart, stop, destroy steps), `status`, `promote` and `reconcile`
-(failover drills), `login`, and `worker_client` (the secondary worker's API, for passes).
+`lifecycle` (set-up, restart, stop, destroy steps), `status`, `promote`, `unplanned`,
+`loss` and `reconcile` (failover drills), `login`, and `worker_client` (the secondary
+worker's API, for passes).
 Imported lazily: name the module you need.
 """
 
-__all__ = ["lifecycle", "login", "promote", "reconcile", "status", "worker_client"]
+__all__ = [
+    "lifecycle",
+    "login",
+    "loss",
+    "promote",
+    "reconcile",
+    "status",
+    "unplanned",
+    "worker_client",
+]

@@ -191,6 +191,15 @@ def wait_healthy(
         wait_healthy_service(client, project, cfg, name)
 
 
+def claim(project: Project, cfg: Settings, client: docker.DockerClient) -> None:
+    """Record what this gdk.yml starts, once none of its container names is another
+    project's: a set-up refused over a shared prefix must leave the record as it was, or a
+    later `geo.destroy` would try (and refuse) to remove the other project's containers."""
+    for node in cfg.node_names:
+        containers.find_ours(client, containers.container_name(cfg, node), str(project.root))
+    record.write(project, cfg)
+
+
 @dataclass
 class SetupResult:
     reconfigured: Reconfigured
@@ -231,7 +240,7 @@ def setup(
     result = SetupResult(done, image.name, image.how)
     progress(Step("starting the registry containers and Geo services"))
     changed = done.changed_nodes()
-    record.write(project, cfg)
+    claim(project, cfg, client)
     for paths in project.nodes(cfg):
         services.stop_strays(paths, project.root)
         config_hash = render.node_config_hash(paths)
@@ -255,27 +264,42 @@ def restart(project: Project, node: str | None = None, *, force: bool = False) -
     done = reconfigure(project, force=force)
     cfg = done.cfg
     names = [node] if node else list(cfg.node_names)
-    image = None
-    record.write(project, cfg)
+    claim(project, cfg, client)
     for name in names:
         paths = project.node(cfg, name)
         services.stop(paths)
         services.stop_strays(paths, project.root)
-        container = containers.find_ours(
-            client, containers.container_name(cfg, name), str(project.root)
-        )
-        config_hash = render.node_config_hash(paths)
-        if container is not None and container.labels.get(containers.LABEL_HASH) == config_hash:
-            container.restart(timeout=10)
-        else:
-            image = image or ensure_registry_image(
-                client, cfg.registry.image, Path(cfg.registry.binary), lambda _m: None
-            )
-            spec = containers.ContainerSpec(cfg, paths, image.name, config_hash, str(project.root))
-            containers.ensure(client, spec)
+        _restart_container(client, project, cfg, name)
         services.start(paths, project.root)
     wait_healthy(client, project, cfg, names)
     return done
+
+
+def _restart_container(
+    client: docker.DockerClient, project: Project, cfg: Settings, node: str
+) -> None:
+    """Restart `node`'s registry container, or recreate it when what it reads changed."""
+    paths = project.node(cfg, node)
+    name = containers.container_name(cfg, node)
+    container = containers.find_ours(client, name, str(project.root))
+    config_hash = render.node_config_hash(paths)
+    if container is not None and container.labels.get(containers.LABEL_HASH) == config_hash:
+        container.restart(timeout=10)
+        return
+    image = ensure_registry_image(
+        client, cfg.registry.image, Path(cfg.registry.binary), lambda _m: None
+    )
+    spec = containers.ContainerSpec(cfg, paths, image.name, config_hash, str(project.root))
+    containers.ensure(client, spec)
+
+
+def restart_registry(project: Project, node: str) -> None:
+    """Restart `node`'s registry alone in what it renders now (its service is left as it
+    is) and wait until it answers: how a forced promotion makes the old primary read-only."""
+    client = containers.engine()
+    cfg = project.load()
+    _restart_container(client, project, cfg, node)
+    wait_healthy_registry(client, project, cfg, node)
 
 
 def _settings_or_none(project: Project) -> Settings | None:

@@ -15,13 +15,13 @@ Each step reads the record first, so a promote interrupted anywhere (Ctrl-C, a c
 and run again picks up where it stopped: before the switch the primary is still the old
 one (still read-only until the wait passes), after it the switch is done and only the
 convergence runs again. On a timeout the primary is made read-write again and nothing
-else changes.
+else changes. The unplanned failover, `geo.promote --force`, is `ops.unplanned`; it uses
+the record and the convergence here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -32,9 +32,8 @@ import httpx
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node.settings import load_primary, load_secondary
 from gdk_geo.ops import lifecycle
-from gdk_geo.ops.reconcile import Held, loss_report
+from gdk_geo.ops.loss import LossReport
 from gdk_geo.project import Project, roles
-from gdk_geo.runtime import containers, services
 from gdk_geo.runtime.image import messages
 from gdk_geo.settings import Settings
 
@@ -54,7 +53,7 @@ class Promotion:
     changes: list[str] = field(default_factory=list)
     read_only_seconds: float = 0.0
     already: bool = False
-    lost: list[Held] | None = None  # --force: what the old primary had that NAME lacks
+    lost: LossReport | None = None  # --force: what the old primary holds that NAME lacks
 
 
 def _quiet(_message: str) -> None:
@@ -125,7 +124,21 @@ def wait_caught_up(project: Project, cfg: Settings, target: str, timeout: float,
         time.sleep(POLL_SECONDS)
 
 
-def _target_or_error(cfg: Settings, target: str) -> None:
+def _settled(project: Project, cfg: Settings, node: str, timeout: float, say: Say) -> None:
+    """`wait_caught_up` after the switch: a node that does not catch up is one line and its
+    fix (the promotion itself is done), never a traceback."""
+    try:
+        wait_caught_up(project, cfg, node, timeout, say)
+    except TimeoutError as exc:
+        raise GdkGeoError(
+            f"{node} did not verify clean against the new primary {cfg.primary_name} within "
+            f"{timeout:.0f}s ({exc}); the promotion is done: {cfg.primary_name} is primary",
+            fix=f"`invoke geo.status` shows what {node} lacks; `invoke geo.sync --all --node "
+            f"{node}` syncs it now; `invoke geo.verify --node {node}` checks it",
+        ) from None
+
+
+def target_or_error(cfg: Settings, target: str) -> None:
     if target not in cfg.node_names:
         raise GdkGeoError(
             f"there is no node {target!r}; the nodes are {', '.join(cfg.node_names)}",
@@ -133,7 +146,7 @@ def _target_or_error(cfg: Settings, target: str) -> None:
         )
 
 
-def _switch(
+def switch(
     data_dir: Path, recorded: roles.Roles, target: str, *, fence: bool = False
 ) -> roles.Roles:
     """The record after the switch: `target` primary, the old primary remembered (and
@@ -168,7 +181,7 @@ def promote(
 ) -> Promotion:
     """Promote `target` in a planned failover (see the module docstring for the steps)."""
     cfg = project.load()
-    _target_or_error(cfg, target)
+    target_or_error(cfg, target)
     data_dir = project.data_dir(cfg)
     recorded = roles.current(cfg, data_dir)
     if recorded.primary == target:  # done already, or interrupted after the switch
@@ -200,7 +213,7 @@ def promote(
             "--timeout)",
         ) from None
     say(f"3/4 switching roles: {target} is primary")
-    _switch(data_dir, replace(recorded, promoting=""), target)
+    switch(data_dir, replace(recorded, promoting=""), target)
     converge(project)
     read_only = time.monotonic() - started
     done = project.load()
@@ -208,55 +221,7 @@ def promote(
     fenced = roles.current(done, data_dir).fenced
     for node in done.secondaries:
         if node.name not in fenced:  # a fenced node does not sync until `geo.reconcile`
-            wait_caught_up(project, done, node.name, timeout, say)
+            _settled(project, done, node.name, timeout, say)
     return Promotion(
         old, target, done.primary.registry_address, _changes(done, old, target), read_only
     )
-
-
-def _fence(project: Project, cfg: Settings, old: str) -> None:
-    """Stop what may still run of the old primary: its Geo service and registry. Its files
-    are rendered fenced already, so whatever brings it back (`geo.setup`, a restarted
-    container) starts it read-only, as a secondary that does not sync."""
-    paths = project.node(cfg, old)
-    services.stop(paths, project_root=project.root)
-    with contextlib.suppress(GdkGeoError):  # no engine: nothing of it runs in one
-        containers.stop(containers.engine(), containers.container_name(cfg, old), str(project.root))
-
-
-def force_promote(project: Project, target: str, *, say: Say = print) -> Promotion:
-    """Unplanned failover: promote `target` now; report what the old primary may have had
-    that `target` lacks (when its registry can still be read); fence the old primary."""
-    cfg = project.load()
-    _target_or_error(cfg, target)
-    data_dir = project.data_dir(cfg)
-    recorded = roles.current(cfg, data_dir)
-    if recorded.primary == target:
-        return promote(project, target, say=say)  # converges: nothing to force
-    old = recorded.primary
-    say(f"1/3 comparing {old}'s registry with {target}'s (what the promotion may lose)")
-    lost = loss_report(project, cfg, old, target)
-    say(f"2/3 switching roles: {target} is primary; {old} is fenced")
-    _switch(data_dir, replace(recorded, promoting=""), target, fence=True)
-    done = project.load()
-    lifecycle.reconfigure(project)
-    _fence(project, done, old)
-    say("3/3 restarting every other node in its new role")
-    for node in done.node_names:
-        if node != old:
-            lifecycle.restart(project, node)
-    changes = [
-        f"{target}: secondary → primary (pushes go here)",
-        f"{old}: fenced: read-only and not syncing when it comes back, until "
-        f"`invoke geo.reconcile --node {old}`",
-    ]
-    return Promotion(old, target, done.primary.registry_address, changes, lost=lost)
-
-
-def rejoin(
-    project: Project, node: str, *, timeout: float = DEFAULT_TIMEOUT, say: Say = print
-) -> None:
-    """After `geo.reconcile` lifted `node`'s fence: bring it up read-write as a secondary
-    and wait until its worker has made it a copy of the primary."""
-    converge(project)
-    wait_caught_up(project, project.load(), node, timeout, say)

@@ -1,42 +1,32 @@
-"""What a forced promotion may have lost, and `invoke geo.reconcile --node OLD [--yes]`.
+"""`invoke geo.reconcile --node OLD [--yes]`: what a fenced old primary holds, and dropping it.
 
-A forced promotion does not wait: the old primary may hold tags its successor never
-received. Both questions here are the same comparison, made with the verification engine
-of `geo.verify`: the tags (and digests) one registry has that the other lacks. Before the
-promotion it is the loss report (what the old primary had that the new one does not);
-after it, the old primary is fenced (read-only, its worker not syncing: `render.py`) and
-holds those tags until `geo.reconcile --yes` lifts the fence, when its worker makes it a
-plain copy of the primary again, dropping them. Nothing is deleted before that step.
+A forced promotion leaves the old primary fenced (read-only, its worker not syncing:
+`render`), holding the tags its successor lacks. `held` finds them with the verification
+engine of `geo.verify`: the tags (and digests) one registry has that the other lacks.
+Without `--yes` reconcile only lists them and changes nothing, whatever it finds; with
+`--yes` it lifts the fence and `rejoin` makes the node a plain copy of the primary again:
+its worker restarts read-write and is asked for a sync pass over every repository at once
+(the worker API's resync `{"all": true}`), which drops those tags, instead of leaving them
+to its next scheduled verification, minutes away. Nothing is deleted before that step.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node.settings import SecondaryWorkerSettings, load_primary, load_secondary
+from gdk_geo.ops.loss import Held
+from gdk_geo.ops.promote import converge, wait_caught_up
 from gdk_geo.project import Project, roles
 from gdk_geo.registry.errors import RegistryError
 from gdk_geo.settings import Settings
 from gdk_geo.settings.values import duration_seconds
 
-
-@dataclass(frozen=True)
-class Held:
-    """One tag a node has that the primary lacks, or has at another digest."""
-
-    repository: str
-    tag: str
-    digest: str
-    primary_digest: str | None = None  # None: the primary has no such tag
-    why: str = ""  # how it was found, when not by comparing the registries
-
-    def line(self) -> str:
-        where = f"the primary has {self.primary_digest}" if self.primary_digest else "absent"
-        return (
-            f"{self.repository}:{self.tag} {self.digest} ({self.why or where + ' on the primary'})"
-        )
+Say = Callable[[str], None]
+REJOIN_TIMEOUT = 120.0  # seconds: the sync pass ran already; this is only its settling
 
 
 def _settings(project: Project, cfg: Settings, node: str) -> SecondaryWorkerSettings:
@@ -66,7 +56,11 @@ def _settings(project: Project, cfg: Settings, node: str) -> SecondaryWorkerSett
 
 
 def held(project: Project, cfg: Settings, node: str, primary: str) -> list[Held]:
-    """The tags `node`'s registry has that `primary`'s lacks or has at another digest."""
+    """The tags `node`'s registry has that `primary`'s lacks or has at another digest.
+
+    Raises `RegistryError` (a `SideUnreadable` naming the registry) when either cannot be
+    read: "could not ask" must never read as "holds nothing".
+    """
     from gdk_geo.secondary.verify import verify_registries
 
     settings = replace(_settings(project, cfg, node), primary_api_url="")
@@ -81,49 +75,22 @@ def held(project: Project, cfg: Settings, node: str, primary: str) -> list[Held]
     return found
 
 
-def unread_events(project: Project, cfg: Settings, old: str, new: str) -> list[Held] | None:
-    """The pushes in `old`'s event log after the last event `new` read (both SQLite files
-    are on disk even when the old primary's service is dead); None when unreadable."""
-    from gdk_geo.primary.eventlog import EventLog
-    from gdk_geo.secondary.tracking import TrackingDB
-
-    log_file = project.node(cfg, old).event_log
-    tracking_file = project.node(cfg, new).tracking_db
-    if not log_file.exists() or not tracking_file.exists():
-        return None
+def _held_or_error(project: Project, cfg: Settings, node: str) -> list[Held]:
+    """`held` against the primary, or one line and its fix when a registry cannot be read."""
     try:
-        tracking = TrackingDB(tracking_file)
-        cursor, cursor_log = tracking.cursor(), tracking.cursor_log()
-        tracking.close()
-        log = EventLog(log_file)
-        events, log_id = log.after(cursor, 10_000), log.identity
-        log.close()
-    except (GdkGeoError, OSError):
-        return None
-    if cursor_log is not None and cursor_log != log_id:
-        return None  # `new` last read another log: its cursor says nothing of this one
-    why = f"pushed to {old} after the last event {new} read"
-    return [
-        Held(e.repository, e.tag or "", e.digest or "", why=why)
-        for e in events
-        if e.action == "updated" and e.tag
-    ]
-
-
-def loss_report(project: Project, cfg: Settings, old: str, new: str) -> list[Held] | None:
-    """What promoting `new` without waiting may lose: the tags `old`'s registry has and
-    `new`'s lacks, or, when that registry is down, the pushes in `old`'s event log that
-    `new` never read; None when neither can be read."""
-    try:
-        return held(project, cfg, old, new)
-    except (RegistryError, GdkGeoError, OSError):
-        return unread_events(project, cfg, old, new)
+        return held(project, cfg, node, cfg.primary_name)
+    except RegistryError as exc:
+        raise GdkGeoError(
+            f"cannot compare {node} with the primary {cfg.primary_name}: {exc}",
+            fix=f"`invoke geo.setup` starts what is down ({node} comes back fenced); "
+            f"`invoke geo.logs --node {node}` shows why it stopped; then run this again",
+        ) from None
 
 
 def reconcile(project: Project, node: str, *, yes: bool = False) -> tuple[list[Held], bool]:
-    """List what fenced `node` holds that the primary lacks; with `yes` (or when it holds
-    nothing) lift the fence, so it becomes a read-write secondary whose worker drops those
-    tags. Returns the held tags and whether the fence was lifted."""
+    """List what fenced `node` holds that the primary lacks; with `yes`, and only then, lift
+    the fence, so it becomes a read-write secondary whose worker drops those tags. Returns
+    the held tags and whether the fence was lifted."""
     cfg = project.load()
     data_dir = project.data_dir(cfg)
     recorded = roles.current(cfg, data_dir)
@@ -132,8 +99,56 @@ def reconcile(project: Project, node: str, *, yes: bool = False) -> tuple[list[H
             f"{node} is not fenced: it holds nothing the primary lacks by a forced promotion",
             fix="`invoke geo.verify` compares a secondary with the primary",
         )
-    tags = held(project, cfg, node, cfg.primary_name)
-    if tags and not yes:
+    tags = _held_or_error(project, cfg, node)
+    if not yes:
         return tags, False
     roles.write(data_dir, replace(recorded, fenced=tuple(n for n in recorded.fenced if n != node)))
     return tags, True
+
+
+def resync_all(settings: SecondaryWorkerSettings, node: str) -> list[dict]:
+    """Have `node`'s worker sync every repository either registry has, now, and wait for
+    that pass: it drops the tags the primary lacks. The failed repositories' results."""
+    from gdk_geo.ops import worker_client
+
+    fix = (
+        f"`invoke geo.status` shows whether {node}'s worker runs; `invoke geo.sync --all "
+        f"--node {node}` runs the pass again"
+    )
+    try:
+        events = list(worker_client.start_pass(settings, "resync", {"all": True}))
+    except (worker_client.WorkerUnavailable, worker_client.WorkerStopped) as exc:
+        why = f"{node}'s Geo worker did not run the sync pass: {exc}"
+        raise GdkGeoError(why, fix=fix) from None
+    except worker_client.PassRefused as exc:
+        raise GdkGeoError(f"{node}'s Geo worker refused the sync pass: {exc}", fix=fix) from None
+    done = events[-1] if events else {}
+    if done.get("error"):
+        raise GdkGeoError(f"{node}'s sync pass failed: {done['error']}", fix=done.get("fix") or fix)
+    return [e for e in events if e.get("type") == "result" and not e.get("ok")]
+
+
+def rejoin(project: Project, node: str, *, timeout: float = REJOIN_TIMEOUT, say: Say) -> None:
+    """After `reconcile` lifted `node`'s fence: bring it up read-write as a secondary, have
+    its worker sync everything now, and wait until it verifies clean against the primary."""
+    converge(project)
+    cfg = project.load()
+    settings = load_secondary(project.node(cfg, node).gitlab_yml)
+    say(f"  {node}: syncing every repository from {cfg.primary_name} now")
+    failed = resync_all(settings, node)
+    if failed:
+        names = ", ".join(f"{r['repository']} ({r['reason']})" for r in failed[:3])
+        raise GdkGeoError(
+            f"{node} could not sync {len(failed)} repositories from {cfg.primary_name}: {names}",
+            fix=f"`invoke geo.sync --failed --node {node}` tries them again; "
+            f"`invoke geo.logs --node {node}` shows why they failed",
+        )
+    try:
+        wait_caught_up(project, cfg, node, timeout, say)
+    except TimeoutError as exc:
+        raise GdkGeoError(
+            f"{node} did not verify clean against {cfg.primary_name} within {timeout:.0f}s "
+            f"({exc}); its fence is lifted and it syncs from {cfg.primary_name}",
+            fix=f"`invoke geo.status` shows what {node} lacks; `invoke geo.sync --all --node "
+            f"{node}` syncs it now; `invoke geo.verify --node {node}` checks it",
+        ) from None

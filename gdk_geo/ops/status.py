@@ -16,7 +16,7 @@ from rich.table import Table
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.pki import certs
-from gdk_geo.project import Project
+from gdk_geo.project import Project, roles
 from gdk_geo.registry import http
 from gdk_geo.runtime import containers, health, services
 from gdk_geo.secondary.snapshot import StatusSnapshot
@@ -81,6 +81,7 @@ def collect(project: Project) -> dict[str, Any]:
     except GdkGeoError:
         client = None
     report: dict[str, Any] = {"primary": cfg.primary_name, "nodes": {}}
+    fenced = roles.current(cfg, project.data_dir(cfg)).fenced
     for paths in project.nodes(cfg):
         node = paths.name
         registry_url = cfg.node(node).registry_url
@@ -90,7 +91,7 @@ def collect(project: Project) -> dict[str, Any]:
         service_probe = health.probe_service(service_url, timeout=1.0)
         is_primary = cfg.node(node).is_primary
         report["nodes"][node] = {
-            "role": "primary" if is_primary else "secondary",
+            "role": _role(is_primary, node in fenced),
             "container": _container(client, cfg, node, project.root),
             "registry": {
                 "url": registry_url,
@@ -109,6 +110,14 @@ def collect(project: Project) -> dict[str, Any]:
         if not is_primary:
             report["nodes"][node]["replication"] = _replication(service_url)
     return report
+
+
+def _role(is_primary: bool, fenced: bool) -> str:
+    """A node's role in words: a fenced node (a forced promotion's old primary) is not a
+    plain secondary: it is read-only and does not sync until `geo.reconcile`."""
+    if is_primary:
+        return "primary"
+    return "fenced" if fenced else "secondary"
 
 
 def _mark(ok: bool) -> str:
@@ -153,6 +162,12 @@ def print_table(report: dict[str, Any], console: Console) -> None:
     for node, info in report["nodes"].items():
         if info.get("role") == "secondary":
             console.print(f"replication to {node}: {_replication_line(info.get('replication'))}")
+        elif info.get("role") == "fenced":
+            console.print(
+                f"{node} is fenced: read-only and not syncing; `invoke geo.reconcile --node "
+                f"{node}` lists what it holds that {report['primary']} lacks",
+                markup=False,
+            )
 
 
 def _replication_line(replication: dict[str, Any] | None) -> str:

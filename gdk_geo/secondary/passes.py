@@ -143,7 +143,7 @@ class Passes:
         try:
             await body(run)
         except SideUnreadable as exc:
-            line, fix = unreachable(exc)
+            line, fix = unreachable(exc, {"secondary": self.replicator.settings.node_name})
             run.finish({"error": "unreadable", "side": exc.side, "line": line, "fix": fix})
         except GdkGeoError as exc:
             run.finish({"error": exc.what, "fix": exc.fix})

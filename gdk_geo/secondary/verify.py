@@ -149,23 +149,24 @@ async def read_side(side: str, client: RegistryClient, read: Awaitable[T]) -> T:
         raise SideUnreadable(side, str(client.base_url), exc) from exc
 
 
-def unreachable(exc: SideUnreadable) -> tuple[str, str]:
+def unreachable(exc: SideUnreadable, nodes: Mapping[str, str] | None = None) -> tuple[str, str]:
     """(one line, its fix) for `invoke geo.verify` when a registry could not be read.
 
     Verification cannot say anything about a side it cannot list, so it stops at the first
     such failure; the line names the side and URL, the fix what makes that side readable.
+    `nodes` names the node behind each side ("primary" and "secondary" → "dc1", "dc3"):
+    the fix must name the node to look at, and a side is a role, not a node's name.
     """
     reason = " ".join(str(exc).split())
-    if exc.side == "primary":
-        return (
-            f"cannot read the primary registry at {exc.url}: {reason}",
-            "start it with `invoke geo.setup`; `invoke geo.logs --node primary` shows why it "
-            "stopped",
-        )
-    return (
-        f"cannot read the secondary registry at {exc.url}: {reason}",
-        "start it with `invoke geo.setup`; `invoke geo.logs --node secondary` shows why it stopped",
-    )
+    node = (nodes or {}).get(exc.side, "")
+    return f"cannot read the {exc.side} registry at {exc.url}: {reason}", unreadable_fix(node)
+
+
+def unreadable_fix(node: str) -> str:
+    """What makes an unreadable registry readable: start what is down, read why it stopped
+    (in `node`'s log; every node's log when the node behind that side is not known)."""
+    logs = f"`invoke geo.logs --node {node}`" if node else "`invoke geo.logs`"
+    return f"start it with `invoke geo.setup`; {logs} shows why it stopped"
 
 
 def diff_summary(diff: RepositoryDiff) -> str:

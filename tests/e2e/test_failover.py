@@ -5,146 +5,54 @@ are pushed with the Registry API before, during and after each switch, and each 
 looked for on every node with a HEAD. Nothing is mocked: the registries are the real
 Distribution containers, the services the bundled ones.
 
-Every project comes from the `nodes_up` fixture, whose teardown removes what it started
-(`geo.destroy`, then any container still labelled with the project) also when the test
-fails, its set-up fails half-way, or the run is interrupted.
+Every project comes from the `nodes_up` fixture (conftest.py), whose teardown removes what
+it started (`geo.destroy`, then any container still labelled with the project) also when
+the test fails, its set-up fails half-way, or the run is interrupted.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import os
 import re
 import shlex
 import ssl
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from helpers import invoke, named_nodes_yml, ports_yml, unique_prefix, write_gdk_yml
+from failover_kit import (
+    EVENTS_ONLY,
+    REPO,
+    SetUp,
+    ca_file,
+    digest_on,
+    everywhere,
+    push_tag,
+    pushed_before,
+    refused_push,
+    three_nodes,
+    worker_totals,
+)
+from helpers import invoke
 from registry_login import RegistryLogin
 from ruamel.yaml import YAML
 
 from gdk_geo.doctor import checks, local_checks
 from gdk_geo.ops import promote
-from gdk_geo.project import Project, roles
+from gdk_geo.project import roles
 from gdk_geo.runtime import containers, services
-from gdk_geo.settings import Settings
-from testkit.images import Pusher, make_image
-from testkit.net import free_ports, wait_for
-
-REPO = "group/app"
-
-SetUp = Callable[..., Project]
-
-
-def _remove_what_is_left(root: Path) -> None:
-    """`geo.destroy`, then any container that still carries this project's label: what a
-    set-up interrupted half-way created before the record knew of it."""
-    invoke(root, "geo.destroy", "--yes", "--data")
-    with contextlib.suppress(Exception):  # no engine: nothing of ours runs in one
-        client = containers.engine()
-        label = f"{containers.LABEL_PROJECT}={root}"
-        for container in client.containers.list(all=True, filters={"label": label}):
-            container.remove(force=True)
-
-
-@pytest.fixture
-def nodes_up(tmp_path: Path) -> Iterator[SetUp]:
-    """`nodes_up(letter)` (two nodes) or `nodes_up(gdk_yml=...)`: a project set up with
-    `geo.setup`; removed at teardown, which pytest runs on failure and on Ctrl-C too."""
-    started: list[Path] = []
-
-    def set_up(letter: str = "t", *, gdk_yml: str | None = None, extra_yml: str = "") -> Project:
-        text = gdk_yml or ports_yml(*free_ports(4), unique_prefix(letter))
-        write_gdk_yml(tmp_path, text + extra_yml)
-        started.append(tmp_path)  # before the set-up: it may stop half-way
-        setup = invoke(tmp_path, "geo.setup")
-        assert setup.returncode == 0, setup.stdout + setup.stderr
-        return Project(tmp_path)
-
-    yield set_up
-    for root in started[:1]:
-        _remove_what_is_left(root)
-
-
-def _ca(project: Project, cfg: Settings) -> Path:
-    return project.trust_dir(cfg) / "ca.crt"
-
-
-class _Login(RegistryLogin):
-    """The user's login for the async Pusher too: httpx reads each body before the flow
-    sees it (the flow reads the token response)."""
-
-    requires_response_body = True
-
-
-def _pusher(project: Project, cfg: Settings, node: str) -> Pusher:
-    """A Registry API client of `node`, logged in as the project's user (auth is on)."""
-    pusher = Pusher(cfg.node(node).registry_url, ca_file=_ca(project, cfg))
-    pusher.http.auth = _Login.of(project)
-    return pusher
-
-
-def _digest(project: Project, cfg: Settings, node: str, tag: str) -> str | None:
-    async def head() -> str | None:
-        async with _pusher(project, cfg, node) as pusher:
-            return await pusher.digest_of(REPO, tag)
-
-    return asyncio.run(head())
-
-
-def _push(project: Project, cfg: Settings, tag: str) -> str:
-    """A one-layer image of its own pushed to the primary, as the user; its digest."""
-    image = make_image([os.urandom(64)])
-
-    async def push() -> str:
-        async with _pusher(project, cfg, cfg.primary_name) as pusher:
-            return await pusher.image(REPO, tag, image)
-
-    return asyncio.run(push())
-
-
-def _everywhere(project: Project, tags: dict[str, str]) -> None:
-    """Every node has every tag, at its digest (waits for the replication to get there)."""
-    cfg = project.load()
-    for node in cfg.node_names:
-        for tag, digest in tags.items():
-            wait_for(
-                f"{REPO}:{tag} on {node}",
-                lambda node=node, tag=tag, digest=digest: (
-                    _digest(project, cfg, node, tag) == digest
-                ),
-            )
-
-
-def _pushed_before(project: Project) -> dict[str, str]:
-    """The tag `before`, pushed to the primary and replicated to every node."""
-    tags = {"before": _push(project, project.load(), "before")}
-    _everywhere(project, tags)
-    return tags
-
-
-def _refused_push(project: Project, cfg: Settings) -> httpx.Response:
-    """Start a blob upload on the primary, as `docker push` does first."""
-    tls = ssl.create_default_context(cafile=str(_ca(project, cfg)))
-    with httpx.Client(verify=tls, auth=RegistryLogin.of(project)) as http:
-        return http.post(f"{cfg.primary.registry_url}/v2/{REPO}/blobs/uploads/")
+from testkit.net import wait_for
 
 
 @pytest.mark.docker
 def test_a_planned_round_trip_loses_no_image(nodes_up: SetUp) -> None:
     project = nodes_up("f")
     cfg = project.load()
-    tags = _pushed_before(project)
+    tags = pushed_before(project)
     refusals: list[httpx.Response] = []
 
     def during(message: str) -> None:
         if message.startswith("2/4"):  # the primary is read-only now
-            refusals.append(_refused_push(project, project.load()))
+            refusals.append(refused_push(project, project.load()))
 
     done = promote.promote(project, "secondary", timeout=60, say=during)
     # Distribution's own refusal in read-only mode, as `docker push` shows it
@@ -154,8 +62,8 @@ def test_a_planned_round_trip_loses_no_image(nodes_up: SetUp) -> None:
     assert roles.read(project.data_dir(cfg)).primary == "secondary"
     cfg = project.load()
     assert cfg.primary_name == "secondary"
-    tags["after-first"] = _push(project, cfg, "after-first")
-    _everywhere(project, tags)
+    tags["after-first"] = push_tag(project, cfg, "after-first")
+    everywhere(project, tags)
     assert invoke(project.root, "geo.verify").returncode == 0
 
     back = invoke(project.root, "geo.promote", "--node", "primary", timeout=300)
@@ -164,8 +72,8 @@ def test_a_planned_round_trip_loses_no_image(nodes_up: SetUp) -> None:
     assert "primary: secondary → primary" in back.stdout
     cfg = project.load()
     assert cfg.primary_name == "primary"
-    tags["after-back"] = _push(project, cfg, "after-back")
-    _everywhere(project, tags)
+    tags["after-back"] = push_tag(project, cfg, "after-back")
+    everywhere(project, tags)
     verified = invoke(project.root, "geo.verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     status = invoke(project.root, "geo.status", "--json")
@@ -185,51 +93,27 @@ def test_a_promote_that_times_out_leaves_the_primary_read_write(nodes_up: SetUp)
     assert "primary is primary and read-write again" in result.stderr
     assert project.load().primary_name == "primary"
     assert not roles.read(project.data_dir(cfg)).promoting
-    digest = _push(project, project.load(), "still-writable")
+    digest = push_tag(project, project.load(), "still-writable")
     assert digest.startswith("sha256:")
-
-
-def _three_nodes(each_node: str = "") -> str:
-    """Three named nodes on free ports, dc1 primary; `each_node` is added to every node."""
-    return named_nodes_yml(("dc1", "dc2", "dc3"), unique_prefix("t"), each_node)
-
-
-# Backfill and verification an hour apart: within a test only events replicate a new tag of
-# a repository the secondary already has (backfill queues only what it lacks or has not
-# checked for an interval).
-EVENTS_ONLY = (
-    "\n      registry_replication:\n        backfill_interval: 1h"
-    "\n        verification_interval: 1h"
-)
-
-
-def _replication(cfg: Settings, node: str) -> dict:
-    response = httpx.get(f"{cfg.node(node).service_url}/api/v4/geo/replication/status")
-    response.raise_for_status()
-    return response.json()
-
-
-def _totals(cfg: Settings, node: str) -> dict:
-    return _replication(cfg, node)["totals"]
 
 
 @pytest.mark.docker
 def test_three_nodes_the_other_secondary_follows_without_copying_blobs(nodes_up: SetUp) -> None:
-    project = nodes_up(gdk_yml=_three_nodes())
+    project = nodes_up(gdk_yml=three_nodes())
     cfg = project.load()
     assert cfg.primary_name == "dc1"
-    tags = _pushed_before(project)
+    tags = pushed_before(project)
     done = promote.promote(project, "dc2", timeout=60, say=lambda _m: None)
     assert "dc3: now replicates from dc2 (keeps its data)" in done.changes
     cfg = project.load()
     # dc1 and dc3 restarted as secondaries of dc2 and re-verified what they hold:
     # their workers' counters (this process's syncs) show no blob copied again
     for node in ("dc1", "dc3"):
-        assert _totals(cfg, node)["blobs_copied"] == 0, _totals(cfg, node)
-    tags["after"] = _push(project, cfg, "after")
-    _everywhere(project, tags)
+        assert worker_totals(cfg, node)["blobs_copied"] == 0, worker_totals(cfg, node)
+    tags["after"] = push_tag(project, cfg, "after")
+    everywhere(project, tags)
     for node in ("dc1", "dc3"):
-        assert _totals(cfg, node)["blobs_copied"] >= 1, _totals(cfg, node)
+        assert worker_totals(cfg, node)["blobs_copied"] >= 1, worker_totals(cfg, node)
 
 
 @pytest.mark.docker
@@ -246,8 +130,8 @@ def test_after_a_promotion_a_secondary_reads_the_new_primary_log_from_its_start(
     """
     from gdk_geo.secondary.tracking import TrackingDB
 
-    project = nodes_up(gdk_yml=_three_nodes(EVENTS_ONLY))
-    tags = _pushed_before(project)
+    project = nodes_up(gdk_yml=three_nodes(EVENTS_ONLY))
+    tags = pushed_before(project)
     cfg = project.load()
     tracking_file = project.node(cfg, "dc3").tracking_db
     before = TrackingDB(tracking_file)
@@ -263,11 +147,11 @@ def test_after_a_promotion_a_secondary_reads_the_new_primary_log_from_its_start(
     asleep.apply_events([], cursor, None, log_id=cursor_log)  # as before the promotion
     asleep.close()
     for n in range(cursor + 1):  # dc2's log: ids 1 .. past dc3's old cursor
-        tags[f"new-{n}"] = _push(project, cfg, f"new-{n}")
+        tags[f"new-{n}"] = push_tag(project, cfg, f"new-{n}")
 
     woke = invoke(project.root, "geo.setup")  # starts what is down: dc3's worker
     assert woke.returncode == 0, woke.stdout + woke.stderr
-    _everywhere(project, tags)
+    everywhere(project, tags)
     log = dc3.service_log.read_text()
     assert "the primary's event log is another one" in log, log[-2000:]
     after = TrackingDB(tracking_file)
@@ -279,12 +163,12 @@ def test_after_a_promotion_a_secondary_reads_the_new_primary_log_from_its_start(
 @pytest.mark.docker
 def test_every_secondary_is_verified_checked_and_shown(nodes_up: SetUp) -> None:
     """geo.verify, geo.check and geo.status look at each secondary, not the first only."""
-    project = nodes_up(gdk_yml=_three_nodes())
-    tags = _pushed_before(project)
+    project = nodes_up(gdk_yml=three_nodes())
+    tags = pushed_before(project)
     cfg = project.load()
     services.stop(project.node(cfg, "dc3"))  # dc3 misses the next push
-    tags["dc2-only"] = _push(project, cfg, "dc2-only")
-    wait_for("dc2-only on dc2", lambda: _digest(project, cfg, "dc2", "dc2-only"))
+    tags["dc2-only"] = push_tag(project, cfg, "dc2-only")
+    wait_for("dc2-only on dc2", lambda: digest_on(project, cfg, "dc2", "dc2-only"))
 
     verified = invoke(project.root, "geo.verify")
     assert verified.returncode == 1, verified.stdout + verified.stderr
@@ -326,9 +210,9 @@ def test_every_secondary_is_verified_checked_and_shown(nodes_up: SetUp) -> None:
 def test_an_unplanned_failover_fences_the_old_primary_until_reconciled(nodes_up: SetUp) -> None:
     project = nodes_up("u")
     cfg = project.load()
-    tags = _pushed_before(project)
+    tags = pushed_before(project)
     services.stop(project.node(cfg, "secondary"))  # the next push is not replicated
-    unreplicated = _push(project, cfg, "unreplicated")
+    unreplicated = push_tag(project, cfg, "unreplicated")
     containers.engine().containers.get(containers.container_name(cfg, "primary")).kill()
     services.stop(project.node(cfg, "primary"))
 
@@ -336,16 +220,18 @@ def test_an_unplanned_failover_fences_the_old_primary_until_reconciled(nodes_up:
     assert forced.returncode == 0, forced.stdout + forced.stderr
     # the old registry is dead, its event log names what the secondary never read
     assert f"may be lost: {REPO}:unreplicated {unreplicated} (pushed to primary" in (forced.stdout)
+    assert "the report cannot be complete: primary's registry cannot be read" in forced.stdout
+    assert "`invoke geo.reconcile --node primary` lists every tag it holds" in forced.stdout
     cfg = project.load()
     assert cfg.primary_name == "secondary"
-    tags["after-force"] = _push(project, cfg, "after-force")
+    tags["after-force"] = push_tag(project, cfg, "after-force")
 
     back = invoke(project.root, "geo.setup")  # the old primary comes back: fenced
     assert back.returncode == 0, back.stdout + back.stderr
     assert roles.believes_primary(project.node(cfg, "primary").gitlab_yml) is False
     assert local_checks.one_primary(checks.Context(project)).status == "passed"
     old = cfg.node("primary").registry_url
-    ca = ssl.create_default_context(cafile=str(_ca(project, cfg)))
+    ca = ssl.create_default_context(cafile=str(ca_file(project, cfg)))
     login = RegistryLogin.of(project)
     refused = httpx.post(f"{old}/v2/{REPO}/blobs/uploads/", verify=ca, auth=login)
     # a secondary's realm grants no push: the registry refuses the pull-only token
@@ -353,18 +239,18 @@ def test_an_unplanned_failover_fences_the_old_primary_until_reconciled(nodes_up:
     assert 'error="insufficient_scope"' in refused.headers["WWW-Authenticate"]
     registry = YAML(typ="safe").load(project.node(cfg, "primary").registry_config.read_text())
     assert registry["storage"]["maintenance"]["readonly"]["enabled"] is True
-    assert _digest(project, cfg, "primary", "unreplicated") == unreplicated  # held
+    assert digest_on(project, cfg, "primary", "unreplicated") == unreplicated  # held
 
     listed = invoke(project.root, "geo.reconcile", "--node", "primary")
     assert listed.returncode == 1, listed.stdout + listed.stderr
     assert f"held: {REPO}:unreplicated {unreplicated}" in listed.stdout
-    assert _digest(project, cfg, "primary", "unreplicated") == unreplicated  # still held
+    assert digest_on(project, cfg, "primary", "unreplicated") == unreplicated  # still held
 
     dropped = invoke(project.root, "geo.reconcile", "--node", "primary", "--yes")
     assert dropped.returncode == 0, dropped.stdout + dropped.stderr
     assert "primary is a read-write secondary of secondary again" in dropped.stdout
-    _everywhere(project, tags)
-    assert _digest(project, cfg, "primary", "unreplicated") is None
+    everywhere(project, tags)
+    assert digest_on(project, cfg, "primary", "unreplicated") is None
     verified = invoke(project.root, "geo.verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
@@ -376,7 +262,7 @@ class _Interrupted(KeyboardInterrupt):
 @pytest.mark.docker
 def test_a_promote_interrupted_at_each_step_converges_when_run_again(nodes_up: SetUp) -> None:
     project = nodes_up("i")
-    tags = _pushed_before(project)
+    tags = pushed_before(project)
     target = "secondary"
     for step in ("1/4", "2/4", "3/4", "4/4"):
 
@@ -391,8 +277,8 @@ def test_a_promote_interrupted_at_each_step_converges_when_run_again(nodes_up: S
         assert cfg.primary_name == target, step
         assert not roles.read(project.data_dir(cfg)).promoting, step
         assert local_checks.one_primary(checks.Context(project)).status == "passed", step
-        tags[f"after-{step[0]}"] = _push(project, cfg, f"after-{step[0]}")
-        _everywhere(project, tags)
+        tags[f"after-{step[0]}"] = push_tag(project, cfg, f"after-{step[0]}")
+        everywhere(project, tags)
         target = "primary" if target == "secondary" else "secondary"
 
 

@@ -6,14 +6,15 @@ leaves it running and healthy for the next.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import invoke, ports_yml, running_project
+from helpers import invoke, ports_yml, running_project, write_gdk_yml
 
-from gdk_geo.project import Project
+from gdk_geo.project import Project, record
 from gdk_geo.runtime import containers, services
 from testkit.net import free_port
 
@@ -137,3 +138,27 @@ def test_stop_finds_the_services_after_data_dir_moved(project: Project) -> None:
     assert "primary Geo service" in stopped and "secondary Geo service" in stopped, stopped
     assert not any(services._cmdline(pid) for pid in pids if pid)
     _must(project, "geo.setup")
+
+
+def test_a_setup_refused_over_a_shared_prefix_records_nothing(
+    project: Project, tmp_path: Path
+) -> None:
+    """Issue 25.12: the refused set-up recorded the shared prefix, so once this clone had
+    followed the fix (a prefix of its own), its `geo.destroy` still went for the other
+    project's containers, and was refused."""
+    clone = tmp_path / "clone"
+    shared = project.load().docker.container_prefix
+    write_gdk_yml(clone, ports_yml(*(free_port() for _ in range(4)), shared))
+    refused = invoke(clone, "geo.setup")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"belongs to the project at {project.root}" in refused.stderr
+    assert not record.path(Project(clone)).exists(), record.path(Project(clone)).read_text()
+
+    fix = re.search(r"`invoke (geo\.config\.set docker\.container_prefix \S+)`", refused.stderr)
+    assert fix, refused.stderr
+    _must(Project(clone), *fix.group(1).split())
+    _must(Project(clone), "geo.setup")
+    _must(Project(clone), "geo.destroy", "--yes", "--data")
+    client = containers.engine()
+    names = [containers.container_name(project.load(), node) for node in ("primary", "secondary")]
+    assert all(client.containers.get(name).status == "running" for name in names)
