@@ -28,3 +28,25 @@ def signing_key(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("signing")
     signing.ensure_signing_pair(root, tmp_path_factory.mktemp("copy"))
     return signing.load_signing_key(root / "localhost.key")
+
+
+@pytest.fixture
+def chattr(tmp_path):
+    """Paths a test makes immutable, made mutable again afterwards (tests/support/immutable.py)."""
+    from immutable import immutable_paths
+
+    yield from immutable_paths(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def far_timezone() -> Iterator[None]:
+    """Run this process, and the services it starts, in UTC+5:30."""
+    import time
+
+    from helpers import FAR_FROM_UTC
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TZ", FAR_FROM_UTC)
+        time.tzset()
+        yield
+    time.tzset()

@@ -11,10 +11,9 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import invoke, ports_yml, seed_secrets, write_gdk_yml
+from helpers import invoke, ports_yml, promoted_project, write_gdk_yml
 
 from gdk_geo.errors import ConfigError
-from gdk_geo.project import Project, roles
 from gdk_geo.settings import config, config_edit
 from testkit.net import free_port
 
@@ -89,18 +88,8 @@ def test_cli_data_dir_dev_null_has_no_traceback(tmp_path: Path) -> None:
     assert "fix:" in result.stderr
 
 
-def _promoted(tmp_path: Path, url: str) -> Project:
-    """A two-node project whose recorded roles made the node named `secondary` primary,
-    with `url` set by hand as the (now) secondary's primary_api_url."""
-    replication = f"geo:\n  secondary:\n    registry_replication:\n      primary_api_url: {url}\n"
-    write_gdk_yml(tmp_path, replication)
-    seed_secrets(tmp_path)
-    roles.write(tmp_path / ".gdk-geo", roles.Roles(primary="secondary", generation=1))
-    return Project(tmp_path)
-
-
 def test_after_a_promotion_config_set_follows_the_roles(tmp_path: Path) -> None:
-    _promoted(tmp_path, "https://localhost:5001")
+    promoted_project(tmp_path, "https://localhost:5001")
     refused = invoke(tmp_path, "geo.config.set", API_URL, "https://localhost:5000")
     assert refused.returncode == 1 and "own registry (node primary)" in refused.stderr
     assert "primary_api_url: https://localhost:5001" in (tmp_path / "gdk.yml").read_text()

@@ -28,21 +28,10 @@ from gdk_geo.node import settings as node_settings
 from gdk_geo.node.token_auth import ALL_ACTIONS, PULL, tool_tokens
 from gdk_geo.project import Project
 
-FAR_FROM_UTC = "IST-5:30"
 SOURCES = {"primary registry", "primary geo", "secondary registry", "secondary geo"}
 _LINE = re.compile(r"^(?P<source>[a-z]+ [a-z]+) +\| (?P<text>.*)$")
 _TIME = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),(\d{3})([+-]\d{4})? ")
 FOLLOW_DEADLINE = 30.0
-
-
-@pytest.fixture(scope="module")
-def far_timezone() -> Iterator[None]:
-    """Run the project's services and this process in UTC+5:30."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TZ", FAR_FROM_UTC)
-        time.tzset()
-        yield
-    time.tzset()
 
 
 @pytest.fixture(scope="module")

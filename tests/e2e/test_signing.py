@@ -7,34 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from helpers import invoke, ports_yml, seed_secrets, write_gdk_yml
+from pki_kit import write_inconsistent_key
 
 from testkit.net import free_ports
-
-
-def _write_inconsistent_key(key_path: Path) -> None:
-    """A key that parses and matches its certificate (the same modulus) but carries a
-    wrong CRT exponent: only cryptography's consistency check tells."""
-    numbers = load_pem_private_key(key_path.read_bytes(), password=None).private_numbers()
-    broken = rsa.RSAPrivateNumbers(
-        numbers.p,
-        numbers.q,
-        numbers.d,
-        numbers.dmp1 + 2,
-        numbers.dmq1,
-        numbers.iqmp,
-        numbers.public_numbers,
-    ).private_key(unsafe_skip_rsa_key_validation=True)
-    key_path.write_bytes(
-        broken.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
 
 
 def test_reconfigure_says_what_it_did_to_the_signing_pair(tmp_path: Path) -> None:
@@ -43,7 +19,7 @@ def test_reconfigure_says_what_it_did_to_the_signing_pair(tmp_path: Path) -> Non
 
     created = invoke(tmp_path, "geo.reconfigure")
     unchanged = invoke(tmp_path, "geo.reconfigure")
-    _write_inconsistent_key(tmp_path / ".gdk-geo" / "primary" / "localhost.key")
+    write_inconsistent_key(tmp_path / ".gdk-geo" / "primary" / "localhost.key")
     renewed = invoke(tmp_path, "geo.reconfigure")
 
     assert "token signing pair: created, copied to 1 secondary" in created.stdout

@@ -7,8 +7,6 @@ tests/unit/doctor/test_tracking_db_check.py.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,35 +14,10 @@ import pytest
 from check_helpers import assert_fails, check_named, fixed, printed_fix_text, run_check, run_fix
 from check_helpers import worker_can_open as _worker_can_open_here
 from helpers import invoke, running_project
+from immutable import run_ok
 
 from gdk_geo.project import Project
 from gdk_geo.runtime import services
-
-
-def _run(argv: list[str], prefix: list[str] = ()) -> None:
-    result = subprocess.run([*prefix, *argv], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, f"{argv}: {result.stdout}{result.stderr}"
-
-
-def _chattr_works(directory: Path) -> bool:
-    probe = directory / "chattr-probe"
-    probe.touch()
-    works = subprocess.run(["chattr", "+i", str(probe)], capture_output=True).returncode == 0
-    subprocess.run(["chattr", "-i", str(probe)], capture_output=True)
-    probe.unlink()
-    return works
-
-
-@pytest.fixture
-def chattr(tmp_path: Path) -> Iterator[list[Path]]:
-    """Paths made immutable by the test, made mutable again whatever happens (else nothing,
-    not even pytest's clean-up, could remove them)."""
-    if shutil.which("chattr") is None or not _chattr_works(tmp_path):
-        pytest.skip("this filesystem or user cannot set the immutable attribute")
-    flagged: list[Path] = []
-    yield flagged
-    for each in flagged:
-        subprocess.run(["chattr", "-ia", str(each)], capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +35,7 @@ def _database(project: Project) -> Path:
 def test_geo_check_on_an_immutable_database(project: Project, chattr: list[Path]) -> None:
     database = _database(project)
     chattr.append(database)
-    _run(["chattr", "+i", str(database)])
+    run_ok(["chattr", "+i", str(database)])
     result = run_check(project)
     assert not _worker_can_open_here(database)  # a worker starting now fails
     assert_fails(result, {"tracking-db"}, own_fix={"tracking-db"})

@@ -13,33 +13,15 @@ import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from gdk_geo.pki.certs import ensure_certificates
-
-
-@dataclass(frozen=True)
-class Layout:
-    """A data directory and two node roots, as the unit tests of certs lay them out."""
-
-    data_dir: Path
-    primary: Path
-    secondary: Path
-
-    @property
-    def ca_crt(self) -> Path:
-        return self.data_dir / "ca" / "ca.crt"
-
-    def ensure(self, hostname: str = "localhost"):
-        return ensure_certificates(self.data_dir, hostname, self.primary, self.secondary)
+from pki_kit import Layout
 
 
 @pytest.fixture
 def layout(tmp_path: Path) -> Layout:
-    return Layout(tmp_path / "data", tmp_path / "primary", tmp_path / "secondary")
+    return Layout.under(tmp_path)
 
 
 @contextmanager

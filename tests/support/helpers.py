@@ -16,6 +16,7 @@ from gdk_geo.node.settings import PrimaryServiceSettings, SecondaryWorkerSetting
 from gdk_geo.project import Project
 from testkit.net import free_ports
 
+FAR_FROM_UTC = "IST-5:30"  # a time zone with a half-hour offset, far from UTC
 REPO_ROOT = Path(__file__).resolve().parents[2]  # this file is tests/support/helpers.py
 
 FIXED_SECRETS = {
@@ -173,3 +174,15 @@ def in_process_secondary_settings(root: Path, **values: Any) -> SecondaryWorkerS
         max_concurrent_blobs=2,
     )
     return replace(settings, **values)
+
+
+def promoted_project(root: Path, url: str) -> Project:
+    """A two-node project whose recorded roles made the node named `secondary` primary,
+    with `url` set by hand as the (now) secondary's primary_api_url."""
+    from gdk_geo.project import roles
+
+    replication = f"geo:\n  secondary:\n    registry_replication:\n      primary_api_url: {url}\n"
+    write_gdk_yml(root, replication)
+    seed_secrets(root)
+    roles.write(root / ".gdk-geo", roles.Roles(primary="secondary", generation=1))
+    return Project(root)

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 from check_helpers import worker_can_open as _worker_can_open_here
 from helpers import REPO_ROOT
+from immutable import run_ok
 
 from gdk_geo.doctor.tracking_db_check import RESTART, DatabaseProblem, diagnose
 from gdk_geo.secondary.tracking import TrackingDB
@@ -69,38 +70,12 @@ def _shell_steps(fix: str) -> list[tuple[bool, list[str]]]:
     return steps[:-1]
 
 
-def _run(argv: list[str], prefix: list[str] = ()) -> None:
-    result = subprocess.run([*prefix, *argv], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, f"{argv}: {result.stdout}{result.stderr}"
-
-
 # --- as root, where root is refused too ----------------------------------------------------
-
-
-def _chattr_works(directory: Path) -> bool:
-    probe = directory / "chattr-probe"
-    probe.touch()
-    works = subprocess.run(["chattr", "+i", str(probe)], capture_output=True).returncode == 0
-    subprocess.run(["chattr", "-i", str(probe)], capture_output=True)
-    probe.unlink()
-    return works
-
-
-@pytest.fixture
-def chattr(tmp_path: Path) -> Iterator[list[Path]]:
-    """Paths made immutable by the test, made mutable again whatever happens (else nothing,
-    not even pytest's clean-up, could remove them)."""
-    if shutil.which("chattr") is None or not _chattr_works(tmp_path):
-        pytest.skip("this filesystem or user cannot set the immutable attribute")
-    flagged: list[Path] = []
-    yield flagged
-    for each in flagged:
-        subprocess.run(["chattr", "-ia", str(each)], capture_output=True)
 
 
 def _fix_as_root(fix: str) -> None:
     for _root, argv in _shell_steps(fix):
-        _run(argv)
+        run_ok(argv)
 
 
 def _refused_then_fixed(database: Path, found: str) -> DatabaseProblem:
@@ -118,7 +93,7 @@ def test_an_immutable_database(tmp_path: Path, chattr: list[Path]) -> None:
     database = tmp_path / "geo" / "tracking.sqlite3"
     TrackingDB(database).close()
     chattr.append(database)
-    _run(["chattr", "+i", str(database)])
+    run_ok(["chattr", "+i", str(database)])
     problem = _refused_then_fixed(database, f"{database}: immutable")
     assert problem.fix.startswith(f"as root: `chattr -ia {database}`"), problem
 
@@ -129,7 +104,7 @@ def test_an_immutable_directory_where_the_database_is_to_be_made(
     directory = tmp_path / "geo"
     directory.mkdir()
     chattr.append(directory)
-    _run(["chattr", "+i", str(directory)])
+    run_ok(["chattr", "+i", str(directory)])
     database = directory / "tracking.sqlite3"
     _refused_then_fixed(database, f"{directory}: immutable")
 
@@ -198,18 +173,18 @@ def test_a_read_only_mount(tmp_path: Path, namespace: list[str], mount: str) -> 
     database = directory / "tracking.sqlite3"
     if mount == "bind":
         _in(namespace, database, make=True)
-        _run(["mount", "--bind", "-o", "ro", str(directory), str(directory)], namespace)
+        run_ok(["mount", "--bind", "-o", "ro", str(directory), str(directory)], namespace)
     else:
-        _run(["mount", "-t", "tmpfs", "tmpfs", str(directory)], namespace)
+        run_ok(["mount", "-t", "tmpfs", "tmpfs", str(directory)], namespace)
         _in(namespace, database, make=True)
-        _run(["mount", "-o", "remount,ro", str(directory)], namespace)
+        run_ok(["mount", "-o", "remount,ro", str(directory)], namespace)
     found = _in(namespace, database)
     assert not found["worker"], found
     assert f"{database} is on a read-only mount ({directory})" in found["what"], found
     options = "remount,bind,rw" if mount == "bind" else "remount,rw"
     assert f"as root: `mount -o {options} {directory}`" in found["fix"], found
     for _root, argv in _shell_steps(found["fix"]):
-        _run(argv, namespace)
+        run_ok(argv, namespace)
     assert _in(namespace, database) == {"what": None, "fix": None, "worker": True}
     assert not os.path.ismount(directory)  # the test's own namespace never saw the mount
 
@@ -242,7 +217,7 @@ def _as_user(path: Path, make: bool = False) -> dict:
 def _fix_as_written(fix: str) -> None:
     """Each step as the fix says: "as root:" ones as root, the rest as the user."""
     for as_root, argv in _shell_steps(fix):
-        _run(argv, [] if as_root else _as_other_user())
+        run_ok(argv, [] if as_root else _as_other_user())
 
 
 def test_a_database_its_user_made_read_only(shared_dir: Path) -> None:
@@ -251,7 +226,7 @@ def test_a_database_its_user_made_read_only(shared_dir: Path) -> None:
     os.chown(directory, pwd.getpwnam(OTHER_USER).pw_uid, -1)
     database = directory / "tracking.sqlite3"
     _as_user(database, make=True)
-    _run(["chmod", "a-w", str(database), str(directory)], _as_other_user())
+    run_ok(["chmod", "a-w", str(database), str(directory)], _as_other_user())
     found = _as_user(database)
     assert not found["worker"], found
     assert f"not writable by {OTHER_USER}, who runs the worker" in found["what"], found

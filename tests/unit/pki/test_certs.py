@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import stat
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,38 +12,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from pki_kit import Layout
 
 from gdk_geo.errors import GdkGeoError
-from gdk_geo.pki.certs import certificate_info, ensure_certificates, fingerprint
-
-
-@dataclass(frozen=True)
-class Layout:
-    data_dir: Path
-    primary: Path
-    secondary: Path
-
-    @property
-    def ca_crt(self) -> Path:
-        return self.data_dir / "ca" / "ca.crt"
-
-    @property
-    def ca_key(self) -> Path:
-        return self.data_dir / "ca" / "ca.key"
-
-    def files(self) -> list[Path]:
-        names = ("registry_host.crt", "registry_host.key")
-        return [self.ca_crt, self.ca_key] + [
-            root / name for root in (self.primary, self.secondary) for name in names
-        ]
-
-    def ensure(self, hostname: str = "localhost", now: datetime | None = None):
-        return ensure_certificates(self.data_dir, hostname, self.primary, self.secondary, now=now)
+from gdk_geo.pki.certs import certificate_info, fingerprint
 
 
 @pytest.fixture
 def layout(tmp_path: Path) -> Layout:
-    return Layout(tmp_path / "data", tmp_path / "primary", tmp_path / "secondary")
+    return Layout.under(tmp_path)
 
 
 def mode(path: Path) -> int:

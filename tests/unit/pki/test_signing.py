@@ -5,10 +5,10 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from helpers import seed_secrets, write_gdk_yml
+from pki_kit import write_inconsistent_key
 
 from gdk_geo.ops import lifecycle
 from gdk_geo.pki import certs, signing
@@ -31,35 +31,13 @@ def test_the_pair_is_rsa_private_and_the_same_on_both_nodes(tmp_path: Path) -> N
     assert signing.differing_files(primary, secondary) == []
 
 
-def _write_inconsistent_key(key_path: Path) -> None:
-    """A key that parses and matches its certificate (the same modulus) but carries a
-    wrong CRT exponent: only cryptography's consistency check tells."""
-    numbers = load_pem_private_key(key_path.read_bytes(), password=None).private_numbers()
-    broken = rsa.RSAPrivateNumbers(
-        numbers.p,
-        numbers.q,
-        numbers.d,
-        numbers.dmp1 + 2,
-        numbers.dmq1,
-        numbers.iqmp,
-        numbers.public_numbers,
-    ).private_key(unsafe_skip_rsa_key_validation=True)
-    key_path.write_bytes(
-        broken.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-
-
 def test_an_inconsistent_key_is_re_made_and_copied(tmp_path: Path) -> None:
     """The services load the key without that check (`token_auth.minter_for`): this run
     is where an inconsistent key is caught."""
     primary, secondary = tmp_path / "primary", tmp_path / "secondary"
     signing.ensure_signing_pair(primary, secondary)
     key_path = primary / "localhost.key"
-    _write_inconsistent_key(key_path)
+    write_inconsistent_key(key_path)
 
     report = signing.ensure_signing_pair(primary, secondary)
 

@@ -44,16 +44,6 @@ def _refresh(token: str, **extra: str) -> dict[str, str]:
     return {"grant_type": "refresh_token", "refresh_token": token, **extra}
 
 
-@pytest.fixture
-def primary(signing_key) -> AsgiClient:
-    return realm_client(signing_key)
-
-
-@pytest.fixture
-def secondary(signing_key) -> AsgiClient:
-    return realm_client(signing_key, SECONDARY_POLICY)
-
-
 def test_containerds_password_grant_gets_a_token(signing_key, primary) -> None:
     response = _containerd(primary, "repository:a:pull repository:b:pull,push", **_password())
     assert access_of(signing_key, response) == [

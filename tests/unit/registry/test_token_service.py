@@ -11,19 +11,7 @@ import base64
 import logging
 
 import pytest
-from realm_client import PASSWORD, SERVICE, AsgiClient, access_of, realm_client
-
-from gdk_geo.registry.token_service import SECONDARY_POLICY
-
-
-@pytest.fixture
-def primary(signing_key) -> AsgiClient:
-    return realm_client(signing_key)
-
-
-@pytest.fixture
-def secondary(signing_key) -> AsgiClient:
-    return realm_client(signing_key, SECONDARY_POLICY)
+from realm_client import PASSWORD, SERVICE, AsgiClient, access_of
 
 
 def _ask(client: AsgiClient, *scopes: str, auth=("root", PASSWORD), **params):

@@ -12,25 +12,13 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import FAR_FROM_UTC
 
 from gdk_geo.node import log_format
 from gdk_geo.runtime import logs
-
-FAR_FROM_UTC = "IST-5:30"
-
-
-@pytest.fixture(scope="module")
-def far_timezone() -> Iterator[None]:
-    """Run this process in UTC+5:30."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TZ", FAR_FROM_UTC)
-        time.tzset()
-        yield
-    time.tzset()
 
 
 def test_docker_timestamps_keep_nanoseconds_and_trimmed_zeros() -> None:

@@ -11,10 +11,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from helpers import seed_secrets, write_gdk_yml
+from helpers import promoted_project, write_gdk_yml
 
 from gdk_geo.errors import ConfigError
-from gdk_geo.project import Project, roles
 from gdk_geo.render import drift
 from gdk_geo.settings import Settings, config, config_edit
 
@@ -200,24 +199,14 @@ def test_data_dir_of_our_own_is_accepted(tmp_path: Path) -> None:
 # -- primary_api_url after a promotion: checked against the roles in force -------------------
 
 
-def _promoted(tmp_path: Path, url: str) -> Project:
-    """A two-node project whose recorded roles made the node named `secondary` primary,
-    with `url` set by hand as the (now) secondary's primary_api_url."""
-    replication = f"geo:\n  secondary:\n    registry_replication:\n      primary_api_url: {url}\n"
-    write_gdk_yml(tmp_path, replication)
-    seed_secrets(tmp_path)
-    roles.write(tmp_path / ".gdk-geo", roles.Roles(primary="secondary", generation=1))
-    return Project(tmp_path)
-
-
 def test_after_a_promotion_the_new_primary_registry_is_accepted(tmp_path: Path) -> None:
-    cfg = _promoted(tmp_path, "https://localhost:5001").load()
+    cfg = promoted_project(tmp_path, "https://localhost:5001").load()
     assert cfg.primary_name == "secondary"
     assert cfg.primary_api_url_of("primary") == "https://localhost:5001"
 
 
 def test_after_a_promotion_the_old_primarys_own_registry_is_refused(tmp_path: Path) -> None:
-    project = _promoted(tmp_path, "https://localhost:5000")
+    project = promoted_project(tmp_path, "https://localhost:5000")
     with pytest.raises(ConfigError) as raised:
         project.load()
     assert "is the secondary's own registry (node primary)" in raised.value.what

@@ -1,0 +1,70 @@
+"""Certificates and keys laid out for the tests of `gdk_geo.pki`, without a project.
+
+`Layout` is a data directory and two node roots, as `ensure_certificates` fills them;
+`write_inconsistent_key` breaks a signing key in the one way only cryptography's
+consistency check finds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from gdk_geo.pki.certs import CertificateReport, ensure_certificates
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A data directory and two node roots, the first the primary's."""
+
+    data_dir: Path
+    primary: Path
+    secondary: Path
+
+    @classmethod
+    def under(cls, root: Path) -> Layout:
+        return cls(root / "data", root / "primary", root / "secondary")
+
+    @property
+    def ca_crt(self) -> Path:
+        return self.data_dir / "ca" / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.data_dir / "ca" / "ca.key"
+
+    def files(self) -> list[Path]:
+        names = ("registry_host.crt", "registry_host.key")
+        return [self.ca_crt, self.ca_key] + [
+            root / name for root in (self.primary, self.secondary) for name in names
+        ]
+
+    def ensure(self, hostname: str = "localhost", now: datetime | None = None) -> CertificateReport:
+        return ensure_certificates(self.data_dir, hostname, self.primary, self.secondary, now=now)
+
+
+def write_inconsistent_key(key_path: Path) -> None:
+    """A key that parses and matches its certificate (the same modulus) but carries a
+    wrong CRT exponent: only cryptography's consistency check tells."""
+    numbers = load_pem_private_key(key_path.read_bytes(), password=None).private_numbers()
+    broken = rsa.RSAPrivateNumbers(
+        numbers.p,
+        numbers.q,
+        numbers.d,
+        numbers.dmp1 + 2,
+        numbers.dmq1,
+        numbers.iqmp,
+        numbers.public_numbers,
+    ).private_key(unsafe_skip_rsa_key_validation=True)
+    key_path.write_bytes(
+        broken.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
