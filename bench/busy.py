@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import statistics
 import sys
-import threading
 import time
 
 from bench.harness import BenchProject
 from bench.measures import Row
 from bench.replication import latency_samples
 from bench.scale import SECONDS_PER_REPOSITORY, seed_small
+from testkit.watch import Watch
 
 REPOSITORIES = 1000
 BACKFILL = "5s"
@@ -47,34 +47,26 @@ def _set_backfill(bench: BenchProject, interval: str) -> None:
             raise RuntimeError(f"`invoke {' '.join(args)}` failed: {done.stderr}")
 
 
-class _CountsWatch:
-    """Samples the worker's counts in a thread while the pushes run: the fewest synced and
-    the most re-checks due seen."""
+class _CountsWatch(Watch):
+    """Samples the worker's counts while the pushes run: the fewest synced and the most
+    re-checks due seen."""
+
+    interval = 0.5
 
     def __init__(self, bench: BenchProject) -> None:
+        super().__init__()
         self._bench = bench
-        self._stop = threading.Event()
         self.fewest_synced: int | None = None
         self.most_rechecks = 0
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> _CountsWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.5):
-            status = self._bench.worker_status()
-            if not status:
-                continue
-            synced = status.get("counts", {}).get("synced", 0)
-            if self.fewest_synced is None or synced < self.fewest_synced:
-                self.fewest_synced = synced
-            self.most_rechecks = max(self.most_rechecks, int(status.get("rechecks_due", 0)))
+    def poll(self) -> None:
+        status = self._bench.worker_status()
+        if not status:
+            return
+        synced = status.get("counts", {}).get("synced", 0)
+        if self.fewest_synced is None or synced < self.fewest_synced:
+            self.fewest_synced = synced
+        self.most_rechecks = max(self.most_rechecks, int(status.get("rechecks_due", 0)))
 
 
 def busy_catalog(bench: BenchProject, pushes: int = 50) -> list[Row]:

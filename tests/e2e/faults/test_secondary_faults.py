@@ -34,6 +34,7 @@ from gdk_geo.registry.reference import ACCEPT_MANIFESTS
 from gdk_geo.runtime import services
 from testkit.images import Blob, seeded_blob
 from testkit.net import wait_for
+from testkit.watch import Watch
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -103,36 +104,29 @@ def kill_mid_blob(nodes_up: Scratch, repo: str, ignore: set[str]) -> set[str]:
     pytest.fail(f"no blob copy of {repo} was ever seen in flight\n{nodes_up.log_tail()}")
 
 
-class ManifestWatch:
+class ManifestWatch(Watch):
     """Polls the secondary while a test runs: whenever the tag's manifest is visible, every
     blob it references must answer HEAD 200 (a 404 is a violation; a refused connection,
     as when the registry is stopped, is not an answer and is ignored)."""
 
     def __init__(self, nodes_up: Scratch, repo: str, tag: str) -> None:
+        super().__init__()
         self.url = f"{nodes_up.registry_url('secondary')}/v2/{repo}"
         self.tag = tag
-        self.tls = nodes_up.tls()
-        self.login = nodes_up.login("secondary")
         self.violations: list[str] = []
         self.complete_sightings = 0
         self._seen_complete = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> ManifestWatch:
-        self._thread.start()
-        return self
+        self._client = httpx.Client(
+            verify=nodes_up.tls(), timeout=5, auth=nodes_up.login("secondary")
+        )
 
     def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
+        super().__exit__(*exc_info)
+        self._client.close()
 
-    def _run(self) -> None:
-        with httpx.Client(verify=self.tls, timeout=5, auth=self.login) as client:
-            while not self._stop.is_set():
-                with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
-                    self._check(client)
-                time.sleep(0.05)
+    def poll(self) -> None:
+        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+            self._check(self._client)
 
     def _check(self, client: httpx.Client) -> None:
         response = client.get(
