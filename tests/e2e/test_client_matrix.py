@@ -43,7 +43,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 TOKEN_LIFETIME = 2.0
 BIG = 64 * 1024 * 1024
 RATE = 16 * 1024 * 1024  # bytes a second through the proxy: the big pull takes ≥ 4 s
-DOCS = REPO_ROOT / "docs" / "clients.md"
+DOCS = REPO_ROOT / "README.md"
 BEGIN, END = "<!-- ctr-lines:begin -->", "<!-- ctr-lines:end -->"
 FENCE = re.compile(r"^```[a-z]*\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 
@@ -163,16 +163,16 @@ def test_a_pull_that_outlasts_its_token(
 
 
 def ctr_lines(text: str) -> str:
-    """The shell lines between the ctr markers of docs/clients.md: its fenced blocks."""
+    """The shell lines between the ctr markers of README.md: its fenced blocks."""
     _, begin, rest = text.partition(BEGIN)
     section, end, _ = rest.partition(END)
-    assert begin and end, f"docs/clients.md must hold {BEGIN} ... {END}"
+    assert begin and end, f"README.md must hold {BEGIN} ... {END}"
     blocks = FENCE.findall(section)
-    assert blocks, "the ctr section of docs/clients.md holds no fenced block"
+    assert blocks, "the ctr section of README.md holds no fenced block"
     return "".join(blocks)
 
 
-def test_the_ctr_lines_of_docs_clients_md_pull_from_the_secondary(
+def test_the_readmes_ctr_lines_pull_from_the_secondary(
     project: Project, tmp_path: Path
 ) -> None:
     """The lines run verbatim by bash in the project's directory, as a user would after

@@ -146,11 +146,13 @@ def test_a_forced_promotion_reports_every_push_the_old_primary_acknowledged(
 
 @pytest.mark.docker
 def test_reconcile_drops_the_held_tags_at_once_and_without_a_traceback(nodes_up: SetUp) -> None:
-    """The old primary dc2 was a secondary before a planned promotion, so its tracking
+    """Three nodes. The old primary dc2 was a secondary before a planned promotion, so its tracking
     database knows group/app as synced and checked: backfill does not queue it again, and
     verification is an hour away (EVENTS_ONLY). Only the pass reconcile asks its worker for
     drops the held tag."""
-    project = nodes_up(gdk_yml=named_nodes_yml(("dc1", "dc2"), unique_prefix("r"), EVENTS_ONLY))
+    project = nodes_up(
+        gdk_yml=named_nodes_yml(("dc1", "dc2", "dc3"), unique_prefix("r"), EVENTS_ONLY)
+    )
     tags = pushed_before(project)
     promote.promote(project, "dc2", timeout=60, say=lambda _m: None)
     cfg = project.load()
