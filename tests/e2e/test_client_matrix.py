@@ -172,9 +172,7 @@ def ctr_lines(text: str) -> str:
     return "".join(blocks)
 
 
-def test_the_readmes_ctr_lines_pull_from_the_secondary(
-    project: Project, tmp_path: Path
-) -> None:
+def test_the_readmes_ctr_lines_pull_from_the_secondary(project: Project, tmp_path: Path) -> None:
     """The lines run verbatim by bash in the project's directory, as a user would after
     `make run`, with one substitution: the default registry ports (5000, the primary's;
     5001, the secondary's, after a `:`) become the test project's. The relative paths in
