@@ -124,15 +124,17 @@ def wait_caught_up(project: Project, cfg: Settings, target: str, timeout: float,
         time.sleep(POLL_SECONDS)
 
 
-def _settled(project: Project, cfg: Settings, node: str, timeout: float, say: Say) -> None:
-    """`wait_caught_up` after the switch: a node that does not catch up is one line and its
-    fix (the promotion itself is done), never a traceback."""
+def settled(
+    project: Project, cfg: Settings, node: str, timeout: float, say: Say, *, done: str
+) -> None:
+    """`wait_caught_up` once a switch is made: a node that does not catch up is one line
+    and its fix (what is `done` stays done), never a traceback."""
     try:
         wait_caught_up(project, cfg, node, timeout, say)
     except TimeoutError as exc:
         raise GdkGeoError(
-            f"{node} did not verify clean against the new primary {cfg.primary_name} within "
-            f"{timeout:.0f}s ({exc}); the promotion is done: {cfg.primary_name} is primary",
+            f"{node} did not verify clean against {cfg.primary_name} within {timeout:.0f}s "
+            f"({exc}); {done}",
             fix=f"`invoke geo.status` shows what {node} lacks; `invoke geo.sync --all --node "
             f"{node}` syncs it now; `invoke geo.verify --node {node}` checks it",
         ) from None
@@ -221,7 +223,14 @@ def promote(
     fenced = roles.current(done, data_dir).fenced
     for node in done.secondaries:
         if node.name not in fenced:  # a fenced node does not sync until `geo.reconcile`
-            _settled(project, done, node.name, timeout, say)
+            settled(
+                project,
+                done,
+                node.name,
+                timeout,
+                say,
+                done=f"the promotion is done: {done.primary_name} is primary",
+            )
     return Promotion(
         old, target, done.primary.registry_address, _changes(done, old, target), read_only
     )

@@ -19,7 +19,7 @@ from dataclasses import replace
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node.settings import SecondaryWorkerSettings, load_primary, load_secondary
 from gdk_geo.ops.loss import Held
-from gdk_geo.ops.promote import converge, wait_caught_up
+from gdk_geo.ops.promote import converge, settled
 from gdk_geo.project import Project, roles
 from gdk_geo.registry.errors import RegistryError
 from gdk_geo.settings import Settings
@@ -143,12 +143,11 @@ def rejoin(project: Project, node: str, *, timeout: float = REJOIN_TIMEOUT, say:
             fix=f"`invoke geo.sync --failed --node {node}` tries them again; "
             f"`invoke geo.logs --node {node}` shows why they failed",
         )
-    try:
-        wait_caught_up(project, cfg, node, timeout, say)
-    except TimeoutError as exc:
-        raise GdkGeoError(
-            f"{node} did not verify clean against {cfg.primary_name} within {timeout:.0f}s "
-            f"({exc}); its fence is lifted and it syncs from {cfg.primary_name}",
-            fix=f"`invoke geo.status` shows what {node} lacks; `invoke geo.sync --all --node "
-            f"{node}` syncs it now; `invoke geo.verify --node {node}` checks it",
-        ) from None
+    settled(
+        project,
+        cfg,
+        node,
+        timeout,
+        say,
+        done=f"its fence is lifted and it syncs from {cfg.primary_name}",
+    )
