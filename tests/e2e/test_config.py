@@ -10,11 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-from helpers import invoke, ports_yml, promoted_project, write_gdk_yml
+from helpers import api_url_refusal, invoke, ports_yml, promoted_project, write_gdk_yml
 
-from gdk_geo.errors import ConfigError
-from gdk_geo.settings import config, config_edit
+from gdk_geo.settings import config_edit
 from testkit.net import free_port
 
 API_URL = "geo.secondary.registry_replication.primary_api_url"
@@ -37,15 +35,8 @@ def test_cli_syntax_error(tmp_path: Path) -> None:
     assert "line 2, column 1" in result.stderr
 
 
-def _refusal(tmp_path: Path, url: str) -> ConfigError:
-    yml = f"geo:\n  secondary:\n    registry_replication:\n      primary_api_url: {url}\n"
-    with pytest.raises(ConfigError) as raised:
-        config.load(write_gdk_yml(tmp_path, yml))
-    return raised.value
-
-
 def test_the_printed_fix_makes_gdk_yml_valid(tmp_path: Path) -> None:
-    _refusal(tmp_path, "http://localhost:5000")
+    api_url_refusal(tmp_path, "http://localhost:5000")
     result = invoke(tmp_path, "geo.config.set", API_URL, "https://localhost:5000")
     assert result.returncode == 0, result.stdout + result.stderr
     assert config_edit.get(tmp_path / "gdk.yml", API_URL) == "https://localhost:5000"

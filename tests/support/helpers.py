@@ -186,3 +186,16 @@ def promoted_project(root: Path, url: str) -> Project:
     seed_secrets(root)
     roles.write(root / ".gdk-geo", roles.Roles(primary="secondary", generation=1))
     return Project(root)
+
+
+def api_url_refusal(root: Path, url: str):
+    """The ConfigError loading a gdk.yml whose secondary syncs from `url` raises."""
+    import pytest
+
+    from gdk_geo.errors import ConfigError
+    from gdk_geo.settings import config
+
+    yml = f"geo:\n  secondary:\n    registry_replication:\n      primary_api_url: {url}\n"
+    with pytest.raises(ConfigError) as raised:
+        config.load(write_gdk_yml(root, yml))
+    return raised.value

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from helpers import promoted_project, write_gdk_yml
+from helpers import api_url_refusal, promoted_project, write_gdk_yml
 
 from gdk_geo.errors import ConfigError
 from gdk_geo.render import drift
@@ -133,15 +133,8 @@ def test_set_and_get_keep_to_the_seeds_form(tmp_path: Path) -> None:
     assert config_edit.get(path, "geo.registry_replication.enabled") is True
 
 
-def _refusal(tmp_path: Path, url: str) -> ConfigError:
-    yml = f"geo:\n  secondary:\n    registry_replication:\n      primary_api_url: {url}\n"
-    with pytest.raises(ConfigError) as raised:
-        config.load(write_gdk_yml(tmp_path, yml))
-    return raised.value
-
-
 def test_the_secondarys_own_registry_is_refused(tmp_path: Path) -> None:
-    error = _refusal(tmp_path, "https://localhost:5001")
+    error = api_url_refusal(tmp_path, "https://localhost:5001")
     assert "gdk.yml:4: geo.secondary.registry_replication.primary_api_url" in error.what
     assert "is the secondary's own registry" in error.what
     assert error.fix.startswith(
@@ -151,7 +144,7 @@ def test_the_secondarys_own_registry_is_refused(tmp_path: Path) -> None:
 
 
 def test_plain_http_to_the_primary_registry_is_refused_with_https(tmp_path: Path) -> None:
-    error = _refusal(tmp_path, "http://localhost:5000")
+    error = api_url_refusal(tmp_path, "http://localhost:5000")
     assert "uses http, but the primary registry serves only HTTPS" in error.what
     assert "primary_api_url https://localhost:5000`" in error.fix
 
