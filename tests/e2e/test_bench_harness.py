@@ -23,6 +23,7 @@ from bench.harness import BenchProject
 from bench.replication import latency_side_by_side
 from gdk_geo.registry.tokens import Access
 from testkit.images import ACCEPT_ALL, Image, make_image, push_built, sha256
+from testkit.net import wait_for
 from testkit.storage import repository_dir, write_image
 
 
@@ -130,9 +131,16 @@ def test_the_registry_serves_a_seeded_repository_and_the_worker_replicates_it(be
             for blob in image.blobs:
                 served = secondary.get(f"/v2/seed/by-storage/blobs/{sha256(blob)}")
                 assert served.raise_for_status().content == blob
-    rows = httpx.get(bench.admin_url("/admin/geo/repositories.json?search=seed/by-")).json()
-    states = {row["repository"]: row["state"] for row in rows["repositories"]}
-    assert states == {"seed/by-push": "synced", "seed/by-storage": "synced"}
+
+    # The worker may still be running its own sync of seed/by-push (its push event, or a
+    # retry from while the primary was stopped): wait for it to settle, then both are synced.
+    def settled_states() -> dict[str, str] | None:
+        rows = httpx.get(bench.admin_url("/admin/geo/repositories.json?search=seed/by-")).json()
+        found = {row["repository"]: row["state"] for row in rows["repositories"]}
+        return None if "started" in found.values() else found
+
+    settled = wait_for("both repositories to settle", settled_states)
+    assert settled == {"seed/by-push": "synced", "seed/by-storage": "synced"}
 
 
 @pytest.mark.docker
