@@ -32,6 +32,7 @@ from gdk_geo.project import REPO_ROOT, Project
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.tokens import Access
 from gdk_geo.runtime import containers, health, services
+from gdk_geo.runtime.placement import Placement
 from gdk_geo.secondary.tracking import TrackingDB
 from testkit.net import free_port
 
@@ -239,7 +240,7 @@ class BenchProject:
             yield paths.registry_storage
         finally:
             client.containers.get(name).start()
-            lifecycle.wait_healthy_registry(client, self.project, self.cfg, node)
+            lifecycle.wait_healthy_registry(Placement(self.project, self.cfg), node)
 
     def empty_node(self, node: str, fill: Callable[[Path], object] | None = None) -> None:
         """Remove every repository (and the Geo database) of a node, then let `fill` write

@@ -30,6 +30,7 @@ from gdk_geo.node.settings import (
 )
 from gdk_geo.project import NodePaths, Project
 from gdk_geo.runtime import containers
+from gdk_geo.runtime.placement import Placement
 from gdk_geo.settings import Settings
 from gdk_geo.settings.topology import url
 
@@ -91,6 +92,11 @@ class Context:
     def client(self) -> docker.DockerClient:
         return self._parent.client if self._parent else containers.engine()
 
+    @cached_property
+    def place(self) -> Placement:
+        """Each node on its engine: the checks of what a node runs ask its own engine."""
+        return self._parent.place if self._parent else Placement(self.project, self.cfg)
+
     def node(self, name: str) -> NodePaths:
         return self.project.node(self.cfg, name)
 
@@ -123,7 +129,10 @@ class Context:
         """Where the node's Geo service listens, as its rendered gitlab.yml says: what runs,
         even when gdk.yml has changed since (the ports check tells of that)."""
         service = self.primary if name == self.primary_name else self.secondary
-        return url("http", service.listen_address, service.port)
+        host = service.listen_address
+        if host in ("0.0.0.0", "::"):  # bound to every address: reached at its own
+            host = self.cfg.node(name).hostname
+        return url("http", host, service.port)
 
 
 @dataclass(frozen=True)

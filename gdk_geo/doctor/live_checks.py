@@ -138,10 +138,19 @@ def worker(ctx: Context) -> Outcome:
     url = ctx.service_url(ctx.secondary_name)
     probe = health.probe_service(url)
     if not probe.ok:
-        state = services.state(ctx.node(ctx.secondary_name))
-        running = f"pid {state.pid} runs" if state.running else "no worker process runs"
+        running = _worker_runs(ctx, ctx.secondary_name)
         return failed(f"{url}/-/health: {probe.detail} ({running})")
     return passed(url)
+
+
+def _worker_runs(ctx: Context, node: str) -> str:
+    """Whether the worker runs at all, in words: its process here, its container there."""
+    if ctx.place.is_remote(node):
+        name = ctx.place.names(node).service
+        runs = ctx.place.service_running(node)
+        return f"container {name} {'runs' if runs else 'is not running'}"
+    state = services.state(ctx.node(node))
+    return f"pid {state.pid} runs" if state.running else "no worker process runs"
 
 
 def lag(ctx: Context) -> Outcome:

@@ -3,6 +3,7 @@ rendered files, containers, certificates, and the tracking database."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,9 +12,9 @@ from gdk_geo.doctor.check_model import Context, Outcome, failed, passed, yaml_ma
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.ops import lifecycle
 from gdk_geo.pki import certs
-from gdk_geo.project import ports, roles
+from gdk_geo.project import TRACKING_DB, ports, roles
 from gdk_geo.render import drift
-from gdk_geo.runtime import containers
+from gdk_geo.runtime import containers, sites
 from gdk_geo.runtime.image import OFFLINE_IMAGE, has_image
 
 
@@ -24,22 +25,48 @@ def gdk_yml(ctx: Context) -> Outcome:
 
 def engine(ctx: Context) -> Outcome:
     version = ctx.client.version().get("Version", "unknown version")
-    return passed(f"Docker {version}")
+    answered, refused = [f"Docker {version}"], []
+    for node in ctx.place.engines.remote_nodes():
+        try:
+            client = ctx.place.client(node)
+        except GdkGeoError as exc:
+            refused.append(exc)
+            continue
+        remote = client.version().get("Version", "unknown version")
+        answered.append(f"{node}: Docker {remote} at {ctx.place.engine_label(node)}")
+    if refused:
+        return failed("\n".join(exc.what for exc in refused), refused[0].fix)
+    return passed("; ".join(answered))
 
 
 def image(ctx: Context) -> Outcome:
     wanted = ctx.cfg.registry.image
     if has_image(ctx.client, wanted):
-        return passed(wanted)
-    if has_image(ctx.client, OFFLINE_IMAGE):
-        return passed(f"{OFFLINE_IMAGE}, built offline: {wanted} is not here")
-    return failed(f"neither {wanted} nor {OFFLINE_IMAGE} is in the Docker engine")
+        found = wanted
+    elif has_image(ctx.client, OFFLINE_IMAGE):
+        found = OFFLINE_IMAGE
+    else:
+        return failed(f"neither {wanted} nor {OFFLINE_IMAGE} is in the Docker engine")
+    lacking = [
+        f"{node} ({ctx.place.engine_label(node)})"
+        for node in ctx.place.engines.remote_nodes()
+        if not has_image(ctx.place.client(node), found)
+    ]
+    if lacking:
+        return failed(
+            f"{found} is not on the engine of {', '.join(lacking)}",
+            "`invoke geo.setup` (loads the image into every node's engine)",
+        )
+    return passed(
+        found if found == wanted else f"{OFFLINE_IMAGE}, built offline: {wanted} is not here"
+    )
 
 
 def ports_free(ctx: Context) -> Outcome:
     listeners = ctx.cfg.listeners
     ours = lifecycle.our_ports(ctx.project, ctx.cfg, ctx.client)
-    ports.check_ports(listeners, ours=ours, host=ctx.cfg.listen_address)
+    hosts = {key: host for key, (host, _port) in ctx.cfg.local_listeners.items()}
+    ports.check_ports(listeners, ours=ours, host=ctx.cfg.listen_address, hosts=hosts)
     return passed(", ".join(str(port) for port in listeners.values()))
 
 
@@ -88,13 +115,13 @@ def containers_running(ctx: Context) -> Outcome:
     for node in ctx.cfg.node_names:
         name = containers.container_name(ctx.cfg, node)
         try:
-            container = containers.find_ours(ctx.client, name, str(ctx.project.root))
+            container = ctx.place.registry_container(node)
         except GdkGeoError as exc:
             return failed(exc.what, exc.fix or "")
         if container is None:
             problems.append(f"{name} does not exist")
         elif container.status != "running":
-            last = containers.logs(ctx.client, ctx.cfg, node, tail=1).strip()
+            last = ctx.place.registry_logs(node, tail=1).strip()
             problems.append(
                 f"{name} is {container.status}" + (f"; last log: {last}" if last else "")
             )
@@ -128,9 +155,9 @@ def _certificate_problems(info: certs.CertInfo, ctx: Context, now: datetime) -> 
         problems.append(
             f"expires on {info.not_after:%Y-%m-%d}, within {certs.RENEW_WITHIN.days} days"
         )
-    hostname = ctx.cfg.hostname
-    if f"DNS:{hostname}" not in info.sans and f"IP:{hostname}" not in info.sans:
-        problems.append(f"does not name {hostname} (it names {', '.join(info.sans) or 'nothing'})")
+    for name in dict.fromkeys([ctx.cfg.hostname, *(n.hostname for n in ctx.cfg.nodes)]):
+        if f"DNS:{name}" not in info.sans and f"IP:{name}" not in info.sans:
+            problems.append(f"does not name {name} (it names {', '.join(info.sans) or 'nothing'})")
     return problems
 
 
@@ -145,7 +172,32 @@ def same_certificate(ctx: Context) -> Outcome:
     return passed(f"SHA-256 {primary[:23]}…")
 
 
+# Run in a remote worker's own container: the probe as the worker meets its database there.
+_REMOTE_PROBE = (
+    "import json, sys; from pathlib import Path; "
+    "from gdk_geo.doctor.tracking_db_check import diagnose; "
+    "p = diagnose(Path(sys.argv[1])); "
+    "print(json.dumps(None if p is None else [p.what, p.fix]))"
+)
+
+
+def _remote_tracking_db(ctx: Context, node: str) -> Outcome:
+    """The tracking-database probe, run where the worker runs: in its container, on its
+    engine, on the database in its volume."""
+    path = f"{sites.NODE_ROOT}/{TRACKING_DB}"
+    where = f"{path} in volume {ctx.place.names(node).root_volume}"
+    found = ctx.place.run_python(node, _REMOTE_PROBE, path)
+    if found is None:
+        return failed(f"the worker's container on {ctx.place.engine_label(node)} is not running")
+    problem = json.loads(found)
+    if problem is not None:
+        return failed(*problem)
+    return passed(where)
+
+
 def tracking_db(ctx: Context) -> Outcome:
+    if ctx.place.is_remote(ctx.secondary_name):
+        return _remote_tracking_db(ctx, ctx.secondary_name)
     path = ctx.secondary.tracking_db_path
     problem = tracking_db_check.diagnose(path)
     if problem:

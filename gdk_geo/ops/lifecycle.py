@@ -21,6 +21,7 @@ from gdk_geo.project import EXAMPLE, NodePaths, Project, ports, record
 from gdk_geo.project.secret_store import ProjectSecrets, ensure_secrets
 from gdk_geo.runtime import containers, health, services
 from gdk_geo.runtime.image import Progress, Step, ensure_registry_image, messages
+from gdk_geo.runtime.placement import Placement
 from gdk_geo.settings import Settings
 
 Say = Callable[[str], None]
@@ -110,7 +111,10 @@ def reconfigure(
     cfg = project.load()
     held = our_ports(project, cfg, _docker_or_none()) if check_in_use else set()
     ports.check_ports(
-        cfg.listeners, ours=held if check_in_use else (lambda _port: True), host=cfg.listen_address
+        cfg.listeners,
+        ours=held if check_in_use else (lambda _port: True),
+        host=cfg.listen_address,
+        hosts={key: host for key, (host, _port) in cfg.local_listeners.items()},
     )
     secrets = ensure_secrets(
         project.secrets_dir(cfg), cfg.registry.notification_secret, cfg.registry.auth.password
@@ -144,60 +148,54 @@ def reconfigure(
 # Bringing nodes up.
 
 
-def _unhealthy(
-    client: docker.DockerClient, cfg: Settings, paths: NodePaths, what: str, probe: health.Probe
-) -> GdkGeoError:
+def _unhealthy(place: Placement, node: str, what: str, probe: health.Probe) -> GdkGeoError:
     if what == "registry":
-        log = containers.logs(client, cfg, paths.name, tail=20)
-        source = f"container {containers.container_name(cfg, paths.name)}"
+        log = place.registry_logs(node, tail=20)
+        source = f"container {containers.container_name(place.cfg, node)}"
+        if place.is_remote(node):
+            source += f" on {place.engine_label(node)}"
     else:
-        log = services.tail(paths.service_log, 20)
-        source = str(paths.service_log)
+        log, source = place.service_log_tail(node, 20)
     return GdkGeoError(
-        f"the {paths.name} {what} did not become healthy within {HEALTH_TIMEOUT:.0f}s "
+        f"the {node} {what} did not become healthy within {HEALTH_TIMEOUT:.0f}s "
         f"({probe.detail}); last log lines of {source}:\n{log}",
-        where=paths.name,
-        fix="fix what the log says, then `invoke geo.restart --node " + paths.name + "`",
+        where=node,
+        fix="fix what the log says, then `invoke geo.restart --node " + node + "`",
     )
 
 
-def wait_healthy_registry(
-    client: docker.DockerClient, project: Project, cfg: Settings, node: str
-) -> None:
+def wait_healthy_registry(place: Placement, node: str) -> None:
     """Wait until the node's registry answers `GET /v2/` over TLS verified with its cert."""
-    paths = project.node(cfg, node)
-    url = cfg.node(node).registry_url
+    paths = place.paths(node)
+    url = place.cfg.node(node).registry_url
     probe = health.wait_until(lambda: health.probe_registry(url, paths.certificate), HEALTH_TIMEOUT)
     if not probe.ok:
-        raise _unhealthy(client, cfg, paths, "registry", probe)
+        raise _unhealthy(place, node, "registry", probe)
 
 
-def wait_healthy_service(
-    client: docker.DockerClient, project: Project, cfg: Settings, node: str
-) -> None:
+def wait_healthy_service(place: Placement, node: str) -> None:
     """Wait until the node's Geo service answers its health endpoint."""
-    url = cfg.node(node).service_url
+    url = place.cfg.node(node).service_url
     probe = health.wait_until(lambda: health.probe_service(url), HEALTH_TIMEOUT)
     if not probe.ok:
-        raise _unhealthy(client, cfg, project.node(cfg, node), "Geo service", probe)
+        raise _unhealthy(place, node, "Geo service", probe)
 
 
-def wait_healthy(
-    client: docker.DockerClient, project: Project, cfg: Settings, node_names: list[str]
-) -> None:
+def wait_healthy(place: Placement, node_names: list[str]) -> None:
     """Wait for each node's registry and Geo service; raise on the first failure."""
     for name in node_names:
-        wait_healthy_registry(client, project, cfg, name)
-        wait_healthy_service(client, project, cfg, name)
+        wait_healthy_registry(place, name)
+        wait_healthy_service(place, name)
 
 
-def claim(project: Project, cfg: Settings, client: docker.DockerClient) -> None:
+def claim(place: Placement) -> None:
     """Record what this gdk.yml starts, once none of its container names is another
-    project's: a set-up refused over a shared prefix must leave the record as it was, or a
-    later `geo.destroy` would try (and refuse) to remove the other project's containers."""
-    for node in cfg.node_names:
-        containers.find_ours(client, containers.container_name(cfg, node), str(project.root))
-    record.write(project, cfg)
+    project's (on any node's engine): a set-up refused over a shared prefix must leave the
+    record as it was, or a later `geo.destroy` would try (and refuse) to remove the other
+    project's containers."""
+    for node in place.cfg.node_names:
+        place.registry_container(node)
+    record.write(place.project, place.cfg)
 
 
 @dataclass
@@ -209,12 +207,6 @@ class SetupResult:
     services: dict[str, str] = field(default_factory=dict)  # node -> action
 
 
-def _restart_service(paths: NodePaths, project_root: Path) -> str:
-    services.stop(paths)
-    services.start(paths, project_root)
-    return "restarted"
-
-
 def setup(
     project: Project,
     say: Say = print,
@@ -223,7 +215,8 @@ def setup(
     progress: Progress | None = None,
     on_reconfigured: Callable[[Reconfigured], None] | None = None,
 ) -> SetupResult:
-    """Render, get the image, converge every node's container and service, wait until healthy.
+    """Render, get the images, converge every node's container and service on its engine,
+    wait until healthy.
 
     `progress` hears of each long step (the image pull or build, starting, the health
     waits) so a terminal can show a bar; without it the steps are passed to `say`.
@@ -238,68 +231,39 @@ def setup(
     cfg = done.cfg
     image = ensure_registry_image(client, cfg.registry.image, Path(cfg.registry.binary), progress)
     result = SetupResult(done, image.name, image.how)
+    place = Placement(project, cfg, progress)
+    claim(place)
     progress(Step("starting the registry containers and Geo services"))
     changed = done.changed_nodes()
-    claim(project, cfg, client)
-    for paths in project.nodes(cfg):
-        services.stop_strays(paths, project.root)
-        config_hash = render.node_config_hash(paths)
-        spec = containers.ContainerSpec(cfg, paths, image.name, config_hash, str(project.root))
-        ensured = containers.ensure(client, spec)
-        result.containers[paths.name] = ensured.action
-        running = services.state(paths).running
-        if running and (paths.name in changed or not services.runs_current_settings(paths)):
-            result.services[paths.name] = _restart_service(paths, project.root)
-        else:
-            _, started = services.start(paths, project.root)
-            result.services[paths.name] = "started" if started else "unchanged"
+    for name in cfg.node_names:
+        result.containers[name] = place.converge_registry(name)
+        result.services[name] = place.converge_service(name, changed=name in changed)
     progress(Step(f"waiting until {_the_nodes(cfg)} are healthy"))
-    wait_healthy(client, project, cfg, list(cfg.node_names))
+    wait_healthy(place, list(cfg.node_names))
     return result
 
 
 def restart(project: Project, node: str | None = None, *, force: bool = False) -> Reconfigured:
     """Re-render, restart the chosen nodes' containers and services, wait until healthy."""
-    client = containers.engine()
+    containers.engine()
     done = reconfigure(project, force=force)
-    cfg = done.cfg
-    names = [node] if node else list(cfg.node_names)
-    claim(project, cfg, client)
+    place = Placement(project, done.cfg)
+    names = [node] if node else list(done.cfg.node_names)
+    claim(place)
     for name in names:
-        paths = project.node(cfg, name)
-        services.stop(paths)
-        services.stop_strays(paths, project.root)
-        _restart_container(client, project, cfg, name)
-        services.start(paths, project.root)
-    wait_healthy(client, project, cfg, names)
+        place.stop_service(name)
+        place.converge_registry(name, restart=True)
+        place.converge_service(name, changed=True, restart=True)
+    wait_healthy(place, names)
     return done
-
-
-def _restart_container(
-    client: docker.DockerClient, project: Project, cfg: Settings, node: str
-) -> None:
-    """Restart `node`'s registry container, or recreate it when what it reads changed."""
-    paths = project.node(cfg, node)
-    name = containers.container_name(cfg, node)
-    container = containers.find_ours(client, name, str(project.root))
-    config_hash = render.node_config_hash(paths)
-    if container is not None and container.labels.get(containers.LABEL_HASH) == config_hash:
-        container.restart(timeout=10)
-        return
-    image = ensure_registry_image(
-        client, cfg.registry.image, Path(cfg.registry.binary), lambda _m: None
-    )
-    spec = containers.ContainerSpec(cfg, paths, image.name, config_hash, str(project.root))
-    containers.ensure(client, spec)
 
 
 def restart_registry(project: Project, node: str) -> None:
     """Restart `node`'s registry alone in what it renders now (its service is left as it
     is) and wait until it answers: how a forced promotion makes the old primary read-only."""
-    client = containers.engine()
-    cfg = project.load()
-    _restart_container(client, project, cfg, node)
-    wait_healthy_registry(client, project, cfg, node)
+    place = Placement(project, project.load())
+    place.converge_registry(node, restart=True)
+    wait_healthy_registry(place, node)
 
 
 def _settings_or_none(project: Project) -> Settings | None:
@@ -332,7 +296,27 @@ def stop(project: Project) -> list[str]:
     for name in reversed(_container_names(project, cfg)):
         if containers.stop(client, name, str(project.root)):
             stopped.append(name)
-    return stopped
+    return stopped + _on_each_site(project, cfg, lambda place, node: place.stop_node(node))
+
+
+def _on_each_site(
+    project: Project, cfg: Settings | None, act: Callable[[Placement, str], list[str]]
+) -> list[str]:
+    """`act` on every node on an engine of its own, each engine on its own: one that does
+    not answer is reported after the others were done, never instead of them."""
+    if cfg is None:
+        return []
+    place = Placement(project, cfg)
+    done, unanswered = [], []
+    for node in reversed(place.engines.remote_nodes()):
+        try:
+            done += act(place, node)
+        except GdkGeoError as exc:
+            unanswered.append(exc)
+    if unanswered:
+        first = unanswered[0]
+        raise GdkGeoError(first.what, where=first.where, fix=first.fix)
+    return done
 
 
 def destroy(project: Project, *, data: bool = False) -> list[str]:
@@ -351,6 +335,7 @@ def destroy(project: Project, *, data: bool = False) -> list[str]:
             if directory.exists():
                 shutil.rmtree(directory)
                 removed.append(str(directory))
+    removed += _on_each_site(project, cfg, lambda place, node: place.remove_node(node, data=data))
     record.forget(project)
     return removed
 

@@ -19,8 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gdk_geo.errors import GdkGeoError
+from gdk_geo.fsutil import atomic_write
+from gdk_geo.pki import trust
 from gdk_geo.project import Project
 from gdk_geo.settings import Settings
+from gdk_geo.settings.topology import is_loopback
 
 LOGIN_TIMEOUT = 60.0
 CHECK_FIX = "`invoke geo.check` tells whether the registry and its realm answer"
@@ -28,6 +31,8 @@ CHECK_FIX = "`invoke geo.check` tells whether the registry and its realm answer"
 # itself when it was started without a system containerd (Debian's docker.io, CI here).
 CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
 DOCKERD_CONTAINERD_SOCKET = "/var/run/docker/containerd/containerd.sock"
+# Where Docker's daemon finds the CA of a registry it verifies, one directory per host:port.
+DOCKER_CERTS_D = Path("/etc/docker/certs.d")
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,8 @@ def login(project: Project, client: str = "docker") -> LoginReport:
         return containerd_report(project, cfg)
     report = LoginReport(chosen.name)
     secret, user = password(project, cfg), cfg.registry.auth.username
+    if chosen.name == "docker":
+        report.notes += trust_docker_daemon(project, cfg)
     for node in cfg.node_names:
         host = registry_host(cfg, node)
         argv = [command, "login", "--username", user, "--password-stdin"]
@@ -159,6 +166,36 @@ def login(project: Project, client: str = "docker") -> LoginReport:
             "pass it as --cert-dir (docs/clients.md)"
         )
     return report
+
+
+def trust_docker_daemon(project: Project, cfg: Settings) -> list[str]:
+    """Give Docker's daemon the CA of every registry it verifies: those off loopback (it
+    takes a loopback registry as insecure and verifies nothing). The daemon reads
+    `/etc/docker/certs.d/<host:port>/ca.crt` on each connection; the file is written when
+    this user may, else the error says the commands that do it."""
+    notes = []
+    ca = (project.trust_dir(cfg) / trust.CA_FILE).read_bytes()
+    for node in cfg.node_names:
+        described = cfg.node(node)
+        if is_loopback(described.hostname):
+            continue
+        target = DOCKER_CERTS_D / described.registry_address / trust.CA_FILE
+        if target.exists() and target.read_bytes() == ca:
+            continue
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, ca, mode=0o644)
+        except OSError as exc:
+            source = project.trust_dir(cfg) / trust.DOCKER_DIR / described.registry_address
+            raise GdkGeoError(
+                f"Docker's daemon cannot verify {described.registry_address} without the "
+                f"project's CA in {target.parent}, and it could not be written ({exc.strerror})",
+                where=node,
+                fix=f"`sudo mkdir -p {target.parent} && sudo cp {source}/{trust.CA_FILE} "
+                f"{target}`, then `invoke geo.login` again",
+            ) from None
+        notes.append(f"Docker's daemon verifies {described.registry_address} with {target}")
+    return notes
 
 
 def _run_login(client: str, argv: list[str], secret: str, node: str) -> None:

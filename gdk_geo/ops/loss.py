@@ -12,10 +12,13 @@ Here are the data and their words only; reading the registries is `ops.reconcile
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from gdk_geo.errors import GdkGeoError
-from gdk_geo.project import Project
+from gdk_geo.project import EVENT_LOG, TRACKING_DB, Project
+from gdk_geo.runtime.placement import Placement
 from gdk_geo.settings import Settings
 
 EVENTS_READ_AT_MOST = 10_000  # the fallback lists at most this many unread pushes
@@ -118,14 +121,22 @@ class LossReport:
 
 def unread_events(project: Project, cfg: Settings, old: str, new: str) -> list[Held] | None:
     """The pushes in `old`'s event log after the last event `new` read (both SQLite files
-    are on disk even when the old primary's service is dead); None when unreadable."""
+    are there even when the old primary's service is dead: on this machine, or in volumes on
+    the nodes' engines, copied here); None when unreadable."""
+    with tempfile.TemporaryDirectory(prefix="gdk-geo-loss-") as copies:
+        place = Placement(project, cfg)
+        log_file = place.node_file(old, EVENT_LOG, Path(copies) / "old")
+        tracking_file = place.node_file(new, TRACKING_DB, Path(copies) / "new")
+        if log_file is None or tracking_file is None:
+            return None
+        return _unread(log_file, tracking_file, old, new)
+
+
+def _unread(log_file: Path, tracking_file: Path, old: str, new: str) -> list[Held] | None:
+    """The pushes in event log `log_file` after the last event `tracking_file` read."""
     from gdk_geo.primary.eventlog import EventLog
     from gdk_geo.secondary.tracking import TrackingDB
 
-    log_file = project.node(cfg, old).event_log
-    tracking_file = project.node(cfg, new).tracking_db
-    if not log_file.exists() or not tracking_file.exists():
-        return None
     try:
         tracking = TrackingDB(tracking_file)
         cursor, cursor_log = tracking.cursor(), tracking.cursor_log()

@@ -38,7 +38,7 @@ def _settings(project: Project, cfg: Settings, node: str) -> SecondaryWorkerSett
         replication = cfg.replication(node)  # the declared settings, defaults included
         return SecondaryWorkerSettings(
             node_root=paths.root,
-            listen_address=cfg.listen_address,
+            listen_address=cfg.node(node).listen_address,
             port=cfg.node(node).port,
             primary_geo_url="",
             node_token="",

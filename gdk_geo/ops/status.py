@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gdk_geo.errors import GdkGeoError
@@ -19,6 +20,7 @@ from gdk_geo.pki import certs
 from gdk_geo.project import Project, roles
 from gdk_geo.registry import http
 from gdk_geo.runtime import containers, health, services
+from gdk_geo.runtime.placement import Placement
 from gdk_geo.secondary.snapshot import StatusSnapshot
 from gdk_geo.settings import Settings
 
@@ -30,7 +32,7 @@ def _container(client: Any, cfg: Settings, node: str, project_root: Path) -> dic
     if container is not None and owner != str(project_root):
         return {"name": name, "state": f"belongs to another project ({owner or 'not gdk-geo'})"}
     if container is None:
-        return {"name": name, "state": "absent" if client else "unknown (no engine)"}
+        return {"name": name, "state": "absent" if client else "unknown (engine does not answer)"}
     started = containers.started_at(container)
     running = container.status == "running"
     uptime = (datetime.now(UTC) - started).total_seconds() if started and running else None
@@ -76,40 +78,54 @@ def _replication(service_url: str) -> dict[str, Any] | None:
 def collect(project: Project) -> dict[str, Any]:
     """Everything `geo.status` shows, as plain data."""
     cfg = project.load()
-    try:
-        client = containers.engine()
-    except GdkGeoError:
-        client = None
+    place = Placement(project, cfg)
     report: dict[str, Any] = {"primary": cfg.primary_name, "nodes": {}}
     fenced = roles.current(cfg, project.data_dir(cfg)).fenced
     for paths in project.nodes(cfg):
         node = paths.name
         registry_url = cfg.node(node).registry_url
         service_url = cfg.node(node).service_url
-        service = services.state(paths)
+        client, engine = _engine(place, node)
+        service = _service(place, node, client)
         registry_probe = health.probe_registry(registry_url, paths.certificate, timeout=1.0)
         service_probe = health.probe_service(service_url, timeout=1.0)
         is_primary = cfg.node(node).is_primary
         report["nodes"][node] = {
             "role": _role(is_primary, node in fenced),
+            "engine": engine,
             "container": _container(client, cfg, node, project.root),
             "registry": {
                 "url": registry_url,
                 "healthy": registry_probe.ok,
                 "detail": registry_probe.detail,
             },
-            "service": {
-                "url": service_url,
-                "pid": service.pid if service.running else None,
-                "running": service.running,
-                "stale_pidfile": service.stale,
-                "healthy": service_probe.ok,
-            },
+            "service": {"url": service_url, **service, "healthy": service_probe.ok},
             "certificate": _certificate(project, cfg, node),
         }
         if not is_primary:
             report["nodes"][node]["replication"] = _replication(service_url)
     return report
+
+
+def _engine(place: Placement, node: str) -> tuple[Any, dict[str, Any]]:
+    """Node `node`'s engine client (None when it does not answer), and how it is shown."""
+    shown = {"host": place.engine_label(node), "answers": True}
+    try:
+        return place.client(node), shown
+    except GdkGeoError as exc:
+        return None, {**shown, "answers": False, "error": exc.what}
+
+
+def _service(place: Placement, node: str, client: Any) -> dict[str, Any]:
+    """Whether `node`'s Geo service runs: a local process (its pid), or a container on the
+    node's engine (its name)."""
+    if place.is_remote(node):
+        name = place.names(node).service
+        running = client is not None and place.service_running(node)
+        return {"container": name, "pid": None, "running": running, "stale_pidfile": False}
+    state = services.state(place.paths(node))
+    pid = state.pid if state.running else None
+    return {"pid": pid, "running": state.running, "stale_pidfile": state.stale}
 
 
 def _role(is_primary: bool, fenced: bool) -> str:
@@ -138,7 +154,7 @@ def _port(url: str) -> str:
 
 def print_table(report: dict[str, Any], console: Console) -> None:
     table = Table(title="gdk-geo nodes", title_justify="left")
-    for column in ("node", "container", "registry", "Geo service", "cert"):
+    for column in ("node", "engine", "container", "registry", "Geo service", "cert"):
         table.add_column(column, no_wrap=True)
     images = set()
     for node, info in report["nodes"].items():
@@ -152,9 +168,10 @@ def print_table(report: dict[str, Any], console: Console) -> None:
         role = info.get("role", node)
         table.add_row(
             node if role == node else f"{node} ({role})",
+            _engine_cell(info["engine"]),
             f"{container['state']} {_uptime(container.get('uptime_seconds'))}",
             f"{_mark(registry['healthy'])} {_port(registry['url'])}",
-            f"{_mark(service['healthy'])} {_port(service['url'])} pid {service['pid'] or '-'}",
+            f"{_mark(service['healthy'])} {_port(service['url'])} {_runs_as(service)}",
             f"{cert['days_left']} days" if cert.get("present") else "missing",
         )
     console.print(table)
@@ -168,6 +185,16 @@ def print_table(report: dict[str, Any], console: Console) -> None:
                 f"{node}` lists what it holds that {report['primary']} lacks",
                 markup=False,
             )
+
+
+def _engine_cell(engine: dict[str, Any]) -> str:
+    host = escape(engine["host"])
+    return host if engine["answers"] else f"[red]✗[/] {host}"
+
+
+def _runs_as(service: dict[str, Any]) -> str:
+    """A local service by its pid, one on another engine as a container."""
+    return "container" if "container" in service else f"pid {service['pid'] or '-'}"
 
 
 def _replication_line(replication: dict[str, Any] | None) -> str:

@@ -33,28 +33,27 @@ from gdk_geo.ops.promote import Promotion, promote, switch, target_or_error
 from gdk_geo.ops.reconcile import held
 from gdk_geo.project import Project, roles
 from gdk_geo.registry.errors import RegistryError
-from gdk_geo.runtime import containers, services
+from gdk_geo.runtime import containers
+from gdk_geo.runtime.placement import Placement
 from gdk_geo.settings import Settings
 
 Say = Callable[[str], None]
 
 
-def _stop_container(project: Project, cfg: Settings, node: str) -> None:
+def _stop_container(place: Placement, node: str) -> None:
     """Stop `node`'s registry container when it runs or is being restarted by its restart
     policy (no engine: nothing of it runs); a stopped one stays down until `geo.setup`."""
     with contextlib.suppress(GdkGeoError):
-        name = containers.container_name(cfg, node)
-        container = containers.find_ours(containers.engine(), name, str(project.root))
+        container = place.registry_container(node)
         if container is not None and container.status in ("running", "restarting"):
             container.stop(timeout=10)
 
 
-def _registry_running(project: Project, cfg: Settings, node: str) -> str:
+def _registry_running(place: Placement, node: str) -> str:
     """Why `node`'s registry container is not running ("" when it is)."""
-    name = containers.container_name(cfg, node)
+    name = containers.container_name(place.cfg, node)
     try:
-        client = containers.engine()
-        container = containers.find_ours(client, name, str(project.root))
+        container = place.registry_container(node)
     except GdkGeoError as exc:
         return exc.what
     if container is None:
@@ -68,15 +67,17 @@ def fence(project: Project, cfg: Settings, old: str) -> str:
     """Make the old primary stop taking pushes, its files rendered fenced already: stop its
     Geo service, recreate its registry read-only when it runs. Returns why its registry
     cannot be read now ("" when it runs read-only and answers)."""
-    services.stop(project.node(cfg, old), project_root=project.root)
-    why = _registry_running(project, cfg, old)
+    place = Placement(project, cfg)
+    with contextlib.suppress(GdkGeoError):  # an engine that does not answer runs nothing
+        place.stop_service(old)
+    why = _registry_running(place, old)
     if why:
-        _stop_container(project, cfg, old)  # one that is restarting must not come back
+        _stop_container(place, old)  # one that is restarting must not come back
         return why
     try:
         lifecycle.restart_registry(project, old)
     except GdkGeoError as exc:
-        _stop_container(project, cfg, old)  # not read-only for sure: it takes nothing
+        _stop_container(place, old)  # not read-only for sure: it takes nothing
         return f"it did not come back read-only: {exc.what.splitlines()[0]}"
     return ""
 
@@ -115,8 +116,9 @@ def _restart_others(project: Project, cfg: Settings, old: str, fenced_up: bool) 
         if node != old:
             lifecycle.restart(project, node)
     if fenced_up:
-        services.start(project.node(cfg, old), project.root)
-        lifecycle.wait_healthy_service(containers.engine(), project, cfg, old)
+        place = Placement(project, cfg)
+        place.converge_service(old, changed=True)
+        lifecycle.wait_healthy_service(place, old)
 
 
 def force_promote(project: Project, target: str, *, say: Say = print) -> Promotion:
@@ -133,7 +135,7 @@ def force_promote(project: Project, target: str, *, say: Say = print) -> Promoti
     switch(data_dir, replace(recorded, promoting=""), target, fence=True)
     done = project.load()
     lifecycle.reconfigure(project)
-    services.stop(project.node(done, target), project_root=project.root)
+    Placement(project, done).stop_service(target)
     unreadable = fence(project, done, old)
     say(f"2/3 what {old} holds that {target} lacks (what the promotion may lose):")
     lost = loss_report(project, done, old, target, unreadable)

@@ -37,7 +37,7 @@ class WorkerStopped(Exception):
 def _connection(settings: SecondaryWorkerSettings) -> http.client.HTTPConnection:
     host = settings.listen_address
     if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1"  # a wildcard listener is reached through loopback
+        host = settings.hostname  # a wildcard listener is reached at the node's own name
     return http.client.HTTPConnection(host, settings.port, timeout=CONNECT_TIMEOUT)
 
 

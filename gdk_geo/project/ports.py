@@ -29,12 +29,15 @@ def check_ports(
     *,
     ours: Callable[[int], bool] | Collection[int] = frozenset(),
     host: str = "127.0.0.1",
+    hosts: Mapping[str, str] | None = None,
 ) -> None:
     """Raise one GdkGeoError listing every duplicate, out-of-range or taken port.
 
     `listeners` maps gdk.yml key paths (`geo.primary.registry.port`) to ports. `ours` names
     ports our own running nodes hold (on restart), which count as free; it is either a set
-    or a predicate so the caller can ask Docker lazily.
+    or a predicate so the caller can ask Docker lazily. `hosts` names the address each
+    listener of this machine binds (a node on another engine has none here: its ports are
+    not this machine's to check); without it every listener binds `host`.
     """
     is_ours = ours if callable(ours) else ours.__contains__
     keys_by_port: dict[int, list[str]] = {}
@@ -48,9 +51,11 @@ def check_ports(
         if len(keys) > 1:
             both = "both" if len(keys) == 2 else "all"
             problems.append((keys, f"{_join(keys)} {both} use port {port}"))
+    where = hosts if hosts is not None else dict.fromkeys(listeners, host)
     for port, keys in keys_by_port.items():
-        if not is_ours(port):
-            problem = _availability_problem(port, host)
+        local = [key for key in keys if key in where]
+        if local and not is_ours(port):
+            problem = _availability_problem(port, where[local[0]])
             if problem:
                 problems.append((keys, f"{_join(keys)}: {problem}"))
     if problems:

@@ -102,15 +102,33 @@ def _volumes(paths: NodePaths) -> dict[str, dict[str, str]]:
 
 
 @dataclass(frozen=True)
+class Mounts:
+    """What a registry container mounts, where its config is, and as whom it runs."""
+
+    volumes: dict[str, dict[str, str]]
+    config_path: str
+    user: str | None
+
+
+def bind_mounts(paths: NodePaths) -> Mounts:
+    """A node on this machine's engine: its node root, bind-mounted, run as the user so
+    storage stays readable and 0600 configs stay private."""
+    paths.registry_storage.mkdir(parents=True, exist_ok=True)
+    return Mounts(_volumes(paths), CONFIG_PATH_IN_CONTAINER, f"{os.getuid()}:{os.getgid()}")
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
-    """What one node's registry container is made from: the settings and node root it
-    mounts, the image it runs, the hash of what it reads, and the project it belongs to."""
+    """What one node's registry container is made from: the settings, the node root, the
+    image it runs, the hash of what it reads, the project it belongs to, and what it
+    mounts (a bind mount of the node root here, its volumes on an engine of its own)."""
 
     cfg: Settings
     paths: NodePaths
     image: str
     config_hash: str
     project_root: str
+    mounts: Mounts | None = None  # None: bind mounts of `paths`
 
     @property
     def name(self) -> str:
@@ -120,18 +138,18 @@ class ContainerSpec:
 def create(client: docker.DockerClient, spec: ContainerSpec) -> Container:
     """Create and start the node's registry container."""
     paths = spec.paths
-    paths.registry_storage.mkdir(parents=True, exist_ok=True)
+    mounts = spec.mounts or bind_mounts(paths)
     try:
         return client.containers.run(
             spec.image,
-            command=[CONFIG_PATH_IN_CONTAINER],
+            command=[mounts.config_path],
             name=spec.name,
             detach=True,
             network_mode="host",
-            extra_hosts={CONTAINER_HOST: spec.cfg.listen_address},
-            volumes=_volumes(paths),
-            # Run as the user so storage stays readable and 0600 configs stay private.
-            user=f"{os.getuid()}:{os.getgid()}",
+            # The node's own Geo service, where its registry's notifications go.
+            extra_hosts={CONTAINER_HOST: spec.cfg.node(paths.name).listen_address},
+            volumes=mounts.volumes,
+            user=mounts.user,
             restart_policy={"Name": "unless-stopped"},
             environment=REGISTRY_ENVIRONMENT,
             labels={

@@ -39,7 +39,8 @@ from requests.exceptions import RequestException
 
 from gdk_geo.errors import ConfigError
 from gdk_geo.project import Project, record
-from gdk_geo.runtime import containers
+from gdk_geo.runtime import containers, engines, sites
+from gdk_geo.settings import Settings
 
 NANOS = 1_000_000_000
 SOURCE_WIDTH = len("secondary registry")
@@ -150,10 +151,13 @@ class GeoLog:
 
 
 class RegistryLog:
-    """A node's registry container output, as Docker keeps it (with its timestamps)."""
+    """A node's container output, as Docker keeps it (with its timestamps): its registry's,
+    or (`what` "geo") its Geo service's, on an engine where that runs as a container."""
 
-    def __init__(self, node: str, client: docker.DockerClient, container_name: str) -> None:
-        self.source = f"{node} registry"
+    def __init__(
+        self, node: str, client: docker.DockerClient, container_name: str, what: str = "registry"
+    ) -> None:
+        self.source = f"{node} {what}"
         self.client = client
         self.container_name = container_name
         self.last_at = 0
@@ -228,6 +232,7 @@ def sources(project: Project, node: str | None, client: docker.DockerClient | No
     With a broken gdk.yml the logs are those of what the project last started (its record):
     that is when they are needed most. Another project's container is never shown.
     """
+    cfg = None
     try:
         cfg = project.load()
         names = list(cfg.node_names)
@@ -243,11 +248,23 @@ def sources(project: Project, node: str | None, client: docker.DockerClient | No
         roots = {paths.name: paths for paths in recorded.nodes}
     chosen: list[Source] = []
     for name in [node] if node else names:
+        if cfg is not None and cfg.node(name).engine.is_remote:
+            chosen += _site_sources(project, cfg, name)
+            continue
         if client is not None:
             containers.find_ours(client, container_names[name], str(project.root))
             chosen.append(RegistryLog(name, client, container_names[name]))
         chosen.append(GeoLog(name, roots[name].service_log))
     return chosen
+
+
+def _site_sources(project: Project, cfg: Settings, node: str) -> list[Source]:
+    """The logs of a node on an engine of its own: both are its containers' output there."""
+    site = engines.connect(cfg.node(node))
+    names = sites.SiteNames(cfg.docker.container_prefix, node)
+    registry = containers.container_name(cfg, node)
+    containers.find_ours(site, registry, str(project.root))
+    return [RegistryLog(node, site, registry), RegistryLog(node, site, names.service, "geo")]
 
 
 def history(chosen: list[Source], tail: int = 0) -> Iterator[LogLine]:

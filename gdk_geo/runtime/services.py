@@ -135,7 +135,7 @@ def _started_with(paths: NodePaths) -> tuple[Path, ...]:
     return (paths.gitlab_yml, paths.signing_key, paths.signing_certificate)
 
 
-def _settings_hash(paths: NodePaths) -> str | None:
+def settings_hash(paths: NodePaths) -> str | None:
     """The digest of what a service started now would read; None without a gitlab.yml."""
     if not paths.gitlab_yml.exists():
         return None
@@ -164,7 +164,7 @@ def runs_current_settings(paths: NodePaths) -> bool:
             )
         except (psutil.Error, OSError):
             return False
-    return recorded == _settings_hash(paths)
+    return recorded == settings_hash(paths)
 
 
 def state(paths: NodePaths) -> ServiceState:
@@ -192,7 +192,7 @@ def start(paths: NodePaths, project_root: Path | None = None) -> tuple[int, bool
     environment = dict(os.environ, **{NODE_ENV: paths.name})
     if project_root is not None:
         environment[PROJECT_ENV] = str(project_root)
-    loaded = _settings_hash(paths)
+    loaded = settings_hash(paths)
     with open(paths.service_log, "ab") as log:
         process = subprocess.Popen(
             command,

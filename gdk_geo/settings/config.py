@@ -258,6 +258,7 @@ def validate(path: Path, document: CommentedMap, in_force: InForce = as_written)
     if wrong_primary:
         line = line_at(document, "geo.primary_node")
         problems.append(Problem("geo.primary_node", line, wrong_primary))
+    problems += _address_problems(document, cfg) if cfg is not None else []
     if problems or cfg is None:
         raise InvalidFile(path, problems)
     current = in_force(cfg)
@@ -271,6 +272,21 @@ def validate(path: Path, document: CommentedMap, in_force: InForce = as_written)
         fix = f"{fixes} (the primary registry), then `invoke geo.restart`"
         raise InvalidFile(path, [problem for problem, _ in refusals], fix=fix)
     return current
+
+
+def _address_problems(document: CommentedMap, cfg: schema.Settings) -> list[Problem]:
+    """A node on an engine of its own must say where it is reached: `hostname` names this
+    machine, which the other nodes cannot use to reach another one."""
+    problems = []
+    for member in cfg.layout.members:
+        if member.spec.docker.host and not member.spec.address:
+            key = f"{member.key}.docker.host"
+            wanted = (
+                f"is set, so `{member.key}.address` is required: the address the other "
+                "nodes and the CLI reach this node at, such as 198.18.1.2"
+            )
+            problems.append(Problem(key, line_at(document, key), wanted))
+    return problems
 
 
 def _api_url_refusal(

@@ -19,15 +19,17 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from gdk_geo.settings.topology import LOCAL_HOSTS, Aim, Node, aim_of
+from gdk_geo.settings.topology import LOCAL_HOSTS, Aim, Engine, Node, aim_of, listen_address_of
 from gdk_geo.settings.values import (
     Check,
     container_prefix,
+    docker_host,
     duration,
     hostname,
     image_name,
     ip_address,
     log_level,
+    node_address,
     node_name,
     port,
     positive,
@@ -114,11 +116,35 @@ class NodeRegistry:
 
 
 @dataclass(frozen=True)
+class NodeEngine:
+    host: str = setting(
+        "",
+        "The node's Docker engine as DOCKER_HOST spells it (unix://, tcp://, ssh://); "
+        "empty: the CLI's own.",
+        check=docker_host,
+    )
+    tls_verify: bool = setting(
+        False, "Use TLS to a tcp:// engine and verify it (also on with $DOCKER_TLS_VERIFY)."
+    )
+    cert_path: str = setting(
+        "", "ca.pem, cert.pem and key.pem for a tcp:// engine; empty: $DOCKER_CERT_PATH."
+    )
+
+
+NODE_ADDRESS_DOC = (
+    "Address the other nodes and the CLI reach this node at; empty: `hostname`. "
+    "Required with `docker.host`."
+)
+
+
+@dataclass(frozen=True)
 class Primary:
     port: int = setting(
         3001, "Port of the primary's Geo service (receives registry events).", check=port
     )
     registry: NodeRegistry = section(NodeRegistry, "The primary's registry.")
+    address: str = setting("", NODE_ADDRESS_DOC, check=node_address)
+    docker: NodeEngine = section(NodeEngine, "Where the node runs: its Docker engine.")
 
 
 @dataclass(frozen=True)
@@ -153,6 +179,8 @@ class Secondary:
     registry_replication: RegistryReplication = section(
         RegistryReplication, "How the secondary replicates the primary's registry."
     )
+    address: str = setting("", NODE_ADDRESS_DOC, check=node_address)
+    docker: NodeEngine = section(NodeEngine, "Where the node runs: its Docker engine.")
 
 
 # A node of `geo.nodes`: its settings are a secondary's (a port, a registry, its own
@@ -289,7 +317,17 @@ class Settings:
         member = layout.member(name)
         is_primary = name == layout.primary
         spec = member.spec
-        return Node(name, is_primary, spec.port, spec.registry.port, self.hostname, member.key)
+        engine = Engine(spec.docker.host, spec.docker.tls_verify, spec.docker.cert_path)
+        return Node(
+            name,
+            is_primary,
+            spec.port,
+            spec.registry.port,
+            spec.address or self.hostname,
+            member.key,
+            listen_address=listen_address_of(spec.address, self.listen_address),
+            engine=engine,
+        )
 
     @property
     def nodes(self) -> tuple[Node, ...]:
@@ -316,6 +354,17 @@ class Settings:
         """Every port the nodes listen on, by gdk.yml key."""
         return {key: port for node in self.nodes for key, port in node.listeners.items()}
 
+    @property
+    def local_listeners(self) -> dict[str, tuple[str, int]]:
+        """The listeners of the nodes on this machine's engine, by gdk.yml key, with the
+        address each binds: the ones whose port this machine can check."""
+        return {
+            key: (node.listen_address, port)
+            for node in self.nodes
+            if not node.engine.is_remote
+            for key, port in node.listeners.items()
+        }
+
     def primary_api_url_of(self, name: str) -> str:
         """The registry API URL secondary `name` syncs from: its setting when set by hand,
         else the current primary registry's own URL (it follows a promotion)."""
@@ -324,7 +373,9 @@ class Settings:
 
     def aim_of(self, url_text: str) -> Aim:
         """Which node's registry `url_text` reaches (a local name and a registry's port)."""
-        return aim_of(url_text, self.nodes, LOCAL_HOSTS | {self.hostname, self.listen_address})
+        local = {self.hostname, self.listen_address}
+        local |= {node.hostname for node in self.nodes if not node.engine.is_remote}
+        return aim_of(url_text, self.nodes, LOCAL_HOSTS | local)
 
     @property
     def primary_api_url(self) -> str:

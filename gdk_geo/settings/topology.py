@@ -8,8 +8,9 @@ schema: the settings use it, never the other way round.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 NOTIFICATION_PATH = "/api/v4/container_registry_event/events"  # GitLab's, on the Geo service
@@ -30,6 +31,53 @@ def url(scheme: str, host: str, port: int) -> str:
     return f"{scheme}://{url_host(host)}:{port}"
 
 
+ANY_ADDRESS = "0.0.0.0"  # what a node reached by a host name binds: that name's address
+
+
+def listen_address_of(address: str, listen_address: str) -> str:
+    """What a node's listeners bind: its `address` when it is an IP address (a node on
+    another machine listens where the others reach it), every address when it is a name,
+    and the project's `listen_address` when it has none (loopback by default)."""
+    if not address:
+        return listen_address
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return ANY_ADDRESS
+    return address
+
+
+def is_loopback(address: str) -> bool:
+    """Whether `address` is reached from this machine alone (127.0.0.0/8, ::1, localhost)."""
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Engine:
+    """The Docker engine a node runs on, as its `docker` settings name it; `host` empty:
+    the engine the CLI finds by itself ($DOCKER_HOST, the default socket)."""
+
+    host: str = ""
+    tls_verify: bool = False
+    cert_path: str = ""
+
+    @property
+    def is_remote(self) -> bool:
+        """Whether the node's engine is one of its own: nothing is bind-mounted from this
+        machine into it, and the node's Geo service runs there as a container."""
+        return bool(self.host)
+
+    @property
+    def label(self) -> str:
+        """The engine in words, for `geo.status` and errors."""
+        return self.host or "local engine"
+
+
 @dataclass(frozen=True)
 class Node:
     """One node as the other parts see it: its ports, and the URLs they are reached at."""
@@ -38,8 +86,10 @@ class Node:
     is_primary: bool
     port: int  # the node's Geo service
     registry_port: int
-    hostname: str
+    hostname: str  # where the other nodes and the CLI reach it: its `address`, or `hostname`
     key: str = ""  # where gdk.yml sets the node: `geo.primary` or `geo.nodes.<name>`
+    listen_address: str = "127.0.0.1"  # what its registry and Geo service bind
+    engine: Engine = field(default_factory=Engine)
 
     @property
     def registry_address(self) -> str:

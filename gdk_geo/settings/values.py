@@ -71,6 +71,26 @@ def ip_address(value: str) -> str | None:
     return None
 
 
+_DOCKER_HOST = re.compile(
+    r"^(unix://(/[^\s]*)|tcp://[^\s/]+:\d+|ssh://[^\s/]+(:\d+)?|npipe://[^\s]+)$"
+)
+
+
+def docker_host(value: str) -> str | None:
+    if value == "" or _DOCKER_HOST.match(value):
+        return None
+    return (
+        "empty (the CLI's own engine) or an engine as DOCKER_HOST spells it: "
+        "unix:///run/docker.sock, tcp://198.18.1.2:2376 or ssh://user@host"
+    )
+
+
+def node_address(value: str) -> str | None:
+    if value == "" or hostname(value) is None or ip_address(value) is None:
+        return None
+    return "empty (`hostname`) or an IP address or host name such as 198.18.1.2"
+
+
 def image_name(value: str) -> str | None:
     return None if _IMAGE.match(value) else "an image reference such as registry:2"
 

@@ -189,6 +189,7 @@ durations = st.builds(
     st.sampled_from(DURATION_UNITS),
 )
 label = st.text(string.ascii_lowercase + string.digits, min_size=1, max_size=10)
+addresses = st.sampled_from(["", "198.18.1.2", "site1.gdk.test", "::1"])
 VALID: dict[str, st.SearchStrategy[Any]] = {
     "hostname": st.builds(lambda a, b: f"{a}.{b}", label, label) | st.just("localhost"),
     "listen_address": st.ip_addresses().map(str),
@@ -220,6 +221,16 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "geo.secondary.registry_replication.verification_interval": durations,
     "geo.secondary.registry_replication.max_concurrent_repositories": st.integers(1, 64),
     "geo.secondary.registry_replication.max_concurrent_blobs": st.integers(1, 64),
+    "geo.primary.address": addresses,
+    # Set, `docker.host` requires `address` (tests/unit/settings/test_node_engine.py).
+    "geo.primary.docker.host": st.just(""),
+    "geo.primary.docker.tls_verify": st.booleans(),
+    "geo.primary.docker.cert_path": st.sampled_from(["", "/etc/docker/site1"]),
+    "geo.secondary.address": addresses,
+    # Set, `docker.host` requires `address` (tests/unit/settings/test_node_engine.py).
+    "geo.secondary.docker.host": st.just(""),
+    "geo.secondary.docker.tls_verify": st.booleans(),
+    "geo.secondary.docker.cert_path": st.sampled_from(["", "/etc/docker/site1"]),
 }
 
 

@@ -1,0 +1,245 @@
+"""Sites apart: three nodes on three Docker engines at three addresses (issue #26).
+
+`primary` runs on this machine's engine and listens at 198.18.0.1 (the address the sites
+reach it at); `secondary` runs on a site's engine reached over its Unix socket, `dc3` on
+another site's engine reached over TCP, as a remote engine is. Each site is a network
+namespace of its own (`tests/support/sites.py`): its containers see its own loopback, and
+this machine reaches it only at 198.18.N.2. Nothing of the project is bind-mounted there.
+
+The tests run in order on one project (each step builds on the one before, as a developer's
+session does): set-up, check, a real `docker push` and `docker pull` by digest at each
+address, verify, the services' credentials, a planned promotion to a site, a forced one
+back with that site's engine stopped, reconcile, an engine that does not answer, destroy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import docker
+import httpx
+import pytest
+from client_rig import DockerDriver
+from failover_kit import REPO, digest_on, push_tag
+from helpers import invoke, unique_prefix, write_gdk_yml
+from sites import HOME_ADDRESS, TCP_SITE, UNIX_SITE, Site, forget_docker_trust, site_up
+
+from gdk_geo.project import Project
+from gdk_geo.project.secret_store import ensure_secrets
+from testkit.net import free_ports, wait_for
+
+pytestmark = pytest.mark.docker
+
+
+def _gdk_yml(prefix: str, unix_site: Site, tcp_site: Site) -> str:
+    ports = free_ports(6)
+    return f"""\
+docker:
+  container_prefix: {prefix}
+geo:
+  nodes:
+    primary:
+      port: {ports[0]}
+      registry: {{port: {ports[1]}}}
+      address: {HOME_ADDRESS}
+    secondary:
+      port: {ports[2]}
+      registry: {{port: {ports[3]}}}
+      address: {unix_site.address}
+      docker: {{host: "{unix_site.docker_host}"}}
+      registry_replication: {{backfill_interval: 5s}}
+    dc3:
+      port: {ports[4]}
+      registry: {{port: {ports[5]}}}
+      address: {tcp_site.address}
+      docker: {{host: "{tcp_site.tcp_host}"}}
+      registry_replication: {{backfill_interval: 5s}}
+"""
+
+
+@pytest.fixture(scope="module")
+def sites() -> tuple[Site, Site]:
+    return site_up(UNIX_SITE), site_up(TCP_SITE, tcp=True)
+
+
+@pytest.fixture(scope="module")
+def project(
+    tmp_path_factory: pytest.TempPathFactory, sites: tuple[Site, Site]
+) -> Iterator[Project]:
+    root = tmp_path_factory.mktemp("sites")
+    write_gdk_yml(root, _gdk_yml(unique_prefix("s"), *sites))
+    setup = invoke(root, "geo.setup")
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    project = Project(root)
+    cfg = project.load()
+    try:
+        yield project
+    finally:
+        invoke(root, "geo.destroy", "--yes", "--data")
+        forget_docker_trust([cfg.node(name).registry_address for name in cfg.node_names])
+
+
+@pytest.fixture(scope="module")
+def docker_cli(
+    project: Project, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DockerDriver]:
+    driver = DockerDriver(project, tmp_path_factory.mktemp("docker-cli"))
+    try:
+        yield driver
+    finally:
+        driver.cleanup()
+
+
+def _engine(site: Site) -> docker.DockerClient:
+    return docker.DockerClient(base_url=site.docker_host)
+
+
+def _ours(client: docker.DockerClient, project: Project) -> tuple[list, list]:
+    """This project's containers and volumes on an engine, by its label."""
+    label = f"org.gdk-geo.project={project.root}"
+    found = client.containers.list(all=True, filters={"label": label})
+    return found, client.volumes.list(filters={"label": label})
+
+
+def test_each_node_runs_on_its_own_engine_with_nothing_bind_mounted(
+    project: Project, sites: tuple[Site, Site]
+) -> None:
+    status = invoke(project.root, "geo.status", "--json")
+    assert status.returncode == 0, status.stdout + status.stderr
+    nodes = json.loads(status.stdout)["nodes"]
+    assert nodes["primary"]["engine"]["host"] == "local engine"
+    assert nodes["secondary"]["engine"]["host"] == sites[0].docker_host
+    assert nodes["dc3"]["engine"]["host"] == sites[1].tcp_host
+    for site in sites:
+        found, volumes = _ours(_engine(site), project)
+        assert len(found) == 3, [c.name for c in found]  # registry, Geo service, carrier
+        assert len(volumes) == 2, [v.name for v in volumes]  # node root, registry storage
+        for container in found:
+            kinds = {mount["Type"] for mount in container.attrs["Mounts"]}
+            assert kinds <= {"volume"}, (container.name, container.attrs["Mounts"])
+
+
+def test_geo_check_passes_on_every_engine(project: Project) -> None:
+    checked = invoke(project.root, "geo.check")
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "✗" not in checked.stdout
+    assert "Docker" in checked.stdout and "at unix:///run/gdkgeo-site" in checked.stdout
+
+
+def test_docker_push_to_the_primary_is_pulled_by_digest_from_each_site(
+    project: Project, docker_cli: DockerDriver
+) -> None:
+    cfg = project.load()
+    login = docker_cli.geo_login()
+    assert login.returncode == 0, login.stdout + login.stderr
+
+    digest = docker_cli.push_new(f"{cfg.primary.registry_address}/{REPO}:v1")
+
+    for node in ("secondary", "dc3"):
+        wait_for(f"{REPO}:v1 on {node}", lambda n=node: digest_on(project, cfg, n, "v1") == digest)
+        docker_cli.pull(f"{cfg.node(node).registry_address}/{REPO}@{digest}")
+
+
+def test_geo_verify_is_clean_across_engines(project: Project) -> None:
+    verified = invoke(project.root, "geo.verify")
+
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_site_service_refuses_every_api_without_its_credential(project: Project) -> None:
+    cfg = project.load()
+    secondary = cfg.node("secondary")
+    worker = secondary.service_url
+    own_host = f"{secondary.hostname}:{secondary.port}"
+    with httpx.Client(timeout=10) as http:
+        assert http.get(f"{worker}/-/metrics").status_code == 401
+        assert http.get(f"{worker}/api/v4/geo/replication/status").status_code == 401
+        assert http.post(f"{worker}/api/v4/geo/container_repositories/resync").status_code == 401
+        assert http.get(f"{worker}/admin/geo/replication/container_repositories").status_code == 401
+        assert http.get(f"{cfg.primary.service_url}/api/v4/geo/events").status_code == 401
+        user = _user(project)
+        admin = f"{worker}/admin/geo/replication/container_repositories"
+        assert http.get(admin, auth=user).status_code == 200
+        assert http.get(admin, auth=user, headers={"Host": "evil.test"}).status_code == 403
+        posted = http.post(f"{admin}/resync_all", auth=user, headers={"Host": own_host})
+        assert posted.status_code == 403, posted.text  # no CSRF token: a cross-site POST
+
+
+def _user(project: Project) -> tuple[str, str]:
+    cfg = project.load()
+    secrets = ensure_secrets(
+        project.secrets_dir(cfg), cfg.registry.notification_secret, cfg.registry.auth.password
+    )
+    return cfg.registry.auth.username, secrets.registry_password.value
+
+
+def test_a_planned_promotion_moves_the_primary_to_a_site(project: Project) -> None:
+    promoted = invoke(project.root, "geo.promote", "--node", "secondary")
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+
+    cfg = project.load()
+    assert cfg.primary_name == "secondary"
+    digest = push_tag(project, cfg, "on-site")
+    for node in ("primary", "dc3"):
+        wait_for(
+            f"on-site on {node}", lambda n=node: digest_on(project, cfg, n, "on-site") == digest
+        )
+
+
+def test_a_forced_promotion_with_the_primary_site_stopped_then_reconcile(
+    project: Project, sites: tuple[Site, Site]
+) -> None:
+    unix_site = sites[0]
+    unix_site.down()  # the primary's machine is gone: its engine, containers and address
+    try:
+        forced = invoke(project.root, "geo.promote", "--node", "primary", "--force")
+        assert forced.returncode == 0, forced.stdout + forced.stderr
+        assert "cannot be complete" in forced.stdout or "could not" in forced.stdout
+        assert "Traceback" not in forced.stdout + forced.stderr
+    finally:
+        unix_site.up()
+    back = invoke(project.root, "geo.setup")  # brings the old primary back, fenced
+    assert back.returncode == 0, back.stdout + back.stderr
+    reconciled = invoke(project.root, "geo.reconcile", "--node", "secondary", "--yes")
+    assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
+    verified = invoke(project.root, "geo.verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_an_engine_that_does_not_answer_is_a_check_failure_and_one_line_errors(
+    project: Project, sites: tuple[Site, Site]
+) -> None:
+    tcp_site = sites[1]
+    tcp_site.down()
+    try:
+        checked = invoke(project.root, "geo.check")
+        assert checked.returncode != 0
+        assert "✗" in checked.stdout
+        assert "geo.nodes.dc3.docker.host" in checked.stdout
+        assert "node dc3" in checked.stdout
+        for task in (
+            ("geo.status",),
+            ("geo.logs", "--node", "dc3"),
+            ("geo.restart", "--node", "dc3"),
+        ):
+            done = invoke(project.root, *task)
+            assert "Traceback" not in done.stdout + done.stderr, task
+        failed = invoke(project.root, "geo.restart", "--node", "dc3")
+        assert failed.returncode != 0
+        assert "the Docker engine of node dc3" in failed.stdout + failed.stderr
+    finally:
+        tcp_site.up()
+    again = invoke(project.root, "geo.setup")
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_destroy_with_data_leaves_nothing_of_the_project_on_any_engine(
+    project: Project, sites: tuple[Site, Site]
+) -> None:
+    destroyed = invoke(project.root, "geo.destroy", "--yes", "--data")
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+
+    for client in (docker.from_env(), *(_engine(site) for site in sites)):
+        assert _ours(client, project) == ([], [])
