@@ -4,17 +4,14 @@ The configured image (default `registry:2`) is used when the engine has it or ca
 Where the engine cannot pull it (offline, or no access to its registry), we build
 `gdk-geo/registry:local` offline from a local `registry` binary (Debian's
 `/usr/bin/docker-registry`): the binary, the shared libraries `ldd` names and the loader,
-in a scratch image. Both images accept the same command (the config path), so the rest of
-the project never cares which one it got.
+in a scratch image (`scratch.py` builds it). Both images accept the same command (the
+config path), so the rest of the project never cares which one it got.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import re
-import subprocess
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +21,7 @@ import docker
 import docker.errors
 
 from gdk_geo.errors import GdkGeoError
+from gdk_geo.runtime import scratch
 
 OFFLINE_IMAGE = "gdk-geo/registry:local"
 CONFIG_PATH_IN_CONTAINER = "/etc/docker/registry/config.yml"
@@ -83,64 +81,32 @@ class ImageResult:
     how: str  # "present", "pulled" or "built offline"
 
 
-def shared_libraries(binary: Path) -> list[Path]:
-    """The absolute paths `ldd` lists for `binary` (libraries and the loader)."""
-    try:
-        out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise GdkGeoError("`ldd` is not installed", fix="apt-get install libc-bin") from None
-    if "not a dynamic executable" in out.stdout + out.stderr:
-        return []
-    return [Path(p) for p in re.findall(r"(/\S+)\s+\(0x[0-9a-f]+\)", out.stdout)]
-
-
-def _add_file(tar: tarfile.TarFile, source: Path, arcname: str, mode: int = 0o755) -> None:
-    data = source.read_bytes()  # follows symlinks: the image gets the real library bytes
-    info = tarfile.TarInfo(arcname)
-    info.size, info.mode = len(data), mode
-    tar.addfile(info, io.BytesIO(data))
-
-
-def _add_bytes(tar: tarfile.TarFile, arcname: str, data: bytes, mode: int = 0o644) -> None:
-    info = tarfile.TarInfo(arcname)
-    info.size, info.mode = len(data), mode
-    tar.addfile(info, io.BytesIO(data))
-
-
-def _add_dir(tar: tarfile.TarFile, arcname: str, mode: int = 0o755) -> None:
-    info = tarfile.TarInfo(arcname)
-    info.type, info.mode = tarfile.DIRTYPE, mode
-    tar.addfile(info)
-
-
-def build_context(binary: Path, pull_failed: list[str] | None = None) -> tuple[bytes, str]:
-    """A gzip-free tar build context for the offline image, and the binary's sha256."""
-    digest = _sha256_of(binary)
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        dockerfile = _DOCKERFILE.format(
-            label=BINARY_LABEL,
-            digest=digest,
-            config=CONFIG_PATH_IN_CONTAINER,
-            pull_label=PULL_FAILED_LABEL,
-            pull_failed=json.dumps(json.dumps(pull_failed or [])),
-        )
-        _add_bytes(tar, "Dockerfile", dockerfile.encode())
-        for directory in (
-            "rootfs",
-            "rootfs/bin",
-            "rootfs/etc",
-            "rootfs/etc/docker",
-            "rootfs/etc/docker/registry",
-            "rootfs/var/lib/registry",
-        ):
-            _add_dir(tar, directory)
-        _add_dir(tar, "rootfs/tmp", 0o1777)
-        _add_bytes(tar, "rootfs/etc/nsswitch.conf", _NSSWITCH)
-        _add_file(tar, binary, "rootfs/bin/registry")
-        for library in shared_libraries(binary):
-            _add_file(tar, library, f"rootfs{library}")
-    return buffer.getvalue(), digest
+def _write_context(
+    tar: tarfile.TarFile, binary: Path, digest: str, pull_failed: list[str] | None = None
+) -> None:
+    """The offline image's build context: its Dockerfile and rootfs (`scratch.build_image`)."""
+    dockerfile = _DOCKERFILE.format(
+        label=BINARY_LABEL,
+        digest=digest,
+        config=CONFIG_PATH_IN_CONTAINER,
+        pull_label=PULL_FAILED_LABEL,
+        pull_failed=json.dumps(json.dumps(pull_failed or [])),
+    )
+    scratch.add_bytes(tar, "Dockerfile", dockerfile.encode())
+    for directory in (
+        "rootfs",
+        "rootfs/bin",
+        "rootfs/etc",
+        "rootfs/etc/docker",
+        "rootfs/etc/docker/registry",
+        "rootfs/var/lib/registry",
+    ):
+        scratch.add_dir(tar, directory)
+    scratch.add_dir(tar, "rootfs/tmp", 0o1777)
+    scratch.add_bytes(tar, "rootfs/etc/nsswitch.conf", _NSSWITCH)
+    scratch.add_file(tar, binary, "rootfs/bin/registry")
+    for library in scratch.shared_libraries(binary):
+        scratch.add_file(tar, library, f"rootfs{library}")
 
 
 def build_offline_image(
@@ -156,7 +122,7 @@ def build_offline_image(
     failed = recorded
     if pull_failed and pull_failed not in recorded:  # a few are enough: the latest kept
         failed = [*recorded, pull_failed][-MAX_RECORDED:]
-    context, digest = build_context(binary, failed)
+    digest = _sha256_of(binary)
     try:
         labels = client.images.get(OFFLINE_IMAGE).labels or {}
         if labels.get(BINARY_LABEL) == digest and failed == recorded:
@@ -164,15 +130,13 @@ def build_offline_image(
     except docker.errors.ImageNotFound:
         pass
     progress(Step(f"building {OFFLINE_IMAGE} offline from {binary}"))
-    try:
-        client.images.build(
-            fileobj=io.BytesIO(context), custom_context=True, tag=OFFLINE_IMAGE, rm=True
-        )
-    except (docker.errors.BuildError, docker.errors.APIError) as exc:
-        raise GdkGeoError(
-            f"building {OFFLINE_IMAGE} from {binary} failed: {exc}",
-            fix=f"check `docker info` and that the binary runs: `{binary} --version`",
-        ) from None
+    scratch.build_image(
+        client,
+        OFFLINE_IMAGE,
+        lambda tar: _write_context(tar, binary, digest, failed),
+        source=str(binary),
+        fix=f"check `docker info` and that the binary runs: `{binary} --version`",
+    )
     return OFFLINE_IMAGE
 
 
