@@ -121,12 +121,13 @@ def reconfigure(
     )
     every = project.nodes(cfg)
     for paths in every:
-        for directory in (
-            paths.registry_storage,
-            paths.log_dir,
-            paths.gitlab_yml.parent,
-            paths.root / "geo",
-        ):
+        # A node on an engine of its own keeps its storage and databases in volumes there.
+        here = (
+            ()
+            if cfg.node(paths.name).engine.is_remote
+            else (paths.registry_storage, paths.root / "geo")
+        )
+        for directory in (*here, paths.log_dir, paths.gitlab_yml.parent):
             directory.mkdir(parents=True, exist_ok=True)
     # The primary makes the pairs (or keeps them), every other node gets a copy.
     primary = project.node(cfg, cfg.primary_name).root

@@ -69,11 +69,11 @@ def project(
 ) -> Iterator[Project]:
     root = tmp_path_factory.mktemp("sites")
     write_gdk_yml(root, _gdk_yml(unique_prefix("s"), *sites))
-    setup = invoke(root, "geo.setup")
-    assert setup.returncode == 0, setup.stdout + setup.stderr
     project = Project(root)
     cfg = project.load()
     try:
+        setup = invoke(root, "geo.setup")
+        assert setup.returncode == 0, setup.stdout + setup.stderr
         yield project
     finally:
         invoke(root, "geo.destroy", "--yes", "--data")
