@@ -146,8 +146,9 @@ def worker(ctx: Context) -> Outcome:
 
 def lag(ctx: Context) -> Outcome:
     url = ctx.service_url(ctx.secondary_name) + "/api/v4/geo/replication/status"
+    token = {"Authorization": f"Bearer {ctx.secondary.node_token}"}  # needed beyond loopback
     try:
-        with http.httpx_client() as client:
+        with http.httpx_client(headers=token) as client:
             response = client.get(url)
         response.raise_for_status()
         status = StatusSnapshot.from_json(response.json())
