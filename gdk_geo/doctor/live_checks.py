@@ -155,8 +155,9 @@ def _worker_runs(ctx: Context, node: str) -> str:
 
 def lag(ctx: Context) -> Outcome:
     url = ctx.service_url(ctx.secondary_name) + "/api/v4/geo/replication/status"
+    token = {"Authorization": f"Bearer {ctx.secondary.node_token}"}  # needed beyond loopback
     try:
-        with http.httpx_client() as client:
+        with http.httpx_client(headers=token) as client:
             response = client.get(url)
         response.raise_for_status()
         status = StatusSnapshot.from_json(response.json())

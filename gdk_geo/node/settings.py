@@ -21,7 +21,8 @@ from gdk_geo.errors import GdkGeoError
 class TokenAuthSettings:
     """Registry token auth as `gitlab.yml` has it (GDK's `registry.key`, `registry.issuer`).
 
-    `enabled` False (or a gitlab.yml rendered before token auth) means anonymous registries.
+    `enabled` False (or a gitlab.yml rendered before token auth) means anonymous registries;
+    the user and password are still the registry user's (the admin page's login).
     """
 
     enabled: bool = False
@@ -109,11 +110,20 @@ def node_root_of(gitlab_yml: Path) -> Path:
 
 
 def load_token_auth(data: dict[str, Any], root: Path) -> TokenAuthSettings:
-    """The registry token settings; absent keys (an older render) mean auth is off."""
+    """The registry token settings; absent keys (an older render) mean auth is off.
+
+    The registry user (`registry.username`, `registry.password`) is read with auth off too:
+    beyond loopback the secondary's admin page asks for it (`gdk_geo.node.exposure`).
+    """
     registry = data.get("registry")
-    if not isinstance(registry, dict) or not registry.get("auth_enabled"):
-        return TokenAuthSettings()
     default = TokenAuthSettings()
+    if not isinstance(registry, dict):
+        return default
+    if not registry.get("auth_enabled"):
+        return TokenAuthSettings(
+            username=str(registry.get("username") or default.username),
+            password=str(registry.get("password") or ""),
+        )
     return TokenAuthSettings(
         enabled=True,
         key_path=_path(root, str(registry.get("key") or default.key_path)),
@@ -181,6 +191,16 @@ def load_secondary(gitlab_yml: Path) -> SecondaryWorkerSettings:
         hostname=str(get("gitlab.host")),
         node_name=_node_name(data),
     )
+
+
+def node_token_of(gitlab_yml: Path) -> str:
+    """The node's `geo.node_token`, or "" when its gitlab.yml cannot be read: what the CLI
+    sends to a service's token-guarded routes (required beyond loopback, ignored on it)."""
+    try:
+        geo = _load(gitlab_yml).get("geo")
+    except (GdkGeoError, OSError, ValueError):
+        return ""
+    return str(geo.get("node_token") or "") if isinstance(geo, dict) else ""
 
 
 def _node_name(data: dict[str, Any]) -> str:

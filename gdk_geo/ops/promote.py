@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 
 from gdk_geo.errors import GdkGeoError
-from gdk_geo.node.settings import load_primary, load_secondary
+from gdk_geo.node.settings import load_primary, load_secondary, node_token_of
 from gdk_geo.ops import lifecycle
 from gdk_geo.ops.loss import LossReport
 from gdk_geo.project import Project, roles
@@ -65,10 +65,12 @@ def converge(project: Project) -> None:
     lifecycle.setup(project, _quiet, progress=messages(_quiet))
 
 
-def _status_of(url: str) -> dict | None:
-    """The target worker's replication status, or None while it does not answer."""
+def _status_of(url: str, node_token: str) -> dict | None:
+    """The target worker's replication status, or None while it does not answer; the node
+    token opens it on a worker beyond loopback."""
+    headers = {"Authorization": f"Bearer {node_token}"} if node_token else {}
     try:
-        response = httpx.get(f"{url}/api/v4/geo/replication/status", timeout=2.0)
+        response = httpx.get(f"{url}/api/v4/geo/replication/status", headers=headers, timeout=2.0)
         response.raise_for_status()
         return response.json()
     except (httpx.HTTPError, ValueError):
@@ -105,8 +107,9 @@ def wait_caught_up(project: Project, cfg: Settings, target: str, timeout: float,
     against the primary; say what it still lacks whenever that changes."""
     deadline = time.monotonic() + timeout
     url, last = cfg.node(target).service_url, None
+    token = node_token_of(project.node(cfg, target).gitlab_yml)
     while True:
-        why = _behind(_status_of(url))
+        why = _behind(_status_of(url, token))
         if why is None:
             try:
                 differ = differences(project, cfg, target, cfg.primary_name)

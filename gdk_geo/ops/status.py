@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gdk_geo.errors import GdkGeoError
+from gdk_geo.node.settings import node_token_of
 from gdk_geo.pki import certs
 from gdk_geo.project import Project, roles
 from gdk_geo.registry import http
@@ -61,11 +62,13 @@ def _certificate(project: Project, cfg: Settings, node: str) -> dict[str, Any]:
     }
 
 
-def _replication(service_url: str) -> dict[str, Any] | None:
-    """A secondary worker's own view of replication (counts, cursor, lag)."""
+def _replication(service_url: str, node_token: str) -> dict[str, Any] | None:
+    """A secondary worker's own view of replication (counts, cursor, lag); the node token
+    opens it on a worker beyond loopback."""
     url = f"{service_url}/api/v4/geo/replication/status"
+    headers = {"Authorization": f"Bearer {node_token}"} if node_token else None
     try:
-        with http.httpx_client(timeout=2.0) as client:
+        with http.httpx_client(timeout=2.0, headers=headers) as client:
             response = client.get(url)
         response.raise_for_status()
         data = StatusSnapshot.from_json(response.json()).to_json()
@@ -103,7 +106,8 @@ def collect(project: Project) -> dict[str, Any]:
             "certificate": _certificate(project, cfg, node),
         }
         if not is_primary:
-            report["nodes"][node]["replication"] = _replication(service_url)
+            token = node_token_of(paths.gitlab_yml)
+            report["nodes"][node]["replication"] = _replication(service_url, token)
     return report
 
 

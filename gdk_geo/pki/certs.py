@@ -6,9 +6,9 @@ signing pair in `localhost.crt`/`localhost.key` (`signing.py`). The TLS pair is 
 signed by a local CA
 (`<data_dir>/ca/`), written into the primary's node root and copied to every other node's,
 and every run checks it again: it is reused while it is valid and regenerated when it is
-about to expire, names another hostname, no longer matches its key or was signed by a CA
-we no longer have. Nothing here touches the system trust store; clients trust
-`ca/ca.crt` (or `registry_host.crt`, see below) explicitly.
+about to expire, names another hostname or another set of node addresses, no longer
+matches its key or was signed by a CA we no longer have. Nothing here touches the system
+trust store; clients trust `ca/ca.crt` (or `registry_host.crt`, see below) explicitly.
 
 Keys are EC P-256. Generation is instant (RSA 2048 takes tens to hundreds of milliseconds,
 which adds up in tests), the security level matches RSA 3072, and every client we care
@@ -24,6 +24,7 @@ certificate as an anchor, so a bundle holding just the leaf fails verification.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -104,10 +105,16 @@ def ensure_certificates(
     hostname: str,
     primary_root: Path,
     *other_roots: Path,
+    addresses: Sequence[str] = (),
     now: datetime | None = None,
 ) -> CertificateReport:
     """Make sure every node holds a valid `registry_host.crt`/`.key` for `hostname`: made
     in the primary's root, copied to each other root.
+
+    `addresses` are the nodes' addresses the certificate must name too (where other nodes
+    and clients reach them): an IP SAN for an IP address, a DNS SAN for a name, besides
+    `hostname`, `localhost`, 127.0.0.1 and ::1. The certificate is re-issued when the names
+    it holds are not this set (in any order; a name given twice counts once).
 
     Safe to run on every setup and restart: files that are still good are left untouched
     (same bytes, same mtime), so nothing downstream restarts for no reason. `now` exists
@@ -115,10 +122,15 @@ def ensure_certificates(
     """
     now = _as_utc(now or datetime.now(UTC))
     _check_hostname(hostname)
+    if isinstance(addresses, str):  # one address, not a sequence of one-letter names
+        raise TypeError("addresses must be a sequence of addresses, not one string")
+    for address in addresses:
+        _check_address(address)
+    names = _expected_sans(hostname, addresses)
     for root in (primary_root, *other_roots):
         move_previous_tls_pair(root)
     ca_cert, ca_key, ca_action = ensure_ca(data_dir / CA_DIR, now, LEAF_LIFETIME)
-    action = _ensure_leaf(primary_root, hostname, ca_cert, ca_key, now)
+    action = _ensure_leaf(primary_root, hostname, names, ca_cert, ca_key, now)
     copies = sum(copy_pair(primary_root, root) for root in other_roots)
     info = certificate_info(primary_root / CERT_NAME)
     return CertificateReport(
@@ -156,23 +168,28 @@ def fingerprint(path: Path) -> str:
 
 
 def _ensure_leaf(
-    root: Path, hostname: str, ca_cert: x509.Certificate, ca_key: PrivateKey, now: datetime
+    root: Path,
+    hostname: str,
+    names: list[x509.GeneralName],
+    ca_cert: x509.Certificate,
+    ca_key: PrivateKey,
+    now: datetime,
 ) -> str:
     """Keep the primary's pair when it is still right, otherwise write a new one and say why."""
     cert_path, key_path = root / CERT_NAME, root / KEY_NAME
     missing = [path.name for path in (cert_path, key_path) if not path.exists()]
     if len(missing) == 2:
-        _write_leaf(root, hostname, ca_cert, ca_key, now)
+        _write_leaf(root, hostname, names, ca_cert, ca_key, now)
         return "created"
     if missing:
         problem: str | None = f"{missing[0]} is missing"
     else:
         chain = load_certificates(cert_path)
         key = load_private_key(key_path)
-        problem = _leaf_problem(chain, key, ca_cert, hostname, now)
+        problem = _leaf_problem(chain, key, ca_cert, hostname, names, now)
     if problem is None:
         return "reused"
-    _write_leaf(root, hostname, ca_cert, ca_key, now)
+    _write_leaf(root, hostname, names, ca_cert, ca_key, now)
     return f"renewed: {problem}"
 
 
@@ -181,6 +198,7 @@ def _leaf_problem(
     key: PrivateKey,
     ca_cert: x509.Certificate,
     hostname: str,
+    names: list[x509.GeneralName],
     now: datetime,
 ) -> str | None:
     """Why the existing server certificate must be replaced, or None when it can stay."""
@@ -189,10 +207,11 @@ def _leaf_problem(
         return f"{KEY_NAME} does not match {CERT_NAME}"
     if chain[1:] != [ca_cert] or not issued_by(leaf, ca_cert):
         return "the CA changed"
-    wanted = [san_string(name) for name in _expected_sans(hostname)]
+    wanted = [san_string(name) for name in names]
     have = san_strings(leaf)
     if sorted(have) != sorted(wanted):
-        return f"the hostname changed (SANs {', '.join(have)} -> {', '.join(wanted)})"
+        what = "hostname" if san_string(_general_name(hostname)) not in have else "addresses"
+        return f"the {what} changed (SANs {', '.join(have)} -> {', '.join(wanted)})"
     if leaf.not_valid_after_utc - now <= RENEW_WITHIN:
         days = RENEW_WITHIN.days
         return f"expires {day(leaf.not_valid_after_utc)}, within {days} days"
@@ -200,9 +219,15 @@ def _leaf_problem(
 
 
 def _write_leaf(
-    root: Path, hostname: str, ca_cert: x509.Certificate, ca_key: PrivateKey, now: datetime
+    root: Path,
+    hostname: str,
+    names: list[x509.GeneralName],
+    ca_cert: x509.Certificate,
+    ca_key: PrivateKey,
+    now: datetime,
 ) -> None:
-    """A new key and certificate for `hostname`, with the CA appended (see the module doc)."""
+    """A new key and certificate for `hostname` naming `names`, with the CA appended (see
+    the module doc)."""
     key = ec.generate_private_key(ec.SECP256R1())
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     cert = (
@@ -210,7 +235,7 @@ def _write_leaf(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(key_usage("digital_signature"), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(_expected_sans(hostname)), critical=False)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
@@ -222,13 +247,15 @@ def _write_leaf(
     atomic_write(root / CERT_NAME, cert_pem(cert) + cert_pem(ca_cert), mode=CERT_MODE)
 
 
-def _expected_sans(hostname: str) -> list[x509.GeneralName]:
-    """hostname, localhost, 127.0.0.1 and ::1, each once, so every way of dialling verifies."""
+def _expected_sans(hostname: str, addresses: Sequence[str] = ()) -> list[x509.GeneralName]:
+    """hostname, localhost, 127.0.0.1, ::1 and the nodes' `addresses`, each once, so every
+    way of dialling verifies."""
     names: list[x509.GeneralName] = [
         _general_name(hostname),
         x509.DNSName("localhost"),
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
         x509.IPAddress(ipaddress.ip_address("::1")),
+        *(_general_name(address) for address in addresses),
     ]
     unique: list[x509.GeneralName] = []
     for name in names:
@@ -292,13 +319,25 @@ def copy_pair(primary_root: Path, other_root: Path) -> bool:
 
 
 def _check_hostname(hostname: str) -> None:
-    if not hostname or not hostname.isascii() or any(char.isspace() for char in hostname):
+    if not _fits_a_certificate(hostname):
         raise GdkGeoError(
             f"hostname {hostname!r} cannot go into a certificate",
             where="gdk.yml: hostname",
             fix="use a plain ASCII host name such as `localhost`, then rerun "
             "`invoke geo.reconfigure`",
         )
+
+
+def _check_address(address: str) -> None:
+    if not _fits_a_certificate(address):
+        raise GdkGeoError(
+            f"node address {address!r} cannot go into a certificate",
+            fix="give each node's address as an IP address or a plain ASCII host name",
+        )
+
+
+def _fits_a_certificate(name: str) -> bool:
+    return bool(name) and name.isascii() and not any(char.isspace() for char in name)
 
 
 def _as_utc(moment: datetime) -> datetime:

@@ -12,6 +12,9 @@ Three jobs, each one endpoint:
   heard of within milliseconds rather than at the next poll.
 * `GET /-/health` and `GET /-/metrics` tell the tasks and a human how it is going.
 
+Bound beyond loopback (`gdk_geo.node.exposure`), `/-/metrics` needs the node token too, and
+`/-/health` without it says only that the service is up.
+
 SQLite runs in the event loop, not in a thread pool. Each call is one short statement or
 one small transaction; the registry delivers notifications serially, so there is no queue
 for a pool to drain. Staying on the loop also means there is never an `await` between
@@ -46,6 +49,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gdk_geo.errors import GdkGeoError
+from gdk_geo.node.exposure import BEARER_CHALLENGE, Exposure
 from gdk_geo.node.log_format import FORMAT as LOG_FORMAT
 from gdk_geo.node.log_format import ZonedFormatter
 from gdk_geo.node.settings import PrimaryServiceSettings, load_primary
@@ -164,6 +168,7 @@ class PrimaryService:
                 )
         self._secret = settings.notification_secret
         self._bearer = f"Bearer {settings.node_token}"
+        self._exposure = Exposure(settings.listen_address, settings.node_token)
         self.log = EventLog(settings.event_log_path)
         self.watch = LogWatch()
         self.counters = Counters()
@@ -272,12 +277,22 @@ class PrimaryService:
         return found
 
     async def health(self, request: Request) -> Response:
+        """Up or not, for anyone; the log's head only on loopback or with the node token."""
+        if not self._exposure.admits(request.headers):
+            return JSONResponse({"status": "ok", "node": "primary"})
         return JSONResponse(
             {"status": "ok", "node": "primary", "last_event_id": self.log.last_id()}
         )
 
     async def metrics_page(self, request: Request) -> Response:
-        """Prometheus' text format, from the collector over the counters and the log."""
+        """Prometheus' text format, from the collector over the counters and the log;
+        beyond loopback, only for the node token."""
+        if not self._exposure.admits(request.headers):
+            return JSONResponse(
+                {"error": "unauthorized"},
+                status_code=401,
+                headers={"WWW-Authenticate": BEARER_CHALLENGE},
+            )
         return Response(generate_latest(self.metrics), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 

@@ -6,9 +6,12 @@ and Reverify on every row, "Resync all failed" and "Reverify all". The page is r
 `templates/admin/geo.html.j2` (Jinja, autoescaped) and keeps itself current with a few
 lines of JavaScript polling `/admin/geo/repositories.json`.
 
-The page has no login; loopback, the `Host` check (`gdk_geo.secondary.host_check`) and a
-per-process CSRF token on every action (POST only) guard it. It never shows the node token:
-its actions start passes in the worker directly (`gdk_geo.secondary.passes`).
+On a loopback listener the page has no login; loopback, the `Host` check
+(`gdk_geo.secondary.host_check`) and a per-process CSRF token on every action (POST only)
+guard it. Beyond loopback (`gdk_geo.node.exposure`) every route of the page also asks for
+the registry user's credentials with HTTP Basic, as GitLab's admin pages require an admin;
+the Host check and the CSRF token stay. It never shows the node token: its actions start
+passes in the worker directly (`gdk_geo.secondary.passes`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from gdk_geo.secondary.api import error, listing, pass_accepted, pass_handler
+from gdk_geo.node.exposure import BASIC_CHALLENGE, BasicLogin
+from gdk_geo.secondary.api import Handler, error, listing, pass_accepted, pass_handler
 from gdk_geo.secondary.passes import Pass, Passes
 from gdk_geo.secondary.repository_index import VERIFICATION_STATES, RepositoryIndex
 from gdk_geo.secondary.selection import Selection
@@ -81,10 +85,28 @@ def render_page(data: dict[str, Any], filters: dict[str, str], csrf_token: str) 
 
 
 def admin_routes(
-    db: TrackingDB, index: RepositoryIndex, passes: Passes, health: SiteHealth
+    db: TrackingDB,
+    index: RepositoryIndex,
+    passes: Passes,
+    health: SiteHealth,
+    login: BasicLogin | None = None,
 ) -> list[Route]:
-    """The page, its JSON, and its POST actions (each checked against this process's token)."""
+    """The page, its JSON, and its POST actions (each checked against this process's token);
+    with a `login` (a listener beyond loopback), every one behind it first."""
     csrf_token = secrets.token_urlsafe(32)
+
+    def signed_in(handler: Handler) -> Handler:
+        if login is None:
+            return handler
+
+        async def checked(request: Request) -> Response:
+            if not login.accepts(request.headers):
+                refused = error(401, "401 Unauthorized: sign in as the registry user")
+                refused.headers["WWW-Authenticate"] = BASIC_CHALLENGE
+                return refused
+            return await handler(request)
+
+        return checked
 
     async def page(request: Request) -> Response:
         try:
@@ -100,7 +122,7 @@ def admin_routes(
         except ValueError as exc:
             return error(400, str(exc))
 
-    def action(kind: str) -> Callable[[Request], Any]:
+    def action(kind: str) -> Handler:
         start = pass_handler(passes, kind, _form_selection, _action_reply)
 
         async def handler(request: Request) -> Response:
@@ -119,11 +141,11 @@ def admin_routes(
         return JSONResponse({**run.summary(), "last": run.events[-1] if run.events else None})
 
     return [
-        Route("/admin/geo", page, methods=["GET"]),
-        Route("/admin/geo/repositories.json", repositories, methods=["GET"]),
-        Route("/admin/geo/resync", action("resync"), methods=["POST"]),
-        Route("/admin/geo/reverify", action("reverify"), methods=["POST"]),
-        Route("/admin/geo/passes/{pass_id}", pass_status, methods=["GET"]),
+        Route("/admin/geo", signed_in(page), methods=["GET"]),
+        Route("/admin/geo/repositories.json", signed_in(repositories), methods=["GET"]),
+        Route("/admin/geo/resync", signed_in(action("resync")), methods=["POST"]),
+        Route("/admin/geo/reverify", signed_in(action("reverify")), methods=["POST"]),
+        Route("/admin/geo/passes/{pass_id}", signed_in(pass_status), methods=["GET"]),
     ]
 
 

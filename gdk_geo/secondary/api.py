@@ -9,7 +9,6 @@ at once (202) with the URL of its progress, a stream of JSON lines that ends wit
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -18,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from gdk_geo.node.exposure import node_token_given
 from gdk_geo.secondary.passes import Pass, Passes
 from gdk_geo.secondary.repository_index import Filters, RepositoryIndex
 from gdk_geo.secondary.selection import Selection
@@ -126,7 +126,7 @@ def api_routes(
 
     def authenticated(handler: Handler) -> Handler:
         async def checked(request: Request) -> Response:
-            if not _token_ok(request, node_token):
+            if not node_token_given(request.headers, node_token):
                 return error(401, "401 Unauthorized: the node token is missing or wrong")
             return await handler(request)
 
@@ -161,12 +161,3 @@ def api_routes(
         ),
         Route(f"{PREFIX}/passes/{{pass_id}}/events", authenticated(events), methods=["GET"]),
     ]
-
-
-def _token_ok(request: Request, node_token: str) -> bool:
-    """Constant-time check of the bearer or PRIVATE-TOKEN header against the node token."""
-    header = request.headers.get("authorization", "")
-    given = header[7:] if header[:7].lower() == "bearer " else request.headers.get("private-token")
-    if not node_token or given is None:
-        return False
-    return hmac.compare_digest(given.encode(errors="replace"), node_token.encode())

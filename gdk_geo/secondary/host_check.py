@@ -1,9 +1,11 @@
 """Refuse requests whose `Host` is not the worker's own: the admin page's DNS-rebinding guard.
 
-The admin page has no login: it trusts that only this host reaches the loopback port. A
-web page elsewhere can still make a browser send requests there through a domain that it
-re-points at 127.0.0.1 (DNS rebinding); such requests carry that domain as their `Host`.
-Accepting only the configured `hostname` and `listen_address`, with the port, stops them.
+On a loopback listener the admin page has no login: it trusts that only this host reaches
+the port. A web page elsewhere can still make a browser send requests there through a
+domain that it re-points at 127.0.0.1 (DNS rebinding); such requests carry that domain as
+their `Host`. Accepting only the configured `hostname` (`gitlab.host`, the node's address)
+and `listen_address`, with the port, stops them. Beyond loopback the page asks for a login
+too (`gdk_geo.node.exposure`), and this check stays in front of it.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gdk_geo.node.exposure import BEARER_CHALLENGE, Exposure
 from gdk_geo.secondary.snapshot import ROW_SELECTIONS, Rows, StatusSnapshot
 
 StatusSource = Callable[[Rows], StatusSnapshot]
@@ -111,17 +112,26 @@ def metrics_registry(status: StatusSource) -> CollectorRegistry:
     return registry
 
 
-def create_app(status: StatusSource) -> Starlette:
+def create_app(status: StatusSource, exposure: Exposure | None = None) -> Starlette:
     """The ASGI app; `status` is called once per request for a fresh snapshot.
 
     `/-/health` and `/-/metrics` take it without rows. The status JSON carries the failing
     rows (what `geo.check` names) unless `?repositories=all` (every row, one per tracked
     repository) or `none` asks otherwise; the admin page and the worker API page through
     all of them.
+
+    With an `exposure` beyond loopback (`gdk_geo.node.exposure`), `/-/metrics` and the
+    status JSON need the node token, and `/-/health` without it says only that the worker
+    is up; on loopback, or with no `exposure`, everyone gets everything, as before.
     """
     metrics_source = metrics_registry(status)
 
+    def admitted(request: Request) -> bool:
+        return exposure is None or exposure.admits(request.headers)
+
     async def health(request: Request) -> Response:
+        if not admitted(request):
+            return JSONResponse({"status": "ok", "node": "secondary"})
         snapshot = status("none")
         return JSONResponse(
             {
@@ -133,9 +143,13 @@ def create_app(status: StatusSource) -> Starlette:
         )
 
     async def metrics(request: Request) -> Response:
+        if not admitted(request):
+            return _token_refused()
         return Response(generate_latest(metrics_source), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
     async def replication_status(request: Request) -> Response:
+        if not admitted(request):
+            return _token_refused()
         rows = request.query_params.get("repositories", "failing")
         if rows not in ROW_SELECTIONS:
             message = f"repositories must be one of {', '.join(ROW_SELECTIONS)}"
@@ -148,6 +162,14 @@ def create_app(status: StatusSource) -> Starlette:
             Route("/-/metrics", metrics, methods=["GET"]),
             Route("/api/v4/geo/replication/status", replication_status, methods=["GET"]),
         ]
+    )
+
+
+def _token_refused() -> Response:
+    return JSONResponse(
+        {"message": "401 Unauthorized: the node token is missing or wrong"},
+        status_code=401,
+        headers={"WWW-Authenticate": BEARER_CHALLENGE},
     )
 
 

@@ -1,7 +1,10 @@
 """The worker's whole HTTP app: status (`status_page`), worker API (`api`), admin page (`admin`).
 
 One Starlette app on `geo.secondary.port`, behind the `Host` check, so a page served on any
-other name (DNS rebinding) gets nothing from any route.
+other name (DNS rebinding) gets nothing from any route. Bound beyond loopback
+(`gdk_geo.node.exposure`), every route but `/-/health` also asks for a credential: the node
+token for the worker API, the metrics and the status JSON, the registry user's for the
+admin page.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
+from gdk_geo.node.exposure import Exposure, admin_login
 from gdk_geo.node.settings import SecondaryWorkerSettings
 from gdk_geo.secondary.admin import admin_routes
 from gdk_geo.secondary.api import api_routes
@@ -52,11 +56,13 @@ def worker_app(
 ) -> ASGIApp:
     """Every route of the worker (and the registry's token realm), only for its own `Host`."""
     passes = Passes(worker.replicator, worker.in_flight, worker.index, worker.wake)
+    exposure = Exposure(settings.listen_address, settings.node_token)
+    login = admin_login(settings.listen_address, settings.auth.username, settings.auth.password)
     app = Starlette(
         routes=[
             *api_routes(worker.db, worker.index, passes, settings.node_token),
-            *admin_routes(worker.db, worker.index, passes, lambda: site_health(worker)),
-            *create_app(worker.status).routes,
+            *admin_routes(worker.db, worker.index, passes, lambda: site_health(worker), login),
+            *create_app(worker.status, exposure).routes,
             *token_routes,
         ]
     )

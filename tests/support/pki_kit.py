@@ -7,6 +7,7 @@ consistency check finds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -44,8 +45,15 @@ class Layout:
             root / name for root in (self.primary, self.secondary) for name in names
         ]
 
-    def ensure(self, hostname: str = "localhost", now: datetime | None = None) -> CertificateReport:
-        return ensure_certificates(self.data_dir, hostname, self.primary, self.secondary, now=now)
+    def ensure(
+        self,
+        hostname: str = "localhost",
+        now: datetime | None = None,
+        addresses: Sequence[str] = (),
+    ) -> CertificateReport:
+        return ensure_certificates(
+            self.data_dir, hostname, self.primary, self.secondary, addresses=addresses, now=now
+        )
 
 
 def write_inconsistent_key(key_path: Path) -> None:
