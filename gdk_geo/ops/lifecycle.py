@@ -132,7 +132,10 @@ def reconfigure(
     # The primary makes the pairs (or keeps them), every other node gets a copy.
     primary = project.node(cfg, cfg.primary_name).root
     others = [paths.root for paths in every if paths.name != cfg.primary_name]
-    report = certs.ensure_certificates(project.data_dir(cfg), cfg.hostname, primary, *others)
+    addresses = [node.hostname for node in cfg.nodes if node.hostname != cfg.hostname]
+    report = certs.ensure_certificates(
+        project.data_dir(cfg), cfg.hostname, primary, *others, addresses=addresses
+    )
     pair = signing.ensure_signing_pair(primary, *others)
     client_trust = trust.write_client_trust(
         project.trust_dir(cfg),
@@ -189,12 +192,13 @@ def wait_healthy(place: Placement, node_names: list[str]) -> None:
         wait_healthy_service(place, name)
 
 
-def claim(place: Placement) -> None:
-    """Record what this gdk.yml starts, once none of its container names is another
-    project's (on any node's engine): a set-up refused over a shared prefix must leave the
-    record as it was, or a later `geo.destroy` would try (and refuse) to remove the other
-    project's containers."""
-    for node in place.cfg.node_names:
+def claim(place: Placement, nodes: list[str] | None = None) -> None:
+    """Record what this gdk.yml starts, once none of the container names of `nodes` (all,
+    by default) is another project's on its engine: a set-up refused over a shared prefix
+    must leave the record as it was, or a later `geo.destroy` would try (and refuse) to
+    remove the other project's containers. Only the engines of `nodes` are asked: a
+    restart of one node goes on while another node's engine is away."""
+    for node in nodes or place.cfg.node_names:
         place.registry_container(node)
     record.write(place.project, place.cfg)
 
@@ -250,7 +254,7 @@ def restart(project: Project, node: str | None = None, *, force: bool = False) -
     done = reconfigure(project, force=force)
     place = Placement(project, done.cfg)
     names = [node] if node else list(done.cfg.node_names)
-    claim(place)
+    claim(place, names)
     for name in names:
         place.stop_service(name)
         place.converge_registry(name, restart=True)

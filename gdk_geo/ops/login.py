@@ -20,10 +20,10 @@ from pathlib import Path
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.fsutil import atomic_write
+from gdk_geo.node import exposure
 from gdk_geo.pki import trust
 from gdk_geo.project import Project
 from gdk_geo.settings import Settings
-from gdk_geo.settings.topology import is_loopback
 
 LOGIN_TIMEOUT = 60.0
 CHECK_FIX = "`invoke geo.check` tells whether the registry and its realm answer"
@@ -177,8 +177,8 @@ def trust_docker_daemon(project: Project, cfg: Settings) -> list[str]:
     ca = (project.trust_dir(cfg) / trust.CA_FILE).read_bytes()
     for node in cfg.node_names:
         described = cfg.node(node)
-        if is_loopback(described.hostname):
-            continue
+        if described.hostname == "localhost" or exposure.is_loopback(described.hostname):
+            continue  # Docker's daemon takes these as insecure
         target = DOCKER_CERTS_D / described.registry_address / trust.CA_FILE
         if target.exists() and target.read_bytes() == ca:
             continue

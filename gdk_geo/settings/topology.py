@@ -47,16 +47,6 @@ def listen_address_of(address: str, listen_address: str) -> str:
     return address
 
 
-def is_loopback(address: str) -> bool:
-    """Whether `address` is reached from this machine alone (127.0.0.0/8, ::1, localhost)."""
-    if address == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
 @dataclass(frozen=True)
 class Engine:
     """The Docker engine a node runs on, as its `docker` settings name it; `host` empty:
