@@ -56,12 +56,25 @@ def secondary_settings(
     return load_secondary(project.node(cfg, secondary_name(cfg, node)).gitlab_yml)
 
 
+def engine_elsewhere(cfg: Settings, node: str) -> str:
+    """The engine node `node` runs on when it is not the CLI's ("" when it is): a pass for
+    such a node runs in its worker there, or not at all (its database is not here)."""
+    engine = cfg.node(node).engine
+    return engine.label if engine.is_remote else ""
+
+
 def through_worker(
-    settings, kind: str, selection: dict, verb: str, nodes: dict[str, str] | None = None
+    settings,
+    kind: str,
+    selection: dict,
+    verb: str,
+    nodes: dict[str, str] | None = None,
+    elsewhere: str = "",
 ) -> list[dict] | None:
     """The pass's per-repository events, run by the worker; None when it cannot take it
     (then the caller runs the pass in-process, having said so). `nodes` names the node
-    behind each side ("primary", "secondary") for the fix of a registry it cannot read."""
+    behind each side ("primary", "secondary") for the fix of a registry it cannot read.
+    `elsewhere`: the engine the node runs on, when not the CLI's (no pass in-process)."""
     from gdk_geo.ops import worker_client
 
     events = worker_client.start_pass(settings, kind, selection)
@@ -75,6 +88,13 @@ def through_worker(
             fix="use the path part of the image, e.g. `group/app` for localhost:5000/group/app",
         ) from None
     except worker_client.WorkerUnavailable as exc:
+        if elsewhere:
+            raise GdkGeoError(
+                f"the Geo worker of node {settings.node_name} ({elsewhere}) cannot take this: "
+                f"{exc}; its database is on that engine, so no pass runs in this process",
+                fix=f"`invoke geo.status` shows whether it runs; `invoke geo.restart --node "
+                f"{settings.node_name}` starts it again",
+            ) from None
         err.print(
             f"note: the Geo worker cannot take this ({exc}): {_IN_PROCESS[kind]} in this process",
             markup=False,

@@ -2,7 +2,8 @@
 
 The tasks live in one module per family: `tasks_lifecycle.py` (set-up to destroy),
 `tasks_inspect.py` (status, check, logs), `tasks_replication.py` (sync, verify, promote,
-reconcile) and `tasks_config.py` (`geo.config.*`). The work itself lives in `lifecycle.py`,
+reconcile), `tasks_link.py` (`geo.link`) and `tasks_config.py` (`geo.config.*`). The work
+itself lives in `lifecycle.py`,
 `status.py`, `config.py` and friends so it can be tested without a subprocess; a task
 never holds logic worth testing on its own.
 
@@ -18,7 +19,7 @@ import gc
 
 from invoke import Collection
 
-from gdk_geo.cli import tasks_config, tasks_inspect, tasks_lifecycle, tasks_replication
+from gdk_geo.cli import tasks_config, tasks_inspect, tasks_lifecycle, tasks_link, tasks_replication
 
 ns = Collection(
     tasks_lifecycle.reconfigure,
@@ -35,6 +36,7 @@ ns = Collection(
     tasks_replication.promote,
     tasks_replication.reconcile,
     tasks_lifecycle.login,
+    tasks_link.link,
 )
 ns.add_collection(tasks_config.ns)
 

@@ -58,7 +58,10 @@ def sync(c, repo=None, all_=False, failed=False, node=None):
             "registry's URL), then `invoke geo.restart`",
         )
     selection = {"repositories": list(repo or []), "all": all_, "failed": failed}
-    results = passes_cli.through_worker(settings, "resync", selection, "synced")
+    elsewhere = passes_cli.engine_elsewhere(project_of(c).load(), settings.node_name)
+    results = passes_cli.through_worker(
+        settings, "resync", selection, "synced", elsewhere=elsewhere
+    )
     if results is None:
         results = passes_cli.sync_in_process(settings, selection)
     failures = [result for result in results if not result["ok"]]

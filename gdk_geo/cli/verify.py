@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from gdk_geo.cli import passes
 from gdk_geo.cli.console import TaskEnded, err, out
 from gdk_geo.node import settings as node_settings
-from gdk_geo.project import Project
+from gdk_geo.project import Project, links
 from gdk_geo.settings import Settings
 from gdk_geo.settings.topology import same_registry
 
@@ -59,14 +59,23 @@ def primary_registry_url(project: Project, cfg: Settings) -> str:
     return node_settings.load_primary(primary.gitlab_yml).registry_api_url
 
 
+def _reads_primary(project: Project, cfg: Settings, node: str, primary: str, api_url: str) -> bool:
+    """Whether `api_url` (what node `node`'s worker syncs from) is the primary registry:
+    its own URL, or the way to it through the node's shaped link (`geo.link`)."""
+    shaped = links.read(project.data_dir(cfg))
+    through = links.reach(cfg, shaped, node, cfg.primary_name, "registry")
+    return same_registry(primary, api_url) or api_url.rstrip("/") == through
+
+
 def verify_node(project: Project, cfg: Settings, node: str, primary: str) -> NodeVerification:
     """Verify one secondary: by its worker when the worker reads `primary`, else here."""
     settings = passes.secondary_settings(project, cfg, node)
     found = NodeVerification(node)
     nodes = {"primary": cfg.primary_name, "secondary": node}  # each side's node, for fixes
     diffs = None
-    if same_registry(primary, settings.primary_api_url):
-        diffs = passes.through_worker(settings, "reverify", {}, "verified", nodes)
+    if _reads_primary(project, cfg, node, primary, settings.primary_api_url):
+        elsewhere = passes.engine_elsewhere(cfg, node)
+        diffs = passes.through_worker(settings, "reverify", {}, "verified", nodes, elsewhere)
     else:  # the worker's primary is not the primary registry: it cannot vouch for it
         err.print(
             f"note: the Geo worker of {node} reads {settings.primary_api_url}, not the "

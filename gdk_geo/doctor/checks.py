@@ -244,6 +244,17 @@ CHECKS: tuple[Check, ...] = (
         each_secondary=True,
     ),
     Check(
+        "link",
+        "every shaped link carries traffic",
+        "each node's link as `geo.link` shaped it: its relay runs and the link is not down; "
+        "the round trip from each secondary to the primary's Geo service, measured along "
+        "the path its own connections take",
+        "`invoke geo.link --node N --up` ends a partition; `invoke geo.setup` starts a relay "
+        "that is not running",
+        live_checks.links,
+        needs=("rendered",),
+    ),
+    Check(
         "lag",
         "replication keeps up",
         f"the worker reads the primary's events, is at most {MAX_LAG} behind "

@@ -27,6 +27,7 @@ from gdk_geo.doctor.notification_probe import (
     probe_delivery,
 )
 from gdk_geo.node.token_auth import ALL_ACTIONS, PULL, tool_tokens
+from gdk_geo.ops import link
 from gdk_geo.registry import http
 from gdk_geo.runtime import health, services
 from gdk_geo.secondary.snapshot import StatusSnapshot
@@ -151,6 +152,33 @@ def _worker_runs(ctx: Context, node: str) -> str:
         return f"container {name} {'runs' if runs else 'is not running'}"
     state = services.state(ctx.node(node))
     return f"pid {state.pid} runs" if state.running else "no worker process runs"
+
+
+def links(ctx: Context) -> Outcome:
+    """Each node's link in force, with its round trip to the primary; a ✗ for a node cut
+    off, or a shaped link whose relay does not run."""
+    shown, cut, stopped = [], [], []
+    for state in link.states(ctx.project, ctx.cfg):
+        rtt = "" if state.round_trip_ms is None else f", round trip {state.round_trip_ms:.1f} ms"
+        if state.is_primary:
+            rtt = " (primary)"
+        shown.append(f"{state.node}: {state.described}{rtt}")
+        if state.shaped and state.relay_pid is None:
+            stopped.append(state.node)
+        elif state.shaping.down:
+            cut.append(state.node)
+    if cut:
+        nodes = " and ".join(cut)
+        return failed(
+            f"{nodes} cut off from the other nodes (`geo.link --down`): " + "; ".join(shown),
+            " ".join(f"`invoke geo.link --node {node} --up`" for node in cut),
+        )
+    if stopped:
+        return failed(
+            f"the link relay of {' and '.join(stopped)} does not run: its node reaches no other",
+            "`invoke geo.setup` (starts the relay the record asks for)",
+        )
+    return passed("; ".join(shown))
 
 
 def lag(ctx: Context) -> Outcome:

@@ -16,6 +16,7 @@ import docker
 from gdk_geo import render
 from gdk_geo.errors import ConfigError, GdkGeoError
 from gdk_geo.fsutil import atomic_write
+from gdk_geo.ops import link
 from gdk_geo.pki import certs, signing, trust
 from gdk_geo.project import EXAMPLE, NodePaths, Project, ports, record
 from gdk_geo.project.secret_store import ProjectSecrets, ensure_secrets
@@ -238,6 +239,7 @@ def setup(
     result = SetupResult(done, image.name, image.how)
     place = Placement(project, cfg, progress)
     claim(place)
+    link.ensure_relays(project, cfg)  # the shaped links, before the services that use them
     progress(Step("starting the registry containers and Geo services"))
     changed = done.changed_nodes()
     for name in cfg.node_names:
@@ -255,6 +257,7 @@ def restart(project: Project, node: str | None = None, *, force: bool = False) -
     place = Placement(project, done.cfg)
     names = [node] if node else list(done.cfg.node_names)
     claim(place, names)
+    link.ensure_relays(project, done.cfg)
     for name in names:
         place.stop_service(name)
         place.converge_registry(name, restart=True)
@@ -298,6 +301,8 @@ def stop(project: Project) -> list[str]:
         project.load()  # nothing recorded either: say what is wrong with gdk.yml
     client = containers.engine()
     stopped = _stop_services(project, cfg)
+    if cfg is not None:
+        stopped += [f"{node} link relay" for node in link.stop_relays(project, cfg)]
     for name in reversed(_container_names(project, cfg)):
         if containers.stop(client, name, str(project.root)):
             stopped.append(name)
@@ -332,6 +337,8 @@ def destroy(project: Project, *, data: bool = False) -> list[str]:
     client = containers.engine()
     _stop_services(project, cfg)
     removed = []
+    if cfg is not None:
+        removed += [f"{node} link relay" for node in link.stop_relays(project, cfg, forget=True)]
     for name in _container_names(project, cfg):
         if containers.remove(client, name, str(project.root)):
             removed.append(name)

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.node.settings import node_token_of
+from gdk_geo.ops import link
 from gdk_geo.pki import certs
 from gdk_geo.project import Project, roles
 from gdk_geo.registry import http
@@ -84,6 +85,7 @@ def collect(project: Project) -> dict[str, Any]:
     place = Placement(project, cfg)
     report: dict[str, Any] = {"primary": cfg.primary_name, "nodes": {}}
     fenced = roles.current(cfg, project.data_dir(cfg)).fenced
+    shaped = {state.node: state for state in link.states(project, cfg, measure=False)}
     for paths in project.nodes(cfg):
         node = paths.name
         registry_url = cfg.node(node).registry_url
@@ -96,6 +98,7 @@ def collect(project: Project) -> dict[str, Any]:
         report["nodes"][node] = {
             "role": _role(is_primary, node in fenced),
             "engine": engine,
+            "link": _link(shaped[node]),
             "container": _container(client, cfg, node, project.root),
             "registry": {
                 "url": registry_url,
@@ -109,6 +112,11 @@ def collect(project: Project) -> dict[str, Any]:
             token = node_token_of(paths.gitlab_yml)
             report["nodes"][node]["replication"] = _replication(service_url, token)
     return report
+
+
+def _link(state: link.LinkState) -> dict[str, Any]:
+    """A node's link as `geo.link` shaped it: its shaping, and its relay's pid."""
+    return {"shaping": state.described, "down": state.shaping.down, "relay_pid": state.relay_pid}
 
 
 def _engine(place: Placement, node: str) -> tuple[Any, dict[str, Any]]:
@@ -158,7 +166,7 @@ def _port(url: str) -> str:
 
 def print_table(report: dict[str, Any], console: Console) -> None:
     table = Table(title="gdk-geo nodes", title_justify="left")
-    for column in ("node", "engine", "container", "registry", "Geo service", "cert"):
+    for column in ("node", "engine", "link", "container", "registry", "Geo service", "cert"):
         table.add_column(column, no_wrap=True)
     images = set()
     for node, info in report["nodes"].items():
@@ -173,6 +181,7 @@ def print_table(report: dict[str, Any], console: Console) -> None:
         table.add_row(
             node if role == node else f"{node} ({role})",
             _engine_cell(info["engine"]),
+            escape(info["link"]["shaping"]),
             f"{container['state']} {_uptime(container.get('uptime_seconds'))}",
             f"{_mark(registry['healthy'])} {_port(registry['url'])}",
             f"{_mark(service['healthy'])} {_port(service['url'])} {_runs_as(service)}",

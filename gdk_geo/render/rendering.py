@@ -27,7 +27,7 @@ from ruamel.yaml.error import YAMLError
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.fsutil import atomic_write, files_digest
-from gdk_geo.project import EVENT_LOG, TEMPLATES, TRACKING_DB, NodePaths, Project, roles
+from gdk_geo.project import EVENT_LOG, TEMPLATES, TRACKING_DB, NodePaths, Project, links, roles
 from gdk_geo.project.secret_store import ProjectSecrets
 from gdk_geo.settings import Settings
 from gdk_geo.settings.topology import Node, url_host
@@ -75,12 +75,22 @@ def environment() -> Environment:
 
 
 def template_context(
-    cfg: Settings, secrets: ProjectSecrets, node: Node, recorded: roles.Roles | None = None
+    cfg: Settings,
+    secrets: ProjectSecrets,
+    node: Node,
+    recorded: roles.Roles | None = None,
+    shaped: links.Links | None = None,
 ) -> dict:
     """What the templates see: the node they render for, the primary (a secondary points
-    at it) and the settings; every URL comes from the derived values in `settings`."""
+    at it) and the settings; every URL comes from the derived values in `settings`, or,
+    between nodes whose link is shaped (`shaped`, `geo.link`), from their relays."""
     replication = cfg.replication(node.name)
     recorded = recorded or roles.Roles(primary=cfg.primary_name)
+    shaped = shaped or links.Links()
+    primary = cfg.primary_name
+    api_url = replication.primary_api_url.rstrip("/") or links.reach(
+        cfg, shaped, node.name, primary, "registry"
+    )
     # A fenced node holds what the primary may lack until `geo.reconcile`: read-only, and
     # its worker does not sync (a sync would delete those tags).
     fenced = node.name in recorded.fenced
@@ -88,6 +98,7 @@ def template_context(
         "node": node,
         "read_only": node.name in roles.read_only(recorded),
         "primary": cfg.primary,
+        "primary_node_url": links.reach(cfg, shaped, node.name, primary, "service"),
         "hostname": node.hostname,
         "listen_address": node.listen_address,
         "notification_secret": secrets.notification_secret.value,
@@ -105,7 +116,7 @@ def template_context(
         },
         "replication": {
             "enabled": replication.enabled and not fenced,
-            "primary_api_url": cfg.primary_api_url_of(node.name),
+            "primary_api_url": api_url,
             "backfill_interval": duration_seconds(replication.backfill_interval),
             "verification_interval": duration_seconds(replication.verification_interval),
             "max_concurrent_repositories": replication.max_concurrent_repositories,
@@ -119,10 +130,11 @@ def render_files(project: Project, cfg: Settings, secrets: ProjectSecrets) -> li
     env = environment()
     files: list[RenderedFile] = []
     recorded = roles.current(cfg, project.data_dir(cfg))
+    shaped = links.read(project.data_dir(cfg))
     for node in cfg.nodes:
         name = node.name
         paths = project.node(cfg, name)
-        context = template_context(cfg, secrets, node, recorded)
+        context = template_context(cfg, secrets, node, recorded, shaped)
         for template, target in (
             ("registry/config.yml.j2", paths.registry_config),
             ("gitlab.yml.j2", paths.gitlab_yml),

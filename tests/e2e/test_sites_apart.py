@@ -149,6 +149,32 @@ def test_geo_verify_is_clean_across_engines(project: Project) -> None:
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
+def test_sync_and_logs_reach_the_nodes_on_other_engines(project: Project) -> None:
+    synced = invoke(project.root, "geo.sync", "--all", "--node", "dc3")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert "in this process" not in synced.stdout + synced.stderr  # the site's worker ran it
+
+    logs = invoke(project.root, "geo.logs", "--node", "secondary", "--tail", "20")
+    assert logs.returncode == 0, logs.stdout + logs.stderr
+    assert "secondary registry" in logs.stdout and "secondary geo" in logs.stdout
+
+
+def test_stop_and_setup_stop_and_start_what_runs_on_every_engine(
+    project: Project, sites: tuple[Site, Site]
+) -> None:
+    stopped = invoke(project.root, "geo.stop")
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    for site in sites:
+        running = _engine(site).containers.list(
+            filters={"label": f"org.gdk-geo.project={project.root}"}
+        )
+        assert running == [], [c.name for c in running]
+
+    started = invoke(project.root, "geo.setup")
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert invoke(project.root, "geo.verify").returncode == 0
+
+
 def test_a_site_service_refuses_every_api_without_its_credential(project: Project) -> None:
     cfg = project.load()
     secondary = cfg.node("secondary")
