@@ -3,6 +3,7 @@
     python -m bench                      # every scenario
     python -m bench latency small        # some of them
     python -m bench --memory-size 256M   # a smaller layer for the memory scenario
+    python -m bench sites                # one engine against engines apart (root: a site)
 
 Figures and ratios in one table are measured side by side in the same run, on the same
 machine, against the same primary.
@@ -16,17 +17,15 @@ import dataclasses
 import os
 import platform
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 from bench.compare import AUTH_OFF, OFF_LABEL, in_turns, on_against_off
-from bench.harness import BenchProject
+from bench.harness import BenchProject, bench_project
 from bench.measures import Row
 from bench.replication import memory
-from bench.scenarios import SCENARIOS, SIDE_BY_SIDE
+from bench.scenarios import NAMES, OWN_PROJECTS, SCENARIOS, SIDE_BY_SIDE
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -76,18 +75,6 @@ def write_results(report: str) -> None:
 RUN = uuid.uuid4().hex[:6]  # containers of this run only: two runs on one engine collided
 
 
-@contextlib.contextmanager
-def _bench_project(extra_yml: str, prefix: str) -> Iterator[BenchProject]:
-    """A bench project set up in a scratch directory, destroyed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="gdk-geo-bench-") as workdir:
-        bench = BenchProject(Path(workdir), extra_yml, prefix)
-        try:
-            bench.setup()
-            yield bench
-        finally:
-            bench.destroy()
-
-
 def _measure(
     name: str, index: int, benches: list[BenchProject], labels: list[str], memory_size: int
 ) -> list[list[Row]]:
@@ -110,7 +97,7 @@ def _measure(
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("scenarios", nargs="*", help=f"any of: {', '.join(SCENARIOS)}")
+    parser.add_argument("scenarios", nargs="*", help=f"any of: {', '.join(NAMES)}")
     parser.add_argument("--memory-size", type=_size, default=2 << 30)
     parser.add_argument("--no-write", action="store_true", help="don't update RESULTS.md")
     parser.add_argument(
@@ -120,22 +107,36 @@ def main() -> int:
         "side, and judge auth on ÷ off against ≤ 1.1×",
     )
     args = parser.parse_args()
-    unknown = set(args.scenarios) - set(SCENARIOS)
+    unknown = set(args.scenarios) - set(NAMES)
     if unknown:
         parser.error(
-            f"unknown scenario(s) {', '.join(sorted(unknown))}; pick from {', '.join(SCENARIOS)}"
+            f"unknown scenario(s) {', '.join(sorted(unknown))}; pick from {', '.join(NAMES)}"
         )
-    chosen = args.scenarios or list(SCENARIOS)
+    chosen = args.scenarios or NAMES
+    # (gdk.yml additions, container prefix, label) of each project the run compares
+    settings = [("", f"gdkgeo-bench-{RUN}", "")]
+    if args.compare_auth:
+        settings.append((AUTH_OFF, f"gdkgeo-bench-{RUN}-noauth", OFF_LABEL))
+    labels = [label for _, _, label in settings]
     rows: list[Row] = []
     with contextlib.ExitStack() as stack:
-        benches = [stack.enter_context(_bench_project("", f"gdkgeo-bench-{RUN}"))]
-        labels = [""]
-        if args.compare_auth:
-            off = _bench_project(AUTH_OFF, f"gdkgeo-bench-{RUN}-noauth")
-            benches.append(stack.enter_context(off))
-            labels.append(OFF_LABEL)
+        benches: list[BenchProject] = []
+
+        def projects() -> list[BenchProject]:
+            """The run's projects, set up when a scenario first needs them."""
+            if not benches:
+                benches.extend(
+                    stack.enter_context(bench_project(extra, prefix))
+                    for extra, prefix, _ in settings
+                )
+            return benches
+
         for index, name in enumerate(chosen):
-            each = _measure(name, index, benches, labels, args.memory_size)
+            if name in OWN_PROJECTS:
+                print(f"running {name} …", file=sys.stderr, flush=True)
+                each = [OWN_PROJECTS[name](extra, prefix) for extra, prefix, _ in settings]
+            else:
+                each = _measure(name, index, projects(), labels, args.memory_size)
             found = [
                 dataclasses.replace(row, scenario=row.scenario + label)
                 for label, project_rows in zip(labels, each, strict=True)

@@ -2,7 +2,10 @@
 
 The benchmarks run on the project's own nodes (real containers, real TLS, the real worker)
 in a scratch project with its own container prefix and free ports, so a developer's
-environment can stay up while `make bench` runs.
+environment can stay up while `make bench` runs. A node may run on an engine of its own (a
+site, docs/sites.md): the project's own code (`Placement`) reaches what it runs there, and
+what the bench does to a node's files (empty it, record its repositories as synced) runs
+where those files are.
 """
 
 from __future__ import annotations
@@ -12,12 +15,12 @@ import contextlib
 import os
 import re
 import resource
-import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,12 +31,11 @@ from ruamel.yaml import YAML
 from gdk_geo.node.settings import TokenAuthSettings, load_token_auth
 from gdk_geo.node.token_auth import ALL_ACTIONS, minter_for, tool_tokens
 from gdk_geo.ops import lifecycle
-from gdk_geo.project import REPO_ROOT, Project
+from gdk_geo.project import REPO_ROOT, TRACKING_DB, Project
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.tokens import Access
-from gdk_geo.runtime import containers, health, services
+from gdk_geo.runtime import containers, services, sites
 from gdk_geo.runtime.placement import Placement
-from gdk_geo.secondary.tracking import TrackingDB
 from testkit.net import free_port
 
 
@@ -90,22 +92,68 @@ def run_timed(command: list[str], env: dict[str, str] | None = None) -> Timed:
     return Timed(seconds, peak, process.returncode, output, cpu)
 
 
-class BenchProject:
-    """A scratch project: both nodes, helpers to pause the worker and empty a registry."""
+# Python the bench runs where a node's files are (`BenchProject._python_at`): its arguments
+# are the node root and the registry storage as seen there, then the caller's.
+_EMPTY = """
+import shutil, sys
+from pathlib import Path
+root, storage = map(Path, sys.argv[1:3])
+for directory in (storage, root / "geo"):
+    directory.mkdir(parents=True, exist_ok=True)
+    for entry in directory.iterdir():
+        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+"""
+_MARK_SYNCED = """
+import sys
+from pathlib import Path
+from gdk_geo.secondary.tracking import TrackingDB
+db = TrackingDB(Path(sys.argv[1]) / sys.argv[3])
+try:
+    names = sys.argv[4:]
+    db.start(names)
+    for name in names:
+        db.finish_success(name, None)
+finally:
+    db.close()
+"""
 
-    def __init__(self, workdir: Path, extra_yml: str = "", prefix: str = "gdkgeo-bench") -> None:
+
+def _node_block(lines: str) -> str:
+    """Extra settings of one node, indented into its section of gdk.yml."""
+    return "".join(f"    {line}\n" for line in lines.splitlines())
+
+
+class BenchProject:
+    """A scratch project: both nodes, helpers to pause the worker and empty a registry.
+
+    `node_yml` adds settings to a node's section (`{"secondary": "address: …"}`): where it
+    runs, for a node on an engine of its own.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        extra_yml: str = "",
+        prefix: str = "gdkgeo-bench",
+        node_yml: Mapping[str, str] | None = None,
+    ) -> None:
         root = workdir / "project"
         root.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
+        more = node_yml or {}
         (root / "gdk.yml").write_text(
             f"docker:\n  container_prefix: {prefix}\n"
             "geo:\n"
             f"  primary:\n    port: {free_port()}\n    registry:\n      port: {free_port()}\n"
-            f"  secondary:\n    port: {free_port()}\n    registry:\n      port: {free_port()}\n"
-            "    registry_replication:\n      max_concurrent_repositories: 8\n" + extra_yml
+            + _node_block(more.get("primary", ""))
+            + f"  secondary:\n    port: {free_port()}\n    registry:\n      port: {free_port()}\n"
+            "    registry_replication:\n      max_concurrent_repositories: 8\n"
+            + _node_block(more.get("secondary", ""))
+            + extra_yml
         )
         self.project = Project(root)
         self.cfg = self.project.load()
+        self.placement = Placement(self.project, self.cfg)
         self.env = {**os.environ, "GDK_GEO_ROOT": str(root)}
 
     # The nodes.
@@ -152,14 +200,13 @@ class BenchProject:
         return self.project.trust_dir(self.cfg)
 
     def stop_service(self, node: str) -> None:
-        services.stop(self.paths(node))
+        self.placement.stop_service(node)
 
     def start_service(self, node: str) -> None:
-        services.start(self.paths(node))
-        probe = health.wait_until(lambda: health.probe_service(self.cfg.node(node).service_url), 30)
-        if not probe.ok:
-            log = services.tail(self.paths(node).service_log, 20)
-            raise RuntimeError(f"the {node} Geo service did not come up: {probe.detail}\n{log}")
+        """Start the node's Geo service (a process here, a container on a site) and wait
+        until it answers; an error with its last log lines when it does not."""
+        self.placement.converge_service(node, changed=False)
+        lifecycle.wait_healthy_service(self.placement, node)
 
     def stop_worker(self) -> None:
         self.stop_service("secondary")
@@ -180,29 +227,39 @@ class BenchProject:
                 return await primary.catalog()
 
         repositories = asyncio.run(catalog())
-        db = TrackingDB(self.paths("secondary").tracking_db)
-        try:
-            db.start(repositories)
-            for name in repositories:
-                db.finish_success(name, None)
-        finally:
-            db.close()
+        self._python_at("secondary", _MARK_SYNCED, TRACKING_DB, *repositories)
         self.start_worker()
 
     def worker_process(self) -> psutil.Process:
-        """The secondary's running worker (its CPU time and RSS are part of a sync now)."""
+        """The secondary's running worker process, on this machine's engine only."""
+        if self.placement.is_remote("secondary"):
+            raise RuntimeError("the secondary's worker is a container on another engine")
         pid = services.state(self.paths("secondary")).pid
         if pid is None:
             raise RuntimeError("the secondary's worker does not run")
         return psutil.Process(pid)
 
+    def worker_cpu_seconds(self) -> float:
+        """CPU the secondary's running worker has used so far (part of a sync now): its
+        process's here, its container's cgroup on an engine of its own."""
+        if self.placement.is_remote("secondary"):
+            return self._container_cpu_seconds(
+                "secondary", self.placement.names("secondary").service
+            )
+        times = self.worker_process().cpu_times()
+        return times.user + times.system
+
     def admin_url(self, path: str = "/admin/geo") -> str:
         return f"{self.cfg.node('secondary').service_url}{path}"
 
-    def registry_cpu_seconds(self, node: str) -> float:
-        """CPU the node's registry container has used so far (its cgroup, via the engine)."""
-        container = containers.engine().containers.get(containers.container_name(self.cfg, node))
+    def _container_cpu_seconds(self, node: str, name: str) -> float:
+        """CPU container `name` on `node`'s engine has used so far (its cgroup)."""
+        container = self.placement.client(node).containers.get(name)
         return container.stats(stream=False)["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+
+    def registry_cpu_seconds(self, node: str) -> float:
+        """CPU the node's registry container has used so far (its cgroup, via its engine)."""
+        return self._container_cpu_seconds(node, containers.container_name(self.cfg, node))
 
     def registries_cpu_seconds(self) -> float:
         """CPU both registry containers have used so far, summed."""
@@ -226,21 +283,63 @@ class BenchProject:
             return None
 
     @contextlib.contextmanager
-    def registry_stopped(self, node: str) -> Iterator[Path]:
+    def _down(self, node: str) -> Iterator[None]:
         """The node's registry container stopped (and its Geo service, which would only see
-        a registry that is not there), yielding its storage directory to write in
-        Distribution's layout (`testkit.storage`); started again and healthy afterwards.
-        The Geo service stays stopped: callers start it when they want it."""
-        client = containers.engine()
-        paths = self.paths(node)
+        a registry that is not there); started again and healthy afterwards. The Geo
+        service stays stopped: callers start it when they want it."""
+        client = self.placement.client(node)
         name = containers.container_name(self.cfg, node)
-        services.stop(paths)
-        containers.stop(client, name, str(self.project.root), timeout=5)
+        self.placement.stop_service(node)
+        containers.stop(client, name, self.root, timeout=5)
         try:
-            yield paths.registry_storage
+            yield
         finally:
             client.containers.get(name).start()
-            lifecycle.wait_healthy_registry(Placement(self.project, self.cfg), node)
+            lifecycle.wait_healthy_registry(self.placement, node)
+
+    @contextlib.contextmanager
+    def registry_stopped(self, node: str) -> Iterator[Path]:
+        """The node's registry stopped as `_down` stops it, yielding its storage directory
+        to write in Distribution's layout (`testkit.storage`): a node on this machine's
+        engine only, whose storage is a directory here."""
+        if self.placement.is_remote(node):
+            raise RuntimeError(f"node {node}'s storage is a volume on another engine")
+        with self._down(node):
+            yield self.paths(node).registry_storage
+
+    def _python_at(self, node: str, code: str, *args: str) -> None:
+        """Run Python `code` where node `node`'s files are, given its node root and its
+        registry storage as they are seen there, then `args`: `python -c` here for a node on
+        this machine's engine; on an engine of its own, a throwaway container of the
+        services image (the node's service container's) with the node's volumes mounted,
+        as its registry and service mount them."""
+        if not self.placement.is_remote(node):
+            paths = self.paths(node)
+            command = [sys.executable, "-c", code, str(paths.root), str(paths.registry_storage)]
+            done = subprocess.run([*command, *args], capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"python on node {node} failed:\n{done.stderr[-2000:]}")
+            return
+        client, names, root = self.placement.client(node), self.placement.names(node), self.root
+        storage = sites.registry_volumes(names)[names.storage_volume]["bind"]
+        service = containers.find_ours(client, names.service, root)
+        if service is None:
+            raise RuntimeError(f"node {node} has no service container {names.service}")
+        client.containers.run(
+            service.image.id,
+            ["-c", code, sites.NODE_ROOT, storage, *args],
+            volumes={
+                names.root_volume: {"bind": sites.NODE_ROOT, "mode": "rw"},
+                names.storage_volume: {"bind": storage, "mode": "rw"},
+            },
+            network_mode="none",
+            labels=sites.labels(node, root),
+            remove=True,
+        )
+
+    @property
+    def root(self) -> str:
+        return str(self.project.root)
 
     def empty_node(self, node: str, fill: Callable[[Path], object] | None = None) -> None:
         """Remove every repository (and the Geo database) of a node, then let `fill` write
@@ -251,14 +350,12 @@ class BenchProject:
         after it would find part of its work done (figures before this fix were flattered
         that way); callers start the service when they want it.
         """
-        geo = self.paths(node).root / "geo"
-        with self.registry_stopped(node) as storage:
-            shutil.rmtree(storage, ignore_errors=True)
-            shutil.rmtree(geo, ignore_errors=True)
-            storage.mkdir(parents=True)
-            geo.mkdir()
+        if fill is not None and self.placement.is_remote(node):
+            raise RuntimeError(f"node {node}'s storage is a volume on another engine")
+        with self._down(node):
+            self._python_at(node, _EMPTY)
             if fill is not None:
-                fill(storage)
+                fill(self.paths(node).registry_storage)
 
     # Baselines.
 
@@ -304,3 +401,17 @@ class BenchProject:
         source = self.bearer("primary", pull)["Authorization"].split(" ", 1)[1]
         target = self.bearer("secondary", push)["Authorization"].split(" ", 1)[1]
         return ["--src-registry-token", source, "--dest-registry-token", target]
+
+
+@contextlib.contextmanager
+def bench_project(
+    extra_yml: str, prefix: str, node_yml: Mapping[str, str] | None = None
+) -> Iterator[BenchProject]:
+    """A bench project set up in a scratch directory, destroyed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="gdk-geo-bench-") as workdir:
+        bench = BenchProject(Path(workdir), extra_yml, prefix, node_yml)
+        try:
+            bench.setup()
+            yield bench
+        finally:
+            bench.destroy()

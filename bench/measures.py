@@ -87,13 +87,13 @@ def sync_measured(bench: BenchProject, repositories: list[str]) -> Synced:
     """`sync_ours` through the running worker, plus the registries' CPU over the same
     command (read before and after it, outside the timed part: the engine's stats call
     takes about a second). Our CPU is the command's and the worker's, which did the sync."""
-    worker = bench.worker_process()
-    before, worker_before = bench.registries_cpu_seconds(), _cpu(worker)
+    before, worker_before = bench.registries_cpu_seconds(), bench.worker_cpu_seconds()
     result = sync_ours(bench, repositories)
     if "note: the Geo worker" in result.output:
         raise RuntimeError(f"geo.sync did not go through the worker:\n{result.output[-2000:]}")
     registries = bench.registries_cpu_seconds() - before
-    return Synced(result.seconds, result.cpu_seconds + _cpu(worker) - worker_before, registries)
+    worker = bench.worker_cpu_seconds() - worker_before
+    return Synced(result.seconds, result.cpu_seconds + worker, registries)
 
 
 REPEATS = 3  # timed runs behind each figure a target is judged on
@@ -109,11 +109,6 @@ def median_run(runs: Sequence[Run]) -> Run:
     (bench/RESULTS.md, 2026-12-01), which no change of ours could be told apart from.
     """
     return sorted(runs, key=lambda run: run.seconds)[len(runs) // 2]
-
-
-def _cpu(process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
 
 
 def floor_row(scenario: str, what: str, run: Synced, baseline: float, target: str) -> Row:

@@ -68,11 +68,15 @@ async def latency_samples(benches: Sequence[BenchProject], count: int) -> list[l
     return samples
 
 
-def _latency_rows(samples: list[float]) -> list[Row]:
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    """The p50 and p95 of latency samples."""
     ordered = sorted(samples)
-    p50 = statistics.median(ordered)
-    p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
-    name = f"1. latency, {len(samples)} pushes"
+    return statistics.median(ordered), ordered[max(0, round(0.95 * len(ordered)) - 1)]
+
+
+def latency_rows(name: str, samples: list[float]) -> list[Row]:
+    """The p50 and p95 rows of scenario `name`, judged against the latency targets."""
+    p50, p95 = percentiles(samples)
     return [
         Row(
             name,
@@ -88,15 +92,25 @@ def _latency_rows(samples: list[float]) -> list[Row]:
     ]
 
 
+def push_latencies(
+    benches: Sequence[BenchProject], count: int = 50, warm_up: int = 5
+) -> list[list[float]]:
+    """Each project's `count` latency samples, the projects in turns, after `warm_up`
+    pushes to each that are not counted: the first ones also pay what happens once (the
+    repository created on the secondary, its tokens minted, the worker's connections
+    opened), which the set-up figures measure."""
+    asyncio.run(latency_samples(benches, warm_up))
+    return asyncio.run(latency_samples(benches, count))
+
+
 def latency_side_by_side(
     benches: Sequence[BenchProject], count: int = 50, warm_up: int = 5
 ) -> list[list[Row]]:
-    """p50 and p95 of `count` pushes to each project, after `warm_up` pushes to each that
-    are not counted: the first ones also pay what happens once (the repository created on
-    the secondary, its tokens minted, the worker's connections opened), which the set-up
-    figures measure."""
-    asyncio.run(latency_samples(benches, warm_up))
-    return [_latency_rows(samples) for samples in asyncio.run(latency_samples(benches, count))]
+    """p50 and p95 of `count` pushes to each project (`push_latencies`)."""
+    return [
+        latency_rows(f"1. latency, {count} pushes", samples)
+        for samples in push_latencies(benches, count, warm_up)
+    ]
 
 
 # 2. Large layers.
@@ -222,6 +236,8 @@ def large_layers_side_by_side(benches: Sequence[BenchProject]) -> list[list[Row]
 
 # 3. Many small tags.
 
+SMALL_REPOS, SMALL_TAGS = 50, 4
+
 
 def _full_then_idle(bench: BenchProject, repos: list[str]) -> Synced:
     """A timed full sync into an emptied secondary; its worker stays idle for the no-ops."""
@@ -234,7 +250,7 @@ def _small_rows(
     full_run: Synced, noop_run: Synced, start: Timed, skopeo_full: float, skopeo_noop: float
 ) -> list[Row]:
     full, noop = full_run.seconds, noop_run.seconds
-    name = "3. small tags, 50 repos × 4 tags"
+    name = f"3. small tags, {SMALL_REPOS} repos × {SMALL_TAGS} tags"
     return [
         Row(
             name,
@@ -277,14 +293,25 @@ def _process_start(bench: BenchProject) -> Timed:
     return start
 
 
-def small_tags_side_by_side(benches: Sequence[BenchProject]) -> list[list[Row]]:
-    """Scenario 3 on each project, the projects' timed syncs (and skopeo's) interleaved."""
+def small_full_syncs(
+    benches: Sequence[BenchProject], turns: int = 1
+) -> tuple[list[list[str]], list[list[Synced]]]:
+    """The small tags pushed to each project's primary (its worker stopped meanwhile), then
+    `turns` timed full syncs into each project's emptied secondary, the projects in turns;
+    each project's repositories and runs. Each worker is left idle, its primary's Geo
+    service stopped (`BenchProject.start_idle_worker`)."""
     repos = []
     for bench in benches:
         bench.stop_worker()
-        repos.append(asyncio.run(push_small(bench, 50, 4, "bench/small")))
+        repos.append(asyncio.run(push_small(bench, SMALL_REPOS, SMALL_TAGS, "bench/small")))
+    full = side_by_side(lambda k: _full_then_idle(benches[k], repos[k]), len(benches), turns)
+    return repos, full
+
+
+def small_tags_side_by_side(benches: Sequence[BenchProject]) -> list[list[Row]]:
+    """Scenario 3 on each project, the projects' timed syncs (and skopeo's) interleaved."""
+    repos, full = small_full_syncs(benches)
     count = len(benches)
-    full = side_by_side(lambda k: _full_then_idle(benches[k], repos[k]), count, 1)
     noop = side_by_side(lambda k: sync_measured(benches[k], repos[k]), count, REPEATS)
     for bench in benches:
         bench.start_service("primary")

@@ -1,10 +1,14 @@
 """The benchmark scenarios by name, as `python -m bench <name>` picks them. Each returns
-rows measured side by side in the same run; the families live in their own modules."""
+rows measured side by side in the same run; the families live in their own modules.
+
+Most measure the run's project (`SCENARIOS`); a few compare projects set up differently,
+which they set up themselves from the run's settings (`OWN_PROJECTS`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from bench.apart import sites_apart
 from bench.busy import busy_catalog
 from bench.harness import BenchProject
 from bench.measures import Row
@@ -19,6 +23,7 @@ from bench.scale import scale
 
 Scenario = Callable[[BenchProject], list[Row]]
 SideBySide = Callable[[Sequence[BenchProject]], list[list[Row]]]
+OwnProjects = Callable[[str, str], list[Row]]  # (the run's extra gdk.yml, its prefix) -> rows
 
 # Scenarios that can measure several projects at once, their samples interleaved.
 SIDE_BY_SIDE: dict[str, SideBySide] = {
@@ -45,3 +50,11 @@ SCENARIOS: dict[str, Scenario] = {
     "failover": failover,
     "busy": busy_catalog,
 }
+
+# Scenarios that set up (and destroy) projects of their own, from the run's gdk.yml
+# additions and container prefix, rather than measure the run's project.
+OWN_PROJECTS: dict[str, OwnProjects] = {
+    "sites": sites_apart,
+}
+
+NAMES = [*SCENARIOS, *OWN_PROJECTS]  # every scenario, in the order `python -m bench` runs them

@@ -2,7 +2,9 @@
 
 The floor rows of bench/RESULTS.md divide CPU seconds by cores, so a `run_timed` that
 reported the parent's CPU, or none, would make every floor wrong. These run real child
-processes; no figure is asserted against a speed target. The scale scenario's
+processes; no figure is asserted against a speed target. What the harness does to a
+node's files runs as the same code here and on a site; here it is run on a scratch node
+root. The scale scenario's
 repositories are written into the primary's storage, not pushed: that the registry serves
 them, and the worker replicates them, like pushed ones is tests/e2e/test_bench_harness.py.
 """
@@ -11,10 +13,18 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
+import pytest
+
+from bench import apart
 from bench.compare import alternating, in_turns, on_against_off, side_by_side
-from bench.harness import run_timed
+from bench.harness import _EMPTY, _MARK_SYNCED, BenchProject, run_timed
 from bench.measures import Row, Synced, floor_row, median_run
+from bench.replication import percentiles
+from gdk_geo.project import TRACKING_DB
+from gdk_geo.secondary.tracking import TrackingDB
+from testkit.sites import HOME_ADDRESS, Site
 
 BURN = """
 import time
@@ -107,3 +117,82 @@ def test_auth_on_against_off_judges_each_timed_figure_that_both_measured() -> No
         ("auth on ÷ auth off: p95", "1.33×", "≤ 1.1×", False),
     ]
     assert rows[0].baseline == "0.1 s (auth off)"
+
+
+def test_percentiles_are_the_median_and_the_95th_of_the_samples() -> None:
+    samples = [float(n) for n in range(100, 0, -1)]  # 1 … 100, out of order
+
+    assert percentiles(samples) == (50.5, 95.0)
+    assert percentiles([0.2]) == (0.2, 0.2)
+
+
+SITE = Site(21, "unix:///run/gdkgeo-site21/docker.sock", "198.18.21.2")
+
+
+def test_a_project_of_engines_apart_puts_its_secondary_on_the_sites_engine(tmp_path) -> None:
+    bench = BenchProject(tmp_path, prefix="gdkgeo-bench-t-apart", node_yml=apart._apart(SITE))
+
+    secondary, primary = bench.cfg.node("secondary"), bench.cfg.node("primary")
+    assert secondary.engine.host == SITE.docker_host and bench.placement.is_remote("secondary")
+    assert secondary.registry_url.startswith(f"https://{SITE.address}:")
+    assert primary.registry_url.startswith(f"https://{HOME_ADDRESS}:")
+    assert not bench.placement.is_remote("primary")
+    assert bench.cfg.replication("secondary").max_concurrent_repositories == 8
+
+
+def _local_node(tmp_path: Path) -> tuple[BenchProject, Path, Path]:
+    bench = BenchProject(tmp_path, prefix="gdkgeo-bench-t-one")
+    paths = bench.paths("secondary")
+    return bench, paths.root, paths.registry_storage
+
+
+def test_emptying_a_node_removes_its_storage_and_databases_and_nothing_else(tmp_path) -> None:
+    bench, root, storage = _local_node(tmp_path)
+    (storage / "docker" / "registry").mkdir(parents=True)
+    (storage / "docker" / "registry" / "blob").write_text("x")
+    (root / "geo").mkdir(parents=True)
+    (root / "geo" / "tracking.sqlite3").write_text("x")
+    (root / "config").mkdir()
+    (root / "config" / "gitlab.yml").write_text("kept")
+
+    bench._python_at("secondary", _EMPTY)
+
+    assert list(storage.iterdir()) == [] and list((root / "geo").iterdir()) == []
+    assert (root / "config" / "gitlab.yml").read_text() == "kept"
+
+
+def test_repositories_are_recorded_synced_in_the_nodes_tracking_database(tmp_path) -> None:
+    bench, root, _ = _local_node(tmp_path)
+    (root / "geo").mkdir(parents=True)
+
+    bench._python_at("secondary", _MARK_SYNCED, TRACKING_DB, "bench/a", "bench/b")
+
+    db = TrackingDB(root / TRACKING_DB)
+    try:
+        assert db.counts()["synced"] == 2
+        assert [row.repository for row in db.rows()] == ["bench/a", "bench/b"]
+    finally:
+        db.close()
+
+
+def test_the_sites_scenario_reports_both_figures_and_apart_over_one_engine() -> None:
+    row = apart._row("p95", one=0.1, apart=0.25, unit="ms")
+
+    assert (row.ours, row.baseline, row.ratio) == (
+        "250 ms (engines apart)",
+        "100 ms (one engine)",
+        "2.50×",
+    )
+    assert (row.target, row.met, row.seconds) == ("reported", None, 0.25)
+
+
+def test_the_sites_scenario_says_why_it_was_skipped_when_no_site_can_be_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(apart.sites, "unavailable", lambda: "prepare-site is not here")
+
+    rows = apart.sites_apart("", "gdkgeo-bench-t")
+
+    assert [(row.measure, row.target, row.met) for row in rows] == [
+        ("skipped: prepare-site is not here", "reported", None)
+    ]

@@ -12,6 +12,7 @@ import pytest
 
 from testkit.images import file_blob, make_image, make_index, memory_blob, seeded_blob, sha256
 from testkit.net import free_ports, wait_for
+from testkit.sites import Site, parse_up
 from testkit.storage import V2, link_layer, repository_dir, write_blob, write_image
 
 
@@ -123,3 +124,15 @@ def test_a_blob_is_stored_once_and_only_sha256_digests_are_linked(tmp_path) -> N
     assert len(list((tmp_path / V2 / "blobs").rglob("data"))) == 1
     with pytest.raises(ValueError):  # the writer lays out sha256 digests, all the kit makes
         link_layer(tmp_path, "group/app", "sha512:" + "0" * 128)
+
+
+def test_a_site_is_what_prepare_site_up_prints_last() -> None:
+    printed = (
+        "Loaded image: gdk-geo/registry:local\n"
+        "DOCKER_HOST=unix:///run/gdkgeo-site21/docker.sock\n"
+        "SITE_ADDRESS=198.18.21.2\n"
+        "HOME_ADDRESS=198.18.0.1\n"
+    )
+    assert parse_up(21, printed) == Site(21, "unix:///run/gdkgeo-site21/docker.sock", "198.18.21.2")
+    tcp = parse_up(12, printed + "DOCKER_TCP_HOST=tcp://198.18.12.2:2375\n")
+    assert tcp.tcp_host == "tcp://198.18.12.2:2375"

@@ -1,0 +1,97 @@
+"""Second hosts on this machine: Docker engines in network namespaces of their own.
+
+`prepare-site up N` starts a Docker engine inside namespace `gdkgeo-siteN`, reached from here
+only at 198.18.N.2; this machine is 198.18.0.1 to it (docs/sites.md, "Trying it on one
+machine"). The script is CI's, found beside the checkout (`<checkout>/../shared/ci/`), as CI
+lays it out; `$GDK_GEO_PREPARE_SITE` names it where it is elsewhere. `up` is idempotent.
+Only root can make namespaces: `unavailable` says why no site can be made here, and the
+tests skip (tests/support/sites.py), the benchmark reports its row as skipped
+(bench/apart.py).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+PREPARE_SITE = Path(
+    os.environ.get("GDK_GEO_PREPARE_SITE") or CHECKOUT.parent / "shared" / "ci" / "prepare-site"
+)
+HOME_ADDRESS = "198.18.0.1"  # this machine, as every site reaches it
+
+
+class SiteError(RuntimeError):
+    """`prepare-site` failed; the message has what it printed."""
+
+
+@dataclass(frozen=True)
+class Site:
+    number: int
+    docker_host: str  # unix:///run/gdkgeo-siteN/docker.sock
+    address: str  # 198.18.N.2
+    tcp_host: str = ""  # tcp://198.18.N.2:2375 when the site listens on TCP
+
+    def down(self) -> None:
+        site_down(self.number)
+
+    def up(self) -> Site:
+        return site_up(self.number, tcp=bool(self.tcp_host))
+
+
+def prepare(command: str, number: int, **env: str) -> subprocess.CompletedProcess[str]:
+    """`prepare-site <command> <number>`, its output captured."""
+    return subprocess.run(
+        ["bash", str(PREPARE_SITE), command, str(number)],
+        env=dict(os.environ, **env),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def unavailable() -> str | None:
+    """Why no site can be made here, or None."""
+    if not PREPARE_SITE.exists():
+        return f"{PREPARE_SITE} is not here (GDK_GEO_PREPARE_SITE names another)"
+    if os.geteuid() != 0:
+        return "prepare-site makes network namespaces: it must run as root (CI does)"
+    if shutil.which("nsenter") is None or shutil.which("dockerd") is None:
+        return "nsenter and dockerd are needed to start a site's engine"
+    return None
+
+
+def parse_up(number: int, stdout: str) -> Site:
+    """The site `prepare-site up` describes in the `NAME=value` lines it prints last."""
+    printed = dict(
+        line.split("=", 1) for line in stdout.splitlines() if "=" in line and " " not in line
+    )
+    return Site(
+        number,
+        printed["DOCKER_HOST"],
+        printed["SITE_ADDRESS"],
+        printed.get("DOCKER_TCP_HOST", ""),
+    )
+
+
+def site_up(number: int, *, tcp: bool = False) -> Site:
+    """Site `number` up (idempotent); `SiteError` with the script's output when it fails.
+    Callers ask `unavailable` first."""
+    done = prepare("up", number, SITE_TCP="1" if tcp else "0")
+    if done.returncode != 0:
+        raise SiteError(f"prepare-site up {number} failed:\n{done.stdout}{done.stderr}")
+    return parse_up(number, done.stdout)
+
+
+def site_down(number: int) -> None:
+    """Site `number` down: its engine and containers stopped, its namespace removed."""
+    prepare("down", number)
+
+
+def is_up(number: int) -> bool:
+    """Whether site `number`'s engine answers now."""
+    return prepare("status", number).returncode == 0
