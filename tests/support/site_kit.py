@@ -1,39 +1,25 @@
 """A non-loopback address on this machine for tests: `prepare-site up 8`'s 198.18.0.1.
 
-`/work/shared/ci/prepare-site up N` (CI's script; `GDK_GEO_PREPARE_SITE` names another)
-puts 198.18.0.1 on the loopback interface, this machine's "home" address as the sites see
-it, and starts site N (a network namespace with an engine of its own, unused here). The
-address is not in 127.0.0.0/8, so a service bound there is a listener beyond loopback by
-`gdk_geo.node.exposure`'s rule, and traffic to it never leaves the machine (198.18.0.0/15 is
-routed nowhere else). Site 8 is these tests' own; `down` removes 198.18.0.1 only when no
-other site is up. Without the script, or without the rights to run it, the test is skipped
-with the script's reason.
+`prepare-site up N` (`testkit.sites`) puts 198.18.0.1 on the loopback interface, this
+machine's "home" address as the sites see it, and starts site N (a network namespace with
+an engine of its own, unused here). The address is not in 127.0.0.0/8, so a service bound
+there is a listener beyond loopback by `gdk_geo.node.exposure`'s rule, and traffic to it
+never leaves the machine (198.18.0.0/15 is routed nowhere else). Site 8 is these tests'
+own; `down` removes 198.18.0.1 only when no other site is up. Where no site can be made,
+the test is skipped with the reason.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-HOME_ADDRESS = "198.18.0.1"
-SITE = "8"
-PREPARE_SITE = Path(os.environ.get("GDK_GEO_PREPARE_SITE", "/work/shared/ci/prepare-site"))
+from testkit.sites import HOME_ADDRESS, prepare, unavailable
 
-
-def _prepare_site(command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(PREPARE_SITE), command, SITE],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-    )
+SITE = 8
 
 
 def _bindable(address: str) -> bool:
@@ -48,9 +34,10 @@ def _bindable(address: str) -> bool:
 @contextlib.contextmanager
 def home_address() -> Iterator[str]:
     """198.18.0.1 on this machine while the block runs (site 8 up), then site 8 down."""
-    if not PREPARE_SITE.is_file():
-        pytest.skip(f"no {PREPARE_SITE}: nothing gives this machine a non-loopback address")
-    up = _prepare_site("up")
+    why = unavailable()
+    if why:
+        pytest.skip(why)
+    up = prepare("up", SITE)
     try:
         if up.returncode != 0:
             reason = (up.stderr or up.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -59,4 +46,4 @@ def home_address() -> Iterator[str]:
             pytest.skip(f"prepare-site up {SITE} ran, but {HOME_ADDRESS} cannot be bound here")
         yield HOME_ADDRESS
     finally:
-        _prepare_site("down")
+        prepare("down", SITE)
