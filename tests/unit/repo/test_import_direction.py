@@ -29,6 +29,8 @@ ALLOWED: dict[str, set[str]] = {
     "node": {"registry"},
     "primary": {"node", "registry"},
     "secondary": {"node", "registry"},
+    # The link relay stands apart too: the CLI drives it through its spec file and process.
+    "link": set(),
     "settings": set(),
     "project": {"settings"},
     "pki": {"settings", "project", "registry"},
