@@ -38,15 +38,15 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": {"settings", "project", "pki", "render", "node", "registry"},
     "ops": {
         *("settings", "project", "pki", "render", "runtime", "node", "registry"),
-        *("primary", "secondary"),
+        *("primary", "secondary", "link"),
     },
     "doctor": {
         *("settings", "project", "pki", "render", "runtime", "ops", "node", "registry"),
-        *("primary", "secondary"),
+        *("primary", "secondary", "link"),
     },
     "cli": {
         *("settings", "project", "pki", "render", "runtime", "ops", "doctor", "node"),
-        *("registry", "primary", "secondary"),
+        *("registry", "primary", "secondary", "link"),
     },
 }
 # The registry client stands apart: it imports nothing of gdk_geo but the error type.
