@@ -129,15 +129,20 @@ def entry(cfg: Settings, links: Links, node: str, kind: str) -> Address:
     return endpoint(cfg, node, kind)
 
 
+def _direct(cfg: Settings, target: str, kind: str) -> str:
+    described = cfg.node(target)
+    return described.registry_url if kind == "registry" else described.service_url
+
+
 def reach(cfg: Settings, links: Links, source: str, target: str, kind: str) -> str:
     """The URL node `source` reaches node `target`'s registry or Geo service at: through
-    `source`'s relay when it is shaped, into `target`'s when that is."""
+    `source`'s relay when it is shaped, into `target`'s when that is, else directly (and
+    always directly to itself)."""
+    if source == target or not (links.shaped(source) or links.shaped(target)):
+        return _direct(cfg, target, kind)
     host, port = entry(cfg, links, target, kind)
     if links.shaped(source):
         host, port = relay_host(cfg), links.nodes[source].ports[f"{target}:{kind}"]
-    elif not links.shaped(target):
-        described = cfg.node(target)
-        return described.registry_url if kind == "registry" else described.service_url
     return url("https" if kind == "registry" else "http", host, port)
 
 

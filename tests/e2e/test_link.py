@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import psutil
 import pytest
-from failover_kit import digest_on, push_tag
+from failover_kit import digest_on, push_tag, replication_status
 from helpers import invoke, running_project
 
 from gdk_geo.node.settings import load_secondary
@@ -102,8 +102,18 @@ def test_a_partition_is_a_check_failure_whose_printed_fix_ends_it(project: Proje
     argv = shlex.split(fix.group(1))[1:]
     _must(project, *argv)  # the fix, as printed
 
+    # What was pushed while the node was cut off (the check's own probe) replicates now:
+    # the worker's retry of what failed meanwhile is the event the second check waits on.
+    cfg = project.load()
+    wait_for("the secondary caught up", lambda: _caught_up(cfg), timeout=60)
     again = _must(project, "geo.check")
     assert "✓ every shaped link carries traffic" in again
+
+
+def _caught_up(cfg) -> bool:
+    status = replication_status(cfg, "secondary")
+    counts = status["counts"]
+    return counts.get("failed", 0) == 0 and counts.get("started", 0) == 0 and status["lag"] == 0
 
 
 def test_shaping_survives_a_restart(project: Project) -> None:
