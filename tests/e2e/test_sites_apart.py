@@ -26,6 +26,7 @@ from failover_kit import REPO, digest_on, push_tag
 from helpers import invoke, unique_prefix, write_gdk_yml
 from sites import HOME_ADDRESS, TCP_SITE, UNIX_SITE, Site, forget_docker_trust, site_up
 
+from gdk_geo.node.settings import load_secondary
 from gdk_geo.project import Project
 from gdk_geo.project.secret_store import ensure_secrets
 from testkit.net import free_ports, wait_for
@@ -147,6 +148,33 @@ def test_geo_verify_is_clean_across_engines(project: Project) -> None:
     verified = invoke(project.root, "geo.verify")
 
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_shaped_link_to_a_site_carries_replication_through_this_machine(
+    project: Project,
+) -> None:
+    shaped = invoke(project.root, "geo.link", "--node", "secondary", "--latency", "40ms")
+    assert shaped.returncode == 0, shaped.stdout + shaped.stderr
+    try:
+        cfg = project.load()
+        settings = load_secondary(project.node(cfg, "secondary").gitlab_yml)
+        assert settings.primary_api_url.startswith(f"https://{HOME_ADDRESS}:")
+        assert settings.primary_api_url != cfg.primary.registry_url  # through the relay
+        shown = invoke(project.root, "geo.link").stdout
+        row = next(line for line in shown.splitlines() if "secondary" in line)
+        assert float(re.search(r"([0-9.]+) ms\s*│?\s*$", row.strip()).group(1)) >= 40.0
+        digest = push_tag(project, cfg, "over-the-link")
+        wait_for(
+            "the tag on the site",
+            lambda: digest_on(project, cfg, "secondary", "over-the-link") == digest,
+        )
+    finally:
+        reset = invoke(project.root, "geo.link", "--node", "secondary", "--reset")
+    assert reset.returncode == 0, reset.stdout + reset.stderr
+    cfg = project.load()
+    assert load_secondary(project.node(cfg, "secondary").gitlab_yml).primary_api_url == (
+        cfg.primary.registry_url
+    )
 
 
 def test_sync_and_logs_reach_the_nodes_on_other_engines(project: Project) -> None:
