@@ -29,6 +29,7 @@ import psutil
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.fsutil import atomic_write
 from gdk_geo.link.spec import read_spec
+from gdk_geo.procutil import wait_gone
 
 MODULE = "gdk_geo.link.relay"
 START_TIMEOUT = 10.0
@@ -142,22 +143,6 @@ def start(
     return process.pid
 
 
-def _wait_gone(pid: int, timeout: float) -> bool:
-    """Whether `pid` ended within `timeout` (a zombie counts: its parent reaps it later)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)  # reap it when it is our child
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.Error:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(POLL_SECONDS)
-
-
 def stop(pidfile: Path, spec_path: Path, timeout: float = STOP_TIMEOUT) -> bool:
     """Stop the relay for `spec_path` (SIGTERM, then SIGKILL after `timeout`) and remove
     the pidfile; whether one was running. Only a process whose command line is that relay's
@@ -168,12 +153,12 @@ def stop(pidfile: Path, spec_path: Path, timeout: float = STOP_TIMEOUT) -> bool:
         return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    if _wait_gone(pid, timeout):
+    if wait_gone(pid, timeout):
         return True
     if _is_relay_for(_cmdline(pid), spec_path):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    if not _wait_gone(pid, 5.0):
+    if not wait_gone(pid, 5.0):
         raise GdkGeoError(f"the link relay (pid {pid}) did not stop", fix=f"kill -9 {pid}")
     return True
 

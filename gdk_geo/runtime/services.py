@@ -23,7 +23,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import psutil
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.fsutil import atomic_write, files_digest
+from gdk_geo.procutil import wait_gone
 from gdk_geo.project import NodePaths, roles
 
 MODULES = {"primary": "gdk_geo.primary", "secondary": "gdk_geo.secondary"}
@@ -209,37 +209,15 @@ def start(paths: NodePaths, project_root: Path | None = None) -> tuple[int, bool
     return process.pid, True
 
 
-def _wait_gone(pid: int, timeout: float) -> bool:
-    """Whether `pid` ended within `timeout`: gone, or a zombie.
-
-    A zombie counts as gone: a service outlives the `invoke` that started it, so its parent
-    is init, which reaps when it gets to it. `psutil.Process.wait` waited for that reaping
-    too, which cost every stop (and so every `geo.restart`) up to 2 s on systems whose init
-    reaps slowly, while the service itself had exited in a tenth of that.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)  # reap it when it is our child
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.Error:
-            return True  # gone already
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-
-
 def _terminate(pid: int, paths: NodePaths, timeout: float) -> None:
     """SIGTERM `pid`, SIGKILL it after `timeout`; an error if even that does not end it."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    if _wait_gone(pid, timeout):
+    if wait_gone(pid, timeout):
         return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    if not _wait_gone(pid, 5.0):
+    if not wait_gone(pid, 5.0):
         raise GdkGeoError(
             f"the {paths.name} Geo service (pid {pid}) did not stop",
             fix=f"look at {paths.service_log}, then `kill -9 {pid}`",
