@@ -10,66 +10,15 @@ from __future__ import annotations
 
 import socket
 import ssl
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from pki_kit import Layout
+from pki_kit import Layout, handshake, tls_server
 
 
 @pytest.fixture
 def layout(tmp_path: Path) -> Layout:
     return Layout.under(tmp_path)
-
-
-@contextmanager
-def tls_server(root: Path, host: str) -> Iterator[int]:
-    """A TLS server serving the node root's `registry_host.crt`/`.key`, as its registry does,
-    on `host` (an OS-chosen free port); it greets every client, then closes."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(root / "registry_host.crt", root / "registry_host.key")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.bind((host, 0))
-    listener.listen()
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return  # the listener was closed
-            with conn:
-                conn.settimeout(5)
-                try:
-                    with context.wrap_socket(conn, server_side=True) as tls:
-                        tls.sendall(b"hello")
-                except (ssl.SSLError, OSError):
-                    pass  # the client refused our certificate: that is the client's verdict
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        listener.shutdown(socket.SHUT_RDWR)
-        listener.close()
-        thread.join(timeout=5)
-
-
-def handshake(host: str, port: int, cafile: Path, server_hostname: str = "localhost") -> bytes:
-    """Connect trusting only `cafile` and checking `server_hostname`, as a strict client does."""
-    context = ssl.create_default_context(cafile=str(cafile))
-    assert context.check_hostname and context.verify_mode == ssl.CERT_REQUIRED
-    with (
-        socket.create_connection((host, port), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname=server_hostname) as tls,
-    ):
-        return tls.recv(5)
 
 
 def ipv6_loopback() -> bool:

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
 import ssl
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from pki_kit import Layout
+from pki_kit import Layout, handshake, tls_server
 
 from gdk_geo.errors import GdkGeoError
 
@@ -99,57 +95,17 @@ def test_an_address_that_cannot_be_named_is_refused(layout: Layout) -> None:
 # --- a real handshake ---------------------------------------------------------------------
 
 
-@contextmanager
-def tls_server(root: Path) -> Iterator[int]:
-    """A TLS server on 127.0.0.1 serving the node root's pair, as its registry does."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(root / "registry_host.crt", root / "registry_host.key")
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return  # the listener was closed
-            with conn:
-                conn.settimeout(5)
-                try:
-                    with context.wrap_socket(conn, server_side=True) as tls:
-                        tls.sendall(b"hello")
-                except (ssl.SSLError, OSError):
-                    pass  # the client refused the certificate: its verdict is the test's
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        listener.close()
-        thread.join(5)
-
-
-def greeting(port: int, ca_file: Path, server_hostname: str) -> bytes:
-    """Dial 127.0.0.1 as if it were `server_hostname`, trusting only the CA."""
-    context = ssl.create_default_context(cafile=str(ca_file))
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname=server_hostname) as tls,
-    ):
-        return tls.recv(5)
-
-
 def test_a_client_dialling_the_nodes_ip_address_verifies_the_certificate(layout: Layout) -> None:
     layout.ensure(addresses=[NODE_ADDRESS])
-    with tls_server(layout.secondary) as port:
-        assert greeting(port, layout.ca_crt, NODE_ADDRESS) == b"hello"
+    with tls_server(layout.secondary, "127.0.0.1") as port:
+        assert handshake("127.0.0.1", port, layout.ca_crt, NODE_ADDRESS) == b"hello"
         with pytest.raises(ssl.SSLCertVerificationError, match=re.escape("198.18.1.3")):
-            greeting(port, layout.ca_crt, "198.18.1.3")  # an address it does not name
+            handshake("127.0.0.1", port, layout.ca_crt, "198.18.1.3")  # an address it does not name
 
 
 def test_without_the_address_the_same_client_is_refused(layout: Layout) -> None:
     layout.ensure()
-    with tls_server(layout.primary) as port:
-        assert greeting(port, layout.ca_crt, "localhost") == b"hello"
+    with tls_server(layout.primary, "127.0.0.1") as port:
+        assert handshake("127.0.0.1", port, layout.ca_crt, "localhost") == b"hello"
         with pytest.raises(ssl.SSLCertVerificationError):
-            greeting(port, layout.ca_crt, NODE_ADDRESS)
+            handshake("127.0.0.1", port, layout.ca_crt, NODE_ADDRESS)
