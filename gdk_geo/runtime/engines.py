@@ -29,6 +29,9 @@ from gdk_geo.settings.topology import Engine, Node
 
 # How long a remote engine may take to answer one API call: a slow link, not a dead one.
 REMOTE_TIMEOUT = 120
+# How long the first ping may take: an engine whose host is gone is an error in seconds,
+# not after every task's first call waited out REMOTE_TIMEOUT.
+PING_TIMEOUT = 10
 
 
 def _tls_config(engine: Engine) -> docker.tls.TLSConfig | None:
@@ -64,10 +67,11 @@ def connect(node: Node) -> docker.DockerClient:
         client = docker.DockerClient(
             base_url=engine.host,
             tls=_tls_config(engine) or False,
-            timeout=REMOTE_TIMEOUT,
+            timeout=PING_TIMEOUT,
             use_ssh_client=engine.host.startswith("ssh://"),
         )
         client.ping()
+        client.api.timeout = REMOTE_TIMEOUT
     except (docker.errors.DockerException, OSError) as exc:
         raise _unanswered(node, exc) from None
     return client
