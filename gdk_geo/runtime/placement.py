@@ -28,6 +28,7 @@ from gdk_geo.runtime.engines import Engines
 from gdk_geo.runtime.image import Progress, ensure_registry_image, messages
 from gdk_geo.runtime.services_image import PYTHON, copy_image, ensure_services_image
 from gdk_geo.settings import Settings
+from gdk_geo.settings.topology import Engine
 
 
 @dataclass
@@ -38,7 +39,8 @@ class Placement:
     cfg: Settings
     progress: Progress = field(default=messages(lambda _message: None))
     engines: Engines = field(init=False)
-    _images: dict[tuple[str, str], str] = field(default_factory=dict, init=False)
+    _made: dict[str, str] = field(default_factory=dict, init=False)  # kind -> image here
+    _copied: set[tuple[str, Engine]] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         self.engines = Engines(self.cfg)
@@ -64,28 +66,27 @@ class Placement:
 
     # Images.
 
-    def _image_on(self, node: str, kind: str) -> str:
-        """The registry or services image, present on `node`'s engine."""
-        engine = self.engine_label(node)
-        if (kind, engine) in self._images:
-            return self._images[kind, engine]
-        local = self.engines.local
-        if (kind, "local engine") not in self._images:
+    def _made_here(self, kind: str) -> str:
+        """The registry or services image on the CLI's engine, pulled or built once a task."""
+        if kind not in self._made:
+            local = self.engines.local
             if kind == "registry":
-                made = ensure_registry_image(
-                    local, self.cfg.registry.image, self._binary(), self.progress
-                ).name
+                binary = Path(self.cfg.registry.binary)
+                made = ensure_registry_image(local, self.cfg.registry.image, binary, self.progress)
+                self._made[kind] = made.name
             else:
-                made = ensure_services_image(local, self.progress)
-            self._images[kind, "local engine"] = made
-        name = self._images[kind, "local engine"]
-        if self.is_remote(node):
-            copy_image(name, local, self.client(node), self.progress)
-        self._images[kind, engine] = name
-        return name
+                self._made[kind] = ensure_services_image(local, self.progress)
+        return self._made[kind]
 
-    def _binary(self) -> Path:
-        return Path(self.cfg.registry.binary)
+    def _image_on(self, node: str, kind: str) -> str:
+        """The registry or services image, present on `node`'s engine (loaded into it from
+        the CLI's engine once a task, when it lacks it)."""
+        name = self._made_here(kind)
+        engine = self.cfg.node(node).engine
+        if engine.is_remote and (kind, engine) not in self._copied:
+            copy_image(name, self.engines.local, self.client(node), self.progress)
+            self._copied.add((kind, engine))
+        return name
 
     def registry_image(self, node: str) -> str:
         return self._image_on(node, "registry")

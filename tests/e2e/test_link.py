@@ -77,8 +77,9 @@ def test_geo_link_alone_shows_each_link_and_the_measured_round_trip(project: Pro
 
     row = next(line for line in shown.splitlines() if "secondary" in line)
     assert "100 ms, 50 Mbit/s" in row and "pid" in row
-    measured = float(re.search(r"([0-9.]+) ms\s*│?\s*$", row.strip()).group(1))
-    assert measured >= 100.0  # the round trip a secondary's request to the primary takes
+    found = re.search(r"([0-9.]+) ms\s*│?\s*$", row.strip())
+    assert found, shown
+    assert float(found.group(1)) >= 100.0, shown  # a secondary's request to the primary
 
 
 def test_status_and_check_show_the_link_in_force(project: Project) -> None:
