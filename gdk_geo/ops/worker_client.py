@@ -16,7 +16,11 @@ from typing import Any
 
 from gdk_geo.node.settings import SecondaryWorkerSettings
 
-CONNECT_TIMEOUT = 3.0  # seconds: a worker that does not answer by then counts as down
+# Seconds for the connect and for each read until the progress stream starts: a worker
+# that does not answer by then counts as down. Each is one round trip (the worker answers
+# 202 before the pass does anything), 0.3 s to a worker across a 300 ms WAN; the stream
+# itself has no timeout at all, a pass may be quiet for a whole sync (`_progress`).
+CONNECT_TIMEOUT = 3.0
 
 Event = dict[str, Any]
 

@@ -38,6 +38,17 @@ from gdk_geo.registry.replies import (
 
 R = TypeVar("R", Reply, aiohttp.ClientResponse)
 
+# Timeouts sized for a WAN between sites (issue #27; tests/e2e/test_wan_reliability.py runs
+# syncs over a 300 ms round trip, a 20 Mbit/s link and a partition):
+# - connect: a new connection's TCP and TLS handshakes, two round trips (0.6 s at 300 ms),
+#   with room for retransmitted segments; past it the peer is down and `RetryPolicy` acts;
+# - read (the client's `timeout`): the longest silence within one answer, not its length,
+#   so a blob that streams for minutes at a low rate completes, and a link that stalls
+#   for less than that (a short partition) resumes where it was;
+# - no pool timeout (`ClientTimeout.connect` stays None): a request waiting for a free
+#   connection waits as long as the transfers ahead of it, which a slow link lengthens.
+CONNECT_SECONDS = 5.0
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -81,7 +92,7 @@ class Transport:
             max_connections=max_connections,
             # No total: a big blob takes as long as it takes; a stalled read or connect fails.
             timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=min(timeout, 5.0), sock_read=timeout
+                total=None, sock_connect=min(timeout, CONNECT_SECONDS), sock_read=timeout
             ),
             # Bytes exactly as stored: a decompressed blob would not match its digest.
             auto_decompress=False,

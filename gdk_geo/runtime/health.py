@@ -1,4 +1,10 @@
-"""Health probes: a registry answers `GET /v2/` over verified TLS; a service its `/-/health`."""
+"""Health probes: a registry answers `GET /v2/` over verified TLS; a service its `/-/health`.
+
+The timeout holds for each phase on its own (httpx times the connect, the TLS handshake
+and the read apart), and each phase is one round trip: the 2 s default is six of a 300 ms
+WAN, what `geo.check` needs to probe the primary through a shaped link (`geo.link`), and
+`geo.status`'s 1 s still three, so that it stays quick when a node is down.
+"""
 
 from __future__ import annotations
 

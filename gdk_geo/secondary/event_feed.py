@@ -28,6 +28,7 @@ import aiohttp
 
 from gdk_geo.registry import http
 from gdk_geo.registry.reference import is_repository
+from gdk_geo.registry.transport import CONNECT_SECONDS
 
 logger = logging.getLogger("gdk_geo.worker")
 
@@ -83,8 +84,12 @@ class EventFeed:
         self._http = http.LazySession(
             ca_file=ca_file,
             max_connections=1,
-            # The read timeout must outlast the long-poll, or every idle poll is an error.
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=wait + 15.0),
+            # The read timeout must outlast the long-poll, or every idle poll is an error: the
+            # wait, a round trip (0.3 s on a long WAN) and the service's time, 15 s to spare.
+            # Connecting is the registry client's two round trips (`transport.CONNECT_SECONDS`).
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=CONNECT_SECONDS, sock_read=wait + 15.0
+            ),
             headers={"Authorization": f"Bearer {node_token}", "User-Agent": "gdk-geo-worker"},
         )
 
