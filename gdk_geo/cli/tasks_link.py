@@ -58,8 +58,9 @@ def link(
             fix="give one of --down, --up, --reset, or the shaping flags",
         )
     if reset:
-        if link_ops.reset(project, cfg, node):
-            promote.converge(project)
+        if link_ops.forget(project, cfg, node):
+            promote.converge(project)  # the direct URLs, while the relay still carries
+        link_ops.remove_relay(project, cfg, node)
         out.print(f"{node}: plain link (no relay)", markup=False)
         return
     shaping = link_ops.shaping_of(link_ops.links.read(project.data_dir(cfg)), node)

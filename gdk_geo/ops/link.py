@@ -4,8 +4,8 @@ Shaping node N's link for the first time gives N a relay (`gdk_geo.link`) and re
 the nodes whose URLs now lead through it; `geo.setup` then restarts only the services whose
 gitlab.yml changed. Changing the shaping of a link that has a relay only rewrites the
 relay's spec: open connections go on under the new shaping, and nothing restarts. `--reset`
-stops the relay, forgets the record and renders the direct URLs again, so nothing of the
-link is left: no relay process, no spec, no record.
+forgets the record, renders the direct URLs again and restarts the services that used the
+relay, then stops it: nothing of the link is left, no relay process, no spec, no record.
 
 The relays are part of what a project runs: `geo.setup` and `geo.restart` start the ones the
 record asks for, `geo.stop` and `geo.destroy` stop them.
@@ -129,20 +129,25 @@ def shape(project: Project, cfg: Settings, node: str, shaping: Shaping) -> bool:
     return first
 
 
-def reset(project: Project, cfg: Settings, node: str) -> bool:
-    """Take node `node`'s shaping away: its relay stopped and its files removed, the record
-    without it. True when it had one (the caller renders the direct URLs again)."""
+def forget(project: Project, cfg: Settings, node: str) -> bool:
+    """Take node `node`'s shaping out of the record (its relay goes on meanwhile, so the
+    services still using it are not cut off before they restart). True when it had one:
+    the caller renders the direct URLs again, then `remove_relay`."""
     data_dir = project.data_dir(cfg)
     recorded = links.read(data_dir)
     if not recorded.shaped(node):
         return False
-    files = relay_files(project, cfg, node)
-    process.stop(files.pidfile, files.spec)
-    shutil.rmtree(files.root, ignore_errors=True)
     left = {name: link for name, link in recorded.nodes.items() if name != node}
     links.write(data_dir, links.Links(left))
     ensure_relays(project, cfg)  # a relay that led into this node's now leads to it directly
     return True
+
+
+def remove_relay(project: Project, cfg: Settings, node: str) -> None:
+    """Stop node `node`'s relay and remove its files: nothing of the link is left."""
+    files = relay_files(project, cfg, node)
+    process.stop(files.pidfile, files.spec)
+    shutil.rmtree(files.root, ignore_errors=True)
 
 
 @dataclass(frozen=True)
