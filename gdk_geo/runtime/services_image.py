@@ -205,10 +205,19 @@ def _write_base(tar: tarfile.TarFile, root: Path, digest: str) -> None:
 
 
 def _engine(client: docker.DockerClient) -> str:
-    """How a message names an engine: its socket or URL."""
+    """How a message names an engine: its socket, its ssh:// host or its URL.
+
+    An ssh:// engine's base URL is docker-py's placeholder `http+docker://ssh`, the same for
+    every ssh host: the host is the adapter's `ssh_host` (`user@host:port`), and the message
+    and its `docker -H` fix need it.
+    """
     url = str(client.api.base_url)
-    socket_path = getattr(client.api.get_adapter(url), "socket_path", None)
-    return f"unix://{socket_path}" if socket_path else url
+    adapter = client.api.get_adapter(url)
+    socket_path = getattr(adapter, "socket_path", None)
+    if socket_path:
+        return f"unix://{socket_path}"
+    ssh_host = getattr(adapter, "ssh_host", None)
+    return f"ssh://{ssh_host}" if ssh_host else url
 
 
 def copy_image(

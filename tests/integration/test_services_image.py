@@ -163,3 +163,25 @@ def test_copy_image_to_an_engine_that_does_not_answer(docker_client, tmp_path) -
     with pytest.raises(GdkGeoError, match=r"docker\.sock did not answer") as refused:
         copy_image(name, docker_client, nowhere)
     assert "system df" in refused.value.fix
+
+
+@pytest.mark.docker
+def test_copy_image_to_an_ssh_engine_names_its_host(docker_client, tmp_path, monkeypatch) -> None:
+    """docker-py's base URL for every ssh:// engine is `http+docker://ssh`: the messages and
+    the `docker -H` fix name the ssh host instead (copying over ssh itself is
+    tests/e2e/test_ssh_engine.py's)."""
+    docker = pytest.importorskip("docker")
+    pytest.importorskip("paramiko")
+    fake = tmp_path / "ssh"  # an ssh that reaches no host: nothing leaves this machine
+    fake.write_text("#!/bin/sh\necho 'ssh: connect to host: Connection refused' >&2\nexit 255\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    name = ensure_services_image(docker_client, lambda step: None)
+    host = "ssh://root@198.18.1.2:2222"
+    over_ssh = docker.DockerClient(base_url=host, use_ssh_client=True, version="1.41")
+
+    assert services_image._engine(over_ssh) == host
+    assert not services_image._engine(docker_client).startswith("ssh://")
+    with pytest.raises(GdkGeoError, match=f"{host} did not answer") as refused:
+        copy_image(name, docker_client, over_ssh)
+    assert f"docker -H {host} system df" in refused.value.fix
