@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from gdk_geo import procutil
 from gdk_geo.project import NodePaths
 from gdk_geo.runtime import services
 
@@ -146,7 +147,7 @@ def test_a_stopped_service_whose_parent_has_not_reaped_it_counts_as_gone() -> No
     )
     try:
         zombie = int(parent.stdout.readline())
-        assert services._wait_gone(zombie, timeout=10)
+        assert procutil.wait_gone(zombie, timeout=10)
         assert parent.poll() is None, "the zombie's parent still runs: nobody reaped it"
     finally:
         parent.kill()
