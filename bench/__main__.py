@@ -4,6 +4,7 @@
     python -m bench latency small        # some of them
     python -m bench --memory-size 256M   # a smaller layer for the memory scenario
     python -m bench sites                # one engine against engines apart (root: a site)
+    python -m bench wan                  # a shaped WAN link (50 ms, 100 Mbit/s) vs loopback
 
 Figures and ratios in one table are measured side by side in the same run, on the same
 machine, against the same primary.

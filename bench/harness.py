@@ -359,9 +359,13 @@ class BenchProject:
 
     # Baselines.
 
-    def skopeo_sync(self, repositories: list[str], destination: str) -> Timed:
-        """`skopeo sync` of every tag of `repositories` into `destination` (one process)."""
-        source = self.cfg.node("primary").registry_address
+    def skopeo_sync(
+        self, repositories: list[str], destination: str, source: str | None = None
+    ) -> Timed:
+        """`skopeo sync` of every tag of `repositories` into `destination` (one process),
+        read from the primary's registry at `source` (host:port; by default the primary's
+        own address, or a link relay's route to it, whose certificate the same CA signs)."""
+        source = source or self.cfg.node("primary").registry_address
         lines = [f"{source}:", f"  cert-dir: {self.trust_dir}", "  images:"]
         lines += [f"    {repo}: []" for repo in repositories]
         spec = self.workdir / "skopeo-sync.yml"

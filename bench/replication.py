@@ -74,9 +74,15 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[max(0, round(0.95 * len(ordered)) - 1)]
 
 
-def latency_rows(name: str, samples: list[float]) -> list[Row]:
-    """The p50 and p95 rows of scenario `name`, judged against the latency targets."""
+LATENCY_TARGETS = (0.3, 1.0)  # seconds: p50, p95 with both nodes on this machine
+
+
+def latency_rows(
+    name: str, samples: list[float], targets: tuple[float, float] = LATENCY_TARGETS
+) -> list[Row]:
+    """The p50 and p95 rows of scenario `name`, judged against `targets` (p50, p95)."""
     p50, p95 = percentiles(samples)
+    p50_most, p95_most = targets
     return [
         Row(
             name,
@@ -84,11 +90,20 @@ def latency_rows(name: str, samples: list[float]) -> list[Row]:
             f"{p50 * 1000:.0f} ms",
             "-",
             "-",
-            "≤ 300 ms",
-            p50 <= 0.3,
+            f"≤ {p50_most * 1000:.0f} ms",
+            p50 <= p50_most,
             p50,
         ),
-        Row(name, "p95", f"{p95 * 1000:.0f} ms", "-", "-", "≤ 1000 ms", p95 <= 1, p95),
+        Row(
+            name,
+            "p95",
+            f"{p95 * 1000:.0f} ms",
+            "-",
+            "-",
+            f"≤ {p95_most * 1000:.0f} ms",
+            p95 <= p95_most,
+            p95,
+        ),
     ]
 
 
@@ -116,7 +131,10 @@ def latency_side_by_side(
 # 2. Large layers.
 
 
-async def _push_large(bench: BenchProject) -> tuple[list[str], list[Blob]]:
+async def push_large(bench: BenchProject) -> tuple[list[str], list[Blob]]:
+    """Scenario 2's images pushed to the primary: 6 repositories × 2 tags, each of a 32 MiB
+    base layer they share and two 4 MiB layers of its own; the repositories and the unique
+    blobs (the base first)."""
     base = random_blob(32 * MiB)
     repos, unique = [], [base]
     async with bench.client("primary") as primary:
@@ -214,15 +232,27 @@ def _large_rows(unique: list[Blob], synced: Synced, skopeo: Timed, floor: float)
     ]
 
 
-def large_layers_side_by_side(benches: Sequence[BenchProject]) -> list[list[Row]]:
-    """Scenario 2 on each project, the projects' timed syncs (and skopeo's) interleaved."""
+def large_syncs(
+    benches: Sequence[BenchProject], turns: int = REPEATS
+) -> tuple[list[tuple[list[str], list[Blob]]], list[list[Synced]]]:
+    """Scenario 2's images pushed to each project's primary (its worker stopped meanwhile),
+    then `turns` timed syncs into each project's emptied secondary by a fresh idle worker,
+    the projects in turns; each project's (repositories, unique blobs) and runs. Each
+    primary's Geo service is left stopped (`BenchProject.start_idle_worker`)."""
     pushed = []
     for bench in benches:
         bench.stop_worker()
-        pushed.append(asyncio.run(_push_large(bench)))
+        pushed.append(asyncio.run(push_large(bench)))
+    repos = [project_repos for project_repos, _ in pushed]
+    synced = side_by_side(lambda k: _sync_into_empty(benches[k], repos[k]), len(benches), turns)
+    return pushed, synced
+
+
+def large_layers_side_by_side(benches: Sequence[BenchProject]) -> list[list[Row]]:
+    """Scenario 2 on each project, the projects' timed syncs (and skopeo's) interleaved."""
+    pushed, synced = large_syncs(benches)
     repos = [project_repos for project_repos, _ in pushed]
     count = len(benches)
-    synced = side_by_side(lambda k: _sync_into_empty(benches[k], repos[k]), count, REPEATS)
     for bench in benches:
         bench.start_service("primary")
     skopeo = side_by_side(lambda k: _skopeo_into_empty(benches[k], repos[k]), count, REPEATS)

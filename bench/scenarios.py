@@ -20,6 +20,7 @@ from bench.replication import (
     small_tags_side_by_side,
 )
 from bench.scale import scale
+from bench.wan import wan_against_loopback
 
 Scenario = Callable[[BenchProject], list[Row]]
 SideBySide = Callable[[Sequence[BenchProject]], list[list[Row]]]
@@ -55,6 +56,7 @@ SCENARIOS: dict[str, Scenario] = {
 # additions and container prefix, rather than measure the run's project.
 OWN_PROJECTS: dict[str, OwnProjects] = {
     "sites": sites_apart,
+    "wan": wan_against_loopback,
 }
 
 NAMES = [*SCENARIOS, *OWN_PROJECTS]  # every scenario, in the order `python -m bench` runs them

@@ -112,13 +112,37 @@ class BlobEndpoints:
 
         Never retried here (a consumed stream can't be replayed); `copy_blob` restarts.
         """
+        start = await self.start_upload(repo, digest)
+        await self.finish_upload(start, repo, digest, chunks, size)
+
+    async def start_upload(self, repo: str, digest: str) -> Reply:
+        """Open an upload session for `digest` in `repo` (the POST of `upload_blob`); its
+        reply is what `finish_upload` or `cancel_upload` takes."""
         what = f"upload blob {repo}@{digest}"
         check_digest(digest)
         uploads = self._transport.url(uploads_path(repo))
         start = await self._transport.send("POST", uploads, what=what)
-        location = self._upload_location(start)
-        if start.status != 202 or location is None:
+        if start.status != 202 or self._upload_location(start) is None:
             raise error_from(start, what)
+        return start
+
+    async def cancel_upload(self, start: Reply) -> None:
+        """Give up an upload session `start_upload` opened (best effort)."""
+        await self._cancel_upload(start)
+
+    async def finish_upload(
+        self,
+        start: Reply,
+        repo: str,
+        digest: str,
+        chunks: AsyncIterator[bytes],
+        size: int | None = None,
+    ) -> None:
+        """Send the blob into the session `start` opened: one streaming PUT `?digest=`; the
+        session is cancelled when that fails."""
+        what = f"upload blob {repo}@{digest}"
+        location = self._upload_location(start)
+        assert location is not None  # start_upload checked it
         headers = {"Content-Type": "application/octet-stream"}
         if size is not None:
             headers["Content-Length"] = str(size)  # else aiohttp sends it chunked

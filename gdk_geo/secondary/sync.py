@@ -21,12 +21,12 @@ Everything talks to registries through `RegistryClient`; this module owns the de
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from gdk_geo.registry.client import RegistryClient, gather_all
-from gdk_geo.registry.errors import RegistryError, RepositoryNotFound
+from gdk_geo.registry.errors import ManifestNotFound, RegistryError, RepositoryNotFound
 from gdk_geo.registry.manifest import Manifest, ManifestRef, references
 from gdk_geo.registry.reference import is_tag
 from gdk_geo.secondary.blob_locations import BlobLocations
@@ -53,9 +53,9 @@ class SyncOptions:
     hint_retry_delays: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
     """Pauses before looking again for a hinted tag the primary does not list yet."""
     hinted_head_retry_delays: tuple[float, ...] = (0.02, 0.05)
-    """Pauses before the first HEAD of a hinted tag is tried again. Distribution sends a push
-    event before it links the tag, so that HEAD can be a 404 for a few milliseconds; a short
-    wait then beats falling back to a pass of every tag."""
+    """Pauses before the first lookup of a hinted tag (a GET by tag) is tried again.
+    Distribution sends a push event before it links the tag, so that lookup can be a 404 for
+    a few milliseconds; a short wait then beats falling back to a pass of every tag."""
 
 
 DEFAULT_OPTIONS = SyncOptions()
@@ -150,15 +150,23 @@ class RepositorySync:
         follows still reconciles everything (and retries anything that failed here). A
         hinted tag the primary does not show yet is looked up again after short pauses
         first: the event can come a few milliseconds before the tag is linked.
+
+        The primary's hinted manifests are fetched by tag, not HEADed (`_get_by_tags`): a
+        HEAD then a GET by digest were two round trips to the primary where one does, and
+        over a WAN each is the link's round trip (bench/RESULTS.md, scenario 11: 50 ms of a
+        push's 210 at 50 ms RTT). A hinted tag is nearly always new, so the body is wanted;
+        when it turns out equal, a manifest of a few KiB was read for nothing.
         """
         try:
             primary, secondary = await gather_all(
                 [
-                    self.source.head_manifests(self.repository, hints, concurrency=self._max_heads),
+                    self._get_by_tags(hints),
                     self.target.head_manifests(self.repository, hints, concurrency=self._max_heads),
                 ]
             )
-            await self._wait_for_hints(primary, hints, self._hinted_head_retry_delays)
+            await self._wait_for_hints(
+                primary, hints, self._hinted_head_retry_delays, self._get_by_tags
+            )
         except RegistryError:
             return  # the full pass reports it
         changed = [tag for tag, ref in primary.items() if _differs(ref, secondary.get(tag))]
@@ -233,19 +241,44 @@ class RepositorySync:
         return found, unsettled
 
     async def _wait_for_hints(
-        self, found: dict[str, Any], hints: set[str], delays: Sequence[float]
+        self,
+        found: dict[str, Any],
+        hints: set[str],
+        delays: Sequence[float],
+        look: Callable[[set[str]], Awaitable[dict[str, ManifestRef]]] | None = None,
     ) -> set[str]:
-        """HEAD the hinted tags `found` lacks again after each pause in `delays`, adding to
-        `found` what shows up; return the hinted tags that never did. A push event can come
-        before its tag is linked, and before the tag is listed."""
+        """Look the hinted tags `found` lacks up again after each pause in `delays` (`look`,
+        by default a HEAD of each on the primary), adding to `found` what shows up; return
+        the hinted tags that never did. A push event can come before its tag is linked, and
+        before the tag is listed."""
         missing = hints - found.keys()
         for delay in delays:
             if not missing:
                 break
             await asyncio.sleep(delay)
-            found.update(await self.source.head_manifests(self.repository, missing))
+            if look is None:
+                found.update(await self.source.head_manifests(self.repository, missing))
+            else:
+                found.update(await look(missing))
             missing -= found.keys()
         return missing
+
+    async def _get_by_tags(self, tags: Iterable[str]) -> dict[str, ManifestRef]:
+        """The primary's manifests of `tags`, fetched by tag (at most `max_concurrent_heads`
+        at once) and remembered by digest, so `_sync_tag` pushes them without another
+        request; a tag the primary lacks is left out, as a HEAD would leave it."""
+        limit = asyncio.Semaphore(self._max_heads)
+
+        async def one(tag: str) -> tuple[str, ManifestRef | None]:
+            async with limit:
+                try:
+                    manifest = await self._fetch_tag(tag)
+                except (ManifestNotFound, RepositoryNotFound):
+                    return tag, None
+            return tag, ManifestRef(manifest.digest, manifest.media_type, len(manifest.raw))
+
+        pairs = await gather_all(one(tag) for tag in tags)
+        return {tag: ref for tag, ref in pairs if ref is not None}
 
     async def _sync_referrers(
         self, primary: dict[str, ManifestRef | None], listed: Collection[str]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import threading
 import tracemalloc
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from gdk_geo.registry.blobs import verified_chunks
 from gdk_geo.registry.client import RegistryClient
 from gdk_geo.registry.copy import copy_blob
 from gdk_geo.registry.errors import (
+    BlobNotFound,
     DigestMismatch,
     RegistryError,
     RegistryUnavailable,
@@ -199,6 +201,62 @@ async def test_an_upload_keeps_the_registrys_state_token_as_sent() -> None:
             await client.upload_blob("g/a", digest, chunks_of(data), len(data))
     put = [path for method, path, _ in server.seen if method == "PUT"]
     assert put == [f"{state}&digest=sha256%3A{digest.split(':')[1]}"]
+
+
+def _upload_target(opened: threading.Event) -> ScriptedServer:
+    """A target registry that opens an upload session on POST (setting `opened`), stores
+    any PUT into it, and cancels it on DELETE."""
+    session = "/v2/g/a/blobs/uploads/u1?_state=s"
+
+    def answer(method: str, path: str, headers: dict) -> tuple[int, dict, bytes]:
+        if method == "POST":
+            opened.set()
+            return 202, {"Location": session}, b""
+        if method == "PUT" and path.startswith(session + "&digest="):
+            digest = path.split("&digest=", 1)[1].replace("%3A", ":")
+            return 201, {"Docker-Content-Digest": digest}, b""
+        if method == "DELETE" and path == session:
+            return 204, {}, b""
+        return json_reply({"errors": [{"code": "BLOB_UPLOAD_INVALID"}]}, 400)
+
+    return ScriptedServer(answer)
+
+
+async def test_a_copy_opens_its_upload_while_the_source_is_still_answering() -> None:
+    """The target's upload session does not wait for the source's answer: over a WAN the
+    POST hides behind the GET's round trip (bench/RESULTS.md, scenario 11)."""
+    data = random.randbytes(2048)
+    digest, opened, seen_first = sha256(data), threading.Event(), []
+
+    def slow_source(method: str, path: str, headers: dict) -> tuple[int, dict, bytes]:
+        seen_first.append(opened.wait(timeout=5))  # answer once the target saw the POST
+        return 200, {"Docker-Content-Digest": digest}, data
+
+    with ScriptedServer(slow_source) as source_server, _upload_target(opened) as target_server:
+        async with (
+            RegistryClient(source_server.url) as source,
+            RegistryClient(target_server.url) as target,
+        ):
+            assert await copy_blob(source, "g/a", target, "g/a", digest, len(data)) == len(data)
+    assert seen_first == [True]
+    assert [method for method, _, _ in target_server.seen] == ["POST", "PUT"]
+
+
+async def test_an_upload_opened_for_a_blob_the_source_lacks_is_cancelled() -> None:
+    digest, opened = sha256(b"gone"), threading.Event()
+
+    def source_answer(method: str, path: str, headers: dict) -> tuple[int, dict, bytes]:
+        opened.wait(timeout=5)  # the session is open before the source says no
+        return json_reply({"errors": [{"code": "BLOB_UNKNOWN"}]}, 404)
+
+    with ScriptedServer(source_answer) as source_server, _upload_target(opened) as target_server:
+        async with (
+            RegistryClient(source_server.url, retry=FAST) as source,
+            RegistryClient(target_server.url, retry=FAST) as target,
+        ):
+            with pytest.raises(BlobNotFound):
+                await copy_blob(source, "g/a", target, "g/a", digest, 4)
+    assert [method for method, _, _ in target_server.seen] == ["POST", "DELETE"]
 
 
 async def test_names_that_would_escape_the_url_path_are_refused() -> None:

@@ -416,6 +416,29 @@ async def test_hinted_only_pushes_the_hinted_tag_without_a_full_pass(s: Sides) -
     assert (full.ok, full.deleted_tags) == (True, ["extra"])
 
 
+async def test_a_hinted_tag_costs_one_request_to_the_primary_for_its_manifest(
+    s: Sides, registries
+) -> None:
+    """A pushed tag is fetched by tag, its digest coming with the GET, not HEADed then
+    fetched by digest: over a WAN each request to the primary is a round trip of the link
+    (bench/RESULTS.md, scenario 11)."""
+    repo, image = unique("group/one-trip"), make_image()
+    await s.primary.image(repo, "v1", make_image())
+    assert (await sync_repository(s.source, s.target, repo)).ok
+    await s.primary.image(repo, "v2", image)
+    manifests = f"/v2/{repo}/manifests/"
+    with RegistryProxy(registries.primary) as proxy:
+        async with sides(proxy.url, registries.secondary) as through:
+            result = await sync_repository(
+                through.source, through.target, repo, tags_hint=["v2"], hinted_only=True
+            )
+            requests = [r for r in proxy.log.requests if manifests in r]
+
+    assert (result.ok, result.synced_tags) == (True, ["v2"])
+    assert requests == [f"GET {manifests}v2"]
+    assert await s.secondary.digest_of(repo, "v2") == image.digest
+
+
 async def test_a_hinted_tag_linked_just_after_its_event_needs_no_full_pass(s: Sides) -> None:
     """The registry sends the push event before it links the tag: the hinted HEAD is looked
     up again after a short pause, so no pass of every tag follows (it would delete "extra")."""

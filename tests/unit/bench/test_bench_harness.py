@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import apart
+from bench import apart, wan
 from bench.compare import alternating, in_turns, on_against_off, side_by_side
 from bench.harness import _EMPTY, _MARK_SYNCED, BenchProject, run_timed
 from bench.measures import Row, Synced, floor_row, median_run
@@ -196,3 +196,27 @@ def test_the_sites_scenario_says_why_it_was_skipped_when_no_site_can_be_made(
     assert [(row.measure, row.target, row.met) for row in rows] == [
         ("skipped: prepare-site is not here", "reported", None)
     ]
+
+
+def test_the_wan_scenario_gives_both_figures_and_judges_the_wans() -> None:
+    row = wan.both_row("p50", wan=0.150, loopback=0.030, shown="ms", target="≤ 160 ms", met=True)
+
+    assert (row.ours, row.baseline, row.ratio) == ("150 ms (WAN)", "30 ms (loopback)", "5.00×")
+    assert (row.target, row.met, row.seconds) == ("≤ 160 ms", True, 0.150)
+
+
+def test_the_wan_scenario_judges_the_worker_against_skopeo_on_the_wan_only() -> None:
+    judged = wan.skopeo_row("WAN", worker=5.0, skopeo=100.0, judged=True)
+    reported = wan.skopeo_row("loopback", worker=5.0, skopeo=30.0, judged=False)
+
+    assert (judged.ratio, judged.target, judged.met) == ("0.05×", "≤ 0.1×", True)
+    assert (reported.ratio, reported.target, reported.met) == ("0.17×", "reported", None)
+
+
+def test_the_wan_scenarios_throughput_is_unique_bits_over_the_sync_against_the_link() -> None:
+    unique = 125 * 1024 * 1024  # 1048.6 Mbit: 10.49 s at the link's 100 Mbit/s
+    row = wan.throughput_row(unique, wan=12.0, loopback=2.0)
+
+    assert (row.ours, row.baseline) == ("87 Mbit/s (WAN)", "524 Mbit/s (loopback)")
+    assert (row.met, row.seconds) == (True, 12.0)  # 87 ≥ 80% of 100 Mbit/s
+    assert wan.throughput_row(unique, wan=13.5, loopback=2.0).met is False  # 78 Mbit/s
