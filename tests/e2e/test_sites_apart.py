@@ -24,40 +24,14 @@ import pytest
 from client_rig import DockerDriver
 from failover_kit import REPO, digest_on, push_tag
 from helpers import invoke, unique_prefix, write_gdk_yml
-from sites import HOME_ADDRESS, TCP_SITE, UNIX_SITE, Site, forget_docker_trust, site_up
+from sites import HOME_ADDRESS, TCP_SITE, UNIX_SITE, Site, apart_yml, forget_docker_trust, site_up
 
 from gdk_geo.node.settings import load_secondary
 from gdk_geo.project import Project
 from gdk_geo.project.secret_store import ensure_secrets
-from testkit.net import free_ports, wait_for
+from testkit.net import wait_for
 
 pytestmark = pytest.mark.docker
-
-
-def _gdk_yml(prefix: str, unix_site: Site, tcp_site: Site) -> str:
-    ports = free_ports(6)
-    return f"""\
-docker:
-  container_prefix: {prefix}
-geo:
-  nodes:
-    primary:
-      port: {ports[0]}
-      registry: {{port: {ports[1]}}}
-      address: {HOME_ADDRESS}
-    secondary:
-      port: {ports[2]}
-      registry: {{port: {ports[3]}}}
-      address: {unix_site.address}
-      docker: {{host: "{unix_site.docker_host}"}}
-      registry_replication: {{backfill_interval: 5s}}
-    dc3:
-      port: {ports[4]}
-      registry: {{port: {ports[5]}}}
-      address: {tcp_site.address}
-      docker: {{host: "{tcp_site.tcp_host}"}}
-      registry_replication: {{backfill_interval: 5s}}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +44,10 @@ def project(
     tmp_path_factory: pytest.TempPathFactory, sites: tuple[Site, Site]
 ) -> Iterator[Project]:
     root = tmp_path_factory.mktemp("sites")
-    write_gdk_yml(root, _gdk_yml(unique_prefix("s"), *sites))
+    unix_site, tcp_site = sites
+    secondary = ("secondary", unix_site.address, unix_site.docker_host)
+    dc3 = ("dc3", tcp_site.address, tcp_site.tcp_host)
+    write_gdk_yml(root, apart_yml(unique_prefix("s"), secondary, dc3))
     project = Project(root)
     cfg = project.load()
     try:

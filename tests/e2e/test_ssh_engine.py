@@ -24,36 +24,16 @@ import docker
 import pytest
 from failover_kit import digest_on, push_tag
 from helpers import invoke, unique_prefix, write_gdk_yml
-from sites import HOME_ADDRESS, Site, site_up
+from sites import Site, apart_yml, site_up
 from ssh_site import TEST_LABEL, SshEngine, sshd_on_site
 
 from gdk_geo.project import Project
-from testkit.net import free_ports, wait_for
+from testkit.net import wait_for
 
 pytestmark = pytest.mark.docker
 
 SSH_SITE = 31  # this test's own site: not the others' (7, 8, 11, 12, 21)
 SETUP_TIMEOUT = 600  # the set-up copies the registry and services images through ssh
-
-
-def _gdk_yml(prefix: str, site: Site, engine: SshEngine) -> str:
-    ports = free_ports(4)
-    return f"""\
-docker:
-  container_prefix: {prefix}
-geo:
-  nodes:
-    primary:
-      port: {ports[0]}
-      registry: {{port: {ports[1]}}}
-      address: {HOME_ADDRESS}
-    secondary:
-      port: {ports[2]}
-      registry: {{port: {ports[3]}}}
-      address: {site.address}
-      docker: {{host: "{engine.docker_host}"}}
-      registry_replication: {{backfill_interval: 5s}}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +90,8 @@ def project(
     ssh_engine: SshEngine,
 ) -> Iterator[Project]:
     root = tmp_path_factory.mktemp("ssh-project")
-    write_gdk_yml(root, _gdk_yml(unique_prefix("h"), site, ssh_engine))
+    remote = ("secondary", site.address, ssh_engine.docker_host)
+    write_gdk_yml(root, apart_yml(unique_prefix("h"), remote))
     project = Project(root)
     try:
         setup = invoke(root, "geo.setup", env=ssh_engine.env, timeout=SETUP_TIMEOUT)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from testkit import sites
+from testkit.net import free_ports
 from testkit.sites import HOME_ADDRESS, Site, unavailable
 
 __all__ = ["HOME_ADDRESS", "TCP_SITE", "UNIX_SITE", "Site", "forget_docker_trust", "site_up"]
@@ -42,3 +43,23 @@ def forget_docker_trust(addresses: list[str]) -> None:
     """Remove the CA files `geo.login` gave Docker's daemon for these registries."""
     for address in addresses:
         shutil.rmtree(DOCKER_CERTS_D / address, ignore_errors=True)
+
+
+def apart_yml(prefix: str, *remote: tuple[str, str, str]) -> str:
+    """A gdk.yml of nodes apart: `primary` on this machine's engine at `HOME_ADDRESS`, then
+    one node for each (name, address, docker.host), each on free ports, backfilling every 5 s."""
+    ports = free_ports(2 * (1 + len(remote)))
+    lines = [
+        f"docker:\n  container_prefix: {prefix}\ngeo:\n  nodes:",
+        f"    primary:\n      port: {ports[0]}\n      registry: {{port: {ports[1]}}}",
+        f"      address: {HOME_ADDRESS}",
+    ]
+    for index, (name, address, docker_host) in enumerate(remote, 1):
+        service, registry = ports[2 * index], ports[2 * index + 1]
+        lines += [
+            f"    {name}:\n      port: {service}\n      registry: {{port: {registry}}}",
+            f"      address: {address}",
+            f'      docker: {{host: "{docker_host}"}}',
+            "      registry_replication: {backfill_interval: 5s}",
+        ]
+    return "\n".join(lines) + "\n"
