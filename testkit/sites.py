@@ -11,6 +11,7 @@ tests skip (tests/support/sites.py), the benchmark reports its row as skipped
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -42,16 +43,27 @@ class Site:
         return site_up(self.number, tcp=bool(self.tcp_host))
 
 
+# One `prepare-site` at a time on this machine: every site shares this machine's 198.18.0.1
+# and the blackhole route, which the script checks and then adds or removes. Two test
+# processes running it at once (site 11's `up` beside site 8's `down`) could both see the
+# address missing and both add it ("Address already assigned"), or one remove it while the
+# other relies on it.
+LOCK = Path("/run/lock/gdkgeo-prepare-site.lock")
+
+
 def prepare(command: str, number: int, **env: str) -> subprocess.CompletedProcess[str]:
-    """`prepare-site <command> <number>`, its output captured."""
-    return subprocess.run(
-        ["bash", str(PREPARE_SITE), command, str(number)],
-        env=dict(os.environ, **env),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-    )
+    """`prepare-site <command> <number>`, its output captured, under the machine-wide lock."""
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return subprocess.run(
+            ["bash", str(PREPARE_SITE), command, str(number)],
+            env=dict(os.environ, **env),
+            capture_output=True,
+            text=True,
+            timeout=180,
+            stdin=subprocess.DEVNULL,
+        )
 
 
 def unavailable() -> str | None:

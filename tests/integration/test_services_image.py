@@ -7,14 +7,13 @@ import contextlib
 import os
 import re
 import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from helpers import REPO_ROOT
+from sites import site_up
 
 from gdk_geo.errors import GdkGeoError
 from gdk_geo.runtime import services_image
@@ -36,8 +35,7 @@ IMPORT_CHECK = (
 )
 PREFIX = f"gdkgeo-svcimage-test-{uuid.uuid4().hex[:8]}"
 # A Docker engine in a network namespace of its own: "another host" on this machine.
-PREPARE_SITE = Path(os.environ.get("GDKGEO_PREPARE_SITE", "/work/shared/ci/prepare-site"))
-SITE = "7"
+SITE = 7  # this test's own site
 
 
 @pytest.fixture
@@ -64,20 +62,13 @@ def run_in():
 def site() -> Iterator[object]:
     """A client of site 7's engine (`prepare-site up 7`), taken down again afterwards."""
     docker = pytest.importorskip("docker")
-    if not PREPARE_SITE.is_file():
-        pytest.skip(f"no {PREPARE_SITE} to start a second Docker engine with")
-    up = subprocess.run(
-        ["bash", str(PREPARE_SITE), "up", SITE], capture_output=True, text=True, check=False
-    )
+    up = site_up(SITE)
     try:
-        host = re.search(r"^DOCKER_HOST=(\S+)$", up.stdout, re.MULTILINE)
-        if up.returncode or not host:
-            pytest.skip(f"site {SITE} did not start: {(up.stderr or up.stdout).strip()[-500:]}")
-        client = docker.DockerClient(base_url=host.group(1))
+        client = docker.DockerClient(base_url=up.docker_host)
         yield client
         client.close()
     finally:
-        subprocess.run(["bash", str(PREPARE_SITE), "down", SITE], capture_output=True, check=False)
+        up.down()
 
 
 @pytest.mark.docker
