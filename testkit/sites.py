@@ -90,13 +90,23 @@ def parse_up(number: int, stdout: str) -> Site:
     )
 
 
+# `up` checks for 198.18.0.1 with `ip addr show dev lo | grep -q …` under `pipefail`: when
+# grep has its line and exits before `ip` is done writing, `ip` dies of SIGPIPE, the check
+# reads as "missing", and adding the address that is there fails ("Address already
+# assigned"). `up` is idempotent, so it is run again; the next check reads true.
+UP_ATTEMPTS = 3
+
+
 def site_up(number: int, *, tcp: bool = False) -> Site:
     """Site `number` up (idempotent); `SiteError` with the script's output when it fails.
     Callers ask `unavailable` first."""
-    done = prepare("up", number, SITE_TCP="1" if tcp else "0")
-    if done.returncode != 0:
-        raise SiteError(f"prepare-site up {number} failed:\n{done.stdout}{done.stderr}")
-    return parse_up(number, done.stdout)
+    for _ in range(UP_ATTEMPTS):
+        done = prepare("up", number, SITE_TCP="1" if tcp else "0")
+        if done.returncode == 0:
+            return parse_up(number, done.stdout)
+        if "Address already assigned" not in done.stderr:
+            break
+    raise SiteError(f"prepare-site up {number} failed:\n{done.stdout}{done.stderr}")
 
 
 def site_down(number: int) -> None:

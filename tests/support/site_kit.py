@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from testkit.sites import HOME_ADDRESS, prepare, unavailable
+from testkit.sites import HOME_ADDRESS, SiteError, prepare, site_up, unavailable
 
 SITE = 8
 
@@ -37,11 +37,11 @@ def home_address() -> Iterator[str]:
     why = unavailable()
     if why:
         pytest.skip(why)
-    up = prepare("up", SITE)
     try:
-        if up.returncode != 0:
-            reason = (up.stderr or up.stdout).strip().splitlines()[-1:] or ["no output"]
-            pytest.skip(f"prepare-site up {SITE} failed ({up.returncode}): {reason[0]}")
+        try:
+            site_up(SITE)
+        except SiteError as exc:
+            pytest.fail(str(exc))  # a site that can be made and is not is a failure
         if not _bindable(HOME_ADDRESS):
             pytest.skip(f"prepare-site up {SITE} ran, but {HOME_ADDRESS} cannot be bound here")
         yield HOME_ADDRESS
