@@ -34,6 +34,7 @@ def link(
     from gdk_geo.link.shaping import parse_duration_ms, parse_percent, parse_rate
     from gdk_geo.ops import link as link_ops
     from gdk_geo.ops import promote
+    from gdk_geo.project import links
 
     check_node(c, node)
     project = project_of(c)
@@ -63,7 +64,7 @@ def link(
         link_ops.remove_relay(project, cfg, node)
         out.print(f"{node}: plain link (no relay)", markup=False)
         return
-    shaping = link_ops.shaping_of(link_ops.links.read(project.data_dir(cfg)), node)
+    shaping = link_ops.shaping_of(links.read(project.data_dir(cfg)), node)
     if latency is not None:
         shaping = replace(shaping, latency_ms=parse_duration_ms(latency, "--latency"))
     if jitter is not None:

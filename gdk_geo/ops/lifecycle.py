@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import docker
 
@@ -21,7 +20,7 @@ from gdk_geo.pki import certs, signing, trust
 from gdk_geo.project import EXAMPLE, NodePaths, Project, ports, record
 from gdk_geo.project.secret_store import ProjectSecrets, ensure_secrets
 from gdk_geo.runtime import containers, health, services
-from gdk_geo.runtime.image import Progress, Step, ensure_registry_image, messages
+from gdk_geo.runtime.image import Progress, Step, messages
 from gdk_geo.runtime.placement import Placement
 from gdk_geo.settings import Settings
 
@@ -230,14 +229,14 @@ def setup(
     printed before the later steps, in the order things happened.
     """
     progress = progress or messages(say)
-    client = containers.engine()
+    containers.engine()  # no engine here: say so before anything is rendered
     done = reconfigure(project, force=force)
     if on_reconfigured is not None:
         on_reconfigured(done)
     cfg = done.cfg
-    image = ensure_registry_image(client, cfg.registry.image, Path(cfg.registry.binary), progress)
-    result = SetupResult(done, image.name, image.how)
     place = Placement(project, cfg, progress)
+    image = place.registry_image_here
+    result = SetupResult(done, image.name, image.how)
     claim(place)
     link.ensure_relays(project, cfg)  # the shaped links, before the services that use them
     progress(Step("starting the registry containers and Geo services"))
@@ -252,7 +251,7 @@ def setup(
 
 def restart(project: Project, node: str | None = None, *, force: bool = False) -> Reconfigured:
     """Re-render, restart the chosen nodes' containers and services, wait until healthy."""
-    containers.engine()
+    containers.engine()  # no engine here: say so before anything is rendered
     done = reconfigure(project, force=force)
     place = Placement(project, done.cfg)
     names = [node] if node else list(done.cfg.node_names)
@@ -324,8 +323,7 @@ def _on_each_site(
         except GdkGeoError as exc:
             unanswered.append(exc)
     if unanswered:
-        first = unanswered[0]
-        raise GdkGeoError(first.what, where=first.where, fix=first.fix)
+        raise unanswered[0]
     return done
 
 

@@ -185,7 +185,5 @@ def _round_trip(cfg: Settings, recorded: links.Links, node: str) -> float | None
     primary = cfg.primary_name
     if node == primary:
         return None
-    host, port = links.entry(cfg, recorded, primary, "service")
-    if recorded.shaped(node):
-        host, port = links.relay_host(cfg), recorded.nodes[node].ports[f"{primary}:service"]
+    host, port = links.first_hop(cfg, recorded, node, primary, "service")
     return probe.round_trip_ms(host, port, timeout=3.0)

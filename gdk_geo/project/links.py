@@ -134,15 +134,21 @@ def _direct(cfg: Settings, target: str, kind: str) -> str:
     return described.registry_url if kind == "registry" else described.service_url
 
 
+def first_hop(cfg: Settings, links: Links, source: str, target: str, kind: str) -> Address:
+    """Where node `source`'s connections to node `target`'s `kind` go first: `source`'s
+    relay when it is shaped, else where `target` is entered (its relay, or itself)."""
+    if links.shaped(source):
+        return relay_host(cfg), links.nodes[source].ports[f"{target}:{kind}"]
+    return entry(cfg, links, target, kind)
+
+
 def reach(cfg: Settings, links: Links, source: str, target: str, kind: str) -> str:
     """The URL node `source` reaches node `target`'s registry or Geo service at: through
-    `source`'s relay when it is shaped, into `target`'s when that is, else directly (and
-    always directly to itself)."""
+    the relays on the way (`first_hop`), else directly, by name (and always directly to
+    itself)."""
     if source == target or not (links.shaped(source) or links.shaped(target)):
         return _direct(cfg, target, kind)
-    host, port = entry(cfg, links, target, kind)
-    if links.shaped(source):
-        host, port = relay_host(cfg), links.nodes[source].ports[f"{target}:{kind}"]
+    host, port = first_hop(cfg, links, source, target, kind)
     return url("https" if kind == "registry" else "http", host, port)
 
 

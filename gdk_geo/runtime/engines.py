@@ -184,7 +184,7 @@ class Engines:
         """The CLI's own engine: where images are built before they travel."""
         local = Engine()
         if local not in self._clients:
-            self._clients[local] = connect(Node("local", False, 0, 0, "localhost"))
+            self._clients[local] = containers.engine()
         return self._clients[local]
 
     def is_remote(self, node: str) -> bool:

@@ -14,6 +14,7 @@ engine (offline) and loaded into each other engine that lacks them, once per tas
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import docker
@@ -25,7 +26,7 @@ from gdk_geo.project import NodePaths, Project
 from gdk_geo.render import node_config_hash
 from gdk_geo.runtime import containers, service_containers, services, sites
 from gdk_geo.runtime.engines import Engines
-from gdk_geo.runtime.image import Progress, ensure_registry_image, messages
+from gdk_geo.runtime.image import ImageResult, Progress, ensure_registry_image, messages
 from gdk_geo.runtime.services_image import PYTHON, copy_image, ensure_services_image
 from gdk_geo.settings import Settings
 from gdk_geo.settings.topology import Engine
@@ -39,7 +40,6 @@ class Placement:
     cfg: Settings
     progress: Progress = field(default=messages(lambda _message: None))
     engines: Engines = field(init=False)
-    _made: dict[str, str] = field(default_factory=dict, init=False)  # kind -> image here
     _copied: set[tuple[str, Engine]] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
@@ -66,17 +66,21 @@ class Placement:
 
     # Images.
 
+    @cached_property
+    def registry_image_here(self) -> ImageResult:
+        """The registry image on the CLI's engine (pulled or built once a task), and how."""
+        binary = Path(self.cfg.registry.binary)
+        return ensure_registry_image(
+            self.engines.local, self.cfg.registry.image, binary, self.progress
+        )
+
+    @cached_property
+    def services_image_here(self) -> str:
+        """The services image on the CLI's engine, built once a task when it is not there."""
+        return ensure_services_image(self.engines.local, self.progress)
+
     def _made_here(self, kind: str) -> str:
-        """The registry or services image on the CLI's engine, pulled or built once a task."""
-        if kind not in self._made:
-            local = self.engines.local
-            if kind == "registry":
-                binary = Path(self.cfg.registry.binary)
-                made = ensure_registry_image(local, self.cfg.registry.image, binary, self.progress)
-                self._made[kind] = made.name
-            else:
-                self._made[kind] = ensure_services_image(local, self.progress)
-        return self._made[kind]
+        return self.registry_image_here.name if kind == "registry" else self.services_image_here
 
     def _image_on(self, node: str, kind: str) -> str:
         """The registry or services image, present on `node`'s engine (loaded into it from

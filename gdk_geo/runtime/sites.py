@@ -192,7 +192,8 @@ def fetch(
                 continue
             target = into / (Path(relative).name + suffix)
             target.write_bytes(extracted.read())
-            wanted = wanted or (target if suffix == "" else None)
+            if suffix == "":
+                wanted = target
     return wanted
 
 
