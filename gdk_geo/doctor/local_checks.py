@@ -188,7 +188,11 @@ def _remote_tracking_db(ctx: Context, node: str) -> Outcome:
     where = f"{path} in volume {ctx.place.names(node).root_volume}"
     found = ctx.place.run_python(node, _REMOTE_PROBE, path)
     if found is None:
-        return failed(f"the worker's container on {ctx.place.engine_label(node)} is not running")
+        return failed(
+            f"the worker's container {ctx.place.names(node).service} on "
+            f"{ctx.place.engine_label(node)} is not running: nothing there can open it",
+            f"`invoke geo.restart --node {node}` (starts the worker's container again)",
+        )
     problem = json.loads(found)
     if problem is not None:
         return failed(*problem)

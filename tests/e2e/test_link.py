@@ -111,6 +111,24 @@ def test_a_partition_is_a_check_failure_whose_printed_fix_ends_it(project: Proje
     assert "✓ every shaped link carries traffic" in again
 
 
+def test_a_relay_that_does_not_run_is_a_check_failure_whose_printed_fix_starts_it(
+    project: Project,
+) -> None:
+    (relay,) = _relays(project)
+    relay.terminate()  # as a reboot would leave it: the record asks for a relay, none runs
+    relay.wait(10)
+
+    checked = invoke(project.root, "geo.check")
+    assert checked.returncode != 0
+    assert "✗ every shaped link carries traffic" in checked.stdout, checked.stdout
+    fix = re.search(r"fix:\s+`(invoke geo\.setup)`", checked.stdout)
+    assert fix, checked.stdout
+    _must(project, *shlex.split(fix.group(1))[1:])  # the fix, as printed
+
+    assert len(_relays(project)) == 1
+    assert "✓ every shaped link carries traffic" in invoke(project.root, "geo.check").stdout
+
+
 def _caught_up(cfg) -> bool:
     status = replication_status(cfg, "secondary")
     counts = status["counts"]

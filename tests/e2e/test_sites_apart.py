@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Iterator
 
 import docker
@@ -121,10 +122,30 @@ def test_docker_push_to_the_primary_is_pulled_by_digest_from_each_site(
         docker_cli.pull(f"{cfg.node(node).registry_address}/{REPO}@{digest}")
 
 
-def test_geo_verify_is_clean_across_engines(project: Project) -> None:
-    verified = invoke(project.root, "geo.verify")
+def _settled(project: Project) -> bool:
+    """Whether every secondary's worker has read every event and has no sync waiting or in
+    flight (`geo.status` asks each with the node token: they listen beyond loopback)."""
+    status = json.loads(invoke(project.root, "geo.status", "--json").stdout)
+    for info in status["nodes"].values():
+        if info["role"] != "secondary":
+            continue
+        replication = info.get("replication") or {"lag": None, "counts": {}}
+        counts = replication["counts"]
+        if replication["lag"] != 0 or counts.get("pending") or counts.get("started"):
+            return False
+    return True
 
+
+def _verified(project: Project) -> None:
+    """`geo.verify` clean, once what is in flight (a check's probe, pushed then deleted) has
+    replicated: verify compares the registries as they are at that moment."""
+    wait_for("every secondary settled", lambda: _settled(project), timeout=60)
+    verified = invoke(project.root, "geo.verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_geo_verify_is_clean_across_engines(project: Project) -> None:
+    _verified(project)
 
 
 def test_a_shaped_link_to_a_site_carries_replication_through_this_machine(
@@ -177,7 +198,7 @@ def test_stop_and_setup_stop_and_start_what_runs_on_every_engine(
 
     started = invoke(project.root, "geo.setup")
     assert started.returncode == 0, started.stdout + started.stderr
-    assert invoke(project.root, "geo.verify").returncode == 0
+    _verified(project)
 
 
 def test_a_site_service_refuses_every_api_without_its_credential(project: Project) -> None:
@@ -236,8 +257,7 @@ def test_a_forced_promotion_with_the_primary_site_stopped_then_reconcile(
     assert back.returncode == 0, back.stdout + back.stderr
     reconciled = invoke(project.root, "geo.reconcile", "--node", "secondary", "--yes")
     assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
-    verified = invoke(project.root, "geo.verify")
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+    _verified(project)
 
 
 def test_an_engine_that_does_not_answer_is_a_check_failure_and_one_line_errors(
@@ -263,8 +283,55 @@ def test_an_engine_that_does_not_answer_is_a_check_failure_and_one_line_errors(
         assert "the Docker engine of node dc3" in failed.stdout + failed.stderr
     finally:
         tcp_site.up()
-    again = invoke(project.root, "geo.setup")
-    assert again.returncode == 0, again.stdout + again.stderr
+    # The ✗'s fix: the engine started, the command run again. The engine answers now; the
+    # site lost its containers with it, and that ✗ prints its own fix, run as printed.
+    again = invoke(project.root, "geo.check")
+    assert "✓ Docker engine answers" in again.stdout, again.stdout
+    _run_printed_fix(project, again.stdout, "registry containers are running")
+    assert _check_line(project, "registry containers are running").startswith("✓")
+
+
+def _check_line(project: Project, title: str) -> str:
+    checked = invoke(project.root, "geo.check").stdout
+    return next(line for line in checked.splitlines() if title in line)
+
+
+def _run_printed_fix(project: Project, checked: str, title: str) -> None:
+    """Run the fix `geo.check` printed under the ✗ of `title`, verbatim."""
+    after = checked.split(f"✗ {title}", 1)
+    assert len(after) == 2, checked
+    fix = re.search(r"fix:\s+`(invoke [^`]+)`", after[1])
+    assert fix, checked
+    done = invoke(project.root, *shlex.split(fix.group(1))[1:])
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_site_worker_that_does_not_run_is_a_check_failure_whose_fix_starts_it(
+    project: Project, sites: tuple[Site, Site]
+) -> None:
+    prefix = project.load().docker.container_prefix
+    _engine(sites[0]).containers.get(f"{prefix}-secondary-geo").stop()
+
+    checked = invoke(project.root, "geo.check")
+    assert checked.returncode != 0
+    assert "secondary-geo on unix:///run/gdkgeo-site11" in checked.stdout, checked.stdout
+    _run_printed_fix(project, checked.stdout, "the tracking database is writable")
+    assert _check_line(project, "the tracking database is writable").startswith("✓")
+
+
+def test_an_image_missing_on_a_site_is_a_check_failure_whose_fix_loads_it(
+    project: Project, sites: tuple[Site, Site]
+) -> None:
+    site = _engine(sites[1])
+    prefix = project.load().docker.container_prefix
+    image = site.containers.get(f"{prefix}-dc3-registry").attrs["Config"]["Image"]
+    site.images.remove(image, force=True)  # its tag: the running registry keeps its layers
+
+    checked = invoke(project.root, "geo.check")
+    assert checked.returncode != 0
+    assert f"{image} is not on the engine of dc3" in checked.stdout, checked.stdout
+    _run_printed_fix(project, checked.stdout, "registry image is present")
+    assert _check_line(project, "registry image is present").startswith("✓")
 
 
 def test_destroy_with_data_leaves_nothing_of_the_project_on_any_engine(
